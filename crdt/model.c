@@ -1,0 +1,1121 @@
+/*
+ * crdt/model.c — applying ops to the mail model and settling UIDs.
+ * The rules are in model.h; the records in model_int.h.
+ */
+#include "crdt/model_int.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "common/error.h"
+#include "crdt/dotlist.h"
+
+/* ------------------------------------------------------------------ */
+/* small helpers                                                       */
+
+static int grow(void **p, size_t *cap, size_t need, size_t size)
+{
+	if (need <= *cap)
+		return 0;
+	size_t ncap = *cap ? *cap : 8;
+	while (ncap < need)
+		ncap *= 2;
+	void *np = realloc(*p, ncap * size);
+	if (!np)
+		return err_set(MCRDT_ENOMEM, "out of memory (%zu records of %zu bytes)", ncap, size);
+	*p = np;
+	*cap = ncap;
+	return 0;
+}
+#define GROW(arr, cap, need) grow((void **)&(arr), &(cap), (need), sizeof *(arr))
+
+void crdt_oplist_free(crdt_oplist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		crdt_op_free(&l->ops[i]);
+	free(l->ops);
+	l->ops = NULL;
+	l->n = l->cap = 0;
+}
+
+int crdt_oplist_push(crdt_oplist *l, crdt_op *op)
+{
+	int rc = GROW(l->ops, l->cap, l->n + 1);
+	if (rc)
+		return rc;
+	l->ops[l->n++] = *op;
+	crdt_op_init(op, op->type);
+	return 0;
+}
+
+static int rix_find(const crdt_model *m, uint64_t replica, uint32_t *out)
+{
+	const uint64_t *v = hmap_get(&m->rixmap, replica);
+	if (!v)
+		return MCRDT_ENOTFOUND;
+	*out = (uint32_t)*v;
+	return 0;
+}
+
+static int rix_intern(crdt_model *m, uint64_t replica, uint32_t *out)
+{
+	if (rix_find(m, replica, out) == 0)
+		return 0;
+	if (replica == 0 || replica == HMAP_EMPTY)
+		return err_set(MCRDT_ECORRUPT, "invalid replica id %" PRIx64, replica);
+	if (m->nrep > RIX_MAX)
+		return err_set(MCRDT_ERANGE, "more than %u replicas", RIX_MAX + 1);
+	int rc;
+	if ((rc = GROW(m->rep, m->caprep, m->nrep + 1)))
+		return rc;
+	size_t cap = m->caprep;
+	uint64_t *ncc = realloc(m->cc, cap * sizeof *ncc);
+	if (!ncc)
+		return err_set(MCRDT_ENOMEM, "out of memory adding a replica");
+	m->cc = ncc;
+	if ((rc = hmap_put(&m->rixmap, replica, m->nrep)))
+		return rc;
+	m->rep[m->nrep] = replica;
+	m->cc[m->nrep] = 0;
+	*out = (uint32_t)m->nrep++;
+	return 0;
+}
+
+crdt_dot dot_of(const crdt_model *m, pdot d)
+{
+	return (crdt_dot){ m->rep[pdot_rix(d)], pdot_ctr(d) };
+}
+
+/* The packed form of a dot whose replica is known, else HMAP_EMPTY. */
+static pdot pdot_of(const crdt_model *m, crdt_dot d)
+{
+	uint32_t rix;
+	if (d.counter == 0 || d.counter > PDOT_CTR_MAX || rix_find(m, d.replica, &rix))
+		return HMAP_EMPTY;
+	return pdot_make(rix, d.counter);
+}
+
+/* Whether the model has applied the op named by d. */
+static bool seen(const crdt_model *m, crdt_dot d)
+{
+	uint32_t rix;
+	return d.counter && rix_find(m, d.replica, &rix) == 0 && d.counter <= m->cc[rix];
+}
+
+static bool covered(const crdt_model *m, const crdt_vv *deps, pdot d)
+{
+	return pdot_ctr(d) <= crdt_vv_base(deps, m->rep[pdot_rix(d)]);
+}
+
+int mbox_index(const crdt_model *m, crdt_dot guid, uint32_t *out)
+{
+	pdot p = pdot_of(m, guid);
+	const uint64_t *v = p == HMAP_EMPTY ? NULL : hmap_get(&m->mboxids, p);
+	if (!v)
+		return MCRDT_ENOTFOUND;
+	*out = (uint32_t)*v;
+	return 0;
+}
+
+int msg_index(const crdt_model *m, crdt_dot guid, uint32_t *out)
+{
+	pdot p = pdot_of(m, guid);
+	const uint64_t *v = p == HMAP_EMPTY ? NULL : hmap_get(&m->guids, p);
+	if (!v)
+		return MCRDT_ENOTFOUND;
+	*out = (uint32_t)*v;
+	return 0;
+}
+
+const struct nameval *mbox_name(const struct mbox *b)
+{
+	const struct nameval *w = NULL;
+	for (size_t i = 0; i < b->nnames; i++) {
+		const struct nameval *v = &b->names[i];
+		if (!w || v->dot.counter > w->dot.counter ||
+		    (v->dot.counter == w->dot.counter && v->dot.replica > w->dot.replica))
+			w = v;
+	}
+	return w;
+}
+
+static int flag_intern(crdt_model *m, const char *name, size_t len, uint32_t *out)
+{
+	uint64_t h = XXH3_64bits(name, len);
+	for (;; h++) {
+		if (h == HMAP_EMPTY)
+			continue;
+		const uint64_t *v = hmap_get(&m->flagids, h);
+		if (!v)
+			break;
+		const char *s = m->flagnames[*v];
+		if (strlen(s) == len && memcmp(s, name, len) == 0) {
+			*out = (uint32_t)*v;
+			return 0;
+		}
+	}
+	int rc = GROW(m->flagnames, m->capflagnames, m->nflagnames + 1);
+	if (rc)
+		return rc;
+	char *c = malloc(len + 1);
+	if (!c)
+		return err_set(MCRDT_ENOMEM, "out of memory interning a flag");
+	memcpy(c, name, len);
+	c[len] = '\0';
+	if ((rc = hmap_put(&m->flagids, h, m->nflagnames))) {
+		free(c);
+		return rc;
+	}
+	m->flagnames[m->nflagnames] = c;
+	*out = (uint32_t)m->nflagnames++;
+	return 0;
+}
+
+static void mark_dirty(crdt_model *m, uint32_t i)
+{
+	struct msg *x = &m->msgs[i];
+	if (x->state & MSG_DIRTY)
+		return;
+	if (GROW(m->dirty, m->capdirty, m->ndirty + 1))
+		return; /* settle also rescans on names_dirty; ENOMEM is reported there */
+	x->state |= MSG_DIRTY;
+	m->dirty[m->ndirty++] = i;
+}
+
+/* ------------------------------------------------------------------ */
+/* lifecycle                                                           */
+
+int crdt_model_new(crdt_model **out, uint64_t replica)
+{
+	if (replica == 0 || replica == HMAP_EMPTY)
+		return err_set(MCRDT_EINVAL, "replica id must not be 0");
+	crdt_model *m = calloc(1, sizeof *m);
+	if (!m)
+		return err_set(MCRDT_ENOMEM, "out of memory creating a model");
+	hmap_init(&m->rixmap);
+	hmap_init(&m->guids);
+	hmap_init(&m->flagids);
+	hmap_init(&m->mboxids);
+	hmap_init(&m->claims);
+	hmap_init(&m->xclaims);
+	hmap_init(&m->pendids);
+	crdt_orset_init(&m->subs);
+	m->self = replica;
+	m->freemsg = NONE;
+	m->freef = NONE;
+	uint32_t rix;
+	int rc = rix_intern(m, replica, &rix);
+	if (rc) {
+		crdt_model_free(m);
+		return rc;
+	}
+	*out = m;
+	return 0;
+}
+
+void crdt_model_free(crdt_model *m)
+{
+	if (!m)
+		return;
+	free(m->rep);
+	free(m->cc);
+	hmap_free(&m->rixmap);
+	free(m->msgs);
+	hmap_free(&m->guids);
+	free(m->fpool);
+	for (size_t i = 0; i < m->nflagnames; i++)
+		free(m->flagnames[i]);
+	free(m->flagnames);
+	hmap_free(&m->flagids);
+	for (size_t i = 0; i < m->nmboxes; i++) {
+		struct mbox *b = &m->mboxes[i];
+		free(b->exists);
+		for (size_t k = 0; k < b->nnames; k++)
+			free(b->names[k].name);
+		free(b->names);
+		free(b->members);
+	}
+	free(m->mboxes);
+	hmap_free(&m->mboxids);
+	hmap_free(&m->claims);
+	hmap_free(&m->xclaims);
+	crdt_orset_free(&m->subs);
+	free(m->dirty);
+	for (size_t i = 0; i < m->npending; i++)
+		crdt_op_free(&m->pending[i]);
+	free(m->pending);
+	hmap_free(&m->pendids);
+	free(m);
+}
+
+uint64_t crdt_model_replica(const crdt_model *m)
+{
+	return m->self;
+}
+
+/* ------------------------------------------------------------------ */
+/* messages and flags                                                  */
+
+static void flags_clear(crdt_model *m, struct msg *x)
+{
+	uint32_t f = x->flags;
+	while (f != NONE) {
+		uint32_t next = m->fpool[f].next;
+		m->fpool[f].next = m->freef;
+		m->freef = f;
+		m->nf--;
+		f = next;
+	}
+	x->flags = NONE;
+}
+
+static int fdot_new(crdt_model *m, struct msg *x, pdot dot, uint32_t flag)
+{
+	uint32_t f = m->freef;
+	if (f != NONE) {
+		m->freef = m->fpool[f].next;
+	} else {
+		/* No free slot: every slot below nf is in use. */
+		int rc = GROW(m->fpool, m->capf, m->nf + 1);
+		if (rc)
+			return rc;
+		f = (uint32_t)m->nf;
+	}
+	m->fpool[f] = (struct fdot){ dot, flag, x->flags };
+	x->flags = f;
+	m->nf++;
+	return 0;
+}
+
+/* Drops the message's dots for flag (or for every flag when flag is NONE)
+ * that deps covers. */
+static void flags_drop_covered(crdt_model *m, struct msg *x, uint32_t flag, const crdt_vv *deps)
+{
+	uint32_t *link = &x->flags;
+	while (*link != NONE) {
+		struct fdot *d = &m->fpool[*link];
+		if ((flag == NONE || d->flag == flag) && covered(m, deps, d->dot)) {
+			uint32_t f = *link;
+			*link = d->next;
+			d->next = m->freef;
+			m->freef = f;
+			m->nf--;
+		} else {
+			link = &d->next;
+		}
+	}
+}
+
+static void msg_remove(crdt_model *m, uint32_t i)
+{
+	struct msg *x = &m->msgs[i];
+	struct mbox *b = &m->mboxes[x->mbox];
+	uint32_t last = b->members[--b->nmembers];
+	b->members[x->pos] = last;
+	m->msgs[last].pos = x->pos;
+	flags_clear(m, x);
+	hmap_del(&m->guids, x->guid);
+	if (x->state & MSG_XCLAIMS)
+		for (size_t s = 0; s < m->nmboxes; s++)
+			hmap_del(&m->xclaims, (uint64_t)s << 32 | i);
+	x->state = 0; /* a dirty-queue entry for it is skipped by settle */
+	x->shown = 0;
+	x->mbox = m->freemsg;
+	m->freemsg = i;
+	m->live--;
+}
+
+static uint32_t newest_claim(const crdt_model *m, uint32_t i, uint32_t space)
+{
+	const struct msg *x = &m->msgs[i];
+	if (space == x->mbox)
+		return x->claim;
+	if (!(x->state & MSG_XCLAIMS))
+		return 0;
+	const uint64_t *v = hmap_get(&m->xclaims, (uint64_t)space << 32 | i);
+	return v ? (uint32_t)*v : 0;
+}
+
+static bool burned(const crdt_model *m, uint32_t space, uint32_t uid)
+{
+	const uint64_t *v = hmap_get(&m->claims, (uint64_t)space << 32 | uid);
+	return v && *v == CLAIM_BURNED;
+}
+
+/* Records a claim of uid in space for the message mguid (live or not). */
+static int claim_record(crdt_model *m, uint32_t space, pdot mguid, uint32_t uid)
+{
+	uint64_t key = (uint64_t)space << 32 | uid;
+	uint64_t *v = hmap_get(&m->claims, key);
+	int rc;
+	if (!v) {
+		if ((rc = hmap_put(&m->claims, key, mguid)))
+			return rc;
+	} else if (*v != mguid && *v != CLAIM_BURNED) {
+		const uint64_t *other = hmap_get(&m->guids, *v);
+		*v = CLAIM_BURNED;
+		if (other)
+			mark_dirty(m, (uint32_t)*other);
+	}
+	struct mbox *b = &m->mboxes[space];
+	if (uid > b->hi)
+		b->hi = uid;
+	const uint64_t *mi = hmap_get(&m->guids, mguid);
+	if (!mi)
+		return 0;
+	uint32_t i = (uint32_t)*mi;
+	struct msg *x = &m->msgs[i];
+	if (space == x->mbox) {
+		if (uid > x->claim)
+			x->claim = uid;
+	} else if (uid > newest_claim(m, i, space)) {
+		if ((rc = hmap_put(&m->xclaims, (uint64_t)space << 32 | i, uid)))
+			return rc;
+		x->state |= MSG_XCLAIMS;
+	}
+	mark_dirty(m, i);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* applying ops                                                        */
+
+static int bad_ref(const crdt_op *op, const char *what)
+{
+	return err_set(MCRDT_ECORRUPT, "%s op %" PRIx64 ".%" PRIu64 " names %s outside its causal past",
+		       crdt_op_type_name(op->type), op->id.replica, op->id.counter, what);
+}
+
+/* Adds dot to the mailbox's existence set, replacing covered dots. */
+static int mbox_assert(crdt_model *m, uint32_t bi, crdt_dot dot, const crdt_vv *deps)
+{
+	struct mbox *b = &m->mboxes[bi];
+	b->nexists = dots_drop_covered(b->exists, b->nexists, deps);
+	int rc = dots_push(&b->exists, &b->nexists, &b->capexists, dot);
+	if (rc)
+		return rc;
+	if (!b->live) {
+		b->live = true;
+		m->names_dirty = true;
+	}
+	return 0;
+}
+
+static int apply_create(crdt_model *m, const crdt_op *op)
+{
+	int rc;
+	if ((rc = GROW(m->mboxes, m->capmboxes, m->nmboxes + 1)))
+		return rc;
+	struct mbox *b = &m->mboxes[m->nmboxes];
+	memset(b, 0, sizeof *b);
+	b->guid = op->id;
+	b->uidvalidity = op->uidvalidity;
+	b->canon = (uint32_t)m->nmboxes;
+	b->names = malloc(sizeof *b->names);
+	char *name = malloc(op->name.len + 1);
+	if (!b->names || !name ||
+	    (rc = dots_push(&b->exists, &b->nexists, &b->capexists, op->id)) ||
+	    (rc = hmap_put(&m->mboxids, pdot_of(m, op->id), m->nmboxes))) {
+		free(b->names);
+		free(name);
+		free(b->exists);
+		return rc ? rc : err_set(MCRDT_ENOMEM, "out of memory creating a mailbox");
+	}
+	memcpy(name, op->name.s, op->name.len + 1);
+	b->names[0] = (struct nameval){ op->id, name, op->name.len };
+	b->nnames = 1;
+	b->live = true;
+	m->nmboxes++;
+	m->names_dirty = true;
+	return 0;
+}
+
+static int apply_rename(crdt_model *m, const crdt_op *op, uint32_t bi)
+{
+	struct mbox *b = &m->mboxes[bi];
+	char *name = malloc(op->name.len + 1);
+	struct nameval *nv = realloc(b->names, (b->nnames + 1) * sizeof *nv);
+	if (!name || !nv) {
+		free(name);
+		if (nv)
+			b->names = nv;
+		return err_set(MCRDT_ENOMEM, "out of memory renaming a mailbox");
+	}
+	b->names = nv;
+	memcpy(name, op->name.s, op->name.len + 1);
+	size_t k = 0;
+	for (size_t i = 0; i < b->nnames; i++) {
+		if (crdt_vv_contains(&op->deps, nv[i].dot))
+			free(nv[i].name);
+		else
+			nv[k++] = nv[i];
+	}
+	nv[k++] = (struct nameval){ op->id, name, op->name.len };
+	b->nnames = k;
+	m->names_dirty = true;
+	return 0;
+}
+
+static void apply_delete(crdt_model *m, const crdt_op *op, uint32_t bi)
+{
+	struct mbox *b = &m->mboxes[bi];
+	b->nexists = dots_drop_covered(b->exists, b->nexists, &op->deps);
+	for (size_t k = 0; k < b->nmembers;) {
+		uint32_t i = b->members[k];
+		if (covered(m, &op->deps, m->msgs[i].guid))
+			msg_remove(m, i); /* swaps another member into slot k */
+		else
+			k++;
+	}
+	if (b->nexists == 0 && b->live) {
+		b->live = false;
+		m->names_dirty = true;
+	}
+}
+
+static int apply_add_msg(crdt_model *m, const crdt_op *op, uint32_t bi, uint32_t space)
+{
+	int rc;
+	uint32_t flagids[CRDT_FLAGS_MAX];
+	for (size_t k = 0; k < op->nflags; k++)
+		if ((rc = flag_intern(m, op->flags[k].s, op->flags[k].len, &flagids[k])))
+			return rc;
+	if (m->freemsg == NONE && (rc = GROW(m->msgs, m->capmsgs, m->nmsgs + 1)))
+		return rc;
+	struct mbox *b = &m->mboxes[bi];
+	if ((rc = GROW(b->members, b->capmembers, b->nmembers + 1)))
+		return rc;
+	pdot g = pdot_of(m, op->id);
+	uint32_t i = m->freemsg != NONE ? m->freemsg : (uint32_t)m->nmsgs;
+	if ((rc = hmap_put(&m->guids, g, i)))
+		return rc;
+	if ((rc = mbox_assert(m, bi, op->id, &op->deps))) {
+		hmap_del(&m->guids, g);
+		return rc;
+	}
+	if (i == m->freemsg)
+		m->freemsg = m->msgs[i].mbox;
+	else
+		m->nmsgs++;
+	struct msg *x = &m->msgs[i];
+	*x = (struct msg){ g, bi, (uint32_t)b->nmembers, NONE, 0, 0, 0, MSG_LIVE };
+	b->members[b->nmembers++] = i;
+	m->live++;
+	for (size_t k = 0; k < op->nflags; k++)
+		if ((rc = fdot_new(m, x, g, flagids[k])))
+			return rc;
+	mark_dirty(m, i);
+	return claim_record(m, space, g, op->uid);
+}
+
+static int apply_flags(crdt_model *m, const crdt_op *op, uint32_t i)
+{
+	struct msg *x = &m->msgs[i];
+	uint32_t flagids[CRDT_FLAGS_MAX];
+	int rc;
+	for (size_t k = 0; k < op->nflags; k++)
+		if ((rc = flag_intern(m, op->flags[k].s, op->flags[k].len, &flagids[k])))
+			return rc;
+	if (op->type == CRDT_OP_FLAGS_SET)
+		flags_drop_covered(m, x, NONE, &op->deps);
+	else
+		for (size_t k = 0; k < op->nflags; k++)
+			flags_drop_covered(m, x, flagids[k], &op->deps);
+	if (op->type == CRDT_OP_FLAGS_REMOVE)
+		return 0;
+	pdot d = pdot_of(m, op->id);
+	for (size_t k = 0; k < op->nflags; k++)
+		if ((rc = fdot_new(m, x, d, flagids[k])))
+			return rc;
+	return 0;
+}
+
+/*
+ * Applies an op whose dependencies are all present. Every reference is
+ * checked before anything changes, so an invalid op leaves no trace.
+ */
+static int apply(crdt_model *m, const crdt_op *op)
+{
+	uint32_t rix, bi = NONE, si = NONE, mi = NONE;
+	int rc;
+	if ((rc = rix_intern(m, op->id.replica, &rix)))
+		return rc;
+	/* A peer may only name what its op had observed. */
+	if (op->mbox.replica && (!crdt_vv_contains(&op->deps, op->mbox) || mbox_index(m, op->mbox, &bi)))
+		return bad_ref(op, "a mailbox");
+	if (op->space.replica &&
+	    (!crdt_vv_contains(&op->deps, op->space) || mbox_index(m, op->space, &si)))
+		return bad_ref(op, "a UID space");
+	if (op->msg.replica) {
+		if (!seen(m, op->msg) || !crdt_vv_contains(&op->deps, op->msg))
+			return bad_ref(op, "a message");
+		if (msg_index(m, op->msg, &mi))
+			mi = NONE; /* expunged already */
+	}
+	switch (op->type) {
+	case CRDT_OP_MBOX_CREATE: rc = apply_create(m, op); break;
+	case CRDT_OP_MBOX_RENAME: rc = apply_rename(m, op, bi); break;
+	case CRDT_OP_MBOX_DELETE: apply_delete(m, op, bi); break;
+	case CRDT_OP_SUBSCRIBE:
+	case CRDT_OP_UNSUBSCRIBE:
+		rc = (op->type == CRDT_OP_SUBSCRIBE ? crdt_orset_add : crdt_orset_remove)(
+			&m->subs, op->name.s, op->name.len, op->id, &op->deps);
+		break;
+	case CRDT_OP_APPEND:
+	case CRDT_OP_COPY:
+	case CRDT_OP_MOVE:
+		rc = apply_add_msg(m, op, bi, si);
+		if (!rc && op->type == CRDT_OP_MOVE && mi != NONE)
+			msg_remove(m, mi); /* after the add: a failed add removes nothing */
+		break;
+	case CRDT_OP_EXPUNGE:
+		if (mi != NONE)
+			msg_remove(m, mi);
+		break;
+	case CRDT_OP_FLAGS_ADD:
+	case CRDT_OP_FLAGS_REMOVE:
+	case CRDT_OP_FLAGS_SET:
+		if (mi != NONE)
+			rc = apply_flags(m, op, mi);
+		break;
+	case CRDT_OP_CLAIM: rc = claim_record(m, si, pdot_of(m, op->msg), op->uid); break;
+	}
+	if (rc)
+		return rc;
+	m->cc[rix] = op->id.counter;
+	return 0;
+}
+
+static bool ready(const crdt_model *m, const crdt_op *op, uint32_t rix)
+{
+	if (m->cc[rix] + 1 != op->id.counter)
+		return false;
+	for (size_t k = 0; k < op->deps.n; k++) {
+		const struct crdt_vv_entry *e = &op->deps.e[k];
+		uint32_t r;
+		uint64_t have = rix_find(m, e->replica, &r) == 0 ? m->cc[r] : 0;
+		if (have < e->base)
+			return false;
+	}
+	return true;
+}
+
+static void pending_drop(crdt_model *m, size_t k)
+{
+	hmap_del(&m->pendids, pdot_of(m, m->pending[k].id));
+	crdt_op_free(&m->pending[k]);
+	if (k != --m->npending) {
+		m->pending[k] = m->pending[m->npending];
+		hmap_put(&m->pendids, pdot_of(m, m->pending[k].id), k); /* overwrite: no growth */
+	}
+}
+
+/* Applies buffered ops that have become ready, until none is. */
+static void drain(crdt_model *m)
+{
+	bool progress = true;
+	while (progress && m->npending) {
+		progress = false;
+		for (uint32_t r = 0; r < m->nrep && m->npending; r++) {
+			if (m->cc[r] >= PDOT_CTR_MAX)
+				continue;
+			const uint64_t *k = hmap_get(&m->pendids, pdot_make(r, m->cc[r] + 1));
+			if (!k || !ready(m, &m->pending[*k], r))
+				continue;
+			size_t at = (size_t)*k;
+			if (apply(m, &m->pending[at]))
+				m->rejected++; /* invalid once its past arrived: dropped */
+			pending_drop(m, at);
+			progress = true;
+		}
+	}
+}
+
+int crdt_model_receive(crdt_model *m, const crdt_op *op)
+{
+	int rc = crdt_op_validate(op);
+	if (rc)
+		return rc;
+	if (op->id.counter > PDOT_CTR_MAX)
+		return err_set(MCRDT_ERANGE, "op counter %" PRIu64 " out of range", op->id.counter);
+	uint32_t rix;
+	if ((rc = rix_intern(m, op->id.replica, &rix)))
+		return rc;
+	if (op->id.counter <= m->cc[rix] || hmap_get(&m->pendids, pdot_make(rix, op->id.counter)))
+		return MCRDT_EDUPLICATE;
+	if (ready(m, op, rix)) {
+		if ((rc = apply(m, op)))
+			return rc;
+		drain(m);
+		return 0;
+	}
+	if ((rc = GROW(m->pending, m->cappending, m->npending + 1)))
+		return rc;
+	if ((rc = crdt_op_copy(&m->pending[m->npending], op)))
+		return rc;
+	if ((rc = hmap_put(&m->pendids, pdot_make(rix, op->id.counter), m->npending))) {
+		crdt_op_free(&m->pending[m->npending]);
+		return rc;
+	}
+	m->npending++;
+	return MCRDT_EPENDING;
+}
+
+size_t crdt_model_pending(const crdt_model *m)
+{
+	return m->npending;
+}
+
+/* ------------------------------------------------------------------ */
+/* local ops                                                           */
+
+/* Names op as this replica's next and gives it the context as deps. */
+static int stamp(crdt_model *m, crdt_op *op)
+{
+	op->id = (crdt_dot){ m->self, m->cc[0] + 1 };
+	crdt_vv_clear(&op->deps);
+	for (size_t r = 0; r < m->nrep; r++) {
+		if (m->cc[r]) {
+			int rc = crdt_vv_set_base(&op->deps, m->rep[r], m->cc[r]);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* Stamps, applies and hands over a local op; op is consumed either way. */
+static int issue(crdt_model *m, crdt_oplist *out, crdt_op *op)
+{
+	int rc = stamp(m, op);
+	if (!rc)
+		rc = crdt_op_validate(op);
+	if (!rc)
+		rc = apply(m, op);
+	if (!rc)
+		rc = crdt_oplist_push(out, op);
+	crdt_op_free(op);
+	return rc;
+}
+
+static int recompute_groups(crdt_model *m);
+
+/* The canonical index of the visible mailbox a GUID belongs to. */
+static int visible_mbox(crdt_model *m, crdt_dot guid, uint32_t *out)
+{
+	uint32_t bi;
+	int rc;
+	if (mbox_index(m, guid, &bi) || !m->mboxes[bi].live)
+		return err_set(MCRDT_ENOTFOUND, "no mailbox %" PRIx64 ".%" PRIu64, guid.replica,
+			       guid.counter);
+	if ((rc = recompute_groups(m)))
+		return rc;
+	*out = m->mboxes[bi].canon;
+	return 0;
+}
+
+static int check_name(const char *name, size_t *len)
+{
+	*len = name ? strlen(name) : 0;
+	if (*len == 0 || *len > CRDT_NAME_MAX)
+		return err_set(MCRDT_EINVAL, "mailbox name must be 1 to %d bytes", CRDT_NAME_MAX);
+	for (size_t i = 0; i < *len; i++)
+		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+			return err_set(MCRDT_EINVAL, "mailbox name has a control character");
+	return 0;
+}
+
+int crdt_model_find(const crdt_model *m, const char *name, crdt_dot *guid_out)
+{
+	size_t len = strlen(name);
+	for (size_t i = 0; i < m->nmboxes; i++) {
+		const struct mbox *b = &m->mboxes[i];
+		if (!b->live)
+			continue;
+		const struct nameval *n = mbox_name(b);
+		if (n->len == len && memcmp(n->name, name, len) == 0) {
+			/* canon is current only after settle; take the smallest GUID */
+			crdt_dot g = b->guid;
+			for (size_t j = i + 1; j < m->nmboxes; j++) {
+				const struct mbox *c = &m->mboxes[j];
+				const struct nameval *cn = c->live ? mbox_name(c) : NULL;
+				if (cn && cn->len == len && memcmp(cn->name, name, len) == 0 &&
+				    crdt_dot_cmp(c->guid, g) < 0)
+					g = c->guid;
+			}
+			*guid_out = g;
+			return 0;
+		}
+	}
+	return err_set(MCRDT_ENOTFOUND, "no mailbox named '%s'", name);
+}
+
+int crdt_model_create(crdt_model *m, crdt_oplist *out, const char *name, uint32_t uidvalidity,
+		      crdt_dot *guid_out)
+{
+	size_t len;
+	crdt_dot g;
+	int rc = check_name(name, &len);
+	if (rc)
+		return rc;
+	if (uidvalidity == 0)
+		return err_set(MCRDT_EINVAL, "UIDVALIDITY must not be 0");
+	if (crdt_model_find(m, name, &g) == 0)
+		return err_set(MCRDT_EEXISTS, "mailbox '%s' exists", name);
+	crdt_op op;
+	crdt_op_init(&op, CRDT_OP_MBOX_CREATE);
+	op.uidvalidity = uidvalidity;
+	if ((rc = crdt_op_set_name(&op, name, len))) {
+		crdt_op_free(&op);
+		return rc;
+	}
+	crdt_dot id = { m->self, m->cc[0] + 1 };
+	if ((rc = issue(m, out, &op)))
+		return rc;
+	if (guid_out)
+		*guid_out = id;
+	return 0;
+}
+
+/* Issues one op of type for every live member of the visible mailbox. */
+static int for_group(crdt_model *m, crdt_oplist *out, uint32_t canon, enum crdt_op_type type,
+		     const char *name, size_t len)
+{
+	/* Collect first: applying a delete changes liveness under us. */
+	crdt_dot members[64];
+	size_t n = 0;
+	for (size_t i = 0; i < m->nmboxes && n < 64; i++)
+		if (m->mboxes[i].live && m->mboxes[i].canon == canon)
+			members[n++] = m->mboxes[i].guid;
+	for (size_t k = 0; k < n; k++) {
+		crdt_op op;
+		crdt_op_init(&op, type);
+		op.mbox = members[k];
+		int rc = name ? crdt_op_set_name(&op, name, len) : 0;
+		if (rc) {
+			crdt_op_free(&op);
+			return rc;
+		}
+		if ((rc = issue(m, out, &op)))
+			return rc;
+	}
+	return 0;
+}
+
+int crdt_model_rename(crdt_model *m, crdt_oplist *out, crdt_dot mbox, const char *name)
+{
+	size_t len;
+	uint32_t canon;
+	crdt_dot g;
+	int rc = check_name(name, &len);
+	if (rc || (rc = visible_mbox(m, mbox, &canon)))
+		return rc;
+	if (crdt_model_find(m, name, &g) == 0)
+		return err_set(MCRDT_EEXISTS, "mailbox '%s' exists", name);
+	return for_group(m, out, canon, CRDT_OP_MBOX_RENAME, name, len);
+}
+
+int crdt_model_delete(crdt_model *m, crdt_oplist *out, crdt_dot mbox)
+{
+	uint32_t canon;
+	int rc = visible_mbox(m, mbox, &canon);
+	return rc ? rc : for_group(m, out, canon, CRDT_OP_MBOX_DELETE, NULL, 0);
+}
+
+int crdt_model_subscribe(crdt_model *m, crdt_oplist *out, const char *name, bool on)
+{
+	size_t len;
+	int rc = check_name(name, &len);
+	if (rc)
+		return rc;
+	crdt_op op;
+	crdt_op_init(&op, on ? CRDT_OP_SUBSCRIBE : CRDT_OP_UNSUBSCRIBE);
+	if ((rc = crdt_op_set_name(&op, name, len))) {
+		crdt_op_free(&op);
+		return rc;
+	}
+	return issue(m, out, &op);
+}
+
+static int set_flags(crdt_op *op, const char *const *flags, size_t nflags)
+{
+	for (size_t k = 0; k < nflags; k++) {
+		int rc = crdt_op_add_flag(op, flags[k], strlen(flags[k]));
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Fills the claim of a message-adding op for the visible mailbox canon. */
+static void claim_next(crdt_model *m, crdt_op *op, uint32_t canon)
+{
+	op->mbox = m->mboxes[canon].guid;
+	op->space = m->mboxes[canon].guid;
+	op->uid = m->mboxes[canon].hi + 1;
+}
+
+static int add_msg(crdt_model *m, crdt_oplist *out, crdt_op *op, uint32_t canon,
+		   const void *meta, size_t meta_len, crdt_dot *guid_out, uint32_t *uid_out)
+{
+	int rc = 0;
+	if (m->mboxes[canon].hi == UINT32_MAX)
+		rc = err_set(MCRDT_ERANGE, "mailbox has used every UID");
+	if (!rc && meta)
+		rc = crdt_op_set_meta(op, meta, meta_len);
+	if (rc) {
+		crdt_op_free(op);
+		return rc;
+	}
+	claim_next(m, op, canon);
+	crdt_dot id = { m->self, m->cc[0] + 1 };
+	uint32_t uid = op->uid;
+	if ((rc = issue(m, out, op)))
+		return rc;
+	if (guid_out)
+		*guid_out = id;
+	if (uid_out)
+		*uid_out = uid;
+	return 0;
+}
+
+int crdt_model_append(crdt_model *m, crdt_oplist *out, crdt_dot mbox, const char *const *flags,
+		      size_t nflags, const void *meta, size_t meta_len, crdt_dot *guid_out,
+		      uint32_t *uid_out)
+{
+	uint32_t canon;
+	int rc = visible_mbox(m, mbox, &canon);
+	if (rc)
+		return rc;
+	crdt_op op;
+	crdt_op_init(&op, CRDT_OP_APPEND);
+	if ((rc = set_flags(&op, flags, nflags))) {
+		crdt_op_free(&op);
+		return rc;
+	}
+	return add_msg(m, out, &op, canon, meta, meta_len, guid_out, uid_out);
+}
+
+static int live_msg(const crdt_model *m, crdt_dot msg, uint32_t *out)
+{
+	if (msg_index(m, msg, out))
+		return err_set(MCRDT_ENOTFOUND, "no message %" PRIx64 ".%" PRIu64, msg.replica,
+			       msg.counter);
+	return 0;
+}
+
+int crdt_model_copy(crdt_model *m, crdt_oplist *out, crdt_dot msg, crdt_dot mbox, bool move,
+		    const void *meta, size_t meta_len, crdt_dot *guid_out, uint32_t *uid_out)
+{
+	uint32_t canon = 0, i = 0;
+	int rc;
+	if ((rc = live_msg(m, msg, &i)) || (rc = visible_mbox(m, mbox, &canon)))
+		return rc;
+	crdt_op op;
+	crdt_op_init(&op, move ? CRDT_OP_MOVE : CRDT_OP_COPY);
+	op.msg = msg;
+	for (uint32_t f = m->msgs[i].flags; f != NONE && !rc; f = m->fpool[f].next) {
+		const char *name = m->flagnames[m->fpool[f].flag];
+		bool dup = false; /* concurrent adds leave one flag with two dots */
+		for (size_t k = 0; k < op.nflags && !dup; k++)
+			dup = strcmp(op.flags[k].s, name) == 0;
+		if (!dup)
+			rc = crdt_op_add_flag(&op, name, strlen(name));
+	}
+	if (rc) {
+		crdt_op_free(&op);
+		return rc;
+	}
+	return add_msg(m, out, &op, canon, meta, meta_len, guid_out, uid_out);
+}
+
+int crdt_model_expunge(crdt_model *m, crdt_oplist *out, crdt_dot msg)
+{
+	uint32_t i;
+	int rc = live_msg(m, msg, &i);
+	if (rc)
+		return rc;
+	crdt_op op;
+	crdt_op_init(&op, CRDT_OP_EXPUNGE);
+	op.msg = msg;
+	return issue(m, out, &op);
+}
+
+int crdt_model_flags(crdt_model *m, crdt_oplist *out, crdt_dot msg, enum crdt_op_type type,
+		     const char *const *flags, size_t nflags)
+{
+	uint32_t i;
+	int rc;
+	if (type != CRDT_OP_FLAGS_ADD && type != CRDT_OP_FLAGS_REMOVE && type != CRDT_OP_FLAGS_SET)
+		return err_set(MCRDT_EINVAL, "not a flag change");
+	if ((rc = live_msg(m, msg, &i)))
+		return rc;
+	crdt_op op;
+	crdt_op_init(&op, type);
+	op.msg = msg;
+	if ((rc = set_flags(&op, flags, nflags))) {
+		crdt_op_free(&op);
+		return rc;
+	}
+	return issue(m, out, &op);
+}
+
+/* ------------------------------------------------------------------ */
+/* settling UIDs                                                       */
+
+static _Thread_local const crdt_model *sort_model; /* qsort has no context argument */
+
+static int cmp_by_name(const void *a, const void *b)
+{
+	const struct mbox *x = &sort_model->mboxes[*(const uint32_t *)a];
+	const struct mbox *y = &sort_model->mboxes[*(const uint32_t *)b];
+	const struct nameval *nx = mbox_name(x), *ny = mbox_name(y);
+	size_t n = nx->len < ny->len ? nx->len : ny->len;
+	int c = memcmp(nx->name, ny->name, n);
+	if (c)
+		return c;
+	if (nx->len != ny->len)
+		return nx->len < ny->len ? -1 : 1;
+	return crdt_dot_cmp(x->guid, y->guid);
+}
+
+static void mark_members_dirty(crdt_model *m, uint32_t bi)
+{
+	for (size_t k = 0; k < m->mboxes[bi].nmembers; k++)
+		mark_dirty(m, m->mboxes[bi].members[k]);
+}
+
+/* Groups live mailboxes by effective name; the smallest GUID leads. */
+static int recompute_groups(crdt_model *m)
+{
+	if (!m->names_dirty)
+		return 0;
+	uint32_t *idx = malloc((m->nmboxes ? m->nmboxes : 1) * sizeof *idx);
+	if (!idx)
+		return err_set(MCRDT_ENOMEM, "out of memory grouping mailboxes");
+	size_t n = 0;
+	for (uint32_t i = 0; i < m->nmboxes; i++) {
+		if (m->mboxes[i].live)
+			idx[n++] = i;
+		else
+			m->mboxes[i].canon = i;
+	}
+	sort_model = m;
+	qsort(idx, n, sizeof *idx, cmp_by_name);
+	uint32_t lead = NONE;
+	for (size_t k = 0; k < n; k++) {
+		const struct nameval *a = k ? mbox_name(&m->mboxes[idx[k - 1]]) : NULL;
+		const struct nameval *nb = mbox_name(&m->mboxes[idx[k]]);
+		if (!a || a->len != nb->len || memcmp(a->name, nb->name, a->len) != 0)
+			lead = idx[k]; /* first of its name: smallest GUID */
+		struct mbox *b = &m->mboxes[idx[k]];
+		if (b->canon != lead) {
+			b->canon = lead;
+			mark_members_dirty(m, idx[k]);
+		}
+	}
+	free(idx);
+	m->names_dirty = false;
+	return 0;
+}
+
+static void unshow(crdt_model *m, struct msg *x)
+{
+	(void)m;
+	x->shown = 0;
+}
+
+static void show(crdt_model *m, struct msg *x, uint32_t space, uint32_t uid)
+{
+	x->shown = uid;
+	x->shown_space = space;
+	struct mbox *b = &m->mboxes[space];
+	if (uid > b->hi)
+		b->hi = uid;
+}
+
+struct reclaim {
+	uint32_t space;
+	uint32_t msg;
+	crdt_dot guid;
+};
+
+static int cmp_reclaim(const void *a, const void *b)
+{
+	const struct reclaim *x = a, *y = b;
+	if (x->space != y->space)
+		return x->space < y->space ? -1 : 1;
+	return crdt_dot_cmp(x->guid, y->guid);
+}
+
+int crdt_model_settle(crdt_model *m, crdt_oplist *out)
+{
+	int rc = recompute_groups(m);
+	if (rc)
+		return rc;
+	struct reclaim *re = NULL;
+	size_t nre = 0, capre = 0;
+	/* Decide against what was shown before this batch: shown_max moves only
+	 * after every decision is made (see DESIGN.md "IMAP view" (b)). */
+	uint32_t *newmax = calloc(m->nmboxes ? m->nmboxes : 1, sizeof *newmax);
+	if (!newmax)
+		return err_set(MCRDT_ENOMEM, "out of memory settling UIDs");
+	for (size_t k = 0; k < m->ndirty; k++) {
+		uint32_t i = m->dirty[k];
+		struct msg *x = &m->msgs[i];
+		if (!(x->state & MSG_DIRTY))
+			continue; /* freed, or queued twice through slot reuse */
+		x->state &= ~(uint32_t)MSG_DIRTY;
+		uint32_t c = m->mboxes[x->mbox].canon;
+		uint32_t u = newest_claim(m, i, c);
+		bool same = x->shown == u && x->shown_space == c;
+		if (u && !burned(m, c, u) && (same || u > m->mboxes[c].shown_max)) {
+			if (!same) {
+				unshow(m, x);
+				show(m, x, c, u);
+			}
+			if (u > newmax[c])
+				newmax[c] = u;
+			continue;
+		}
+		if (x->shown)
+			unshow(m, x);
+		if ((rc = GROW(re, capre, nre + 1)))
+			goto out;
+		re[nre++] = (struct reclaim){ c, i, dot_of(m, x->guid) };
+	}
+	m->ndirty = 0;
+	for (size_t b = 0; b < m->nmboxes; b++)
+		if (newmax[b] > m->mboxes[b].shown_max)
+			m->mboxes[b].shown_max = newmax[b];
+	qsort(re, nre, sizeof *re, cmp_reclaim);
+	for (size_t k = 0; k < nre; k++) {
+		struct mbox *b = &m->mboxes[re[k].space];
+		if (b->hi == UINT32_MAX) {
+			rc = err_set(MCRDT_ERANGE, "mailbox has used every UID");
+			goto out;
+		}
+		crdt_op op;
+		crdt_op_init(&op, CRDT_OP_CLAIM);
+		op.msg = re[k].guid;
+		op.space = b->guid;
+		op.uid = b->hi + 1;
+		if ((rc = issue(m, out, &op)))
+			goto out;
+		struct msg *x = &m->msgs[re[k].msg];
+		show(m, x, re[k].space, b->hi);
+		b->shown_max = b->hi;
+	}
+	/* The claims just issued marked their messages dirty; they are settled. */
+	for (size_t k = 0; k < m->ndirty; k++)
+		m->msgs[m->dirty[k]].state &= ~(uint32_t)MSG_DIRTY;
+	m->ndirty = 0;
+out:
+	free(newmax);
+	free(re);
+	return rc;
+}

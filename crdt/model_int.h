@@ -1,0 +1,127 @@
+/*
+ * crdt/model_int.h — the mail model's records, shared by model.c (ops and
+ * UID settlement) and view.c (reading). Not for other modules.
+ *
+ * Memory per message is what the scale target is about: a 40-byte record,
+ * a GUID index slot, a claim slot, one 16-byte flag dot per set flag and a
+ * member slot. Dots inside are packed: (local replica index << 48) | counter.
+ */
+#ifndef MCRDT_CRDT_MODEL_INT_H
+#define MCRDT_CRDT_MODEL_INT_H
+
+#include "common/hashmap.h"
+#include "crdt/model.h"
+#include "crdt/orset.h"
+
+typedef uint64_t pdot;
+#define PDOT_CTR_BITS 48
+#define PDOT_CTR_MAX ((UINT64_C(1) << PDOT_CTR_BITS) - 1)
+#define RIX_MAX 0xfffeu            /* 0xffff is reserved for markers */
+#define CLAIM_BURNED UINT64_C(0xfffffffffffffffe)
+#define NONE UINT32_MAX
+
+static inline pdot pdot_make(uint32_t rix, uint64_t ctr)
+{
+	return ((uint64_t)rix << PDOT_CTR_BITS) | ctr;
+}
+static inline uint32_t pdot_rix(pdot d)
+{
+	return (uint32_t)(d >> PDOT_CTR_BITS);
+}
+static inline uint64_t pdot_ctr(pdot d)
+{
+	return d & PDOT_CTR_MAX;
+}
+
+enum {
+	MSG_LIVE = 1,
+	MSG_DIRTY = 2,     /* queued for settle */
+	MSG_XCLAIMS = 4,   /* has claims in another mailbox's space (xclaims) */
+};
+
+struct msg {
+	pdot guid;
+	uint32_t mbox;        /* mailbox index; next free slot when not live */
+	uint32_t pos;         /* index in the mailbox's member array */
+	uint32_t flags;       /* head of its flag-dot chain, or NONE */
+	uint32_t claim;       /* newest claim in its own mailbox's space, 0 none */
+	uint32_t shown;       /* UID shown on this replica, 0 when not shown */
+	uint32_t shown_space; /* mailbox index of the view it is shown in */
+	uint32_t state;
+};
+
+struct fdot {
+	pdot dot;
+	uint32_t flag;        /* interned flag index */
+	uint32_t next;        /* next in the message's chain, or free list */
+};
+
+struct nameval {
+	crdt_dot dot;
+	char *name;
+	size_t len;
+};
+
+struct mbox {
+	crdt_dot guid;
+	uint32_t uidvalidity;
+	bool live;
+	crdt_dot *exists;     /* add dots (OR-set of this mailbox) */
+	size_t nexists, capexists;
+	struct nameval *names;/* multi-value register */
+	size_t nnames;
+	uint32_t *members;    /* live messages */
+	size_t nmembers, capmembers;
+	uint32_t canon;       /* canonical mailbox of its visible group */
+	uint32_t hi;          /* highest UID claimed in this space */
+	uint32_t shown_max;   /* highest UID this replica has shown here */
+};
+
+struct crdt_model {
+	uint64_t self;
+	/* replicas: local index <-> global id, and the causal context */
+	uint64_t *rep;
+	uint64_t *cc;
+	size_t nrep, caprep;
+	struct hmap rixmap;   /* global id -> index */
+
+	struct msg *msgs;
+	size_t nmsgs, capmsgs;
+	uint32_t freemsg;     /* free slot chain */
+	size_t live;
+	struct hmap guids;    /* pdot -> message index */
+
+	struct fdot *fpool;
+	size_t nf, capf;
+	uint32_t freef;
+
+	char **flagnames;
+	size_t nflagnames, capflagnames;
+	struct hmap flagids;  /* XXH3 of name (probed) -> flag index */
+
+	struct mbox *mboxes;
+	size_t nmboxes, capmboxes;
+	struct hmap mboxids;  /* pdot -> mailbox index */
+	bool names_dirty;
+
+	struct hmap claims;   /* (space << 32 | uid) -> message pdot or CLAIM_BURNED */
+	struct hmap xclaims;  /* (space << 32 | message index) -> newest uid */
+
+	crdt_orset subs;
+
+	uint32_t *dirty;
+	size_t ndirty, capdirty;
+
+	crdt_op *pending;     /* ops waiting for dependencies */
+	size_t npending, cappending;
+	struct hmap pendids;  /* pdot of op id -> index in pending */
+	size_t rejected;      /* buffered ops found invalid when released */
+};
+
+/* Shared by model.c and view.c. */
+const struct nameval *mbox_name(const struct mbox *b);
+int mbox_index(const crdt_model *m, crdt_dot guid, uint32_t *out);
+int msg_index(const crdt_model *m, crdt_dot guid, uint32_t *out);
+crdt_dot dot_of(const crdt_model *m, pdot d);
+
+#endif
