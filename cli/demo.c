@@ -5,6 +5,7 @@
  * For now the replicas live in memory and drive the crdt/ layer directly;
  * the demo grows into real Maildir replicas synced through git.
  */
+#define _GNU_SOURCE /* open_memstream */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,43 +22,62 @@ static int fail(int rc)
 	return 1;
 }
 
-/* Prints the replicas' states in columns. */
-static int print_side_by_side(const crdt_cluster *c)
+/* A replica's view as text: mailboxes, then "UID flags [origin#n]" rows. */
+static char *render(const crdt_model *m)
 {
-	enum { W = 40 };
-	char *text[3];
-	for (size_t i = 0; i < 3; i++) {
-		int rc = crdt_model_describe(c->r[i], &text[i]);
-		if (rc) {
-			for (size_t k = 0; k < i; k++)
-				free(text[k]);
-			return rc;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	struct crdt_mailbox_info *mb;
+	size_t nmb;
+	if (!f)
+		return NULL;
+	if (crdt_model_mailboxes(m, &mb, &nmb) == 0) {
+		for (size_t i = 0; i < nmb; i++) {
+			fprintf(f, "%s%s  uv=%u next=%u\n", mb[i].name,
+				mb[i].subscribed ? "*" : "", mb[i].uidvalidity, mb[i].uidnext);
+			struct crdt_row *rows;
+			size_t n;
+			if (crdt_model_rows(m, mb[i].guid, &rows, &n))
+				continue;
+			for (size_t k = 0; k < n; k++)
+				fprintf(f, "  %2u %-16s %s#%llu\n", rows[k].uid,
+					rows[k].flags[0] ? rows[k].flags : "-",
+					names[(rows[k].guid.replica - 0xa1) % 3],
+					(unsigned long long)rows[k].guid.counter);
+			crdt_rows_free(rows, n);
 		}
+		crdt_mailboxes_free(mb, nmb);
 	}
+	fclose(f);
+	return buf;
+}
+
+/* Prints the replicas' views in columns. */
+static void print_side_by_side(const crdt_cluster *c)
+{
+	enum { W = 38 };
+	char *text[3], *pos[3];
+	for (size_t i = 0; i < 3; i++)
+		pos[i] = text[i] = render(c->r[i]);
 	for (size_t i = 0; i < 3; i++)
 		printf("%-*s", W, names[i]);
 	printf("\n");
-	char *pos[3] = { text[0], text[1], text[2] };
-	for (;;) {
-		int any = 0;
+	for (int any = 1; any;) {
+		any = 0;
 		for (size_t i = 0; i < 3; i++) {
-			char *p = pos[i];
-			size_t len = 0;
+			char *p = pos[i] ? pos[i] : "";
+			size_t len = strcspn(p, "\n");
 			if (*p) {
 				any = 1;
-				len = strcspn(p, "\n");
 				pos[i] = p + len + (p[len] == '\n');
 			}
-			/* Drop the GUIDs' replica part to fit a column. */
 			printf("%-*.*s", W, (int)(len < W - 1 ? len : W - 1), p);
 		}
 		printf("\n");
-		if (!any)
-			break;
 	}
 	for (size_t i = 0; i < 3; i++)
 		free(text[i]);
-	return 0;
 }
 
 /* Runs one local change and publishes its ops. */
@@ -98,7 +118,9 @@ int cli_demo(int argc, char **argv)
 	LOCAL(&c, 0, crdt_model_append(m_, &ops_, inbox, NULL, 0, NULL, 0, &msg[1], NULL));
 	if ((rc = crdt_cluster_sync_all(&c, 16, NULL)))
 		return fail(rc);
-	printf("== 1. all three replicas in sync ==\n");
+	printf("Three replicas of one mailbox tree. Rows: UID, flags, message origin.\n"
+	       "A * marks a subscribed mailbox; uv is its UIDVALIDITY, next its UIDNEXT.\n\n");
+	printf("== 1. in sync ==\n");
 	print_side_by_side(&c);
 
 	/* Offline: each replica changes the same mailboxes concurrently. */
@@ -110,15 +132,16 @@ int cli_demo(int argc, char **argv)
 	LOCAL(&c, 2, crdt_model_flags(m_, &ops_, msg[1], CRDT_OP_FLAGS_ADD, junk, 1));
 	LOCAL(&c, 2, crdt_model_copy(m_, &ops_, msg[1], work, true, NULL, 0, NULL, NULL));
 	LOCAL(&c, 2, crdt_model_rename(m_, &ops_, work, "Archive"));
-	printf("== 2. offline: laptop appends and flags, phone appends (same UID!) and\n"
-	       "      renames Work to Projects, server moves a message and renames Work to Archive ==\n");
+	printf("== 2. offline, each on its own: the laptop and the phone both deliver a message\n"
+	       "   (both take UID 3) and flag the first one; the phone renames Work to Projects,\n"
+	       "   the server moves a message to Work and renames it Archive ==\n");
 	print_side_by_side(&c);
 
 	size_t rounds;
 	if ((rc = crdt_cluster_sync_all(&c, 16, &rounds)))
 		return fail(rc);
-	printf("== 3. after exchanging ops (%zu rounds): the UID clash is settled, one rename "
-	       "wins ==\n", rounds);
+	printf("== 3. after exchanging ops (%zu rounds): flags merged, UID 3 burned and both\n"
+	       "   messages shown above it, one rename won everywhere ==\n", rounds);
 	print_side_by_side(&c);
 	int same = crdt_cluster_converged(&c);
 	printf("converged: %s\n", same == 1 ? "yes" : "NO");

@@ -238,6 +238,7 @@ void crdt_model_free(crdt_model *m)
 			free(b->names[k].name);
 		free(b->names);
 		free(b->members);
+		free(b->uids);
 	}
 	free(m->mboxes);
 	hmap_free(&m->mboxids);
@@ -316,7 +317,7 @@ static void msg_remove(crdt_model *m, uint32_t i)
 	struct mbox *b = &m->mboxes[x->mbox];
 	uint32_t last = b->members[--b->nmembers];
 	b->members[x->pos] = last;
-	m->msgs[last].pos = x->pos;
+	m->msgs[last].pos = x->pos & MEMBERS_MAX;
 	flags_clear(m, x);
 	hmap_del(&m->guids, x->guid);
 	if (x->state & MSG_XCLAIMS)
@@ -340,21 +341,55 @@ static uint32_t newest_claim(const crdt_model *m, uint32_t i, uint32_t space)
 	return v ? (uint32_t)*v : 0;
 }
 
-static bool burned(const crdt_model *m, uint32_t space, uint32_t uid)
+/*
+ * The claim slot of uid in space: the message that claimed it, CLAIM_BURNED,
+ * or 0. UIDs are claimed at the top of a space, so a dense vector holds
+ * them at 8 bytes each; a UID far above the vector (only a peer's odd
+ * claim) goes to the claims table instead of growing the vector.
+ */
+static uint64_t *claim_slot(crdt_model *m, uint32_t space, uint32_t uid, bool create)
 {
-	const uint64_t *v = hmap_get(&m->claims, (uint64_t)space << 32 | uid);
+	struct mbox *b = &m->mboxes[space];
+	if (uid < b->capuids)
+		return &b->uids[uid];
+	uint64_t key = (uint64_t)space << 32 | uid;
+	uint64_t *v = hmap_get(&m->claims, key);
+	if (v || !create)
+		return v;
+	if (uid < 2 * b->capuids + 1024) {
+		size_t cap = b->capuids ? b->capuids : 1024;
+		while (cap <= uid)
+			cap *= 2;
+		pdot *nu = realloc(b->uids, cap * sizeof *nu);
+		if (!nu) {
+			err_set(MCRDT_ENOMEM, "out of memory growing a UID table");
+			return NULL;
+		}
+		memset(nu + b->capuids, 0, (cap - b->capuids) * sizeof *nu);
+		b->uids = nu;
+		b->capuids = cap;
+		return &b->uids[uid];
+	}
+	if (hmap_put(&m->claims, key, 0))
+		return NULL;
+	return hmap_get(&m->claims, key);
+}
+
+static bool burned(crdt_model *m, uint32_t space, uint32_t uid)
+{
+	const uint64_t *v = claim_slot(m, space, uid, false);
 	return v && *v == CLAIM_BURNED;
 }
 
 /* Records a claim of uid in space for the message mguid (live or not). */
 static int claim_record(crdt_model *m, uint32_t space, pdot mguid, uint32_t uid)
 {
-	uint64_t key = (uint64_t)space << 32 | uid;
-	uint64_t *v = hmap_get(&m->claims, key);
+	uint64_t *v = claim_slot(m, space, uid, true);
 	int rc;
-	if (!v) {
-		if ((rc = hmap_put(&m->claims, key, mguid)))
-			return rc;
+	if (!v)
+		return MCRDT_ENOMEM;
+	if (*v == 0) {
+		*v = mguid;
 	} else if (*v != mguid && *v != CLAIM_BURNED) {
 		const uint64_t *other = hmap_get(&m->guids, *v);
 		*v = CLAIM_BURNED;
@@ -487,6 +522,8 @@ static int apply_add_msg(crdt_model *m, const crdt_op *op, uint32_t bi, uint32_t
 	if (m->freemsg == NONE && (rc = GROW(m->msgs, m->capmsgs, m->nmsgs + 1)))
 		return rc;
 	struct mbox *b = &m->mboxes[bi];
+	if (b->nmembers >= MEMBERS_MAX)
+		return err_set(MCRDT_ERANGE, "mailbox holds %zu messages, the most it can", b->nmembers);
 	if ((rc = GROW(b->members, b->capmembers, b->nmembers + 1)))
 		return rc;
 	pdot g = pdot_of(m, op->id);
@@ -502,7 +539,8 @@ static int apply_add_msg(crdt_model *m, const crdt_op *op, uint32_t bi, uint32_t
 	else
 		m->nmsgs++;
 	struct msg *x = &m->msgs[i];
-	*x = (struct msg){ g, bi, (uint32_t)b->nmembers, NONE, 0, 0, 0, MSG_LIVE };
+	*x = (struct msg){ .guid = g, .mbox = bi, .pos = (uint32_t)b->nmembers & MEMBERS_MAX,
+			   .state = MSG_LIVE, .flags = NONE };
 	b->members[b->nmembers++] = i;
 	m->live++;
 	for (size_t k = 0; k < op->nflags; k++)
@@ -1069,7 +1107,7 @@ int crdt_model_settle(crdt_model *m, crdt_oplist *out)
 		struct msg *x = &m->msgs[i];
 		if (!(x->state & MSG_DIRTY))
 			continue; /* freed, or queued twice through slot reuse */
-		x->state &= ~(uint32_t)MSG_DIRTY;
+		x->state &= ~MSG_DIRTY & 7;
 		uint32_t c = m->mboxes[x->mbox].canon;
 		uint32_t u = newest_claim(m, i, c);
 		bool same = x->shown == u && x->shown_space == c;
@@ -1112,8 +1150,14 @@ int crdt_model_settle(crdt_model *m, crdt_oplist *out)
 	}
 	/* The claims just issued marked their messages dirty; they are settled. */
 	for (size_t k = 0; k < m->ndirty; k++)
-		m->msgs[m->dirty[k]].state &= ~(uint32_t)MSG_DIRTY;
+		m->msgs[m->dirty[k]].state &= ~MSG_DIRTY & 7;
 	m->ndirty = 0;
+	if (m->capdirty > 4096) {
+		/* A big batch is over: give its queue back. */
+		free(m->dirty);
+		m->dirty = NULL;
+		m->capdirty = 0;
+	}
 out:
 	free(newmax);
 	free(re);

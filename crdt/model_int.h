@@ -2,9 +2,9 @@
  * crdt/model_int.h — the mail model's records, shared by model.c (ops and
  * UID settlement) and view.c (reading). Not for other modules.
  *
- * Memory per message is what the scale target is about: a 40-byte record,
- * a GUID index slot, a claim slot, one 16-byte flag dot per set flag and a
- * member slot. Dots inside are packed: (local replica index << 48) | counter.
+ * Memory per message is what the scale target is about: a 32-byte record,
+ * a GUID index slot, an 8-byte claim slot, one 16-byte flag dot per set
+ * flag and a member slot. Dots inside are packed: (local replica index << 48) | counter.
  */
 #ifndef MCRDT_CRDT_MODEL_INT_H
 #define MCRDT_CRDT_MODEL_INT_H
@@ -39,15 +39,17 @@ enum {
 	MSG_XCLAIMS = 4,   /* has claims in another mailbox's space (xclaims) */
 };
 
-struct msg {
+#define MEMBERS_MAX ((UINT32_C(1) << 29) - 1)
+
+struct msg {              /* 32 bytes */
 	pdot guid;
 	uint32_t mbox;        /* mailbox index; next free slot when not live */
-	uint32_t pos;         /* index in the mailbox's member array */
+	uint32_t pos : 29;    /* index in the mailbox's member array */
+	uint32_t state : 3;   /* MSG_ bits */
 	uint32_t flags;       /* head of its flag-dot chain, or NONE */
 	uint32_t claim;       /* newest claim in its own mailbox's space, 0 none */
 	uint32_t shown;       /* UID shown on this replica, 0 when not shown */
 	uint32_t shown_space; /* mailbox index of the view it is shown in */
-	uint32_t state;
 };
 
 struct fdot {
@@ -72,6 +74,8 @@ struct mbox {
 	size_t nnames;
 	uint32_t *members;    /* live messages */
 	size_t nmembers, capmembers;
+	pdot *uids;           /* claims by UID (dense part): message pdot, */
+	size_t capuids;       /* CLAIM_BURNED, or 0 when unclaimed */
 	uint32_t canon;       /* canonical mailbox of its visible group */
 	uint32_t hi;          /* highest UID claimed in this space */
 	uint32_t shown_max;   /* highest UID this replica has shown here */
@@ -104,7 +108,7 @@ struct crdt_model {
 	struct hmap mboxids;  /* pdot -> mailbox index */
 	bool names_dirty;
 
-	struct hmap claims;   /* (space << 32 | uid) -> message pdot or CLAIM_BURNED */
+	struct hmap claims;   /* claims beyond a space's dense vector: (space << 32 | uid) -> as uids */
 	struct hmap xclaims;  /* (space << 32 | message index) -> newest uid */
 
 	crdt_orset subs;

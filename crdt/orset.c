@@ -98,6 +98,8 @@ int crdt_orset_ready(const crdt_orset *s, crdt_dot dot, const crdt_vv *deps)
 
 static int check_apply(const crdt_orset *s, crdt_dot dot)
 {
+	if (dot.counter == 0)
+		return err_set(MCRDT_EINVAL, "dot counter 0 is invalid");
 	return crdt_vv_contains(&s->cc, dot) ? MCRDT_EDUPLICATE : 0;
 }
 
@@ -120,13 +122,19 @@ int crdt_orset_add(crdt_orset *s, const void *elem, size_t len, crdt_dot dot, co
 	if (!found && (rc = insert_elem(s, at, elem, len)))
 		return rc;
 	struct crdt_orset_elem *x = &s->e[at];
-	x->ndots = dots_drop_covered(x->dots, x->ndots, deps);
-	if ((rc = dots_push(&x->dots, &x->ndots, &x->capdots, dot)) ||
-	    (rc = crdt_vv_add(&s->cc, dot))) {
+	if ((rc = dots_push(&x->dots, &x->ndots, &x->capdots, dot)) == 0 &&
+	    (rc = crdt_vv_add(&s->cc, dot)) != 0)
+		x->ndots--; /* take the pushed dot back */
+	if (rc) {
 		if (x->ndots == 0)
 			remove_elem(s, at);
 		return rc;
 	}
+	/* Only now that nothing can fail: the observed dots give way. */
+	size_t n = x->ndots - 1;
+	n = dots_drop_covered(x->dots, n, deps);
+	x->dots[n++] = dot;
+	x->ndots = n;
 	return 0;
 }
 

@@ -259,7 +259,7 @@ size_t crdt_model_memory(const crdt_model *m)
 	for (size_t i = 0; i < m->nmboxes; i++) {
 		const struct mbox *b = &m->mboxes[i];
 		n += b->capexists * sizeof *b->exists + b->capmembers * sizeof *b->members;
-		n += b->nnames * sizeof *b->names;
+		n += b->nnames * sizeof *b->names + b->capuids * sizeof *b->uids;
 		for (size_t k = 0; k < b->nnames; k++)
 			n += b->names[k].len + 1;
 	}
