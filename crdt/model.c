@@ -1130,7 +1130,8 @@ int crdt_model_settle(crdt_model *m, crdt_oplist *out)
 	for (size_t b = 0; b < m->nmboxes; b++)
 		if (newmax[b] > m->mboxes[b].shown_max)
 			m->mboxes[b].shown_max = newmax[b];
-	qsort(re, nre, sizeof *re, cmp_reclaim);
+	if (nre)
+		qsort(re, nre, sizeof *re, cmp_reclaim);
 	for (size_t k = 0; k < nre; k++) {
 		struct mbox *b = &m->mboxes[re[k].space];
 		if (b->hi == UINT32_MAX) {

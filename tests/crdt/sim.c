@@ -297,6 +297,7 @@ static void local_step(struct sim *x, size_t idx, const struct sim_step *st)
 	uint32_t uid = 0;
 	int rc = 1; /* 1: nothing to act on */
 	bool *had = NULL;
+	size_t nhad = x->ncreated; /* a MOVE adds one more while it runs */
 
 	if (st->kind == SIM_EXPUNGE || st->kind == SIM_MOVE || st->kind == SIM_DELETE) {
 		had = malloc((x->ncreated ? x->ncreated : 1) * sizeof *had);
@@ -383,7 +384,7 @@ static void local_step(struct sim *x, size_t idx, const struct sim_step *st)
 			note_created(x, g);
 		if (crdt_cluster_publish(&x->c, r, &ops))
 			abort();
-		for (size_t k = 0; had && k < x->ncreated; k++)
+		for (size_t k = 0; had && k < nhad; k++)
 			if (had[k] && !crdt_model_has_message(m, x->created[k]))
 				x->removed[k] = true;
 		settle(x, r);
