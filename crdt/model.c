@@ -111,24 +111,25 @@ static bool covered(const crdt_model *m, const crdt_vv *deps, pdot d)
 	return pdot_ctr(d) <= crdt_vv_base(deps, m->rep[pdot_rix(d)]);
 }
 
-int mbox_index(const crdt_model *m, crdt_dot guid, uint32_t *out)
+/* The index a GUID maps to in map (mailboxes or messages). */
+static int index_of(const crdt_model *m, const struct hmap *map, crdt_dot guid, uint32_t *out)
 {
 	pdot p = pdot_of(m, guid);
-	const uint64_t *v = p == HMAP_EMPTY ? NULL : hmap_get(&m->mboxids, p);
+	const uint64_t *v = p == HMAP_EMPTY ? NULL : hmap_get(map, p);
 	if (!v)
 		return MCRDT_ENOTFOUND;
 	*out = (uint32_t)*v;
 	return 0;
 }
 
+int mbox_index(const crdt_model *m, crdt_dot guid, uint32_t *out)
+{
+	return index_of(m, &m->mboxids, guid, out);
+}
+
 int msg_index(const crdt_model *m, crdt_dot guid, uint32_t *out)
 {
-	pdot p = pdot_of(m, guid);
-	const uint64_t *v = p == HMAP_EMPTY ? NULL : hmap_get(&m->guids, p);
-	if (!v)
-		return MCRDT_ENOTFOUND;
-	*out = (uint32_t)*v;
-	return 0;
+	return index_of(m, &m->guids, guid, out);
 }
 
 const struct nameval *mbox_name(const struct mbox *b)

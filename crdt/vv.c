@@ -37,7 +37,8 @@ void crdt_vv_free(crdt_vv *vv)
 	crdt_vv_init(vv);
 }
 
-static const struct crdt_vv_entry *find_const(const crdt_vv *vv, uint64_t replica)
+/* Binary search: the index of replica's entry, or where it would go. */
+static size_t search(const crdt_vv *vv, uint64_t replica, bool *found)
 {
 	size_t lo = 0, hi = vv->n;
 	while (lo < hi) {
@@ -46,25 +47,29 @@ static const struct crdt_vv_entry *find_const(const crdt_vv *vv, uint64_t replic
 			lo = mid + 1;
 		else if (vv->e[mid].replica > replica)
 			hi = mid;
-		else
-			return &vv->e[mid];
+		else {
+			*found = true;
+			return mid;
+		}
 	}
-	return NULL;
+	*found = false;
+	return lo;
+}
+
+static const struct crdt_vv_entry *find_const(const crdt_vv *vv, uint64_t replica)
+{
+	bool found;
+	size_t at = search(vv, replica, &found);
+	return found ? &vv->e[at] : NULL;
 }
 
 /* The entry for replica, inserted (empty) if missing. NULL on ENOMEM. */
 static struct crdt_vv_entry *entry(crdt_vv *vv, uint64_t replica)
 {
-	size_t lo = 0, hi = vv->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (vv->e[mid].replica < replica)
-			lo = mid + 1;
-		else if (vv->e[mid].replica > replica)
-			hi = mid;
-		else
-			return &vv->e[mid];
-	}
+	bool found;
+	size_t lo = search(vv, replica, &found);
+	if (found)
+		return &vv->e[lo];
 	if (vv->n == vv->cap) {
 		size_t ncap = vv->cap ? vv->cap * 2 : 4;
 		struct crdt_vv_entry *ne = realloc(vv->e, ncap * sizeof *ne);

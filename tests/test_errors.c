@@ -2,6 +2,7 @@
  * tests/test_errors.c — the error model and version API (DESIGN.md "Public
  * API shape").
  */
+#include "tests/check_run.h"
 #include <check.h>
 #include <pthread.h>
 #include <string.h>
@@ -78,9 +79,5 @@ int main(void)
 	tcase_add_test(tc, last_error_is_per_thread);
 	tcase_add_test(tc, version_matches_headers);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return run_suite(s, CK_FORK_GETENV);
 }

@@ -3,6 +3,7 @@
  * DESIGN.md, each with concurrent ops on two or more replicas. Every case
  * ends with all replicas describing the same state (sync_all checks it).
  */
+#include "tests/check_run.h"
 #include "tests/crdt/util.h"
 
 static const char *SEEN[] = { "\\Seen" };
@@ -357,9 +358,5 @@ int main(void)
 	tcase_add_test(tc, case11_redelivery);
 	tcase_add_test(tc, case12_long_offline);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return run_suite(s, CK_FORK_GETENV);
 }

@@ -2,6 +2,7 @@
  * tests/crdt/test_orset.c — the add-wins observed-remove set (crdt/orset.h),
  * as a user of a replicated set sees it.
  */
+#include "tests/check_run.h"
 #include <check.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -405,9 +406,5 @@ int main(void)
 	tcase_add_loop_test(tc, randomized_convergence, 0, 8);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return run_suite(s, CK_FORK_GETENV);
 }

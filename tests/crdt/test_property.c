@@ -8,6 +8,7 @@
  * Options (or environment): --seed N (MCRDT_SIM_SEED, default 1),
  * --schedules N (MCRDT_SIM_SCHEDULES, default 2000).
  */
+#include "tests/check_run.h"
 #include <check.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -79,10 +80,5 @@ int main(int argc, char **argv)
 	tcase_set_timeout(tc, 0);
 	tcase_add_test(tc, random_schedules_converge);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_set_fork_status(sr, CK_NOFORK);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return run_suite(s, CK_NOFORK);
 }

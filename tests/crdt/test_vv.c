@@ -1,6 +1,7 @@
 /*
  * tests/crdt/test_vv.c — dots and version vectors with exceptions (crdt/vv.h).
  */
+#include "tests/check_run.h"
 #include <check.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -378,9 +379,5 @@ int main(void)
 	tcase_add_test(tc, merge_randomized);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return run_suite(s, CK_FORK_GETENV);
 }
