@@ -1,0 +1,298 @@
+/*
+ * maildir/deliver.c — putting message files in place and changing them:
+ * durable delivery (single or batched), flag renames, removal.
+ *
+ * The order is the one every careful Maildir writer keeps: create in tmp/
+ * with O_EXCL, check every write, make the data durable, rename into new/
+ * or cur/ without replacing anything, then make the rename durable by
+ * syncing the directory.
+ */
+#define _GNU_SOURCE
+#include "maildir/md_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/error.h"
+
+static int io_error(int err, const char *what, const char *name)
+{
+	errno = err;
+	return err_sys(err == ENOSPC || err == EDQUOT ? MCRDT_ENOSPC : MCRDT_EIO, "%s %s", what, name);
+}
+
+/* Writes all of data, retrying short writes and EINTR. */
+static int write_all(int fd, const void *data, size_t len, const char *name)
+{
+	const char *p = data;
+	while (len) {
+		ssize_t n = md_write_hook(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return io_error(n < 0 ? errno : ENOSPC, "cannot write", name);
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Renames without replacing; falls back to link+unlink where the file
+ * system has no RENAME_NOREPLACE. */
+static int rename_noreplace(int fromfd, const char *from, int tofd, const char *to)
+{
+	if (renameat2(fromfd, from, tofd, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	if (linkat(fromfd, from, tofd, to, 0) != 0)
+		return -1;
+	unlinkat(fromfd, from, 0);
+	return 0;
+}
+
+static int valid_file_name(const char *name)
+{
+	if (!*name || name[0] == '.' || strlen(name) > NAME_MAX)
+		return err_set(MCRDT_EINVAL, "'%s' cannot be a message file name", name);
+	for (const char *p = name; *p; p++)
+		if (*p == '/' || (unsigned char)*p < 0x20 || *p == 0x7f)
+			return err_set(MCRDT_EINVAL, "message file name with '/' or a control character");
+	return 0;
+}
+
+static int final_name(char *out, size_t size, const char *base, const char *flags)
+{
+	char norm[MD_FLAGS_MAX + 1];
+	int rc = flags ? md_flags_normalize(flags, norm) : 0;
+	if (rc)
+		return rc;
+	int n = flags ? snprintf(out, size, "%s:2,%s", base, norm) : snprintf(out, size, "%s", base);
+	if (n < 0 || (size_t)n >= size || (size_t)n > NAME_MAX)
+		return err_set(MCRDT_EINVAL, "message file name too long");
+	return 0;
+}
+
+/* Moves a file from tmp/ into place and, outside a batch, syncs the directory. */
+static int publish(md *m, struct md_folder *f, const char *tmpname, const char *final, bool to_cur,
+		   bool sync_dir)
+{
+	int dst = to_cur ? f->cur : f->new;
+	if (rename_noreplace(f->tmp, tmpname, dst, final) != 0) {
+		int err = errno;
+		unlinkat(f->tmp, tmpname, 0);
+		if (err == EEXIST)
+			return err_set(MCRDT_EEXISTS, "message %s exists in %s", final, f->mailbox);
+		return io_error(err, "cannot move into place:", final);
+	}
+	(void)m;
+	return sync_dir ? md_fsync(dst, f->mailbox) : 0;
+}
+
+int md_deliver(md *m, const char *mailbox, const void *data, size_t len,
+	       const struct md_deliver_opts *opts, char **file_out)
+{
+	static const struct md_deliver_opts defaults = MD_DELIVER_OPTS_INIT;
+	if (!opts)
+		opts = &defaults;
+	if (opts->version != MD_DELIVER_OPTS_VERSION)
+		return err_set(MCRDT_EVERSION, "md_deliver_opts version %u not supported", opts->version);
+	if (len == 0)
+		return err_set(MCRDT_EINVAL, "refusing to deliver an empty message");
+	struct md_folder *f;
+	int rc = md_folder_open(m, mailbox, &f);
+	if (rc)
+		return rc;
+	char base[NAME_MAX + 1], final[NAME_MAX + 1];
+	if (opts->base) {
+		if ((rc = valid_file_name(opts->base)))
+			return rc;
+		if (strchr(opts->base, ':'))
+			return err_set(MCRDT_EINVAL, "a base name has no ':'");
+		snprintf(base, sizeof base, "%s", opts->base);
+	} else if ((rc = md_unique_name(base, sizeof base, len))) {
+		return rc;
+	}
+	if ((rc = final_name(final, sizeof final, base, opts->flags)))
+		return rc;
+	int fd = openat(f->tmp, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			return err_set(MCRDT_EEXISTS, "%s is already in %s/tmp", base, mailbox);
+		return io_error(errno, "cannot create in tmp/:", base);
+	}
+	rc = write_all(fd, data, len, base);
+	if (rc == 0 && opts->mtime >= 0) {
+		struct timespec ts[2] = { { opts->mtime, 0 }, { opts->mtime, 0 } };
+		if (futimens(fd, ts) != 0)
+			rc = io_error(errno, "cannot set the date of", base);
+	}
+	if (rc == 0 && !m->batch && fsync(fd) != 0)
+		rc = io_error(errno, "cannot fsync", base);
+	if (close(fd) != 0 && rc == 0)
+		rc = io_error(errno, "cannot close", base);
+	if (rc) {
+		unlinkat(f->tmp, base, 0);
+		return rc;
+	}
+	if (m->batch) {
+		if (m->npend == m->cappend) {
+			size_t ncap = m->cappend ? m->cappend * 2 : 64;
+			struct md_pending *np = realloc(m->pend, ncap * sizeof *np);
+			if (!np) {
+				unlinkat(f->tmp, base, 0);
+				return err_set(MCRDT_ENOMEM, "out of memory");
+			}
+			m->pend = np;
+			m->cappend = ncap;
+		}
+		struct md_pending *p = &m->pend[m->npend];
+		p->f = f;
+		p->to_cur = opts->flags != NULL;
+		p->tmpname = strdup(base);
+		p->final = strdup(final);
+		if (!p->tmpname || !p->final) {
+			free(p->tmpname);
+			free(p->final);
+			unlinkat(f->tmp, base, 0);
+			return err_set(MCRDT_ENOMEM, "out of memory");
+		}
+		m->npend++;
+	} else if ((rc = publish(m, f, base, final, opts->flags != NULL, true))) {
+		return rc;
+	}
+	if (file_out && !(*file_out = strdup(final)))
+		return err_set(MCRDT_ENOMEM, "out of memory");
+	return 0;
+}
+
+int md_batch_begin(md *m)
+{
+	if (m->batch)
+		return err_set(MCRDT_EINVAL, "a batch is already open");
+	m->batch = true;
+	return 0;
+}
+
+static void pending_free(md *m)
+{
+	for (size_t i = 0; i < m->npend; i++) {
+		free(m->pend[i].tmpname);
+		free(m->pend[i].final);
+	}
+	m->npend = 0;
+	m->batch = false;
+}
+
+int md_batch_commit(md *m)
+{
+	if (!m->batch)
+		return err_set(MCRDT_EINVAL, "no batch is open");
+	int rc = 0;
+	/* One sync makes every file's data durable before any becomes visible. */
+	if (m->npend && syncfs(m->rootfd) != 0)
+		rc = io_error(errno, "cannot sync the file system of", m->root);
+	for (size_t i = 0; i < m->npend; i++) {
+		struct md_pending *p = &m->pend[i];
+		if (rc) {
+			unlinkat(p->f->tmp, p->tmpname, 0);
+			continue;
+		}
+		rc = publish(m, p->f, p->tmpname, p->final, p->to_cur, false);
+	}
+	/* Then each directory that received files is synced once. */
+	for (size_t i = 0; rc == 0 && i < m->npend; i++) {
+		struct md_pending *p = &m->pend[i];
+		bool seen = false;
+		for (size_t k = 0; k < i && !seen; k++)
+			seen = m->pend[k].f == p->f && m->pend[k].to_cur == p->to_cur;
+		if (!seen)
+			rc = md_fsync(p->to_cur ? p->f->cur : p->f->new, p->f->mailbox);
+	}
+	pending_free(m);
+	return rc;
+}
+
+void md_batch_abort(md *m)
+{
+	for (size_t i = 0; i < m->npend; i++)
+		unlinkat(m->pend[i].f->tmp, m->pend[i].tmpname, 0);
+	pending_free(m);
+}
+
+int md_set_flags(md *m, const char *mailbox, const char *file, bool in_new, const char *flags,
+		 char **file_out)
+{
+	struct md_folder *f;
+	struct md_info info;
+	char base[NAME_MAX + 1], final[NAME_MAX + 1];
+	int rc = valid_file_name(file);
+	if (rc || (rc = md_folder_open(m, mailbox, &f)))
+		return rc;
+	md_info_parse(file, &info);
+	if (info.problem)
+		return err_set(MCRDT_ECORRUPT, "%s: %s; left as it is", file, info.problem);
+	snprintf(base, sizeof base, "%.*s", (int)info.base_len, file);
+	if ((rc = final_name(final, sizeof final, base, flags ? flags : "")))
+		return rc;
+	int from = in_new ? f->new : f->cur;
+	if (in_new || strcmp(file, final) != 0) {
+		if (renameat(from, file, f->cur, final) != 0) {
+			if (errno == ENOENT)
+				return err_set(MCRDT_ENOTFOUND, "%s vanished from %s", file, mailbox);
+			return io_error(errno, "cannot rename", file);
+		}
+		if ((rc = md_fsync(f->cur, mailbox)))
+			return rc;
+		if (in_new && (rc = md_fsync(f->new, mailbox)))
+			return rc;
+	}
+	if (file_out && !(*file_out = strdup(final)))
+		return err_set(MCRDT_ENOMEM, "out of memory");
+	return 0;
+}
+
+int md_remove(md *m, const char *mailbox, const char *file, bool in_new)
+{
+	struct md_folder *f;
+	int rc = valid_file_name(file);
+	if (rc || (rc = md_folder_open(m, mailbox, &f)))
+		return rc;
+	int dir = in_new ? f->new : f->cur;
+	if (unlinkat(dir, file, 0) != 0) {
+		if (errno == ENOENT)
+			return err_set(MCRDT_ENOTFOUND, "%s is already gone from %s", file, mailbox);
+		return io_error(errno, "cannot remove", file);
+	}
+	return md_fsync(dir, mailbox);
+}
+
+int md_open_message(md *m, const char *mailbox, const char *file, bool in_new, int *fd_out)
+{
+	struct md_folder *f;
+	int rc = valid_file_name(file);
+	if (rc || (rc = md_folder_open(m, mailbox, &f)))
+		return rc;
+	int fd = openat(in_new ? f->new : f->cur, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		switch (errno) {
+		case ENOENT: return err_set(MCRDT_ENOTFOUND, "%s vanished from %s", file, mailbox);
+		case ELOOP: return err_set(MCRDT_ECORRUPT, "%s in %s is a symbolic link", file, mailbox);
+		case EACCES: return err_sys(MCRDT_EIO, "%s in %s is unreadable", file, mailbox);
+		default: return io_error(errno, "cannot open", file);
+		}
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return err_set(MCRDT_ECORRUPT, "%s in %s is not a regular file", file, mailbox);
+	}
+	*fd_out = fd;
+	return 0;
+}

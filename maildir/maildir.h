@@ -1,0 +1,186 @@
+/*
+ * maildir/maildir.h — the file layer: a Maildir++ tree that Dovecot,
+ * mblaze, mutt and notmuch can share with us.
+ *
+ * It knows nothing of ops or CRDTs. It owns: unique file names, durable
+ * delivery (tmp/ with O_EXCL, fsync, rename, fsync of the directory),
+ * flags in the ":2," info and keywords through dovecot-keywords, folder
+ * directories (".Name.Sub", modified UTF-7), scanning for outside changes,
+ * tmp/ cleanup, and safe paths: every file is reached through openat()
+ * from the root with O_NOFOLLOW, never through a symlink.
+ *
+ * Mailbox names use '/' as the hierarchy separator and UTF-8; "INBOX"
+ * (any case) is the root. A name component may not contain '.', the
+ * Maildir++ separator.
+ *
+ * Errors: 0 or a negative MCRDT_E... code with mcrdt_error_last() set.
+ * Not thread-safe: one md handle per thread. Several processes may use one
+ * tree: delivery and flag renames are atomic renames.
+ */
+#ifndef MCRDT_MAILDIR_H
+#define MCRDT_MAILDIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct md md;
+
+/* The engine's own directory under the root: Maildir++ readers list only
+ * entries that start with '.', so this is never taken for a folder. */
+#define MD_META_DIR "mcrdt"
+/* Files in tmp/ older than this are leftovers of a crashed delivery. */
+#define MD_TMP_MAX_AGE (36 * 3600)
+#define MD_FLAGS_MAX 64    /* letters in one info */
+
+enum {
+	MD_CREATE = 1,     /* md_open: make root, cur/, new/, tmp/ if missing */
+};
+
+int md_open(md **out, const char *root, unsigned flags);
+void md_close(md *md);
+const char *md_root(const md *md);
+/* An fd of the metadata directory (created 0700 if missing); md owns it. */
+int md_meta_dir(md *md, int *fd_out);
+
+/* ---- names ---- */
+
+/* A new unique base name "sec.MusecPpidQn.host,S=size" into buf. */
+int md_unique_name(char *buf, size_t size, size_t msg_size);
+
+struct md_info {
+	size_t base_len;    /* bytes of the base name (before ':') */
+	char flags[MD_FLAGS_MAX + 1]; /* info letters, ASCII order, no duplicates */
+	bool has_info;      /* ":2," present */
+	const char *problem;/* NULL, or why the name is malformed (left alone) */
+};
+/* Splits a file name into base and flags. Never fails: a malformed info is
+ * reported in problem. */
+void md_info_parse(const char *file, struct md_info *out);
+/* Sorts and de-duplicates letters into out (size MD_FLAGS_MAX + 1).
+ * MCRDT_EINVAL for anything but ASCII letters. */
+int md_flags_normalize(const char *letters, char *out);
+/* The size a base name records in ",S=", or -1. */
+int64_t md_name_size(const char *file);
+
+/* ---- folders ---- */
+
+/* The directory name of a mailbox ("" for INBOX, ".A.B" for "A/B"); the
+ * caller frees it. MCRDT_EINVAL for a name that cannot be a folder. */
+int md_folder_dir(const char *mailbox, char **dir_out);
+/* The mailbox name of a folder directory (the inverse); caller frees. */
+int md_folder_name(const char *dir, char **mailbox_out);
+/* Mailboxes present on disk, INBOX first, the rest sorted; free with
+ * md_strv_free. */
+int md_folder_list(md *md, char ***names_out, size_t *n_out);
+void md_strv_free(char **v, size_t n);
+int md_folder_create(md *md, const char *mailbox);
+/* Removes one folder and its messages; its children stay. */
+int md_folder_delete(md *md, const char *mailbox);
+/* Renames a folder and all its children. MCRDT_EEXISTS if a target exists. */
+int md_folder_rename(md *md, const char *from, const char *to);
+
+/* ---- delivery and flags ---- */
+
+struct md_deliver_opts {
+	unsigned version;
+	const char *base;   /* keep this base name (a copy from a peer), or NULL */
+	const char *flags;  /* info letters; non-NULL delivers to cur/ */
+	int64_t mtime;      /* internal date (seconds), or -1 for now */
+};
+#define MD_DELIVER_OPTS_VERSION 1
+#define MD_DELIVER_OPTS_INIT { MD_DELIVER_OPTS_VERSION, NULL, NULL, -1 }
+
+/*
+ * Delivers one message durably: written to tmp/ (O_EXCL, 0600), fsynced,
+ * renamed into new/ (or cur/ with flags) without replacing anything, and
+ * the directory fsynced. *file_out (may be NULL) gets the final file name.
+ * In a batch the message becomes visible at md_batch_commit.
+ * MCRDT_EEXISTS if the name is taken; MCRDT_ENOSPC when the disk is full.
+ */
+int md_deliver(md *md, const char *mailbox, const void *data, size_t len,
+	       const struct md_deliver_opts *opts, char **file_out);
+/* Batch mode: deliveries share one data sync and one fsync per directory. */
+int md_batch_begin(md *md);
+int md_batch_commit(md *md);
+/* Drops the batch's undelivered files from tmp/. */
+void md_batch_abort(md *md);
+
+/*
+ * Gives a message new flags by renaming it into cur/ as base:2,flags.
+ * file is its current name (in new/ when in_new). MCRDT_ENOTFOUND when
+ * it is gone (someone else renamed or removed it: rescan).
+ */
+int md_set_flags(md *md, const char *mailbox, const char *file, bool in_new,
+		 const char *flags, char **file_out);
+/* Removes a message file (MCRDT_ENOTFOUND if already gone). */
+int md_remove(md *md, const char *mailbox, const char *file, bool in_new);
+/* Opens a message for reading (O_NOFOLLOW). */
+int md_open_message(md *md, const char *mailbox, const char *file, bool in_new, int *fd_out);
+
+/* ---- keywords (dovecot-keywords: letter 'a' + n names keyword n) ---- */
+
+struct md_keywords {
+	char *names[26];
+};
+int md_keywords_load(md *md, const char *mailbox, struct md_keywords *out);
+void md_keywords_free(struct md_keywords *kw);
+/* The letter of keyword, assigning a free one (file replaced atomically)
+ * if it has none. MCRDT_ETOOBIG when all 26 are taken. */
+int md_keyword_letter(md *md, const char *mailbox, const char *keyword, char *letter_out);
+
+/* ---- scanning ---- */
+
+struct md_entry {
+	char *file;          /* name in new/ or cur/ */
+	size_t base_len;
+	bool in_new;
+	char flags[MD_FLAGS_MAX + 1];
+	int64_t size;        /* from ",S=" when present, else stat */
+	int64_t mtime;       /* seconds: the internal date */
+	const char *problem; /* NULL, or why this file is not a usable message */
+	unsigned pass;       /* internal: the listing pass that saw it */
+};
+
+struct md_listing {
+	struct md_entry *e;  /* sorted by base name */
+	size_t n, cap;
+};
+void md_listing_free(struct md_listing *l);
+
+/* Every message file of a folder, consistent even while others rename. */
+int md_list(md *md, const char *mailbox, struct md_listing *out);
+
+enum md_change_kind { MD_ADDED, MD_FLAGS_CHANGED, MD_VANISHED };
+struct md_change {
+	enum md_change_kind kind;
+	struct md_entry entry; /* the file now (for VANISHED: as last seen) */
+};
+struct md_changes {
+	struct md_change *c;
+	size_t n, cap;
+};
+void md_changes_free(struct md_changes *c);
+
+/* What a folder looked like at the last scan. Zero-initialise it. */
+struct md_scan_state {
+	struct md_listing last;
+	int64_t new_mtime_ns, cur_mtime_ns;
+	int64_t scanned_at;  /* seconds */
+	bool valid;
+	unsigned rescans;    /* folders actually re-read (for tests, benches) */
+};
+void md_scan_state_free(struct md_scan_state *st);
+/*
+ * Changes since st was last filled: new files, flag renames (new/ to cur/
+ * included), vanished files. A folder whose directories are unchanged since
+ * a scan that ran in a later second is not re-read, so a scan with no
+ * change costs O(1) per folder, not O(messages).
+ */
+int md_scan(md *md, const char *mailbox, struct md_scan_state *st, struct md_changes *out);
+
+/* Removes files in tmp/ older than MD_TMP_MAX_AGE at time now. */
+int md_tmp_clean(md *md, const char *mailbox, int64_t now, size_t *removed_out);
+
+#endif

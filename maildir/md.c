@@ -1,0 +1,219 @@
+/*
+ * maildir/md.c — opening a Maildir root, and the folder directory cache
+ * every other file of maildir/ goes through.
+ */
+#define _GNU_SOURCE
+#include "maildir/md_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/error.h"
+
+ssize_t (*md_write_hook)(int fd, const void *buf, size_t len) = write;
+
+int md_open_dir(int dirfd, const char *name, const char *path, int *fd_out)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0) {
+		*fd_out = fd;
+		return 0;
+	}
+	struct stat st;
+	switch (errno) {
+	case ENOENT: return err_set(MCRDT_ENOTFOUND, "%s does not exist", path);
+	case ELOOP:
+	case ENOTDIR:
+		/* O_DIRECTORY may answer ENOTDIR for a link: say which it is. */
+		if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+			return err_set(MCRDT_ECORRUPT, "%s is a symbolic link; refusing to follow it", path);
+		return err_set(MCRDT_ECORRUPT, "%s is not a directory", path);
+	default: return err_sys(MCRDT_EIO, "cannot open %s", path);
+	}
+}
+
+int md_fsync(int fd, const char *what)
+{
+	if (fsync(fd) == 0)
+		return 0;
+	return err_sys(errno == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO, "fsync of %s failed", what);
+}
+
+/* mkdir that accepts an existing directory (but not a file or a link). */
+static int ensure_dir(int dirfd, const char *name, const char *path)
+{
+	if (mkdirat(dirfd, name, 0700) != 0 && errno != EEXIST)
+		return err_sys(MCRDT_EIO, "cannot create %s", path);
+	int fd = -1, rc = md_open_dir(dirfd, name, path, &fd);
+	if (rc == 0)
+		close(fd);
+	return rc;
+}
+
+static int make_maildir(int dirfd, const char *path)
+{
+	static const char *const subs[] = { "tmp", "new", "cur" };
+	for (size_t i = 0; i < 3; i++) {
+		char p[4096];
+		snprintf(p, sizeof p, "%s/%s", path, subs[i]);
+		int rc = ensure_dir(dirfd, subs[i], p);
+		if (rc)
+			return rc;
+	}
+	return md_fsync(dirfd, path);
+}
+
+int md_open(md **out, const char *root, unsigned flags)
+{
+	if (!root || !*root)
+		return err_set(MCRDT_EINVAL, "no Maildir path given");
+	md *m = calloc(1, sizeof *m);
+	if (!m || !(m->root = strdup(root))) {
+		free(m);
+		return err_set(MCRDT_ENOMEM, "out of memory opening %s", root);
+	}
+	m->metafd = -1;
+	for (size_t i = 0; i < MD_FOLDER_CACHE; i++)
+		m->cache[i].dir = -1;
+	int rc;
+	if ((flags & MD_CREATE) && mkdir(root, 0700) != 0 && errno != EEXIST)
+		rc = err_sys(MCRDT_EIO, "cannot create %s", root);
+	else
+		rc = md_open_dir(AT_FDCWD, root, root, &m->rootfd);
+	if (rc) {
+		free(m->root);
+		free(m);
+		return rc;
+	}
+	if (flags & MD_CREATE)
+		rc = make_maildir(m->rootfd, root);
+	if (rc) {
+		md_close(m);
+		return rc;
+	}
+	*out = m;
+	return 0;
+}
+
+static void folder_close(struct md_folder *f)
+{
+	if (f->dir < 0)
+		return;
+	close(f->dir);
+	close(f->tmp);
+	close(f->new);
+	close(f->cur);
+	free(f->mailbox);
+	f->mailbox = NULL;
+	f->dir = f->tmp = f->new = f->cur = -1;
+}
+
+void md_folder_cache_clear(md *m)
+{
+	for (size_t i = 0; i < MD_FOLDER_CACHE; i++)
+		folder_close(&m->cache[i]);
+}
+
+void md_close(md *m)
+{
+	if (!m)
+		return;
+	md_batch_abort(m);
+	md_folder_cache_clear(m);
+	if (m->metafd >= 0)
+		close(m->metafd);
+	close(m->rootfd);
+	free(m->pend);
+	free(m->root);
+	free(m);
+}
+
+const char *md_root(const md *m)
+{
+	return m->root;
+}
+
+int md_meta_dir(md *m, int *fd_out)
+{
+	if (m->metafd < 0) {
+		char path[4096];
+		snprintf(path, sizeof path, "%s/%s", m->root, MD_META_DIR);
+		int rc = ensure_dir(m->rootfd, MD_META_DIR, path);
+		if (rc || (rc = md_open_dir(m->rootfd, MD_META_DIR, path, &m->metafd)))
+			return rc;
+	}
+	*fd_out = m->metafd;
+	return 0;
+}
+
+int md_folder_open(md *m, const char *mailbox, struct md_folder **out)
+{
+	for (size_t i = 0; i < MD_FOLDER_CACHE; i++) {
+		if (m->cache[i].dir >= 0 && strcmp(m->cache[i].mailbox, mailbox) == 0) {
+			*out = &m->cache[i];
+			return 0;
+		}
+	}
+	char *dir;
+	int rc = md_folder_dir(mailbox, &dir);
+	if (rc)
+		return rc;
+	struct md_folder f = { NULL, -1, -1, -1, -1 };
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s", m->root, dir);
+	if (*dir)
+		rc = md_open_dir(m->rootfd, dir, path, &f.dir);
+	else if ((f.dir = fcntl(m->rootfd, F_DUPFD_CLOEXEC, 0)) < 0)
+		rc = err_sys(MCRDT_EIO, "cannot duplicate a descriptor");
+	if (rc == MCRDT_ENOTFOUND)
+		rc = err_set(MCRDT_ENOTFOUND, "no folder for mailbox '%s' (%s)", mailbox, path);
+	const char *subs[] = { "tmp", "new", "cur" };
+	int *fds[] = { &f.tmp, &f.new, &f.cur };
+	for (size_t i = 0; rc == 0 && i < 3; i++) {
+		char sub[4200];
+		snprintf(sub, sizeof sub, "%s/%s", path, subs[i]);
+		rc = md_open_dir(f.dir, subs[i], sub, fds[i]);
+	}
+	free(dir);
+	if (rc == 0 && !(f.mailbox = strdup(mailbox)))
+		rc = err_set(MCRDT_ENOMEM, "out of memory");
+	if (rc) {
+		for (size_t i = 0; i < 3; i++)
+			if (*fds[i] >= 0)
+				close(*fds[i]);
+		if (f.dir >= 0)
+			close(f.dir);
+		return rc;
+	}
+	/* A slot pinned by a pending batch delivery is never evicted. */
+	struct md_folder *slot = NULL;
+	for (size_t tries = 0; tries < MD_FOLDER_CACHE && !slot; tries++) {
+		struct md_folder *c = &m->cache[m->next_evict++ % MD_FOLDER_CACHE];
+		bool pinned = false;
+		for (size_t k = 0; k < m->npend && !pinned; k++)
+			pinned = m->pend[k].f == c;
+		if (!pinned)
+			slot = c;
+	}
+	if (!slot) {
+		close(f.dir), close(f.tmp), close(f.new), close(f.cur);
+		free(f.mailbox);
+		return err_set(MCRDT_ERANGE, "a batch may touch at most %d folders", MD_FOLDER_CACHE);
+	}
+	folder_close(slot);
+	*slot = f;
+	*out = slot;
+	return 0;
+}
+
+void md_strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}

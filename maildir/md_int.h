@@ -1,0 +1,48 @@
+/*
+ * maildir/md_int.h — the md handle and helpers shared inside maildir/.
+ */
+#ifndef MCRDT_MAILDIR_INT_H
+#define MCRDT_MAILDIR_INT_H
+
+#include "maildir/maildir.h"
+
+#include <sys/types.h>
+
+/* Open directories of one folder, reached from the root without links. */
+struct md_folder {
+	char *mailbox;  /* as the caller named it */
+	int dir, tmp, new, cur;
+};
+
+#define MD_FOLDER_CACHE 8
+
+struct md_pending {     /* a batch delivery waiting for its commit */
+	struct md_folder *f;/* cache slot; pinned while a batch runs */
+	char *tmpname;
+	char *final;
+	bool to_cur;
+};
+
+struct md {
+	char *root;
+	int rootfd;
+	int metafd;
+	struct md_folder cache[MD_FOLDER_CACHE];
+	unsigned next_evict;
+	bool batch;
+	struct md_pending *pend;
+	size_t npend, cappend;
+};
+
+/* The cached fds of mailbox's folder, opened on first use. */
+int md_folder_open(md *md, const char *mailbox, struct md_folder **out);
+/* Forgets every cached folder (after a rename or delete on disk). */
+void md_folder_cache_clear(md *md);
+/* openat a directory under dirfd without following links; errors name path. */
+int md_open_dir(int dirfd, const char *name, const char *path_for_errors, int *fd_out);
+/* fsync with a clear error. */
+int md_fsync(int fd, const char *what);
+/* Test hook: the write(2) delivery uses; tests swap it to inject ENOSPC. */
+extern ssize_t (*md_write_hook)(int fd, const void *buf, size_t len);
+
+#endif

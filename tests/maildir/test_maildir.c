@@ -1,0 +1,548 @@
+/*
+ * tests/maildir/test_maildir.c — the Maildir layer as other mail tools see
+ * its files: names, durable delivery, flags, keywords, folders, scanning
+ * while others change the tree, tmp/ cleanup, and bad input.
+ */
+#include "tests/check_run.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "maildir/md_int.h"
+#include "mcrdt/errors.h"
+
+static char root[256];
+static md *m;
+
+static void setup(void)
+{
+	snprintf(root, sizeof root, "/tmp/mcrdt-md-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(root));
+	strcat(root, "/Maildir");
+	ck_assert_int_eq(md_open(&m, root, MD_CREATE), 0);
+}
+
+static void teardown(void)
+{
+	md_close(m);
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%.*s'", (int)(strlen(root) - 8), root);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static int count_dir(const char *sub)
+{
+	char p[512];
+	snprintf(p, sizeof p, "%s/%s", root, sub);
+	DIR *d = opendir(p);
+	ck_assert_ptr_nonnull(d);
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static char *deliver(const char *mailbox, const char *text, const char *flags)
+{
+	struct md_deliver_opts o = MD_DELIVER_OPTS_INIT;
+	o.flags = flags;
+	char *name = NULL;
+	int rc = md_deliver(m, mailbox, text, strlen(text), &o, &name);
+	ck_assert_msg(rc == 0, "deliver: %s", mcrdt_error_last());
+	return name;
+}
+
+static void path_of(char *out, size_t size, const char *sub, const char *file)
+{
+	snprintf(out, size, "%s/%s/%s", root, sub, file);
+}
+
+START_TEST(unique_names_never_collide)
+{
+	char seen[2000][128];
+	for (int i = 0; i < 2000; i++) {
+		ck_assert_int_eq(md_unique_name(seen[i], sizeof seen[i], 42), 0);
+		ck_assert_ptr_null(strchr(seen[i], '/'));
+		ck_assert_ptr_null(strchr(seen[i], ':'));
+		ck_assert_int_eq(md_name_size(seen[i]), 42);
+		for (int k = 0; k < i; k++)
+			ck_assert_str_ne(seen[i], seen[k]);
+	}
+}
+END_TEST
+
+START_TEST(delivery_is_a_plain_file_in_new)
+{
+	char *name = deliver("INBOX", "Subject: a\n\nbody\n", NULL);
+	char p[512];
+	path_of(p, sizeof p, "new", name);
+	struct stat st;
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0600);
+	ck_assert_int_eq(st.st_size, 17);
+	ck_assert_int_eq(count_dir("tmp"), 0);
+	/* With flags it goes to cur/, letters in ASCII order. */
+	char *flagged = deliver("INBOX", "x", "SFa");
+	ck_assert_ptr_nonnull(strstr(flagged, ":2,FSa"));
+	ck_assert_int_eq(count_dir("cur"), 1);
+	/* The internal date is the mtime. */
+	struct md_deliver_opts o = MD_DELIVER_OPTS_INIT;
+	o.mtime = 1000000000;
+	char *dated;
+	ck_assert_int_eq(md_deliver(m, "INBOX", "y", 1, &o, &dated), 0);
+	path_of(p, sizeof p, "new", dated);
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_int_eq(st.st_mtime, 1000000000);
+	free(name);
+	free(flagged);
+	free(dated);
+}
+END_TEST
+
+START_TEST(a_copied_base_name_is_kept_and_never_overwrites)
+{
+	struct md_deliver_opts o = MD_DELIVER_OPTS_INIT;
+	o.base = "1700000000.M1P2Q3.peer,S=5";
+	char *name;
+	ck_assert_int_eq(md_deliver(m, "INBOX", "first", 5, &o, &name), 0);
+	ck_assert_str_eq(name, o.base);
+	ck_assert_int_eq(md_deliver(m, "INBOX", "other", 5, &o, NULL), MCRDT_EEXISTS);
+	char p[512], buf[16] = { 0 };
+	path_of(p, sizeof p, "new", name);
+	FILE *f = fopen(p, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fread(buf, 1, sizeof buf, f), 5);
+	fclose(f);
+	ck_assert_str_eq(buf, "first");
+	ck_assert_int_eq(count_dir("tmp"), 0);
+	o.base = "../escape";
+	ck_assert_int_eq(md_deliver(m, "INBOX", "x", 1, &o, NULL), MCRDT_EINVAL);
+	o.base = "a:2,S";
+	ck_assert_int_eq(md_deliver(m, "INBOX", "x", 1, &o, NULL), MCRDT_EINVAL);
+	ck_assert_int_eq(md_deliver(m, "INBOX", "", 0, NULL, NULL), MCRDT_EINVAL);
+	free(name);
+}
+END_TEST
+
+START_TEST(a_batch_appears_at_commit)
+{
+	ck_assert_int_eq(md_folder_create(m, "Lists"), 0);
+	ck_assert_int_eq(md_batch_begin(m), 0);
+	for (int i = 0; i < 20; i++)
+		free(deliver(i % 2 ? "INBOX" : "Lists", "batched", i % 3 ? NULL : "S"));
+	ck_assert_int_eq(count_dir("new") + count_dir("cur"), 0);
+	ck_assert_int_eq(md_batch_commit(m), 0);
+	ck_assert_int_eq(count_dir("new") + count_dir("cur"), 10);
+	ck_assert_int_eq(count_dir(".Lists/new") + count_dir(".Lists/cur"), 10);
+	ck_assert_int_eq(count_dir("tmp") + count_dir(".Lists/tmp"), 0);
+	ck_assert_int_eq(md_batch_begin(m), 0);
+	free(deliver("INBOX", "dropped", NULL));
+	md_batch_abort(m);
+	ck_assert_int_eq(count_dir("tmp"), 0);
+	ck_assert_int_eq(count_dir("new") + count_dir("cur"), 10);
+}
+END_TEST
+
+START_TEST(info_parsing_reports_rather_than_mangles)
+{
+	struct md_info i;
+	md_info_parse("123.M1P2.host,S=10:2,SFP", &i);
+	ck_assert_str_eq(i.flags, "FPS");
+	ck_assert_uint_eq(i.base_len, 18);
+	ck_assert_ptr_null(i.problem);
+	md_info_parse("123.M1P2.host", &i);
+	ck_assert(!i.has_info);
+	ck_assert_uint_eq(i.base_len, 13);
+	md_info_parse("123.host:1,S", &i);
+	ck_assert_ptr_nonnull(i.problem);
+	md_info_parse("123:host:2,S", &i);
+	ck_assert_ptr_nonnull(i.problem);
+	md_info_parse("123.host:2,S1", &i);
+	ck_assert_ptr_nonnull(i.problem);
+	ck_assert_int_eq(md_name_size("1.host,S=77,W=80:2,S"), 77);
+	ck_assert_int_eq(md_name_size("1.host:2,S=5"), -1); /* in the info, not the base */
+	ck_assert_int_eq(md_name_size("1.host,S="), -1);
+}
+END_TEST
+
+START_TEST(flag_renames_move_new_to_cur)
+{
+	char *name = deliver("INBOX", "m", NULL), *renamed, *again;
+	ck_assert_int_eq(md_set_flags(m, "INBOX", name, true, "RS", &renamed), 0);
+	ck_assert_ptr_nonnull(strstr(renamed, ":2,RS"));
+	ck_assert_int_eq(count_dir("new"), 0);
+	ck_assert_int_eq(count_dir("cur"), 1);
+	ck_assert_int_eq(md_set_flags(m, "INBOX", renamed, false, "", &again), 0);
+	ck_assert_ptr_nonnull(strstr(again, ":2,"));
+	/* Someone else got there first: the caller is told to rescan. */
+	ck_assert_int_eq(md_set_flags(m, "INBOX", renamed, false, "S", NULL), MCRDT_ENOTFOUND);
+	ck_assert_int_eq(md_set_flags(m, "INBOX", again, false, "S1", NULL), MCRDT_EINVAL);
+	ck_assert_int_eq(md_remove(m, "INBOX", again, false), 0);
+	ck_assert_int_eq(md_remove(m, "INBOX", again, false), MCRDT_ENOTFOUND);
+	free(name);
+	free(renamed);
+	free(again);
+}
+END_TEST
+
+START_TEST(keywords_share_dovecot_letters)
+{
+	char a, b, again;
+	ck_assert_int_eq(md_keyword_letter(m, "INBOX", "$Junk", &a), 0);
+	ck_assert_int_eq(md_keyword_letter(m, "INBOX", "work", &b), 0);
+	ck_assert_int_eq(md_keyword_letter(m, "INBOX", "$Junk", &again), 0);
+	ck_assert_int_eq(a, 'a');
+	ck_assert_int_eq(b, 'b');
+	ck_assert_int_eq(again, 'a');
+	char p[512], text[128] = { 0 };
+	snprintf(p, sizeof p, "%s/dovecot-keywords", root);
+	FILE *f = fopen(p, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_gt(fread(text, 1, sizeof text - 1, f), 0);
+	fclose(f);
+	ck_assert_str_eq(text, "0 $Junk\n1 work\n");
+	/* A file Dovecot wrote with a gap is read as it is. */
+	f = fopen(p, "w");
+	fputs("3 later\n0 $Junk\ngarbage line\n", f);
+	fclose(f);
+	ck_assert_int_eq(md_keyword_letter(m, "INBOX", "later", &a), 0);
+	ck_assert_int_eq(a, 'd');
+	ck_assert_int_eq(md_keyword_letter(m, "INBOX", "fresh", &a), 0);
+	ck_assert_int_eq(a, 'b');
+	/* Three letters are taken, 23 are free: the 24th new keyword has none. */
+	for (int i = 0; i < 24; i++) {
+		char kw[16];
+		snprintf(kw, sizeof kw, "k%d", i);
+		ck_assert_int_eq(md_keyword_letter(m, "INBOX", kw, &a), i < 23 ? 0 : MCRDT_ETOOBIG);
+	}
+	ck_assert_int_eq(md_keyword_letter(m, "INBOX", "two words", &a), MCRDT_EINVAL);
+	ck_assert_int_eq(count_dir(""), 4); /* cur new tmp dovecot-keywords: no temp file left */
+}
+END_TEST
+
+START_TEST(folders_are_maildirplusplus)
+{
+	ck_assert_int_eq(md_folder_create(m, "Work"), 0);
+	ck_assert_int_eq(md_folder_create(m, "Work/2026"), 0);
+	ck_assert_int_eq(md_folder_create(m, "Entw\xc3\xbcrfe"), 0);
+	ck_assert_int_eq(md_folder_create(m, "Work"), MCRDT_EEXISTS);
+	ck_assert_int_eq(md_folder_create(m, "inbox"), MCRDT_EEXISTS);
+	struct stat st;
+	char p[512];
+	snprintf(p, sizeof p, "%s/.Entw&APw-rfe/cur", root);
+	ck_assert_int_eq(stat(p, &st), 0);
+	snprintf(p, sizeof p, "%s/.Work.2026/maildirfolder", root);
+	ck_assert_int_eq(stat(p, &st), 0);
+	int metafd;
+	ck_assert_int_eq(md_meta_dir(m, &metafd), 0);
+	char **v;
+	size_t n;
+	ck_assert_int_eq(md_folder_list(m, &v, &n), 0);
+	ck_assert_uint_eq(n, 4); /* the metadata directory is not a folder */
+	ck_assert_str_eq(v[0], "INBOX");
+	ck_assert_str_eq(v[1], "Entw\xc3\xbcrfe");
+	ck_assert_str_eq(v[2], "Work");
+	ck_assert_str_eq(v[3], "Work/2026");
+	md_strv_free(v, n);
+	free(deliver("Work/2026", "kept across the rename", NULL));
+	ck_assert_int_eq(md_folder_rename(m, "Work", "Jobs"), 0);
+	ck_assert_int_eq(count_dir(".Jobs.2026/new"), 1);
+	ck_assert_int_eq(md_folder_rename(m, "Jobs", "Entw\xc3\xbcrfe"), MCRDT_EEXISTS);
+	ck_assert_int_eq(md_folder_rename(m, "Jobs", "Jobs/inner"), MCRDT_EINVAL);
+	ck_assert_int_eq(md_folder_rename(m, "Nope", "Other"), MCRDT_ENOTFOUND);
+	/* DELETE removes the folder, not its children (IMAP semantics). */
+	ck_assert_int_eq(md_folder_delete(m, "Jobs"), 0);
+	ck_assert_int_eq(md_folder_list(m, &v, &n), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(v[2], "Jobs/2026");
+	md_strv_free(v, n);
+	ck_assert_int_eq(md_folder_delete(m, "INBOX"), MCRDT_EINVAL);
+	ck_assert_int_eq(md_folder_delete(m, "Jobs"), MCRDT_ENOTFOUND);
+}
+END_TEST
+
+START_TEST(folder_names_cannot_escape)
+{
+	const char *bad[] = { "", "..", "../x", "a/../b", "a//b", "/abs", "a/", "x.y", ".hidden",
+			      "tab\there", "nl\nx", "bad\xff" };
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		char *dir;
+		ck_assert_msg(md_folder_dir(bad[i], &dir) == MCRDT_EINVAL, "accepted '%s'", bad[i]);
+		ck_assert_int_eq(md_folder_create(m, bad[i]), MCRDT_EINVAL);
+	}
+	char longname[400];
+	memset(longname, 'a', sizeof longname - 1);
+	longname[sizeof longname - 1] = '\0';
+	ck_assert_int_eq(md_folder_create(m, longname), MCRDT_EINVAL);
+	char *dir, *back;
+	ck_assert_int_eq(md_folder_dir("A&B/\xe5\x8f\xb0\xe5\x8c\x97", &dir), 0);
+	ck_assert_str_eq(dir, ".A&-B.&U,BTFw-");
+	ck_assert_int_eq(md_folder_name(dir, &back), 0);
+	ck_assert_str_eq(back, "A&B/\xe5\x8f\xb0\xe5\x8c\x97");
+	free(dir);
+	free(back);
+	ck_assert_int_eq(md_folder_name("..x", &back), MCRDT_EINVAL);
+	ck_assert_int_eq(md_folder_name(".a..b", &back), MCRDT_EINVAL);
+}
+END_TEST
+
+/* Puts a directory's mtime in the past so a scan later in time trusts it. */
+static void age_dir(const char *sub, time_t t)
+{
+	char p[512];
+	snprintf(p, sizeof p, "%s/%s", root, sub);
+	struct timespec ts[2] = { { t, 0 }, { t, 0 } };
+	ck_assert_int_eq(utimensat(AT_FDCWD, p, ts, 0), 0);
+}
+
+static size_t count_kind(const struct md_changes *c, enum md_change_kind k)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < c->n; i++)
+		n += c->c[i].kind == k;
+	return n;
+}
+
+START_TEST(scan_reports_outside_changes_once)
+{
+	char *a = deliver("INBOX", "a", NULL), *b = deliver("INBOX", "b", "S");
+	free(deliver("INBOX", "c", NULL));
+	struct md_scan_state st = { 0 };
+	struct md_changes ch = { 0 };
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+	ck_assert_uint_eq(count_kind(&ch, MD_ADDED), 3);
+	md_changes_free(&ch);
+	/* Nothing changed since a scan that ran after the last change: no re-read. */
+	age_dir("new", time(NULL) - 10);
+	age_dir("cur", time(NULL) - 10);
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+	unsigned rescans = st.rescans;
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+	ck_assert_uint_eq(ch.n, 0);
+	ck_assert_uint_eq(st.rescans, rescans);
+	/* A mail reader marks a seen, another program deletes b, an MTA drops d. */
+	char from[512], to[512];
+	path_of(from, sizeof from, "new", a);
+	snprintf(to, sizeof to, "%s/cur/%s:2,S", root, a);
+	ck_assert_int_eq(rename(from, to), 0);
+	path_of(from, sizeof from, "cur", b);
+	ck_assert_int_eq(unlink(from), 0);
+	snprintf(to, sizeof to, "%s/new/1.M1P1.mta", root);
+	FILE *f = fopen(to, "w");
+	fputs("Subject: d\n", f);
+	fclose(f);
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+	ck_assert_uint_eq(ch.n, 3);
+	ck_assert_uint_eq(count_kind(&ch, MD_ADDED), 1);
+	ck_assert_uint_eq(count_kind(&ch, MD_FLAGS_CHANGED), 1);
+	ck_assert_uint_eq(count_kind(&ch, MD_VANISHED), 1);
+	for (size_t i = 0; i < ch.n; i++) {
+		if (ch.c[i].kind == MD_FLAGS_CHANGED)
+			ck_assert_str_eq(ch.c[i].entry.flags, "S");
+		if (ch.c[i].kind == MD_ADDED)
+			ck_assert_int_eq(ch.c[i].entry.size, 11);
+	}
+	md_changes_free(&ch);
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+	ck_assert_uint_eq(ch.n, 0);
+	md_scan_state_free(&st);
+	free(a);
+	free(b);
+}
+END_TEST
+
+START_TEST(scan_trusts_no_mtime_from_its_own_second)
+{
+	char *a = deliver("INBOX", "a", NULL);
+	struct md_scan_state st = { 0 };
+	struct md_changes ch = { 0 };
+	/* The directories changed in the second the scan runs in... */
+	time_t now = time(NULL);
+	age_dir("new", now);
+	age_dir("cur", now);
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+	md_changes_free(&ch);
+	/* ...and change again within it, on a file system too coarse to show it. */
+	char from[512], to[512];
+	path_of(from, sizeof from, "new", a);
+	snprintf(to, sizeof to, "%s/cur/%s:2,F", root, a);
+	ck_assert_int_eq(rename(from, to), 0);
+	age_dir("new", now);
+	age_dir("cur", now);
+	if (time(NULL) == now || st.scanned_at <= now) {
+		ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+		ck_assert_uint_eq(count_kind(&ch, MD_FLAGS_CHANGED), 1);
+	}
+	md_changes_free(&ch);
+	md_scan_state_free(&st);
+	free(a);
+}
+END_TEST
+
+/* While a child keeps renaming files between new/ and cur/ and among
+ * flags, every listing holds each message exactly once. */
+START_TEST(scan_survives_renames_under_it)
+{
+	enum { N = 40 };
+	for (int i = 0; i < N; i++)
+		free(deliver("INBOX", "racing", NULL));
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		md *c;
+		if (md_open(&c, root, 0))
+			_exit(1);
+		for (int round = 0;; round++) {
+			struct md_listing l;
+			if (md_list(c, "INBOX", &l))
+				_exit(1);
+			for (size_t i = 0; i < l.n; i++)
+				md_set_flags(c, "INBOX", l.e[i].file, l.e[i].in_new, round % 2 ? "S" : "FS", NULL);
+			md_listing_free(&l);
+		}
+	}
+	struct md_scan_state st = { 0 };
+	for (int i = 0; i < 300; i++) {
+		struct md_changes ch = { 0 };
+		st.valid = false; /* always re-read */
+		ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+		ck_assert_uint_eq(st.last.n, N);
+		ck_assert_uint_eq(count_kind(&ch, MD_VANISHED), 0);
+		ck_assert_uint_eq(count_kind(&ch, MD_ADDED), i == 0 ? N : 0);
+		md_changes_free(&ch);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	md_scan_state_free(&st);
+}
+END_TEST
+
+START_TEST(tmp_leftovers_older_than_36_hours_go)
+{
+	char p[512];
+	time_t now = time(NULL);
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof p, "%s/tmp/left%d", root, i);
+		FILE *f = fopen(p, "w");
+		fputs("partial", f);
+		fclose(f);
+		struct timespec ts[2] = { { now - (i ? 37 : 35) * 3600, 0 }, { now - (i ? 37 : 35) * 3600, 0 } };
+		ck_assert_int_eq(utimensat(AT_FDCWD, p, ts, 0), 0);
+	}
+	size_t removed;
+	ck_assert_int_eq(md_tmp_clean(m, "INBOX", now, &removed), 0);
+	ck_assert_uint_eq(removed, 2);
+	ck_assert_int_eq(count_dir("tmp"), 1);
+}
+END_TEST
+
+static int fail_after;
+static ssize_t failing_write(int fd, const void *buf, size_t len)
+{
+	if (fail_after <= 0) {
+		errno = ENOSPC;
+		return -1;
+	}
+	size_t n = len < (size_t)fail_after ? len : (size_t)fail_after;
+	fail_after -= (int)n;
+	return write(fd, buf, n);
+}
+
+START_TEST(a_full_disk_loses_nothing)
+{
+	char *kept = deliver("INBOX", "already stored", NULL);
+	fail_after = 3;
+	md_write_hook = failing_write;
+	int rc = md_deliver(m, "INBOX", "a longer message", 16, NULL, NULL);
+	md_write_hook = write;
+	ck_assert_int_eq(rc, MCRDT_ENOSPC);
+	ck_assert_ptr_nonnull(strstr(mcrdt_error_last(), "No space"));
+	ck_assert_int_eq(count_dir("tmp"), 0);
+	ck_assert_int_eq(count_dir("new"), 1);
+	struct md_listing l;
+	ck_assert_int_eq(md_list(m, "INBOX", &l), 0);
+	ck_assert_uint_eq(l.n, 1);
+	ck_assert_str_eq(l.e[0].file, kept);
+	md_listing_free(&l);
+	free(kept);
+}
+END_TEST
+
+START_TEST(bad_files_are_named_not_trusted)
+{
+	char p[512], q[512];
+	/* A symlink posing as a message, an empty file, a bad info. */
+	snprintf(p, sizeof p, "%s/cur/1.link:2,S", root);
+	ck_assert_int_eq(symlink("/etc/passwd", p), 0);
+	snprintf(p, sizeof p, "%s/new/2.empty", root);
+	fclose(fopen(p, "w"));
+	snprintf(p, sizeof p, "%s/cur/3.odd:2,S:extra", root);
+	FILE *f = fopen(p, "w");
+	fputs("x", f);
+	fclose(f);
+	struct md_listing l;
+	ck_assert_int_eq(md_list(m, "INBOX", &l), 0);
+	ck_assert_uint_eq(l.n, 3);
+	ck_assert_str_eq(l.e[0].problem, "a symbolic link");
+	ck_assert_str_eq(l.e[1].problem, "an empty file");
+	ck_assert_ptr_nonnull(l.e[2].problem);
+	md_listing_free(&l);
+	int fd;
+	ck_assert_int_eq(md_open_message(m, "INBOX", "1.link:2,S", false, &fd), MCRDT_ECORRUPT);
+	ck_assert_int_eq(md_set_flags(m, "INBOX", "3.odd:2,S:extra", false, "F", NULL), MCRDT_ECORRUPT);
+	ck_assert_int_eq(access(p, F_OK), 0); /* left as it was */
+	/* A symlinked tmp/ is refused, not followed. */
+	md_close(m);
+	snprintf(p, sizeof p, "%s/tmp", root);
+	snprintf(q, sizeof q, "%s/cur", root);
+	ck_assert_int_eq(rmdir(p), 0);
+	ck_assert_int_eq(symlink("/tmp", p), 0);
+	ck_assert_int_eq(md_open(&m, root, 0), 0);
+	ck_assert_int_eq(md_deliver(m, "INBOX", "x", 1, NULL, NULL), MCRDT_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(mcrdt_error_last(), "symbolic link"));
+	/* A file where a directory belongs. */
+	ck_assert_int_eq(md_folder_create(m, "Box"), 0);
+	snprintf(p, sizeof p, "%s/.Box/new", root);
+	ck_assert_int_eq(rmdir(p), 0);
+	fclose(fopen(p, "w"));
+	ck_assert_int_eq(md_deliver(m, "Box", "x", 1, NULL, NULL), MCRDT_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(mcrdt_error_last(), "not a directory"));
+	ck_assert_int_eq(md_deliver(m, "Missing", "x", 1, NULL, NULL), MCRDT_ENOTFOUND);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("maildir");
+	TCase *tc = tcase_create("core");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, unique_names_never_collide);
+	tcase_add_test(tc, delivery_is_a_plain_file_in_new);
+	tcase_add_test(tc, a_copied_base_name_is_kept_and_never_overwrites);
+	tcase_add_test(tc, a_batch_appears_at_commit);
+	tcase_add_test(tc, info_parsing_reports_rather_than_mangles);
+	tcase_add_test(tc, flag_renames_move_new_to_cur);
+	tcase_add_test(tc, keywords_share_dovecot_letters);
+	tcase_add_test(tc, folders_are_maildirplusplus);
+	tcase_add_test(tc, folder_names_cannot_escape);
+	tcase_add_test(tc, scan_reports_outside_changes_once);
+	tcase_add_test(tc, scan_trusts_no_mtime_from_its_own_second);
+	tcase_add_test(tc, scan_survives_renames_under_it);
+	tcase_add_test(tc, tmp_leftovers_older_than_36_hours_go);
+	tcase_add_test(tc, a_full_disk_loses_nothing);
+	tcase_add_test(tc, bad_files_are_named_not_trusted);
+	suite_add_tcase(s, tc);
+	return run_suite(s, CK_FORK_GETENV);
+}
