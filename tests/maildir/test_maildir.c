@@ -522,6 +522,44 @@ START_TEST(bad_files_are_named_not_trusted)
 }
 END_TEST
 
+/* A message the engine's user may not read gives a clear error. Root
+ * reads everything, so the check runs in a child that drops to nobody. */
+START_TEST(an_unreadable_message_is_a_clear_error)
+{
+	char *name = deliver("INBOX", "secret", NULL);
+	char p[512];
+	path_of(p, sizeof p, "new", name);
+	ck_assert_int_eq(chmod(p, 0), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (getuid() == 0) {
+			char dir[512];
+			snprintf(dir, sizeof dir, "%.*s", (int)(strlen(root) - 8), root);
+			const char *open_up[] = { dir, root, "new", "cur", "tmp" };
+			for (size_t i = 0; i < 5; i++) {
+				char q[600];
+				snprintf(q, sizeof q, "%s/%s", root, open_up[i]);
+				if (chmod(i < 2 ? open_up[i] : q, 0755) != 0)
+					_exit(10);
+			}
+			if (setgid(65534) != 0 || setuid(65534) != 0)
+				_exit(11);
+		}
+		md *c;
+		int fd;
+		if (md_open(&c, root, 0))
+			_exit(12);
+		int rc = md_open_message(c, "INBOX", name, true, &fd);
+		_exit(rc == MCRDT_EIO && strstr(mcrdt_error_last(), "unreadable") ? 0 : 13);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child said %d", WEXITSTATUS(status));
+	free(name);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("maildir");
@@ -543,6 +581,7 @@ int main(void)
 	tcase_add_test(tc, tmp_leftovers_older_than_36_hours_go);
 	tcase_add_test(tc, a_full_disk_loses_nothing);
 	tcase_add_test(tc, bad_files_are_named_not_trusted);
+	tcase_add_test(tc, an_unreadable_message_is_a_clear_error);
 	suite_add_tcase(s, tc);
 	return run_suite(s, CK_FORK_GETENV);
 }
