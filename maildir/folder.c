@@ -20,8 +20,10 @@
 #include "common/error.h"
 #include "maildir/mutf7.h"
 
-/* Prefix of a folder being deleted: Maildir++ readers skip "..". */
-#define TRASH_PREFIX "..mcrdt-trash."
+/* A folder being deleted is first moved into the metadata directory under
+ * this prefix: no Maildir++ reader looks there (Dovecot would list a
+ * "..name" at the root as a mailbox). */
+#define TRASH_PREFIX "trash."
 
 static bool is_inbox(const char *name)
 {
@@ -281,6 +283,26 @@ static int rm_tree(int dirfd, const char *name)
 	return rc;
 }
 
+/* Removes every trash directory left in the metadata directory. */
+static int sweep_trash(int metafd)
+{
+	int fd = fcntl(metafd, F_DUPFD_CLOEXEC, 0);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return err_sys(MCRDT_EIO, "cannot read the metadata directory");
+	}
+	rewinddir(d);
+	int rc = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (strncmp(e->d_name, TRASH_PREFIX, strlen(TRASH_PREFIX)) == 0 && rc == 0)
+			rc = rm_tree(metafd, e->d_name);
+	closedir(d);
+	return rc;
+}
+
 int md_folder_delete(md *m, const char *mailbox)
 {
 	char *dir;
@@ -295,17 +317,21 @@ int md_folder_delete(md *m, const char *mailbox)
 		free(dir);
 		return err_set(MCRDT_ENOTFOUND, "no folder for mailbox '%s'", mailbox);
 	}
-	/* Out of sight first (one atomic rename), then removed at leisure: a
-	 * crash in between leaves a trash directory no reader lists. */
+	/* Out of sight first (one atomic rename), then removed: what a crash
+	 * or a failed removal leaves behind sits in the metadata directory,
+	 * listed by nobody, and goes with the next delete. */
 	char trash[NAME_MAX + 1];
 	char base[128];
+	int metafd;
 	md_unique_name(base, sizeof base, 0);
 	snprintf(trash, sizeof trash, TRASH_PREFIX "%.200s", base);
 	md_folder_cache_clear(m);
-	if (renameat(m->rootfd, dir, m->rootfd, trash) != 0)
-		rc = err_sys(MCRDT_EIO, "cannot move %s/%s aside", m->root, dir);
-	else if ((rc = md_fsync(m->rootfd, m->root)) == 0)
-		rc = rm_tree(m->rootfd, trash);
+	if ((rc = md_meta_dir(m, &metafd)) == 0) {
+		if (renameat(m->rootfd, dir, metafd, trash) != 0)
+			rc = err_sys(MCRDT_EIO, "cannot move %s/%s aside", m->root, dir);
+		else if ((rc = md_fsync(m->rootfd, m->root)) == 0)
+			rc = sweep_trash(metafd);
+	}
 	free(dir);
 	return rc;
 }

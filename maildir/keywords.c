@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -81,7 +83,55 @@ int md_keywords_load(md *m, const char *mailbox, struct md_keywords *kw)
 	return rc;
 }
 
-/* Replaces the file atomically: a temp file, fsync, rename, fsync. */
+/*
+ * Dovecot guards dovecot-keywords with the folder's dovecot-uidlist.lock
+ * (a dotlock holding "pid:host"); we take the same lock so neither side
+ * loses the other's keyword assignments. A lock untouched for two minutes
+ * belongs to a writer that died and is broken, as Dovecot does.
+ */
+#define UIDLIST_LOCK "dovecot-uidlist.lock"
+#define LOCK_STALE_SECS 120
+#define LOCK_WAIT_MS 10000
+
+static int lock_folder(struct md_folder *f)
+{
+	char host[256] = "localhost", text[300];
+	gethostname(host, sizeof host - 1);
+	int len = snprintf(text, sizeof text, "%ld:%s", (long)getpid(), host);
+	for (int waited = 0;; waited += 10) {
+		int fd = openat(f->dir, UIDLIST_LOCK, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			ssize_t n = write(fd, text, (size_t)len);
+			close(fd);
+			if (n == len)
+				return 0;
+			unlinkat(f->dir, UIDLIST_LOCK, 0);
+			return err_sys(MCRDT_EIO, "cannot write %s of %s", UIDLIST_LOCK, f->mailbox);
+		}
+		if (errno != EEXIST)
+			return err_sys(MCRDT_EIO, "cannot create %s of %s", UIDLIST_LOCK, f->mailbox);
+		struct stat st;
+		if (fstatat(f->dir, UIDLIST_LOCK, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    st.st_mtime < time(NULL) - LOCK_STALE_SECS)
+			unlinkat(f->dir, UIDLIST_LOCK, 0);
+		if (waited >= LOCK_WAIT_MS)
+			return err_set(MCRDT_ELOCKED, "%s of %s is held by another process", UIDLIST_LOCK,
+				       f->mailbox);
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void unlock_folder(struct md_folder *f)
+{
+	unlinkat(f->dir, UIDLIST_LOCK, 0);
+}
+
+/*
+ * Replaces the file atomically: a temp file, fsync, rename, fsync. Dovecot
+ * re-reads the file only when its mtime (in seconds) moves, so the new
+ * file's mtime is made later than the old one's, as Dovecot's own writes do.
+ */
 static int store(struct md_folder *f, const struct md_keywords *kw)
 {
 	char text[26 * 300], tmpname[64];
@@ -98,6 +148,13 @@ static int store(struct md_folder *f, const struct md_keywords *kw)
 	if (n != (ssize_t)len)
 		rc = err_sys(errno == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO, "cannot write %s of %s",
 			     KEYWORDS_FILE, f->mailbox);
+	struct stat old, cur;
+	if (rc == 0 && fstatat(f->dir, KEYWORDS_FILE, &old, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    fstat(fd, &cur) == 0 && cur.st_mtime <= old.st_mtime) {
+		struct timespec ts[2] = { { old.st_mtime + 1, 0 }, { old.st_mtime + 1, 0 } };
+		if (futimens(fd, ts) != 0)
+			rc = err_sys(MCRDT_EIO, "cannot date %s of %s", KEYWORDS_FILE, f->mailbox);
+	}
 	if (rc == 0)
 		rc = md_fsync(fd, KEYWORDS_FILE);
 	close(fd);
@@ -118,14 +175,20 @@ int md_keyword_letter(md *m, const char *mailbox, const char *keyword, char *let
 			return err_set(MCRDT_EINVAL, "keyword with a space or control character");
 	struct md_keywords kw;
 	struct md_folder *f;
-	int rc = md_keywords_load(m, mailbox, &kw);
-	if (rc)
+	int rc = md_folder_open(m, mailbox, &f);
+	if (rc || (rc = lock_folder(f)))
 		return rc;
+	/* Read under the lock: what Dovecot assigned a moment ago counts. */
+	if ((rc = md_keywords_load(m, mailbox, &kw))) {
+		unlock_folder(f);
+		return rc;
+	}
 	int free_slot = -1;
 	for (int i = 0; i < 26; i++) {
 		if (kw.names[i] && strcmp(kw.names[i], keyword) == 0) {
 			*letter_out = (char)('a' + i);
 			md_keywords_free(&kw);
+			unlock_folder(f);
 			return 0;
 		}
 		if (!kw.names[i] && free_slot < 0)
@@ -136,8 +199,9 @@ int md_keyword_letter(md *m, const char *mailbox, const char *keyword, char *let
 			     mailbox);
 	else if (!(kw.names[free_slot] = strdup(keyword)))
 		rc = err_set(MCRDT_ENOMEM, "out of memory");
-	else if ((rc = md_folder_open(m, mailbox, &f)) == 0 && (rc = store(f, &kw)) == 0)
+	else if ((rc = store(f, &kw)) == 0)
 		*letter_out = (char)('a' + free_slot);
 	md_keywords_free(&kw);
+	unlock_folder(f);
 	return rc;
 }

@@ -2,8 +2,10 @@
 # needs from Debian, then configure and build into a build directory.
 # Sourced, not run.
 
-# The Debian packages the build and the test suite need.
+# The Debian packages the build needs, and those the test suite adds: the
+# real Maildir tools the interop tests run against ours.
 MCRDT_BUILD_PKGS="build-essential cmake pkg-config libgit2-dev libxxhash-dev check"
+MCRDT_TEST_PKGS="dovecot-core mblaze"
 
 # Installs the missing packages among "$@" (as root), or prints the line
 # to run and fails (as anyone else).

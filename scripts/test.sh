@@ -9,7 +9,7 @@
 set -euo pipefail
 MCRDT_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$MCRDT_ROOT/scripts/lib.sh"
-ensure_packages $MCRDT_BUILD_PKGS
+ensure_packages $MCRDT_BUILD_PKGS $MCRDT_TEST_PKGS
 dir="$MCRDT_ROOT/build"
 opts=()
 if [ "${1:-}" = "--sanitize" ]; then
