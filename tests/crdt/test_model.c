@@ -923,8 +923,9 @@ static void honest_step(crdt_cluster *c, size_t r, uint64_t *s)
  * "ghost" replicas. Whatever replica 0 accepts (or buffers) is a real op of
  * a ghost: the other replicas get the same ops, in other orders and at
  * other times. Nothing may crash or leak, every answer must be one of
- * receive's documented codes, and in the end all three agree, with UIDs
- * unique in every mailbox.
+ * receive's documented codes, and in the end all three agree (same state,
+ * same number of buffered ops), with UIDs unique in every mailbox.
+ * MCRDT_GARBAGE_SEED overrides the fixed seed (300 seeds were tried).
  */
 START_TEST(garbage_loop)
 {
@@ -1770,6 +1771,36 @@ START_TEST(bug_recreate_same_uidvalidity_reuses_uids)
 END_TEST
 
 /*
+ * BUG (IMAP contract, no hostile input): two replicas concurrently CREATE
+ * "X" with the same UIDVALIDITY (e.g. both take time(NULL) in the same
+ * second) and each APPENDs one message. After sync the view's canonical
+ * member changes on replica 1, its UIDVALIDITY does not, and UID 1, which
+ * replica 1 showed for its own message B, now names A. (The simulator
+ * tracks history per GUID, so it cannot see this.) Expected: UID 1 keeps
+ * naming B under UIDVALIDITY 5 on replica 1, or the UIDVALIDITY changes.
+ */
+START_TEST(bug_concurrent_create_same_uidvalidity_reuses_uid)
+{
+	crdt_cluster c;
+	ck_assert_int_eq(crdt_cluster_init(&c, 2, 0x700), 0);
+	crdt_dot x0, x1, a, b;
+	uint32_t ua, ub;
+	LOCAL(&c, 0, crdt_model_create(m_, &ops_, "X", 5, &x0));
+	LOCAL(&c, 0, crdt_model_append(m_, &ops_, x0, NULL, 0, NULL, 0, &a, &ua));
+	LOCAL(&c, 1, crdt_model_create(m_, &ops_, "X", 5, &x1));
+	LOCAL(&c, 1, crdt_model_append(m_, &ops_, x1, NULL, 0, NULL, 0, &b, &ub));
+	ck_assert_uint_eq(ub, 1);
+	sync_all(&c);
+	uint32_t uidvalidity = info_of(c.r[1], "X").uidvalidity;
+	uint32_t now_b = 0;
+	ck_assert(find_row(c.r[1], "X", b, &now_b, NULL));
+	ck_assert_msg(uidvalidity != 5 || now_b == 1,
+		      "replica 1: (X, UIDVALIDITY 5, UID 1) named B, now B is UID %u and UID 1 is A", now_b);
+	crdt_cluster_free(&c);
+}
+END_TEST
+
+/*
  * BUG: apply_delete makes a mailbox dead when its add-dot set is empty,
  * even if it still has live members. With deps that are not causally
  * closed (a peer op that observed PEER.1, which had observed m1, but not
@@ -1879,6 +1910,7 @@ int main(void)
 		bug_recreate_same_uidvalidity_reuses_uids,
 		bug_unclosed_deps_orphan_a_live_message,
 		bug_pending_not_released_by_local_op,
+		bug_concurrent_create_same_uidvalidity_reuses_uid,
 	};
 	const char *e = getenv("MCRDT_TEST_BUGS");
 	if (e && *e && strcmp(e, "0") != 0) {
