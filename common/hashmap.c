@@ -118,6 +118,10 @@ int hmap_del(struct hmap *m, uint64_t key)
 	}
 	m->slots[hole].key = HMAP_EMPTY;
 	m->count--;
+	/* Give memory back once the table is mostly empty (hysteresis: the
+	 * shrunk table is still at most half full). */
+	if (m->cap > 64 && m->count < m->cap / 8)
+		rehash(m, m->cap / 4); /* on ENOMEM the table just stays large */
 	return 1;
 }
 

@@ -182,7 +182,7 @@ static void mark_dirty(crdt_model *m, uint32_t i)
 	if (x->state & MSG_DIRTY)
 		return;
 	if (GROW(m->dirty, m->capdirty, m->ndirty + 1))
-		return; /* settle also rescans on names_dirty; ENOMEM is reported there */
+		return; /* out of memory: this message waits for its next change */
 	x->state |= MSG_DIRTY;
 	m->dirty[m->ndirty++] = i;
 }
@@ -312,6 +312,8 @@ static void flags_drop_covered(crdt_model *m, struct msg *x, uint32_t flag, cons
 	}
 }
 
+static void mbox_check_dead(crdt_model *m, uint32_t bi);
+
 static void msg_remove(crdt_model *m, uint32_t i)
 {
 	struct msg *x = &m->msgs[i];
@@ -326,9 +328,11 @@ static void msg_remove(crdt_model *m, uint32_t i)
 			hmap_del(&m->xclaims, (uint64_t)s << 32 | i);
 	x->state = 0; /* a dirty-queue entry for it is skipped by settle */
 	x->shown = 0;
+	uint32_t bi = x->mbox;
 	x->mbox = m->freemsg;
 	m->freemsg = i;
 	m->live--;
+	mbox_check_dead(m, bi);
 }
 
 static uint32_t newest_claim(const crdt_model *m, uint32_t i, uint32_t space)
@@ -345,9 +349,44 @@ static uint32_t newest_claim(const crdt_model *m, uint32_t i, uint32_t space)
 /*
  * The claim slot of uid in space: the message that claimed it, CLAIM_BURNED,
  * or 0. UIDs are claimed at the top of a space, so a dense vector holds
- * them at 8 bytes each; a UID far above the vector (only a peer's odd
- * claim) goes to the claims table instead of growing the vector.
+ * them at 8 bytes each. The vector grows only while it stays within four
+ * times the claims it holds: a peer's claims far above the rest cost a
+ * table slot each, never a vector sized by the UID they name.
  */
+static int grow_uids(crdt_model *m, struct mbox *b, uint32_t space, uint32_t uid)
+{
+	size_t cap = b->capuids ? b->capuids : 1024;
+	while (cap <= uid)
+		cap *= 2;
+	if (cap > 4 * (b->nuids + 1024))
+		return 0; /* too sparse: the caller uses the table */
+	pdot *nu = realloc(b->uids, cap * sizeof *nu);
+	if (!nu)
+		return err_set(MCRDT_ENOMEM, "out of memory growing a UID table");
+	memset(nu + b->capuids, 0, (cap - b->capuids) * sizeof *nu);
+	size_t old = b->capuids;
+	b->uids = nu;
+	b->capuids = cap;
+	/* Claims the table held in the range the vector now covers move in. */
+	uint64_t moved[64];
+	size_t n;
+	do {
+		n = 0;
+		const struct hmap_slot *sl;
+		for (size_t it = 0; n < 64 && hmap_next(&m->claims, &it, &sl);) {
+			uint32_t s = (uint32_t)(sl->key >> 32), u = (uint32_t)sl->key;
+			if (s == space && u >= old && u < cap)
+				moved[n++] = sl->key;
+		}
+		for (size_t k = 0; k < n; k++) {
+			b->uids[(uint32_t)moved[k]] = *hmap_get(&m->claims, moved[k]);
+			b->nuids++;
+			hmap_del(&m->claims, moved[k]);
+		}
+	} while (n == 64);
+	return 1;
+}
+
 static uint64_t *claim_slot(crdt_model *m, uint32_t space, uint32_t uid, bool create)
 {
 	struct mbox *b = &m->mboxes[space];
@@ -357,20 +396,11 @@ static uint64_t *claim_slot(crdt_model *m, uint32_t space, uint32_t uid, bool cr
 	uint64_t *v = hmap_get(&m->claims, key);
 	if (v || !create)
 		return v;
-	if (uid < 2 * b->capuids + 1024) {
-		size_t cap = b->capuids ? b->capuids : 1024;
-		while (cap <= uid)
-			cap *= 2;
-		pdot *nu = realloc(b->uids, cap * sizeof *nu);
-		if (!nu) {
-			err_set(MCRDT_ENOMEM, "out of memory growing a UID table");
-			return NULL;
-		}
-		memset(nu + b->capuids, 0, (cap - b->capuids) * sizeof *nu);
-		b->uids = nu;
-		b->capuids = cap;
+	int grown = grow_uids(m, b, space, uid);
+	if (grown < 0)
+		return NULL;
+	if (grown)
 		return &b->uids[uid];
-	}
 	if (hmap_put(&m->claims, key, 0))
 		return NULL;
 	return hmap_get(&m->claims, key);
@@ -391,6 +421,8 @@ static int claim_record(crdt_model *m, uint32_t space, pdot mguid, uint32_t uid)
 		return MCRDT_ENOMEM;
 	if (*v == 0) {
 		*v = mguid;
+		if (uid < m->mboxes[space].capuids)
+			m->mboxes[space].nuids++;
 	} else if (*v != mguid && *v != CLAIM_BURNED) {
 		const uint64_t *other = hmap_get(&m->guids, *v);
 		*v = CLAIM_BURNED;
@@ -496,6 +528,20 @@ static int apply_rename(crdt_model *m, const crdt_op *op, uint32_t bi)
 	return 0;
 }
 
+/*
+ * A mailbox dies when it holds neither an add dot nor a message. With
+ * honest ops the first implies the second; a peer's deps that are not
+ * causally closed could otherwise strand a live message out of sight.
+ */
+static void mbox_check_dead(crdt_model *m, uint32_t bi)
+{
+	struct mbox *b = &m->mboxes[bi];
+	if (b->live && b->nexists == 0 && b->nmembers == 0) {
+		b->live = false;
+		m->names_dirty = true;
+	}
+}
+
 static void apply_delete(crdt_model *m, const crdt_op *op, uint32_t bi)
 {
 	struct mbox *b = &m->mboxes[bi];
@@ -507,10 +553,7 @@ static void apply_delete(crdt_model *m, const crdt_op *op, uint32_t bi)
 		else
 			k++;
 	}
-	if (b->nexists == 0 && b->live) {
-		b->live = false;
-		m->names_dirty = true;
-	}
+	mbox_check_dead(m, bi);
 }
 
 static int apply_add_msg(crdt_model *m, const crdt_op *op, uint32_t bi, uint32_t space)
@@ -674,30 +717,42 @@ static void drain(crdt_model *m)
 	}
 }
 
+/* Forgets the replica interned last, when an op from a replica never seen
+ * before is refused: a refused op leaves no trace. */
+static void rix_forget_last(crdt_model *m)
+{
+	hmap_del(&m->rixmap, m->rep[--m->nrep]);
+}
+
 int crdt_model_receive(crdt_model *m, const crdt_op *op)
 {
 	int rc = crdt_op_validate(op);
 	if (rc)
 		return rc;
-	if (op->id.counter > PDOT_CTR_MAX)
-		return err_set(MCRDT_ERANGE, "op counter %" PRIu64 " out of range", op->id.counter);
 	uint32_t rix;
-	if ((rc = rix_intern(m, op->id.replica, &rix)))
+	bool fresh = rix_find(m, op->id.replica, &rix) != 0;
+	if (fresh && (rc = rix_intern(m, op->id.replica, &rix)))
 		return rc;
 	if (op->id.counter <= m->cc[rix] || hmap_get(&m->pendids, pdot_make(rix, op->id.counter)))
 		return MCRDT_EDUPLICATE;
 	if (ready(m, op, rix)) {
-		if ((rc = apply(m, op)))
+		if ((rc = apply(m, op))) {
+			if (fresh)
+				rix_forget_last(m);
 			return rc;
+		}
 		drain(m);
 		return 0;
 	}
-	if ((rc = GROW(m->pending, m->cappending, m->npending + 1)))
-		return rc;
-	if ((rc = crdt_op_copy(&m->pending[m->npending], op)))
-		return rc;
-	if ((rc = hmap_put(&m->pendids, pdot_make(rix, op->id.counter), m->npending))) {
+	if (m->npending >= CRDT_PENDING_MAX)
+		rc = err_set(MCRDT_ETOOBIG, "%zu ops already wait for their dependencies", m->npending);
+	else if (!(rc = GROW(m->pending, m->cappending, m->npending + 1)) &&
+		 !(rc = crdt_op_copy(&m->pending[m->npending], op)) &&
+		 (rc = hmap_put(&m->pendids, pdot_make(rix, op->id.counter), m->npending)))
 		crdt_op_free(&m->pending[m->npending]);
+	if (rc) {
+		if (fresh)
+			rix_forget_last(m);
 		return rc;
 	}
 	m->npending++;
@@ -711,6 +766,8 @@ size_t crdt_model_pending(const crdt_model *m)
 
 /* ------------------------------------------------------------------ */
 /* local ops                                                           */
+
+static void drain(crdt_model *m);
 
 /* Names op as this replica's next and gives it the context as deps. */
 static int stamp(crdt_model *m, crdt_op *op)
@@ -735,13 +792,16 @@ static int issue(crdt_model *m, crdt_oplist *out, crdt_op *op)
 		rc = crdt_op_validate(op);
 	if (!rc)
 		rc = apply(m, op);
-	if (!rc)
+	if (!rc) {
 		rc = crdt_oplist_push(out, op);
+		drain(m); /* a peer's op may have waited for this one */
+	}
 	crdt_op_free(op);
 	return rc;
 }
 
 static int recompute_groups(crdt_model *m);
+static int cmp_name(const struct nameval *nx, const struct nameval *ny);
 
 /* The canonical index of the visible mailbox a GUID belongs to. */
 static int visible_mbox(crdt_model *m, crdt_dot guid, uint32_t *out)
@@ -770,23 +830,13 @@ static int check_name(const char *name, size_t *len)
 
 int crdt_model_find(const crdt_model *m, const char *name, crdt_dot *guid_out)
 {
-	size_t len = strlen(name);
+	struct nameval want = { { 0, 0 }, (char *)name, strlen(name) };
 	for (size_t i = 0; i < m->nmboxes; i++) {
 		const struct mbox *b = &m->mboxes[i];
-		if (!b->live)
-			continue;
-		const struct nameval *n = mbox_name(b);
-		if (n->len == len && memcmp(n->name, name, len) == 0) {
-			/* canon is current only after settle; take the smallest GUID */
-			crdt_dot g = b->guid;
-			for (size_t j = i + 1; j < m->nmboxes; j++) {
-				const struct mbox *c = &m->mboxes[j];
-				const struct nameval *cn = c->live ? mbox_name(c) : NULL;
-				if (cn && cn->len == len && memcmp(cn->name, name, len) == 0 &&
-				    crdt_dot_cmp(c->guid, g) < 0)
-					g = c->guid;
-			}
-			*guid_out = g;
+		if (b->live && cmp_name(mbox_name(b), &want) == 0) {
+			/* The view's GUID is its leader's (current after settle). */
+			const struct mbox *lead = &m->mboxes[b->canon];
+			*guid_out = lead->live ? lead->guid : b->guid;
 			return 0;
 		}
 	}
@@ -825,24 +875,25 @@ static int for_group(crdt_model *m, crdt_oplist *out, uint32_t canon, enum crdt_
 		     const char *name, size_t len)
 {
 	/* Collect first: applying a delete changes liveness under us. */
-	crdt_dot members[64];
+	crdt_dot *members = malloc((m->nmboxes ? m->nmboxes : 1) * sizeof *members);
+	if (!members)
+		return err_set(MCRDT_ENOMEM, "out of memory");
 	size_t n = 0;
-	for (size_t i = 0; i < m->nmboxes && n < 64; i++)
+	for (size_t i = 0; i < m->nmboxes; i++)
 		if (m->mboxes[i].live && m->mboxes[i].canon == canon)
 			members[n++] = m->mboxes[i].guid;
-	for (size_t k = 0; k < n; k++) {
+	int rc = 0;
+	for (size_t k = 0; rc == 0 && k < n; k++) {
 		crdt_op op;
 		crdt_op_init(&op, type);
 		op.mbox = members[k];
-		int rc = name ? crdt_op_set_name(&op, name, len) : 0;
-		if (rc) {
+		if (name && (rc = crdt_op_set_name(&op, name, len)))
 			crdt_op_free(&op);
-			return rc;
-		}
-		if ((rc = issue(m, out, &op)))
-			return rc;
+		else
+			rc = issue(m, out, &op);
 	}
-	return 0;
+	free(members);
+	return rc;
 }
 
 int crdt_model_rename(crdt_model *m, crdt_oplist *out, crdt_dot mbox, const char *name)
@@ -883,7 +934,14 @@ int crdt_model_subscribe(crdt_model *m, crdt_oplist *out, const char *name, bool
 static int set_flags(crdt_op *op, const char *const *flags, size_t nflags)
 {
 	for (size_t k = 0; k < nflags; k++) {
-		int rc = crdt_op_add_flag(op, flags[k], strlen(flags[k]));
+		size_t len = strlen(flags[k]);
+		if (len == 0 || len > CRDT_FLAG_MAX)
+			return err_set(MCRDT_EINVAL, "a flag must be 1 to %d bytes", CRDT_FLAG_MAX);
+		for (size_t i = 0; i < len; i++)
+			if ((unsigned char)flags[k][i] <= 0x20 || flags[k][i] == 0x7f)
+				return err_set(MCRDT_EINVAL, "flag '%s' has a space or control character",
+					       flags[k]);
+		int rc = crdt_op_add_flag(op, flags[k], len);
 		if (rc)
 			return rc;
 	}
@@ -902,7 +960,7 @@ static int add_msg(crdt_model *m, crdt_oplist *out, crdt_op *op, uint32_t canon,
 		   const void *meta, size_t meta_len, crdt_dot *guid_out, uint32_t *uid_out)
 {
 	int rc = 0;
-	if (m->mboxes[canon].hi == UINT32_MAX)
+	if (m->mboxes[canon].hi >= CRDT_UID_MAX)
 		rc = err_set(MCRDT_ERANGE, "mailbox has used every UID");
 	if (!rc && meta)
 		rc = crdt_op_set_meta(op, meta, meta_len);
@@ -947,29 +1005,62 @@ static int live_msg(const crdt_model *m, crdt_dot msg, uint32_t *out)
 	return 0;
 }
 
+static int cmp_cstr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int msg_flag_names(const crdt_model *m, uint32_t i, const char ***out, size_t *n_out)
+{
+	size_t n = 0;
+	for (uint32_t f = m->msgs[i].flags; f != NONE; f = m->fpool[f].next)
+		n++;
+	const char **v = malloc((n ? n : 1) * sizeof *v);
+	if (!v)
+		return err_set(MCRDT_ENOMEM, "out of memory listing flags");
+	n = 0;
+	for (uint32_t f = m->msgs[i].flags; f != NONE; f = m->fpool[f].next)
+		v[n++] = m->flagnames[m->fpool[f].flag];
+	if (n)
+		qsort(v, n, sizeof *v, cmp_cstr);
+	size_t k = 0;
+	for (size_t j = 0; j < n; j++)
+		if (k == 0 || strcmp(v[k - 1], v[j]) != 0) /* concurrent adds: one flag, two dots */
+			v[k++] = v[j];
+	*out = v;
+	*n_out = k;
+	return 0;
+}
+
 int crdt_model_copy(crdt_model *m, crdt_oplist *out, crdt_dot msg, crdt_dot mbox, bool move,
 		    const void *meta, size_t meta_len, crdt_dot *guid_out, uint32_t *uid_out)
 {
 	uint32_t canon = 0, i = 0;
+	const char **names;
+	size_t n;
 	int rc;
-	if ((rc = live_msg(m, msg, &i)) || (rc = visible_mbox(m, mbox, &canon)))
+	if ((rc = live_msg(m, msg, &i)) || (rc = visible_mbox(m, mbox, &canon)) ||
+	    (rc = msg_flag_names(m, i, &names, &n)))
 		return rc;
+	/* The copy carries up to an op's worth of flags; FLAGS_ADD ops on the
+	 * new message carry the rest. */
 	crdt_op op;
 	crdt_op_init(&op, move ? CRDT_OP_MOVE : CRDT_OP_COPY);
 	op.msg = msg;
-	for (uint32_t f = m->msgs[i].flags; f != NONE && !rc; f = m->fpool[f].next) {
-		const char *name = m->flagnames[m->fpool[f].flag];
-		bool dup = false; /* concurrent adds leave one flag with two dots */
-		for (size_t k = 0; k < op.nflags && !dup; k++)
-			dup = strcmp(op.flags[k].s, name) == 0;
-		if (!dup)
-			rc = crdt_op_add_flag(&op, name, strlen(name));
-	}
-	if (rc) {
+	size_t first = n < CRDT_FLAGS_MAX ? n : CRDT_FLAGS_MAX;
+	rc = set_flags(&op, names, first);
+	crdt_dot g;
+	if (rc)
 		crdt_op_free(&op);
-		return rc;
-	}
-	return add_msg(m, out, &op, canon, meta, meta_len, guid_out, uid_out);
+	else
+		rc = add_msg(m, out, &op, canon, meta, meta_len, &g, uid_out);
+	for (size_t at = first; rc == 0 && at < n; at += CRDT_FLAGS_MAX)
+		rc = crdt_model_flags(m, out, g, CRDT_OP_FLAGS_ADD, names + at,
+				      n - at < CRDT_FLAGS_MAX ? n - at : CRDT_FLAGS_MAX);
+	free(names);
+	if (rc == 0 && guid_out)
+		*guid_out = g;
+	return rc;
 }
 
 int crdt_model_expunge(crdt_model *m, crdt_oplist *out, crdt_dot msg)
@@ -1008,17 +1099,32 @@ int crdt_model_flags(crdt_model *m, crdt_oplist *out, crdt_dot msg, enum crdt_op
 
 static _Thread_local const crdt_model *sort_model; /* qsort has no context argument */
 
-static int cmp_by_name(const void *a, const void *b)
+static int cmp_name(const struct nameval *nx, const struct nameval *ny)
 {
-	const struct mbox *x = &sort_model->mboxes[*(const uint32_t *)a];
-	const struct mbox *y = &sort_model->mboxes[*(const uint32_t *)b];
-	const struct nameval *nx = mbox_name(x), *ny = mbox_name(y);
 	size_t n = nx->len < ny->len ? nx->len : ny->len;
 	int c = memcmp(nx->name, ny->name, n);
 	if (c)
 		return c;
-	if (nx->len != ny->len)
-		return nx->len < ny->len ? -1 : 1;
+	return nx->len < ny->len ? -1 : nx->len > ny->len;
+}
+
+/* By name, then the highest effective UIDVALIDITY first. */
+static int cmp_by_name(const void *a, const void *b)
+{
+	const struct mbox *x = &sort_model->mboxes[*(const uint32_t *)a];
+	const struct mbox *y = &sort_model->mboxes[*(const uint32_t *)b];
+	int c = cmp_name(mbox_name(x), mbox_name(y));
+	if (c)
+		return c;
+	return x->uv_eff > y->uv_eff ? -1 : x->uv_eff < y->uv_eff;
+}
+
+static int cmp_by_uidvalidity(const void *a, const void *b)
+{
+	const struct mbox *x = &sort_model->mboxes[*(const uint32_t *)a];
+	const struct mbox *y = &sort_model->mboxes[*(const uint32_t *)b];
+	if (x->uidvalidity != y->uidvalidity)
+		return x->uidvalidity < y->uidvalidity ? -1 : 1;
 	return crdt_dot_cmp(x->guid, y->guid);
 }
 
@@ -1028,7 +1134,21 @@ static void mark_members_dirty(crdt_model *m, uint32_t bi)
 		mark_dirty(m, m->mboxes[bi].members[k]);
 }
 
-/* Groups live mailboxes by effective name; the smallest GUID leads. */
+/*
+ * Effective UIDVALIDITY, then groups.
+ *
+ * Every UID space needs a UIDVALIDITY of its own, or a client could see a
+ * UID name another message under an unchanged UIDVALIDITY (two replicas
+ * creating one name in the same second, or a name deleted and created
+ * again with the value it had). So, over every mailbox ever known in
+ * (UIDVALIDITY, GUID) order, each takes the larger of its own value and
+ * one more than the one before. Knowing more mailboxes can only raise a
+ * value, never lower it.
+ *
+ * Live mailboxes with the same effective name form one visible mailbox,
+ * led by the member with the highest effective UIDVALIDITY: when a
+ * concurrent create makes the view change spaces, its UIDVALIDITY rises.
+ */
 static int recompute_groups(crdt_model *m)
 {
 	if (!m->names_dirty)
@@ -1036,6 +1156,21 @@ static int recompute_groups(crdt_model *m)
 	uint32_t *idx = malloc((m->nmboxes ? m->nmboxes : 1) * sizeof *idx);
 	if (!idx)
 		return err_set(MCRDT_ENOMEM, "out of memory grouping mailboxes");
+	sort_model = m;
+	for (uint32_t i = 0; i < m->nmboxes; i++)
+		idx[i] = i;
+	if (m->nmboxes)
+		qsort(idx, m->nmboxes, sizeof *idx, cmp_by_uidvalidity);
+	uint32_t prev = 0;
+	for (size_t k = 0; k < m->nmboxes; k++) {
+		struct mbox *b = &m->mboxes[idx[k]];
+		uint32_t uv = b->uidvalidity > prev || prev == UINT32_MAX ? b->uidvalidity : prev + 1;
+		if (uv != b->uv_eff) {
+			b->uv_eff = uv;
+			mark_members_dirty(m, idx[k]);
+		}
+		prev = uv;
+	}
 	size_t n = 0;
 	for (uint32_t i = 0; i < m->nmboxes; i++) {
 		if (m->mboxes[i].live)
@@ -1043,14 +1178,12 @@ static int recompute_groups(crdt_model *m)
 		else
 			m->mboxes[i].canon = i;
 	}
-	sort_model = m;
-	qsort(idx, n, sizeof *idx, cmp_by_name);
+	if (n)
+		qsort(idx, n, sizeof *idx, cmp_by_name);
 	uint32_t lead = NONE;
 	for (size_t k = 0; k < n; k++) {
-		const struct nameval *a = k ? mbox_name(&m->mboxes[idx[k - 1]]) : NULL;
-		const struct nameval *nb = mbox_name(&m->mboxes[idx[k]]);
-		if (!a || a->len != nb->len || memcmp(a->name, nb->name, a->len) != 0)
-			lead = idx[k]; /* first of its name: smallest GUID */
+		if (k == 0 || cmp_name(mbox_name(&m->mboxes[idx[k - 1]]), mbox_name(&m->mboxes[idx[k]])))
+			lead = idx[k]; /* first of its name: highest UIDVALIDITY */
 		struct mbox *b = &m->mboxes[idx[k]];
 		if (b->canon != lead) {
 			b->canon = lead;
@@ -1123,8 +1256,10 @@ int crdt_model_settle(crdt_model *m, crdt_oplist *out)
 		}
 		if (x->shown)
 			unshow(m, x);
-		if ((rc = GROW(re, capre, nre + 1)))
+		if ((rc = GROW(re, capre, nre + 1))) {
+			x->state |= MSG_DIRTY; /* still queued: the next settle retries */
 			goto out;
+		}
 		re[nre++] = (struct reclaim){ c, i, dot_of(m, x->guid) };
 	}
 	m->ndirty = 0;
@@ -1133,11 +1268,12 @@ int crdt_model_settle(crdt_model *m, crdt_oplist *out)
 			m->mboxes[b].shown_max = newmax[b];
 	if (nre)
 		qsort(re, nre, sizeof *re, cmp_reclaim);
-	for (size_t k = 0; k < nre; k++) {
+	size_t k;
+	for (k = 0; k < nre; k++) {
 		struct mbox *b = &m->mboxes[re[k].space];
-		if (b->hi == UINT32_MAX) {
+		if (b->hi >= CRDT_UID_MAX) {
 			rc = err_set(MCRDT_ERANGE, "mailbox has used every UID");
-			goto out;
+			break;
 		}
 		crdt_op op;
 		crdt_op_init(&op, CRDT_OP_CLAIM);
@@ -1145,16 +1281,26 @@ int crdt_model_settle(crdt_model *m, crdt_oplist *out)
 		op.space = b->guid;
 		op.uid = b->hi + 1;
 		if ((rc = issue(m, out, &op)))
-			goto out;
+			break;
 		struct msg *x = &m->msgs[re[k].msg];
 		show(m, x, re[k].space, b->hi);
 		b->shown_max = b->hi;
 	}
-	/* The claims just issued marked their messages dirty; they are settled. */
-	for (size_t k = 0; k < m->ndirty; k++)
-		m->msgs[m->dirty[k]].state &= ~MSG_DIRTY & 7;
-	m->ndirty = 0;
-	if (m->capdirty > 4096) {
+	/* Messages left without a UID by a failure are settled next time. */
+	for (; k < nre; k++)
+		mark_dirty(m, re[k].msg);
+	if (rc)
+		goto out;
+	/* The claims just issued queued their messages again; they are settled.
+	 * Anything else queued meanwhile waits for the next settle. */
+	for (k = 0; k < nre; k++)
+		m->msgs[re[k].msg].state &= ~MSG_DIRTY & 7;
+	size_t keep = 0;
+	for (size_t d = 0; d < m->ndirty; d++)
+		if (m->msgs[m->dirty[d]].state & MSG_DIRTY)
+			m->dirty[keep++] = m->dirty[d];
+	m->ndirty = keep;
+	if (keep == 0 && m->capdirty > 4096) {
 		/* A big batch is over: give its queue back. */
 		free(m->dirty);
 		m->dirty = NULL;

@@ -66,7 +66,8 @@ struct nameval {
 
 struct mbox {
 	crdt_dot guid;
-	uint32_t uidvalidity;
+	uint32_t uidvalidity; /* as created */
+	uint32_t uv_eff;      /* made unique among all known mailboxes */
 	bool live;
 	crdt_dot *exists;     /* add dots (OR-set of this mailbox) */
 	size_t nexists, capexists;
@@ -76,6 +77,7 @@ struct mbox {
 	size_t nmembers, capmembers;
 	pdot *uids;           /* claims by UID (dense part): message pdot, */
 	size_t capuids;       /* CLAIM_BURNED, or 0 when unclaimed */
+	size_t nuids;         /* claimed slots in uids (bounds its growth) */
 	uint32_t canon;       /* canonical mailbox of its visible group */
 	uint32_t hi;          /* highest UID claimed in this space */
 	uint32_t shown_max;   /* highest UID this replica has shown here */
@@ -127,5 +129,7 @@ const struct nameval *mbox_name(const struct mbox *b);
 int mbox_index(const crdt_model *m, crdt_dot guid, uint32_t *out);
 int msg_index(const crdt_model *m, crdt_dot guid, uint32_t *out);
 crdt_dot dot_of(const crdt_model *m, pdot d);
+/* The distinct flags of message i, sorted; free the array (not the names). */
+int msg_flag_names(const crdt_model *m, uint32_t i, const char ***out, size_t *n_out);
 
 #endif

@@ -99,6 +99,16 @@ int crdt_op_copy(crdt_op *dst, const crdt_op *src)
 	return rc;
 }
 
+size_t crdt_op_bytes(const crdt_op *op)
+{
+	size_t n = op->deps.cap * sizeof *op->deps.e + op->nflags * sizeof *op->flags + op->meta_len;
+	if (op->name.s)
+		n += op->name.len + 1;
+	for (size_t i = 0; i < op->nflags; i++)
+		n += op->flags[i].len + 1;
+	return n;
+}
+
 const char *crdt_op_type_name(enum crdt_op_type t)
 {
 	switch (t) {
@@ -142,6 +152,8 @@ static int name_ok(const struct crdt_str *n)
 
 int crdt_op_validate(const crdt_op *op)
 {
+	if (op->id.counter > CRDT_COUNTER_MAX)
+		return err_set(MCRDT_ERANGE, "op counter %" PRIu64 " out of range", op->id.counter);
 	if (op->type < CRDT_OP_MBOX_CREATE || op->type > CRDT_OP_TYPE_MAX)
 		return err_set(MCRDT_ECORRUPT, "unknown op type %d", (int)op->type);
 	if (!dot_ok(op->id))
@@ -150,6 +162,10 @@ int crdt_op_validate(const crdt_op *op)
 	if (crdt_vv_base(&op->deps, op->id.replica) != op->id.counter - 1 ||
 	    crdt_vv_exceptions(&op->deps) != 0)
 		return bad(op, "dependencies do not end right before the op");
+	for (size_t i = 0; i < op->deps.n; i++)
+		if (op->deps.e[i].replica == 0 || op->deps.e[i].replica == UINT64_MAX ||
+		    op->deps.e[i].base > CRDT_COUNTER_MAX)
+			return bad(op, "dependency on an impossible replica or counter");
 	for (size_t i = 0; i < op->nflags; i++) {
 		const struct crdt_str *f = &op->flags[i];
 		if (!f->s || f->len == 0 || f->len > CRDT_FLAG_MAX)
@@ -189,8 +205,12 @@ int crdt_op_validate(const crdt_op *op)
 		return bad(op, "missing mailbox");
 	if (has_msg && !dot_ok(op->msg))
 		return bad(op, "missing message");
-	if (has_uid && (op->uid == 0 || !dot_ok(op->space)))
-		return bad(op, "UID 0 or no UID space");
+	if (has_uid && (op->uid == 0 || op->uid > CRDT_UID_MAX || !dot_ok(op->space)))
+		return bad(op, "UID 0, UID out of range, or no UID space");
+	if ((has_mbox && !crdt_vv_contains(&op->deps, op->mbox)) ||
+	    (has_msg && !crdt_vv_contains(&op->deps, op->msg)) ||
+	    (has_uid && !crdt_vv_contains(&op->deps, op->space)))
+		return bad(op, "names a mailbox, message or UID space outside its dependencies");
 	if (!has_uid && (op->uid || op->space.replica))
 		return bad(op, "unexpected UID");
 	if (op->type != CRDT_OP_MBOX_CREATE && op->uidvalidity)

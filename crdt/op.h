@@ -41,6 +41,13 @@ enum crdt_op_type {
 #define CRDT_FLAG_MAX 255    /* bytes of one flag or keyword */
 #define CRDT_FLAGS_MAX 128   /* flags in one op */
 #define CRDT_META_MAX 65536  /* bytes of opaque per-message metadata */
+/* The highest UID a claim may name: half the IMAP range, so that a peer's
+ * claim can never leave a mailbox without room for fresh UIDs on its own. */
+#define CRDT_UID_MAX 0x7fffffffu
+/* Ops a replica holds back for missing dependencies, at most. */
+#define CRDT_PENDING_MAX 1000000
+/* The highest op counter: dots pack it into 48 bits in memory. */
+#define CRDT_COUNTER_MAX ((UINT64_C(1) << 48) - 1)
 
 struct crdt_str {
 	char *s;    /* NUL-terminated copy; len excludes the NUL */
@@ -72,10 +79,14 @@ int crdt_op_set_name(crdt_op *op, const char *name, size_t len);
 int crdt_op_add_flag(crdt_op *op, const char *flag, size_t len);
 int crdt_op_set_meta(crdt_op *op, const void *meta, size_t len);
 /*
- * Checks every field against the type's rules and the bounds above.
- * 0, or MCRDT_ECORRUPT naming the field (an op from a peer is untrusted).
+ * Checks every field against the type's rules and the bounds above, and
+ * that every mailbox, message and UID space the op names is in its deps
+ * (an op can only name what its issuer had seen). 0, or MCRDT_ECORRUPT
+ * naming the field (an op from a peer is untrusted).
  */
 int crdt_op_validate(const crdt_op *op);
+/* Heap bytes the op's buffers hold (not the struct itself). */
+size_t crdt_op_bytes(const crdt_op *op);
 /* The type's name, e.g. "append". */
 const char *crdt_op_type_name(enum crdt_op_type t);
 /* One line describing the op into buf (for traces and `mcrdt log`). */

@@ -212,6 +212,16 @@ int crdt_orset_join(crdt_orset *dst, const crdt_orset *src)
 	return crdt_vv_merge(&dst->cc, &src->cc);
 }
 
+size_t crdt_orset_bytes(const crdt_orset *s)
+{
+	size_t n = s->cap * sizeof *s->e + s->cc.cap * sizeof *s->cc.e;
+	for (size_t i = 0; i < s->n; i++)
+		n += s->e[i].len + s->e[i].capdots * sizeof *s->e[i].dots;
+	for (size_t i = 0; i < s->cc.n; i++)
+		n += s->cc.e[i].capextra * sizeof *s->cc.e[i].extra;
+	return n;
+}
+
 int crdt_orset_equal(const crdt_orset *a, const crdt_orset *b)
 {
 	if (a->n != b->n || crdt_vv_compare(&a->cc, &b->cc) != CRDT_VV_EQUAL)

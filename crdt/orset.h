@@ -54,6 +54,8 @@ int crdt_orset_remove(crdt_orset *s, const void *elem, size_t len, crdt_dot dot,
 int crdt_orset_contains(const crdt_orset *s, const void *elem, size_t len);
 /* State join: dst becomes the least upper bound of dst and src. */
 int crdt_orset_join(crdt_orset *dst, const crdt_orset *src);
+/* Heap bytes the set holds. */
+size_t crdt_orset_bytes(const crdt_orset *s);
 /* 1 if both sets hold the same elements with the same dots and contexts. */
 int crdt_orset_equal(const crdt_orset *a, const crdt_orset *b);
 

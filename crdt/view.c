@@ -12,30 +12,21 @@
 
 #include "common/error.h"
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* The message's flags, sorted and space-separated; caller frees. */
-static char *flags_text(const crdt_model *m, const struct msg *x)
+static char *flags_text(const crdt_model *m, uint32_t i)
 {
-	const char *names[CRDT_FLAGS_MAX * 4];
-	size_t n = 0, len = 1;
-	for (uint32_t f = x->flags; f != NONE && n < sizeof names / sizeof *names; f = m->fpool[f].next)
-		names[n++] = m->flagnames[m->fpool[f].flag];
-	qsort(names, n, sizeof *names, cmp_str);
+	const char **names;
+	size_t n, len = 1;
+	if (msg_flag_names(m, i, &names, &n))
+		return NULL;
 	for (size_t k = 0; k < n; k++)
 		len += strlen(names[k]) + 1;
 	char *s = malloc(len), *p = s;
-	if (!s)
-		return NULL;
-	*p = '\0';
-	for (size_t k = 0; k < n; k++) {
-		if (k && strcmp(names[k], names[k - 1]) == 0)
-			continue; /* one flag, several concurrent dots */
-		p += sprintf(p, "%s%s", p == s ? "" : " ", names[k]);
-	}
+	for (size_t k = 0; s && k < n; k++)
+		p += sprintf(p, "%s%s", k ? " " : "", names[k]);
+	if (s)
+		*p = '\0';
+	free(names);
 	return s;
 }
 
@@ -92,7 +83,7 @@ int crdt_model_mailboxes(const crdt_model *m, struct crdt_mailbox_info **out, si
 		}
 		memcpy(v[k].name, nv->name, nv->len + 1);
 		v[k].guid = b->guid;
-		v[k].uidvalidity = b->uidvalidity;
+		v[k].uidvalidity = b->uv_eff;
 		v[k].uidnext = b->hi == UINT32_MAX ? UINT32_MAX : b->hi + 1;
 		v[k].messages = shown_count(m, i);
 		v[k].subscribed = crdt_orset_contains(&m->subs, nv->name, nv->len);
@@ -132,7 +123,7 @@ int crdt_model_rows(const crdt_model *m, crdt_dot mbox, struct crdt_row **out, s
 				continue;
 			v[k].uid = x->shown;
 			v[k].guid = dot_of(m, x->guid);
-			if (!(v[k].flags = flags_text(m, x))) {
+			if (!(v[k].flags = flags_text(m, b->members[j]))) {
 				crdt_rows_free(v, k);
 				return err_set(MCRDT_ENOMEM, "out of memory listing messages");
 			}
@@ -266,5 +257,7 @@ size_t crdt_model_memory(const crdt_model *m)
 	n += hmap_bytes(&m->claims) + hmap_bytes(&m->xclaims);
 	n += m->capdirty * sizeof *m->dirty;
 	n += m->cappending * sizeof *m->pending + hmap_bytes(&m->pendids);
-	return n;
+	for (size_t i = 0; i < m->npending; i++)
+		n += crdt_op_bytes(&m->pending[i]);
+	return n + crdt_orset_bytes(&m->subs);
 }
