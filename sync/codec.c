@@ -1,0 +1,323 @@
+/*
+ * sync/codec.c — the record format. See codec.h.
+ */
+#include "sync/codec.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "common/error.h"
+
+enum {
+	F_MBOX = 1 << 0,
+	F_MSG = 1 << 1,
+	F_SPACE = 1 << 2,
+	F_UID = 1 << 3,
+	F_UIDVALIDITY = 1 << 4,
+	F_NAME = 1 << 5,
+	F_FLAGS = 1 << 6,
+	F_META = 1 << 7,
+	F_KNOWN = (1 << 8) - 1,
+};
+
+#define DEPS_MAX 65536
+
+void sync_buf_free(struct sync_buf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof *b);
+}
+
+static int reserve(struct sync_buf *b, size_t more)
+{
+	if (b->len + more <= b->cap)
+		return 0;
+	size_t cap = b->cap ? b->cap : 256;
+	while (cap < b->len + more)
+		cap *= 2;
+	uint8_t *np = realloc(b->p, cap);
+	if (!np)
+		return err_set(MCRDT_ENOMEM, "out of memory encoding an op");
+	b->p = np;
+	b->cap = cap;
+	return 0;
+}
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+/* The encoder writes into a buffer reserved to the op's worst case. */
+struct out {
+	uint8_t *p;
+	size_t n;
+};
+
+static void w_var(struct out *o, uint64_t v)
+{
+	o->n += put_varint(o->p + o->n, v);
+}
+
+static void w_bytes(struct out *o, const void *s, size_t len)
+{
+	w_var(o, len);
+	memcpy(o->p + o->n, s, len);
+	o->n += len;
+}
+
+static void w_dot(struct out *o, crdt_dot d)
+{
+	w_var(o, d.replica);
+	w_var(o, d.counter);
+}
+
+static size_t worst_case(const crdt_op *op)
+{
+	size_t n = 16 * 10 + op->deps.n * 20 + op->name.len + 10 + op->meta_len + 10;
+	for (size_t i = 0; i < op->nflags; i++)
+		n += op->flags[i].len + 10;
+	return n;
+}
+
+static uint64_t checksum(const uint8_t *p, size_t len)
+{
+	return XXH3_64bits(p, len);
+}
+
+int sync_encode_record(struct sync_buf *b, const crdt_op *op)
+{
+	int rc = crdt_op_validate(op);
+	if (rc)
+		return err_set(MCRDT_EINVAL, "refusing to encode an invalid op: %s", mcrdt_error_last());
+	size_t worst = worst_case(op);
+	if (worst > SYNC_RECORD_MAX)
+		return err_set(MCRDT_EINVAL, "op too large for a record (%zu bytes)", worst);
+	if ((rc = reserve(b, worst + SYNC_RECORD_OVERHEAD)))
+		return rc;
+	/* Payload first, 5 bytes in: the length prefix is written in front after. */
+	struct out o = { b->p + b->len + 5, 0 };
+	unsigned mask = (op->mbox.replica ? F_MBOX : 0) | (op->msg.replica ? F_MSG : 0) |
+			(op->space.replica ? F_SPACE : 0) | (op->uid ? F_UID : 0) |
+			(op->uidvalidity ? F_UIDVALIDITY : 0) | (op->name.s ? F_NAME : 0) |
+			(op->nflags ? F_FLAGS : 0) | (op->meta ? F_META : 0);
+	w_var(&o, (uint64_t)op->type);
+	w_var(&o, mask);
+	w_dot(&o, op->id);
+	size_t ndeps = 0;
+	for (size_t i = 0; i < op->deps.n; i++)
+		ndeps += op->deps.e[i].replica != op->id.replica;
+	w_var(&o, ndeps);
+	for (size_t i = 0; i < op->deps.n; i++)
+		if (op->deps.e[i].replica != op->id.replica) {
+			w_var(&o, op->deps.e[i].replica);
+			w_var(&o, op->deps.e[i].base);
+		}
+	if (mask & F_MBOX)
+		w_dot(&o, op->mbox);
+	if (mask & F_MSG)
+		w_dot(&o, op->msg);
+	if (mask & F_SPACE)
+		w_dot(&o, op->space);
+	if (mask & F_UID)
+		w_var(&o, op->uid);
+	if (mask & F_UIDVALIDITY)
+		w_var(&o, op->uidvalidity);
+	if (mask & F_NAME)
+		w_bytes(&o, op->name.s, op->name.len);
+	if (mask & F_FLAGS) {
+		w_var(&o, op->nflags);
+		for (size_t i = 0; i < op->nflags; i++)
+			w_bytes(&o, op->flags[i].s, op->flags[i].len);
+	}
+	if (mask & F_META)
+		w_bytes(&o, op->meta, op->meta_len);
+	uint8_t lenbuf[10];
+	size_t lenlen = put_varint(lenbuf, o.n);
+	uint8_t *rec = b->p + b->len;
+	memmove(rec + lenlen, rec + 5, o.n);
+	memcpy(rec, lenbuf, lenlen);
+	uint64_t sum = checksum(rec, lenlen + o.n);
+	for (int i = 0; i < 8; i++)
+		rec[lenlen + o.n + (size_t)i] = (uint8_t)(sum >> (8 * i));
+	b->len += lenlen + o.n + 8;
+	return 0;
+}
+
+/* ---- decoding ---- */
+
+struct in {
+	const uint8_t *p, *end;
+	int err; /* first failure; later reads return zeros */
+};
+
+static uint64_t r_var(struct in *in)
+{
+	uint64_t v = 0;
+	for (int shift = 0; shift < 64; shift += 7) {
+		if (in->p >= in->end) {
+			in->err = in->err ? in->err : err_set(MCRDT_ECORRUPT, "record ends inside a number");
+			return 0;
+		}
+		uint8_t c = *in->p++;
+		if (shift == 63 && c > 1) {
+			in->err = in->err ? in->err : err_set(MCRDT_ECORRUPT, "number does not fit 64 bits");
+			return 0;
+		}
+		v |= (uint64_t)(c & 0x7f) << shift;
+		if (!(c & 0x80))
+			return v;
+	}
+	in->err = in->err ? in->err : err_set(MCRDT_ECORRUPT, "number longer than 10 bytes");
+	return 0;
+}
+
+static uint64_t r_bounded(struct in *in, uint64_t max, const char *what)
+{
+	uint64_t v = r_var(in);
+	if (!in->err && v > max)
+		in->err = err_set(MCRDT_ECORRUPT, "%s %" PRIu64 " over its limit %" PRIu64, what, v, max);
+	return in->err ? 0 : v;
+}
+
+static crdt_dot r_dot(struct in *in)
+{
+	crdt_dot d;
+	d.replica = r_var(in);
+	d.counter = r_var(in);
+	return d;
+}
+
+/* A length-prefixed string, copied (NUL-terminated) after its bound is checked. */
+static char *r_str(struct in *in, size_t max, size_t *len, const char *what)
+{
+	uint64_t n = r_bounded(in, max, what);
+	if (in->err)
+		return NULL;
+	if ((uint64_t)(in->end - in->p) < n) {
+		in->err = err_set(MCRDT_ECORRUPT, "%s runs past the record", what);
+		return NULL;
+	}
+	char *s = malloc(n + 1);
+	if (!s) {
+		in->err = err_set(MCRDT_ENOMEM, "out of memory decoding an op");
+		return NULL;
+	}
+	memcpy(s, in->p, n);
+	s[n] = '\0';
+	in->p += n;
+	*len = n;
+	return s;
+}
+
+static int frame(const uint8_t *p, size_t len, const uint8_t **payload, size_t *plen, size_t *used)
+{
+	uint64_t n = 0;
+	size_t k = 0;
+	for (int shift = 0;; shift += 7) {
+		if (k >= len)
+			return MCRDT_EPENDING; /* the length itself is cut off */
+		if (k >= 5)
+			return err_set(MCRDT_ECORRUPT, "record length field longer than 5 bytes");
+		uint8_t c = p[k++];
+		n |= (uint64_t)(c & 0x7f) << shift;
+		if (!(c & 0x80))
+			break;
+	}
+	if (n > SYNC_RECORD_MAX)
+		return err_set(MCRDT_ECORRUPT, "record length %" PRIu64 " over the limit", n);
+	if (len - k < n + 8)
+		return MCRDT_EPENDING;
+	uint64_t want = 0;
+	for (int i = 0; i < 8; i++)
+		want |= (uint64_t)p[k + n + (size_t)i] << (8 * i);
+	if (checksum(p, k + n) != want)
+		return err_set(MCRDT_ECORRUPT, "record checksum mismatch");
+	*payload = p + k;
+	*plen = n;
+	*used = k + n + 8;
+	return 0;
+}
+
+int sync_check_record(const uint8_t *p, size_t len, size_t *used)
+{
+	const uint8_t *payload;
+	size_t plen;
+	return frame(p, len, &payload, &plen, used);
+}
+
+int sync_decode_record(const uint8_t *p, size_t len, crdt_op *op, size_t *used)
+{
+	const uint8_t *payload;
+	size_t plen, u;
+	int rc = frame(p, len, &payload, &plen, &u);
+	if (rc)
+		return rc;
+	struct in in = { payload, payload + plen, 0 };
+	uint64_t type = r_var(&in);
+	uint64_t mask = r_var(&in);
+	if (!in.err && (type == 0 || type > CRDT_OP_TYPE_MAX))
+		return err_set(MCRDT_EVERSION, "op type %" PRIu64 " is unknown to format version %d "
+			       "(written by a newer mcrdt?)", type, SYNC_FORMAT_VERSION);
+	if (!in.err && (mask & ~(uint64_t)F_KNOWN))
+		return err_set(MCRDT_EVERSION, "op fields 0x%" PRIx64 " are unknown to format version %d "
+			       "(written by a newer mcrdt?)", mask & ~(uint64_t)F_KNOWN, SYNC_FORMAT_VERSION);
+	crdt_op_init(op, (enum crdt_op_type)type);
+	op->id = r_dot(&in);
+	uint64_t ndeps = r_bounded(&in, DEPS_MAX, "dependency count");
+	for (uint64_t i = 0; !in.err && i < ndeps; i++) {
+		uint64_t replica = r_var(&in), base = r_var(&in);
+		if (!in.err && (rc = crdt_vv_set_base(&op->deps, replica, base)))
+			in.err = rc;
+	}
+	if (!in.err && op->id.counter > 1 &&
+	    (rc = crdt_vv_set_base(&op->deps, op->id.replica, op->id.counter - 1)))
+		in.err = rc;
+	if (mask & F_MBOX)
+		op->mbox = r_dot(&in);
+	if (mask & F_MSG)
+		op->msg = r_dot(&in);
+	if (mask & F_SPACE)
+		op->space = r_dot(&in);
+	if (mask & F_UID)
+		op->uid = (uint32_t)r_bounded(&in, UINT32_MAX, "UID");
+	if (mask & F_UIDVALIDITY)
+		op->uidvalidity = (uint32_t)r_bounded(&in, UINT32_MAX, "UIDVALIDITY");
+	if (mask & F_NAME)
+		op->name.s = r_str(&in, CRDT_NAME_MAX, &op->name.len, "name");
+	if ((mask & F_FLAGS) && !in.err) {
+		uint64_t nf = r_bounded(&in, CRDT_FLAGS_MAX, "flag count");
+		if (!in.err && !(op->flags = calloc(nf ? nf : 1, sizeof *op->flags)))
+			in.err = err_set(MCRDT_ENOMEM, "out of memory decoding an op");
+		for (uint64_t i = 0; !in.err && i < nf; i++) {
+			op->flags[i].s = r_str(&in, CRDT_FLAG_MAX, &op->flags[i].len, "flag");
+			if (!in.err)
+				op->nflags++;
+		}
+	}
+	if ((mask & F_META) && !in.err) {
+		size_t mlen = 0;
+		op->meta = (uint8_t *)r_str(&in, CRDT_META_MAX, &mlen, "metadata");
+		op->meta_len = mlen;
+	}
+	if (!in.err && in.p != in.end)
+		in.err = err_set(MCRDT_ECORRUPT, "%zu stray bytes after the op", (size_t)(in.end - in.p));
+	if (!in.err && (rc = crdt_op_validate(op)))
+		in.err = rc == MCRDT_ERANGE ? rc : MCRDT_ECORRUPT;
+	if (in.err) {
+		crdt_op_free(op);
+		return in.err;
+	}
+	*used = u;
+	return 0;
+}

@@ -1,0 +1,58 @@
+/*
+ * sync/codec.h — ops as bytes: the record format of the log and of the
+ * replication exchange.
+ *
+ * A record is
+ *     varint length | payload (length bytes) | XXH3-64 of (length, payload), 8 bytes LE
+ * and a payload is
+ *     varint type | varint field mask | id | deps | the fields the mask names
+ * with every integer a LEB128 varint and every string length-prefixed.
+ * The issuer's own entry of the deps is implied (counter - 1), so an op
+ * costs a few bytes per other replica it has heard from.
+ *
+ * Decoding trusts nothing: every length is bounded before anything is
+ * allocated, every field is checked by crdt_op_validate, and a type or
+ * field bit this format version does not know is refused with
+ * MCRDT_EVERSION naming the version, never guessed at.
+ *
+ * Pure: no I/O. Thread-safe (no shared state).
+ */
+#ifndef MCRDT_SYNC_CODEC_H
+#define MCRDT_SYNC_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crdt/op.h"
+
+#define SYNC_FORMAT_VERSION 1
+/* The largest payload a record may carry. */
+#define SYNC_RECORD_MAX (4u << 20)
+/* Bytes of framing around a payload, at most (length varint + checksum). */
+#define SYNC_RECORD_OVERHEAD (5 + 8)
+
+/* A growable byte buffer the encoder appends to. */
+struct sync_buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+void sync_buf_free(struct sync_buf *b);
+
+/* Appends op as one framed record. 0, MCRDT_ENOMEM, or MCRDT_EINVAL for
+ * an op that fails crdt_op_validate or would exceed SYNC_RECORD_MAX. */
+int sync_encode_record(struct sync_buf *b, const crdt_op *op);
+
+/*
+ * Reads one record from p[0, len).
+ * Returns 0 with *op filled (the caller frees it with crdt_op_free) and
+ * *used set to the record's size; MCRDT_EPENDING when the bytes end inside
+ * the record (more may come: a torn tail, or a short read); MCRDT_ECORRUPT
+ * for a bad checksum, a length over the limit or a malformed payload;
+ * MCRDT_EVERSION for a type or field from a newer format.
+ */
+int sync_decode_record(const uint8_t *p, size_t len, crdt_op *op, size_t *used);
+
+/* Checks framing and checksum only (no payload decoding): the same codes. */
+int sync_check_record(const uint8_t *p, size_t len, size_t *used);
+
+#endif

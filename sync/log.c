@@ -1,0 +1,619 @@
+/*
+ * sync/log.c — segment files, durable appends with group commit, replay,
+ * torn-tail recovery and repair. See log.h.
+ */
+#define _GNU_SOURCE
+#include "sync/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "common/error.h"
+#include "sync/codec.h"
+
+#define MAGIC "MCRDTLOG"
+#define HEADER_SIZE 32
+
+struct segment {
+	uint64_t first;   /* index of its first record */
+	uint64_t count;   /* records in it */
+	char name[32];
+};
+
+struct sync_log {
+	char *dir;
+	int dirfd;
+	struct sync_log_opts opts;
+	pthread_mutex_t lock;
+	pthread_cond_t synced_cond;
+	struct segment *segs;
+	size_t nsegs, capsegs;
+	int fd;              /* the last segment, open for appending */
+	uint64_t size;       /* its size */
+	uint64_t next;       /* next record index */
+	uint64_t synced;     /* records [0, synced) are durable */
+	bool syncing;        /* a leader is in fdatasync */
+	int broken;          /* sticky error after a failed write or sync */
+};
+
+/* ---- headers and names ---- */
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static void make_header(uint8_t h[HEADER_SIZE], uint64_t first)
+{
+	memcpy(h, MAGIC, 8);
+	put64(h + 8, SYNC_FORMAT_VERSION); /* version (32 bits) and flags (32 bits, 0) */
+	put64(h + 16, first);
+	put64(h + 24, XXH3_64bits(h, 24));
+}
+
+static int check_header(const uint8_t *h, size_t len, const char *name, uint64_t *first)
+{
+	if (len < HEADER_SIZE)
+		return err_set(MCRDT_ECORRUPT, "log segment %s: header cut short (%zu bytes)", name, len);
+	if (memcmp(h, MAGIC, 8) != 0)
+		return err_set(MCRDT_ECORRUPT, "log segment %s offset 0: not a log segment (bad magic)", name);
+	if (get64(h + 24) != XXH3_64bits(h, 24))
+		return err_set(MCRDT_ECORRUPT, "log segment %s offset 0: header checksum mismatch", name);
+	uint32_t version = (uint32_t)get64(h + 8);
+	if (version != SYNC_FORMAT_VERSION)
+		return err_set(MCRDT_EVERSION, "log segment %s has format version %u; this mcrdt reads %d",
+			       name, version, SYNC_FORMAT_VERSION);
+	*first = get64(h + 16);
+	return 0;
+}
+
+static void seg_name(char *out, size_t size, uint64_t first)
+{
+	snprintf(out, size, "%016" PRIx64 ".log", first);
+}
+
+/* ---- reading whole segments ---- */
+
+static int read_file(int dirfd, const char *name, uint8_t **buf, size_t *len)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return err_sys(MCRDT_EIO, "cannot open log segment %s", name);
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		close(fd);
+		return err_sys(MCRDT_EIO, "cannot stat log segment %s", name);
+	}
+	size_t n = (size_t)st.st_size, got = 0;
+	uint8_t *p = malloc(n ? n : 1);
+	if (!p) {
+		close(fd);
+		return err_set(MCRDT_ENOMEM, "out of memory reading log segment %s", name);
+	}
+	while (got < n) {
+		ssize_t r = pread(fd, p + got, n - got, (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	if (got != n) {
+		free(p);
+		return err_sys(MCRDT_EIO, "cannot read log segment %s", name);
+	}
+	*buf = p;
+	*len = n;
+	return 0;
+}
+
+/* Whether a valid record starts anywhere in p[from, len): if one does, the
+ * bad bytes before it are damage, not a torn tail. */
+static bool valid_record_after(const uint8_t *p, size_t len, size_t from)
+{
+	for (size_t at = from; at < len; at++) {
+		size_t used;
+		if (sync_check_record(p + at, len - at, &used) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Walks a segment's records. *good gets the offset after the last good
+ * record and *count their number. Returns 0 when the segment ends cleanly,
+ * 1 when it ends in a torn tail (bad or cut bytes with no valid record
+ * after them), or MCRDT_ECORRUPT naming segment and offset.
+ */
+static int walk(const uint8_t *p, size_t len, const char *name, size_t *good, uint64_t *count)
+{
+	size_t at = HEADER_SIZE;
+	uint64_t n = 0;
+	int rc = 0;
+	while (at < len) {
+		size_t used;
+		rc = sync_check_record(p + at, len - at, &used);
+		if (rc)
+			break;
+		at += used;
+		n++;
+	}
+	*good = at;
+	*count = n;
+	if (at == len)
+		return 0;
+	char why[256];
+	snprintf(why, sizeof why, "%s", rc == MCRDT_EPENDING ? "record cut short" : mcrdt_error_last());
+	if (valid_record_after(p, len, at + 1))
+		return err_set(MCRDT_ECORRUPT, "log segment %s offset %zu: %s, with valid records after it",
+			       name, at, why);
+	return 1;
+}
+
+/* ---- opening ---- */
+
+static int cmp_seg(const void *a, const void *b)
+{
+	uint64_t x = ((const struct segment *)a)->first, y = ((const struct segment *)b)->first;
+	return x < y ? -1 : x > y;
+}
+
+/* The segments of dir, sorted; names that are not ours are ignored. */
+static int list_segments(int dirfd, struct segment **out, size_t *n_out)
+{
+	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return err_sys(MCRDT_EIO, "cannot read the log directory");
+	}
+	rewinddir(d);
+	struct segment *v = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		uint64_t first;
+		char tail[8];
+		if (strlen(e->d_name) != 20 || sscanf(e->d_name, "%16" SCNx64 "%7s", &first, tail) != 2 ||
+		    strcmp(tail, ".log") != 0)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct segment *nv = realloc(v, cap * sizeof *nv);
+			if (!nv) {
+				rc = err_set(MCRDT_ENOMEM, "out of memory listing the log");
+				break;
+			}
+			v = nv;
+		}
+		memset(&v[n], 0, sizeof v[n]);
+		v[n].first = first;
+		snprintf(v[n].name, sizeof v[n].name, "%s", e->d_name);
+		n++;
+	}
+	closedir(d);
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	if (n)
+		qsort(v, n, sizeof *v, cmp_seg);
+	*out = v;
+	*n_out = n;
+	return 0;
+}
+
+/* Creates a segment atomically: header in a temp file, fsync, rename. */
+static int create_segment(sync_log *log, uint64_t first)
+{
+	char name[32], tmp[48];
+	uint8_t h[HEADER_SIZE];
+	seg_name(name, sizeof name, first);
+	snprintf(tmp, sizeof tmp, "%s.tmp", name);
+	make_header(h, first);
+	int fd = openat(log->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return err_sys(MCRDT_EIO, "cannot create log segment %s", name);
+	if (write(fd, h, HEADER_SIZE) != HEADER_SIZE || fsync(fd) != 0) {
+		int rc = err_sys(errno == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO, "cannot write log segment %s", name);
+		close(fd);
+		unlinkat(log->dirfd, tmp, 0);
+		return rc;
+	}
+	if (renameat(log->dirfd, tmp, log->dirfd, name) != 0 || fsync(log->dirfd) != 0) {
+		int rc = err_sys(MCRDT_EIO, "cannot put log segment %s in place", name);
+		close(fd);
+		return rc;
+	}
+	if (log->nsegs == log->capsegs) {
+		size_t cap = log->capsegs ? log->capsegs * 2 : 16;
+		struct segment *ns = realloc(log->segs, cap * sizeof *ns);
+		if (!ns) {
+			close(fd);
+			return err_set(MCRDT_ENOMEM, "out of memory");
+		}
+		log->segs = ns;
+		log->capsegs = cap;
+	}
+	struct segment *s = &log->segs[log->nsegs++];
+	memset(s, 0, sizeof *s);
+	s->first = first;
+	snprintf(s->name, sizeof s->name, "%s", name);
+	if (log->fd >= 0)
+		close(log->fd);
+	log->fd = fd;
+	log->size = HEADER_SIZE;
+	return 0;
+}
+
+static int open_dir(const char *dir, int *fd_out)
+{
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return err_sys(MCRDT_EIO, "cannot create log directory %s", dir);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return err_sys(MCRDT_EIO, "cannot open log directory %s", dir);
+	*fd_out = fd;
+	return 0;
+}
+
+void sync_log_close(sync_log *log)
+{
+	if (!log)
+		return;
+	if (log->fd >= 0)
+		close(log->fd);
+	if (log->dirfd >= 0)
+		close(log->dirfd);
+	pthread_mutex_destroy(&log->lock);
+	pthread_cond_destroy(&log->synced_cond);
+	free(log->segs);
+	free(log->dir);
+	free(log);
+}
+
+int sync_log_open(sync_log **out, const char *dir, const struct sync_log_opts *opts,
+		  struct sync_log_report *report)
+{
+	static const struct sync_log_opts defaults = SYNC_LOG_OPTS_INIT;
+	struct sync_log_report rep = { 0 };
+	if (!opts)
+		opts = &defaults;
+	if (opts->version != SYNC_LOG_OPTS_VERSION)
+		return err_set(MCRDT_EVERSION, "sync_log_opts version %u not supported", opts->version);
+	sync_log *log = calloc(1, sizeof *log);
+	if (!log || !(log->dir = strdup(dir))) {
+		free(log);
+		return err_set(MCRDT_ENOMEM, "out of memory opening the log");
+	}
+	log->fd = log->dirfd = -1;
+	log->opts = *opts;
+	if (log->opts.segment_bytes < 4096)
+		log->opts.segment_bytes = 4096;
+	pthread_mutex_init(&log->lock, NULL);
+	pthread_cond_init(&log->synced_cond, NULL);
+	int rc = open_dir(dir, &log->dirfd);
+	if (!rc)
+		rc = list_segments(log->dirfd, &log->segs, &log->nsegs);
+	log->capsegs = log->nsegs;
+	/* Check everything before changing anything. */
+	size_t cut_at = 0;
+	bool torn = false;
+	for (size_t i = 0; rc == 0 && i < log->nsegs; i++) {
+		struct segment *s = &log->segs[i];
+		uint8_t *buf;
+		size_t len, good;
+		uint64_t first;
+		if ((rc = read_file(log->dirfd, s->name, &buf, &len)))
+			break;
+		rc = check_header(buf, len, s->name, &first);
+		if (rc == 0 && first != log->next)
+			rc = err_set(MCRDT_ECORRUPT, "log segment %s starts at record %" PRIu64 ", expected %" PRIu64
+				     " (a segment is missing)", s->name, first, log->next);
+		if (rc == 0) {
+			rc = walk(buf, len, s->name, &good, &s->count);
+			if (rc == 1) {
+				if (i + 1 < log->nsegs)
+					rc = err_set(MCRDT_ECORRUPT, "log segment %s offset %zu: damaged record "
+						     "before later segments", s->name, good);
+				else {
+					torn = true;
+					cut_at = good;
+					rep.torn_bytes = len - good;
+					snprintf(rep.segment, sizeof rep.segment, "%s", s->name);
+					rc = 0;
+				}
+			}
+			log->next += s->count;
+			if (i + 1 == log->nsegs)
+				log->size = torn ? cut_at : len;
+		}
+		free(buf);
+	}
+	if (rc == 0 && log->nsegs) {
+		struct segment *last = &log->segs[log->nsegs - 1];
+		log->fd = openat(log->dirfd, last->name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (log->fd < 0)
+			rc = err_sys(MCRDT_EIO, "cannot open log segment %s for writing", last->name);
+		else if (torn && (ftruncate(log->fd, (off_t)cut_at) != 0 || fsync(log->fd) != 0))
+			rc = err_sys(MCRDT_EIO, "cannot cut the torn tail of %s", last->name);
+		else if (lseek(log->fd, (off_t)log->size, SEEK_SET) < 0)
+			rc = err_sys(MCRDT_EIO, "cannot seek in %s", last->name);
+	} else if (rc == 0) {
+		rc = create_segment(log, 0);
+	}
+	if (rc) {
+		sync_log_close(log);
+		return rc;
+	}
+	log->synced = log->next;
+	rep.records = log->next;
+	if (report)
+		*report = rep;
+	*out = log;
+	return 0;
+}
+
+/* ---- appending ---- */
+
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Writes encoded records (count of them) and waits until they are durable.
+ * Group commit: the first waiter syncs for everyone written so far; the
+ * others sleep until the durable mark passes their records.
+ */
+static int commit(sync_log *log, const struct sync_buf *b, uint64_t count, uint64_t *first_out)
+{
+	pthread_mutex_lock(&log->lock);
+	int rc = log->broken;
+	if (rc) {
+		pthread_mutex_unlock(&log->lock);
+		return err_set(rc, "the log stopped accepting appends after an earlier I/O error");
+	}
+	if (log->size >= log->opts.segment_bytes) {
+		/* Seal the full segment durably before starting the next. */
+		if (!log->opts.no_fsync && fdatasync(log->fd) != 0)
+			rc = err_sys(MCRDT_EIO, "cannot sync the log");
+		else
+			log->synced = log->next;
+		if (!rc)
+			rc = create_segment(log, log->next);
+		if (rc) {
+			pthread_mutex_unlock(&log->lock);
+			return rc;
+		}
+	}
+	if (write_all(log->fd, b->p, b->len) != 0) {
+		int err = errno;
+		/* Never leave half a record for later records to follow. */
+		if (ftruncate(log->fd, (off_t)log->size) != 0 || lseek(log->fd, (off_t)log->size, SEEK_SET) < 0)
+			log->broken = MCRDT_EIO;
+		pthread_mutex_unlock(&log->lock);
+		errno = err;
+		return err_sys(err == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO, "cannot append to the log");
+	}
+	uint64_t first = log->next;
+	log->size += b->len;
+	log->next += count;
+	log->segs[log->nsegs - 1].count += count;
+	uint64_t mine = log->next;
+	if (log->opts.no_fsync) {
+		log->synced = log->next;
+		pthread_mutex_unlock(&log->lock);
+		if (first_out)
+			*first_out = first;
+		return 0;
+	}
+	while (log->synced < mine && !log->broken) {
+		if (log->syncing) {
+			pthread_cond_wait(&log->synced_cond, &log->lock);
+			continue;
+		}
+		log->syncing = true;
+		uint64_t target = log->next;
+		int fd = log->fd;
+		pthread_mutex_unlock(&log->lock);
+		int ok = fdatasync(fd) == 0;
+		int err = errno;
+		pthread_mutex_lock(&log->lock);
+		log->syncing = false;
+		if (ok && target > log->synced)
+			log->synced = target;
+		if (!ok)
+			log->broken = err == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO; /* fsync errors do not heal */
+		pthread_cond_broadcast(&log->synced_cond);
+	}
+	rc = log->synced >= mine ? 0 : log->broken;
+	pthread_mutex_unlock(&log->lock);
+	if (rc)
+		return err_set(rc, "cannot make the log durable (fdatasync failed)");
+	if (first_out)
+		*first_out = first;
+	return 0;
+}
+
+int sync_log_append(sync_log *log, const crdt_op *op, uint64_t *index_out)
+{
+	return sync_log_append_batch(log, op, 1, index_out);
+}
+
+int sync_log_append_batch(sync_log *log, const crdt_op *ops, size_t n, uint64_t *first_out)
+{
+	struct sync_buf b = { 0 };
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = sync_encode_record(&b, &ops[i]);
+	if (rc == 0 && n)
+		rc = commit(log, &b, n, first_out);
+	sync_buf_free(&b);
+	return rc;
+}
+
+uint64_t sync_log_next(sync_log *log)
+{
+	pthread_mutex_lock(&log->lock);
+	uint64_t n = log->next;
+	pthread_mutex_unlock(&log->lock);
+	return n;
+}
+
+/* ---- replay ---- */
+
+int sync_log_replay(sync_log *log, uint64_t from, sync_replay_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&log->lock);
+	size_t nsegs = log->nsegs;
+	struct segment *segs = malloc((nsegs ? nsegs : 1) * sizeof *segs);
+	if (segs)
+		memcpy(segs, log->segs, nsegs * sizeof *segs);
+	pthread_mutex_unlock(&log->lock);
+	if (!segs)
+		return err_set(MCRDT_ENOMEM, "out of memory");
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < nsegs; i++) {
+		struct segment *s = &segs[i];
+		if (s->first + s->count <= from)
+			continue;
+		uint8_t *buf;
+		size_t len;
+		if ((rc = read_file(log->dirfd, s->name, &buf, &len)))
+			break;
+		size_t at = HEADER_SIZE;
+		for (uint64_t k = 0; rc == 0 && k < s->count; k++) {
+			size_t used;
+			if (s->first + k < from) {
+				rc = sync_check_record(buf + at, len - at, &used);
+			} else {
+				crdt_op op;
+				rc = sync_decode_record(buf + at, len - at, &op, &used);
+				if (rc == 0) {
+					rc = fn(ctx, &op, s->first + k);
+					crdt_op_free(&op);
+				} else if (rc != MCRDT_EVERSION) {
+					rc = err_set(MCRDT_ECORRUPT, "log segment %s offset %zu: %s", s->name, at,
+						     mcrdt_error_last());
+				}
+			}
+			at += used;
+		}
+		free(buf);
+	}
+	free(segs);
+	return rc;
+}
+
+/* ---- repair ---- */
+
+int sync_log_repair(const char *dir, struct sync_log_report *report)
+{
+	struct sync_log_report rep = { 0 };
+	int dirfd, rc = open_dir(dir, &dirfd);
+	if (rc)
+		return rc;
+	struct segment *segs = NULL;
+	size_t nsegs = 0;
+	if ((rc = list_segments(dirfd, &segs, &nsegs))) {
+		close(dirfd);
+		return rc;
+	}
+	uint64_t next = 0;
+	bool damaged = false;
+	for (size_t i = 0; rc == 0 && i < nsegs; i++) {
+		struct segment *s = &segs[i];
+		if (damaged) {
+			char aside[64];
+			snprintf(aside, sizeof aside, "%s.damaged", s->name);
+			if (renameat(dirfd, s->name, dirfd, aside) != 0)
+				rc = err_sys(MCRDT_EIO, "cannot set %s aside", s->name);
+			rep.set_aside++;
+			continue;
+		}
+		uint8_t *buf;
+		size_t len, good = HEADER_SIZE;
+		uint64_t first, count = 0;
+		if ((rc = read_file(dirfd, s->name, &buf, &len)))
+			break;
+		int hrc = check_header(buf, len, s->name, &first);
+		if (hrc == MCRDT_EVERSION) {
+			rc = hrc; /* a newer mcrdt's log is not ours to cut */
+		} else if (hrc || first != next) {
+			damaged = true;
+			good = 0;
+		} else {
+			int w = walk(buf, len, s->name, &good, &count);
+			damaged = w != 0;
+			next += count;
+		}
+		rep.records = next;
+		if (rc == 0 && damaged) {
+			snprintf(rep.segment, sizeof rep.segment, "%s", s->name);
+			rep.damaged_at = good;
+			rep.torn_bytes = len - good;
+			if (good == 0) {
+				char aside[64];
+				snprintf(aside, sizeof aside, "%s.damaged", s->name);
+				if (renameat(dirfd, s->name, dirfd, aside) != 0)
+					rc = err_sys(MCRDT_EIO, "cannot set %s aside", s->name);
+				rep.set_aside++;
+			} else {
+				/* The bytes cut off are kept beside it: nothing is thrown away. */
+				char aside[64];
+				snprintf(aside, sizeof aside, "%s.tail.damaged", s->name);
+				int tfd = openat(dirfd, aside, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+				if (tfd < 0 || write_all(tfd, buf + good, len - good) != 0 || fsync(tfd) != 0)
+					rc = err_sys(MCRDT_EIO, "cannot save the damaged tail of %s", s->name);
+				if (tfd >= 0)
+					close(tfd);
+				int fd = rc ? -1 : openat(dirfd, s->name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+				if (rc == 0 && (fd < 0 || ftruncate(fd, (off_t)good) != 0 || fsync(fd) != 0))
+					rc = err_sys(MCRDT_EIO, "cannot cut %s at offset %zu", s->name, good);
+				if (fd >= 0)
+					close(fd);
+			}
+		}
+		free(buf);
+	}
+	if (rc == 0 && fsync(dirfd) != 0)
+		rc = err_sys(MCRDT_EIO, "cannot sync the log directory");
+	free(segs);
+	close(dirfd);
+	if (report)
+		*report = rep;
+	return rc;
+}

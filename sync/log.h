@@ -1,0 +1,82 @@
+/*
+ * sync/log.h — the local append-only op log.
+ *
+ * A directory of segment files "<first index, 16 hex digits>.log", each a
+ * 32-byte header (magic "MCRDTLOG", format version, first record index,
+ * header checksum) followed by records in the sync/codec.h format. Records
+ * are numbered from 0 across segments.
+ *
+ * Durability: an append returns after its record is on disk (fdatasync).
+ * Appends from several threads share one fdatasync (group commit), and
+ * sync_log_append_batch writes many records with one. With no_fsync the
+ * caller trades durability for speed, explicitly.
+ *
+ * Recovery on open: a record cut short at the end of the last segment (a
+ * crash mid-append) is cut off and reported; damage anywhere else (a bad
+ * checksum with valid records after it, a bad header, a gap between
+ * segments) is MCRDT_ECORRUPT naming the segment and offset, and no file
+ * is touched. sync_log_repair keeps every record before the damage and sets
+ * the rest aside.
+ *
+ * Thread-safety: appends and replays may run from several threads on one
+ * handle. One process per log directory: the store takes the lock that
+ * guarantees it.
+ */
+#ifndef MCRDT_SYNC_LOG_H
+#define MCRDT_SYNC_LOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "crdt/op.h"
+
+typedef struct sync_log sync_log;
+
+struct sync_log_opts {
+	unsigned version;
+	uint64_t segment_bytes; /* a new segment starts once one is this big */
+	bool no_fsync;          /* appends are not made durable: tests, bulk loads */
+};
+#define SYNC_LOG_OPTS_VERSION 1
+#define SYNC_LOG_OPTS_INIT { SYNC_LOG_OPTS_VERSION, UINT64_C(64) << 20, false }
+
+/* What opening (or repairing) found. */
+struct sync_log_report {
+	uint64_t records;        /* records in the log */
+	uint64_t torn_bytes;     /* bytes cut off the end of the last segment */
+	uint64_t damaged_at;     /* repair: offset of the damage in its segment */
+	unsigned set_aside;      /* repair: later segments renamed to *.damaged */
+	char segment[64];        /* the segment that was cut or damaged, or "" */
+};
+
+/*
+ * Opens (creating if missing, mode 0700) the log in dir. opts and report
+ * may be NULL. MCRDT_ECORRUPT or MCRDT_EVERSION leave every file as it was.
+ */
+int sync_log_open(sync_log **out, const char *dir, const struct sync_log_opts *opts,
+		  struct sync_log_report *report);
+void sync_log_close(sync_log *log);
+
+/* Appends one op durably; *index_out (may be NULL) gets its record index. */
+int sync_log_append(sync_log *log, const crdt_op *op, uint64_t *index_out);
+/* Appends n ops with one write and one fdatasync. */
+int sync_log_append_batch(sync_log *log, const crdt_op *ops, size_t n, uint64_t *first_out);
+/* The index the next record will get (= records in the log). */
+uint64_t sync_log_next(sync_log *log);
+
+/*
+ * Calls fn for every record from index from on, in order, with a decoded
+ * op that is valid only during the call. A non-zero return from fn stops
+ * the replay and is returned.
+ */
+typedef int (*sync_replay_fn)(void *ctx, const crdt_op *op, uint64_t index);
+int sync_log_replay(sync_log *log, uint64_t from, sync_replay_fn fn, void *ctx);
+
+/*
+ * For `mcrdt fsck --repair`: truncates the first damaged segment at the
+ * damage, renames every later segment to NAME.damaged, and reports what it
+ * did. Every record before the damage is kept. The log must not be open.
+ */
+int sync_log_repair(const char *dir, struct sync_log_report *report);
+
+#endif
