@@ -61,7 +61,7 @@ static int rix_find(const crdt_model *m, uint64_t replica, uint32_t *out)
 	return 0;
 }
 
-static int rix_intern(crdt_model *m, uint64_t replica, uint32_t *out)
+int rix_intern(crdt_model *m, uint64_t replica, uint32_t *out)
 {
 	if (rix_find(m, replica, out) == 0)
 		return 0;
@@ -144,7 +144,7 @@ const struct nameval *mbox_name(const struct mbox *b)
 	return w;
 }
 
-static int flag_intern(crdt_model *m, const char *name, size_t len, uint32_t *out)
+int flag_intern(crdt_model *m, const char *name, size_t len, uint32_t *out)
 {
 	uint64_t h = XXH3_64bits(name, len);
 	for (;; h++) {
@@ -275,7 +275,7 @@ static void flags_clear(crdt_model *m, struct msg *x)
 	x->flags = NONE;
 }
 
-static int fdot_new(crdt_model *m, struct msg *x, pdot dot, uint32_t flag)
+int fdot_new(crdt_model *m, struct msg *x, pdot dot, uint32_t flag)
 {
 	uint32_t f = m->freef;
 	if (f != NONE) {
@@ -387,7 +387,7 @@ static int grow_uids(crdt_model *m, struct mbox *b, uint32_t space, uint32_t uid
 	return 1;
 }
 
-static uint64_t *claim_slot(crdt_model *m, uint32_t space, uint32_t uid, bool create)
+uint64_t *claim_slot(crdt_model *m, uint32_t space, uint32_t uid, bool create)
 {
 	struct mbox *b = &m->mboxes[space];
 	if (uid < b->capuids)
@@ -762,6 +762,11 @@ int crdt_model_receive(crdt_model *m, const crdt_op *op)
 size_t crdt_model_pending(const crdt_model *m)
 {
 	return m->npending;
+}
+
+const crdt_op *crdt_model_pending_op(const crdt_model *m, size_t i)
+{
+	return i < m->npending ? &m->pending[i] : NULL;
 }
 
 /* ------------------------------------------------------------------ */

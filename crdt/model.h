@@ -93,6 +93,22 @@ int crdt_model_receive(crdt_model *m, const crdt_op *op);
  */
 int crdt_model_settle(crdt_model *m, crdt_oplist *out);
 
+/* ---- snapshots (crdt/snapshot.c) ---- */
+
+/*
+ * The whole settled state as bytes (MCRDT_EINVAL when a settle is due):
+ * what crdt_model_load needs to rebuild the replica exactly, shown UIDs
+ * included. Ops waiting for dependencies are not in it: the caller stores
+ * them (crdt_model_pending_op) and receives them again after loading.
+ * *out is malloc'd; the caller frees it.
+ */
+int crdt_model_save(const crdt_model *m, uint8_t **out, size_t *len);
+/* Rebuilds a model from crdt_model_save's bytes. MCRDT_ECORRUPT for
+ * anything malformed (every count and index is checked). */
+int crdt_model_load(crdt_model **out, const uint8_t *p, size_t len);
+/* The i-th op waiting for dependencies (i < crdt_model_pending). */
+const crdt_op *crdt_model_pending_op(const crdt_model *m, size_t i);
+
 /* ---- reading ---- */
 
 struct crdt_mailbox_info {

@@ -124,7 +124,11 @@ struct crdt_model {
 	size_t rejected;      /* buffered ops found invalid when released */
 };
 
-/* Shared by model.c and view.c. */
+/* Shared by model.c, view.c and snapshot.c. */
+int rix_intern(crdt_model *m, uint64_t replica, uint32_t *out);
+int flag_intern(crdt_model *m, const char *name, size_t len, uint32_t *out);
+int fdot_new(crdt_model *m, struct msg *x, pdot dot, uint32_t flag);
+uint64_t *claim_slot(crdt_model *m, uint32_t space, uint32_t uid, bool create);
 const struct nameval *mbox_name(const struct mbox *b);
 int mbox_index(const crdt_model *m, crdt_dot guid, uint32_t *out);
 int msg_index(const crdt_model *m, crdt_dot guid, uint32_t *out);

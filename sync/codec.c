@@ -11,6 +11,7 @@
 #include <xxhash.h>
 
 #include "common/error.h"
+#include "common/varint.h"
 
 enum {
 	F_MBOX = 1 << 0,
@@ -26,38 +27,6 @@ enum {
 
 #define DEPS_MAX 65536
 
-void sync_buf_free(struct sync_buf *b)
-{
-	free(b->p);
-	memset(b, 0, sizeof *b);
-}
-
-static int reserve(struct sync_buf *b, size_t more)
-{
-	if (b->len + more <= b->cap)
-		return 0;
-	size_t cap = b->cap ? b->cap : 256;
-	while (cap < b->len + more)
-		cap *= 2;
-	uint8_t *np = realloc(b->p, cap);
-	if (!np)
-		return err_set(MCRDT_ENOMEM, "out of memory encoding an op");
-	b->p = np;
-	b->cap = cap;
-	return 0;
-}
-
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-	while (v >= 0x80) {
-		p[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (uint8_t)v;
-	return n;
-}
-
 /* The encoder writes into a buffer reserved to the op's worst case. */
 struct out {
 	uint8_t *p;
@@ -66,7 +35,7 @@ struct out {
 
 static void w_var(struct out *o, uint64_t v)
 {
-	o->n += put_varint(o->p + o->n, v);
+	o->n += varint_put(o->p + o->n, v);
 }
 
 static void w_bytes(struct out *o, const void *s, size_t len)
@@ -103,7 +72,7 @@ int sync_encode_record(struct sync_buf *b, const crdt_op *op)
 	size_t worst = worst_case(op);
 	if (worst > SYNC_RECORD_MAX)
 		return err_set(MCRDT_EINVAL, "op too large for a record (%zu bytes)", worst);
-	if ((rc = reserve(b, worst + SYNC_RECORD_OVERHEAD)))
+	if ((rc = vbuf_reserve(b, worst + SYNC_RECORD_OVERHEAD)))
 		return rc;
 	/* Payload first, 5 bytes in: the length prefix is written in front after. */
 	struct out o = { b->p + b->len + 5, 0 };
@@ -143,7 +112,7 @@ int sync_encode_record(struct sync_buf *b, const crdt_op *op)
 	if (mask & F_META)
 		w_bytes(&o, op->meta, op->meta_len);
 	uint8_t lenbuf[10];
-	size_t lenlen = put_varint(lenbuf, o.n);
+	size_t lenlen = varint_put(lenbuf, o.n);
 	uint8_t *rec = b->p + b->len;
 	memmove(rec + lenlen, rec + 5, o.n);
 	memcpy(rec, lenbuf, lenlen);
@@ -156,41 +125,10 @@ int sync_encode_record(struct sync_buf *b, const crdt_op *op)
 
 /* ---- decoding ---- */
 
-struct in {
-	const uint8_t *p, *end;
-	int err; /* first failure; later reads return zeros */
-};
+#define r_var(in) vread(in)
+#define r_bounded(in, max, what) vread_max(in, max, what)
 
-static uint64_t r_var(struct in *in)
-{
-	uint64_t v = 0;
-	for (int shift = 0; shift < 64; shift += 7) {
-		if (in->p >= in->end) {
-			in->err = in->err ? in->err : err_set(MCRDT_ECORRUPT, "record ends inside a number");
-			return 0;
-		}
-		uint8_t c = *in->p++;
-		if (shift == 63 && c > 1) {
-			in->err = in->err ? in->err : err_set(MCRDT_ECORRUPT, "number does not fit 64 bits");
-			return 0;
-		}
-		v |= (uint64_t)(c & 0x7f) << shift;
-		if (!(c & 0x80))
-			return v;
-	}
-	in->err = in->err ? in->err : err_set(MCRDT_ECORRUPT, "number longer than 10 bytes");
-	return 0;
-}
-
-static uint64_t r_bounded(struct in *in, uint64_t max, const char *what)
-{
-	uint64_t v = r_var(in);
-	if (!in->err && v > max)
-		in->err = err_set(MCRDT_ECORRUPT, "%s %" PRIu64 " over its limit %" PRIu64, what, v, max);
-	return in->err ? 0 : v;
-}
-
-static crdt_dot r_dot(struct in *in)
+static crdt_dot r_dot(struct vreader *in)
 {
 	crdt_dot d;
 	d.replica = r_var(in);
@@ -199,23 +137,19 @@ static crdt_dot r_dot(struct in *in)
 }
 
 /* A length-prefixed string, copied (NUL-terminated) after its bound is checked. */
-static char *r_str(struct in *in, size_t max, size_t *len, const char *what)
+static char *r_str(struct vreader *in, size_t max, size_t *len, const char *what)
 {
 	uint64_t n = r_bounded(in, max, what);
-	if (in->err)
+	const uint8_t *src = vread_bytes(in, n, what);
+	if (!src)
 		return NULL;
-	if ((uint64_t)(in->end - in->p) < n) {
-		in->err = err_set(MCRDT_ECORRUPT, "%s runs past the record", what);
-		return NULL;
-	}
 	char *s = malloc(n + 1);
 	if (!s) {
 		in->err = err_set(MCRDT_ENOMEM, "out of memory decoding an op");
 		return NULL;
 	}
-	memcpy(s, in->p, n);
+	memcpy(s, src, n);
 	s[n] = '\0';
-	in->p += n;
 	*len = n;
 	return s;
 }
@@ -263,7 +197,7 @@ int sync_decode_record(const uint8_t *p, size_t len, crdt_op *op, size_t *used)
 	int rc = frame(p, len, &payload, &plen, &u);
 	if (rc)
 		return rc;
-	struct in in = { payload, payload + plen, 0 };
+	struct vreader in = { payload, payload + plen, 0 };
 	uint64_t type = r_var(&in);
 	uint64_t mask = r_var(&in);
 	if (!in.err && (type == 0 || type > CRDT_OP_TYPE_MAX))

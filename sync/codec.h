@@ -31,12 +31,14 @@
 /* Bytes of framing around a payload, at most (length varint + checksum). */
 #define SYNC_RECORD_OVERHEAD (5 + 8)
 
-/* A growable byte buffer the encoder appends to. */
-struct sync_buf {
-	uint8_t *p;
-	size_t len, cap;
-};
-void sync_buf_free(struct sync_buf *b);
+#include "common/varint.h"
+
+/* The growable byte buffer the encoder appends to (common/varint.h). */
+#define sync_buf vbuf
+static inline void sync_buf_free(struct vbuf *b)
+{
+	vbuf_free(b);
+}
 
 /* Appends op as one framed record. 0, MCRDT_ENOMEM, or MCRDT_EINVAL for
  * an op that fails crdt_op_validate or would exceed SYNC_RECORD_MAX. */

@@ -211,8 +211,9 @@ static int list_segments(int dirfd, struct segment **out, size_t *n_out)
 		}
 		memset(&v[n], 0, sizeof v[n]);
 		v[n].first = first;
-		snprintf(v[n].name, sizeof v[n].name, "%s", e->d_name);
-		n++;
+		seg_name(v[n].name, sizeof v[n].name, first);
+		if (strcmp(v[n].name, e->d_name) == 0) /* only the exact spelling we write */
+			n++;
 	}
 	closedir(d);
 	if (rc) {
