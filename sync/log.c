@@ -331,6 +331,8 @@ int sync_log_open(sync_log **out, const char *dir, const struct sync_log_opts *o
 		if ((rc = read_file(log->dirfd, s->name, &buf, &len)))
 			break;
 		rc = check_header(buf, len, s->name, &first);
+		if (rc == 0 && i == 0)
+			log->next = first; /* segments before it were compacted away */
 		if (rc == 0 && first != log->next)
 			rc = err_set(MCRDT_ECORRUPT, "log segment %s starts at record %" PRIu64 ", expected %" PRIu64
 				     " (a segment is missing)", s->name, first, log->next);
@@ -507,6 +509,8 @@ int sync_log_replay(sync_log *log, uint64_t from, sync_replay_fn fn, void *ctx)
 	if (!segs)
 		return err_set(MCRDT_ENOMEM, "out of memory");
 	int rc = 0;
+	if (nsegs && from < segs[0].first)
+		rc = err_set(MCRDT_ENOTFOUND, "log records before %" PRIu64 " were compacted away", segs[0].first);
 	for (size_t i = 0; rc == 0 && i < nsegs; i++) {
 		struct segment *s = &segs[i];
 		if (s->first + s->count <= from)
@@ -536,6 +540,30 @@ int sync_log_replay(sync_log *log, uint64_t from, sync_replay_fn fn, void *ctx)
 		free(buf);
 	}
 	free(segs);
+	return rc;
+}
+
+/* ---- compaction ---- */
+
+int sync_log_compact(sync_log *log, uint64_t upto, unsigned *removed_out)
+{
+	unsigned removed = 0;
+	int rc = 0;
+	pthread_mutex_lock(&log->lock);
+	while (log->nsegs > 1 && log->segs[0].first + log->segs[0].count <= upto) {
+		if (unlinkat(log->dirfd, log->segs[0].name, 0) != 0) {
+			rc = err_sys(MCRDT_EIO, "cannot remove log segment %s", log->segs[0].name);
+			break;
+		}
+		memmove(log->segs, log->segs + 1, (log->nsegs - 1) * sizeof *log->segs);
+		log->nsegs--;
+		removed++;
+	}
+	if (removed && rc == 0 && fsync(log->dirfd) != 0)
+		rc = err_sys(MCRDT_EIO, "cannot sync the log directory");
+	pthread_mutex_unlock(&log->lock);
+	if (removed_out)
+		*removed_out = removed;
 	return rc;
 }
 
@@ -571,6 +599,8 @@ int sync_log_repair(const char *dir, struct sync_log_report *report)
 		if ((rc = read_file(dirfd, s->name, &buf, &len)))
 			break;
 		int hrc = check_header(buf, len, s->name, &first);
+		if (hrc == 0 && i == 0)
+			next = first;
 		if (hrc == MCRDT_EVERSION) {
 			rc = hrc; /* a newer mcrdt's log is not ours to cut */
 		} else if (hrc || first != next) {

@@ -73,6 +73,13 @@ typedef int (*sync_replay_fn)(void *ctx, const crdt_op *op, uint64_t index);
 int sync_log_replay(sync_log *log, uint64_t from, sync_replay_fn fn, void *ctx);
 
 /*
+ * Removes whole segments whose records are all below upto (never the last
+ * one): for history a snapshot covers and every peer has. A replay from an
+ * index that was removed is MCRDT_ENOTFOUND. *removed_out may be NULL.
+ */
+int sync_log_compact(sync_log *log, uint64_t upto, unsigned *removed_out);
+
+/*
  * For `mcrdt fsck --repair`: truncates the first damaged segment at the
  * damage, renames every later segment to NAME.damaged, and reports what it
  * did. Every record before the damage is kept. The log must not be open.
