@@ -255,6 +255,8 @@ static void load_messages(struct loader *l)
 	if (!l->r.err && n && !(m->msgs = calloc(n, sizeof *m->msgs)))
 		l->r.err = err_set(MCRDT_ENOMEM, "out of memory loading a snapshot");
 	m->capmsgs = l->r.err ? 0 : n;
+	if (!l->r.err && n && hmap_reserve(&m->guids, n))
+		l->r.err = MCRDT_ENOMEM; /* one sizing instead of a rehash per doubling */
 	for (uint64_t i = 0; !l->r.err && i < n; i++) {
 		struct msg *x = &m->msgs[i];
 		x->flags = NONE;
@@ -287,8 +289,9 @@ static void load_messages(struct loader *l)
 		if (hmap_put(&m->guids, x->guid, i))
 			l->r.err = MCRDT_ENOMEM;
 		uint64_t nf = count(l, "flag count");
-		struct fdot *fl = nf ? calloc(nf, sizeof *fl) : NULL;
-		if (nf && !fl)
+		struct fdot few[16];
+		struct fdot *fl = nf <= 16 ? few : calloc(nf, sizeof *fl);
+		if (!fl)
 			l->r.err = err_set(MCRDT_ENOMEM, "out of memory loading a snapshot");
 		for (uint64_t k = 0; !l->r.err && k < nf; k++) {
 			fl[k].flag = (uint32_t)vread_max(&l->r, m->nflagnames ? m->nflagnames - 1 : 0, "flag index");
@@ -300,7 +303,8 @@ static void load_messages(struct loader *l)
 		for (uint64_t k = nf; !l->r.err && k > 0; k--)
 			if (fdot_new(m, x, fl[k - 1].dot, fl[k - 1].flag))
 				l->r.err = MCRDT_ENOMEM;
-		free(fl);
+		if (fl != few)
+			free(fl);
 		uint64_t nx = count(l, "claim count");
 		for (uint64_t k = 0; !l->r.err && k < nx; k++) {
 			uint32_t s = (uint32_t)vread_max(&l->r, m->nmboxes - 1, "mailbox index");

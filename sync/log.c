@@ -128,6 +128,17 @@ static int read_file(int dirfd, const char *name, uint8_t **buf, size_t *len)
 	return 0;
 }
 
+static int read_header(int dirfd, const char *name, uint64_t *first)
+{
+	uint8_t h[HEADER_SIZE];
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return err_sys(MCRDT_EIO, "cannot open log segment %s", name);
+	ssize_t n = pread(fd, h, sizeof h, 0);
+	close(fd);
+	return check_header(h, n < 0 ? 0 : (size_t)n, name, first);
+}
+
 /* Whether a valid record starts anywhere in p[from, len): if one does, the
  * bad bytes before it are damage, not a torn tail. */
 static bool valid_record_after(const uint8_t *p, size_t len, size_t from)
@@ -328,6 +339,19 @@ int sync_log_open(sync_log **out, const char *dir, const struct sync_log_opts *o
 		uint8_t *buf;
 		size_t len, good;
 		uint64_t first;
+		if (i + 1 < log->nsegs && log->segs[i + 1].first <= log->opts.verify_from) {
+			/* Covered by a snapshot: the header only. */
+			if ((rc = read_header(log->dirfd, s->name, &first)))
+				break;
+			if (i == 0)
+				log->next = first;
+			if (first != log->next || first != s->first || log->segs[i + 1].first < first)
+				rc = err_set(MCRDT_ECORRUPT, "log segment %s starts at record %" PRIu64
+					     ", expected %" PRIu64, s->name, first, log->next);
+			s->count = log->segs[i + 1].first - first;
+			log->next += s->count;
+			continue;
+		}
 		if ((rc = read_file(log->dirfd, s->name, &buf, &len)))
 			break;
 		rc = check_header(buf, len, s->name, &first);
@@ -520,6 +544,9 @@ int sync_log_replay(sync_log *log, uint64_t from, sync_replay_fn fn, void *ctx)
 		if ((rc = read_file(log->dirfd, s->name, &buf, &len)))
 			break;
 		size_t at = HEADER_SIZE;
+		uint64_t hfirst;
+		if ((rc = check_header(buf, len, s->name, &hfirst)) == 0 && hfirst != s->first)
+			rc = err_set(MCRDT_ECORRUPT, "log segment %s: header names record %" PRIu64, s->name, hfirst);
 		for (uint64_t k = 0; rc == 0 && k < s->count; k++) {
 			size_t used;
 			if (s->first + k < from) {
@@ -535,8 +562,14 @@ int sync_log_replay(sync_log *log, uint64_t from, sync_replay_fn fn, void *ctx)
 						     mcrdt_error_last());
 				}
 			}
+			if (rc == MCRDT_EPENDING)
+				rc = err_set(MCRDT_ECORRUPT, "log segment %s offset %zu: record cut short (a "
+					     "segment that was not checked at open)", s->name, at);
 			at += used;
 		}
+		if (rc == 0 && i + 1 < nsegs && at != len)
+			rc = err_set(MCRDT_ECORRUPT, "log segment %s offset %zu: more records than its "
+				     "successor's index allows", s->name, at);
 		free(buf);
 	}
 	free(segs);

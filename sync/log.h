@@ -36,9 +36,13 @@ struct sync_log_opts {
 	unsigned version;
 	uint64_t segment_bytes; /* a new segment starts once one is this big */
 	bool no_fsync;          /* appends are not made durable: tests, bulk loads */
+	/* Segments whose records all lie below this index are not read at
+	 * open (a snapshot covers them): only their headers are checked, and
+	 * a replay or repair still checks every record it reads. 0: read all. */
+	uint64_t verify_from;
 };
 #define SYNC_LOG_OPTS_VERSION 1
-#define SYNC_LOG_OPTS_INIT { SYNC_LOG_OPTS_VERSION, UINT64_C(64) << 20, false }
+#define SYNC_LOG_OPTS_INIT { SYNC_LOG_OPTS_VERSION, UINT64_C(16) << 20, false, 0 }
 
 /* What opening (or repairing) found. */
 struct sync_log_report {

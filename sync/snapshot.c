@@ -202,8 +202,10 @@ int sync_replica_open(const char *dir, uint64_t replica, crdt_model **m_out, syn
 		rc = err_set(MCRDT_EINVAL, "%s holds replica %" PRIx64 ", not %" PRIx64, dir,
 			     crdt_model_replica(m), replica);
 	sync_log *log = NULL;
+	struct sync_log_opts opts = SYNC_LOG_OPTS_INIT;
+	opts.verify_from = from; /* what the snapshot covers is not read again */
 	if (rc == 0)
-		rc = sync_log_open(&log, logdir, NULL, report);
+		rc = sync_log_open(&log, logdir, &opts, report);
 	struct replay_ctx ctx = { m };
 	if (rc == 0)
 		rc = sync_log_replay(log, from, replay_one, &ctx);
