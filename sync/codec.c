@@ -154,7 +154,8 @@ static char *r_str(struct vreader *in, size_t max, size_t *len, const char *what
 	return s;
 }
 
-static int frame(const uint8_t *p, size_t len, const uint8_t **payload, size_t *plen, size_t *used)
+static int frame(const uint8_t *p, size_t len, uint64_t salt, const uint8_t **payload, size_t *plen,
+		 size_t *used)
 {
 	uint64_t n = 0;
 	size_t k = 0;
@@ -175,7 +176,7 @@ static int frame(const uint8_t *p, size_t len, const uint8_t **payload, size_t *
 	uint64_t want = 0;
 	for (int i = 0; i < 8; i++)
 		want |= (uint64_t)p[k + n + (size_t)i] << (8 * i);
-	if (checksum(p, k + n) != want)
+	if ((checksum(p, k + n) ^ salt) != want)
 		return err_set(MCRDT_ECORRUPT, "record checksum mismatch");
 	*payload = p + k;
 	*plen = n;
@@ -183,18 +184,34 @@ static int frame(const uint8_t *p, size_t len, const uint8_t **payload, size_t *
 	return 0;
 }
 
-int sync_check_record(const uint8_t *p, size_t len, size_t *used)
+int sync_check_record_salted(const uint8_t *p, size_t len, uint64_t salt, size_t *used)
 {
 	const uint8_t *payload;
 	size_t plen;
-	return frame(p, len, &payload, &plen, used);
+	return frame(p, len, salt, &payload, &plen, used);
+}
+
+int sync_check_record(const uint8_t *p, size_t len, size_t *used)
+{
+	return sync_check_record_salted(p, len, 0, used);
+}
+
+void sync_salt_record(uint8_t *end, uint64_t salt)
+{
+	for (int i = 0; i < 8; i++)
+		end[i - 8] ^= (uint8_t)(salt >> (8 * i));
 }
 
 int sync_decode_record(const uint8_t *p, size_t len, crdt_op *op, size_t *used)
 {
+	return sync_decode_record_salted(p, len, 0, op, used);
+}
+
+int sync_decode_record_salted(const uint8_t *p, size_t len, uint64_t salt, crdt_op *op, size_t *used)
+{
 	const uint8_t *payload;
 	size_t plen, u;
-	int rc = frame(p, len, &payload, &plen, &u);
+	int rc = frame(p, len, salt, &payload, &plen, &u);
 	if (rc)
 		return rc;
 	struct vreader in = { payload, payload + plen, 0 };

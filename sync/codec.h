@@ -57,4 +57,15 @@ int sync_decode_record(const uint8_t *p, size_t len, crdt_op *op, size_t *used);
 /* Checks framing and checksum only (no payload decoding): the same codes. */
 int sync_check_record(const uint8_t *p, size_t len, size_t *used);
 
+/*
+ * Salted records: the stored checksum is XORed with salt. A log segment
+ * salts its records with a random value from its header, so bytes that
+ * merely look like a record (inside an op's metadata, say) never pass for
+ * one of its own. The unsalted functions above use salt 0.
+ */
+int sync_check_record_salted(const uint8_t *p, size_t len, uint64_t salt, size_t *used);
+int sync_decode_record_salted(const uint8_t *p, size_t len, uint64_t salt, crdt_op *op, size_t *used);
+/* Salts the record that ends at end (its last 8 bytes are the checksum). */
+void sync_salt_record(uint8_t *end, uint64_t salt);
+
 #endif

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,6 +29,7 @@
 struct segment {
 	uint64_t first;   /* index of its first record */
 	uint64_t count;   /* records in it */
+	uint64_t salt;    /* its records' checksums are XORed with this */
 	char name[32];
 };
 
@@ -63,15 +65,23 @@ static uint64_t get64(const uint8_t *p)
 	return v;
 }
 
-static void make_header(uint8_t h[HEADER_SIZE], uint64_t first)
+/* The header's 32 random bits, widened into the salt of the segment's
+ * records. 0 stays 0 (no salt). */
+static uint64_t salt_of(uint32_t r)
+{
+	return r ? XXH3_64bits(&r, sizeof r) : 0;
+}
+
+static void make_header(uint8_t h[HEADER_SIZE], uint64_t first, uint32_t salt)
 {
 	memcpy(h, MAGIC, 8);
-	put64(h + 8, SYNC_FORMAT_VERSION); /* version (32 bits) and flags (32 bits, 0) */
+	put64(h + 8, SYNC_FORMAT_VERSION | (uint64_t)salt << 32); /* version, salt */
 	put64(h + 16, first);
 	put64(h + 24, XXH3_64bits(h, 24));
 }
 
-static int check_header(const uint8_t *h, size_t len, const char *name, uint64_t *first)
+static int check_header(const uint8_t *h, size_t len, const char *name, uint64_t *first,
+			uint64_t *salt)
 {
 	if (len < HEADER_SIZE)
 		return err_set(MCRDT_ECORRUPT, "log segment %s: header cut short (%zu bytes)", name, len);
@@ -84,6 +94,7 @@ static int check_header(const uint8_t *h, size_t len, const char *name, uint64_t
 		return err_set(MCRDT_EVERSION, "log segment %s has format version %u; this mcrdt reads %d",
 			       name, version, SYNC_FORMAT_VERSION);
 	*first = get64(h + 16);
+	*salt = salt_of((uint32_t)(get64(h + 8) >> 32));
 	return 0;
 }
 
@@ -128,7 +139,7 @@ static int read_file(int dirfd, const char *name, uint8_t **buf, size_t *len)
 	return 0;
 }
 
-static int read_header(int dirfd, const char *name, uint64_t *first)
+static int read_header(int dirfd, const char *name, uint64_t *first, uint64_t *salt)
 {
 	uint8_t h[HEADER_SIZE];
 	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -136,16 +147,16 @@ static int read_header(int dirfd, const char *name, uint64_t *first)
 		return err_sys(MCRDT_EIO, "cannot open log segment %s", name);
 	ssize_t n = pread(fd, h, sizeof h, 0);
 	close(fd);
-	return check_header(h, n < 0 ? 0 : (size_t)n, name, first);
+	return check_header(h, n < 0 ? 0 : (size_t)n, name, first, salt);
 }
 
 /* Whether a valid record starts anywhere in p[from, len): if one does, the
  * bad bytes before it are damage, not a torn tail. */
-static bool valid_record_after(const uint8_t *p, size_t len, size_t from)
+static bool valid_record_after(const uint8_t *p, size_t len, size_t from, uint64_t salt)
 {
 	for (size_t at = from; at < len; at++) {
 		size_t used;
-		if (sync_check_record(p + at, len - at, &used) == 0)
+		if (sync_check_record_salted(p + at, len - at, salt, &used) == 0)
 			return true;
 	}
 	return false;
@@ -157,14 +168,15 @@ static bool valid_record_after(const uint8_t *p, size_t len, size_t from)
  * 1 when it ends in a torn tail (bad or cut bytes with no valid record
  * after them), or MCRDT_ECORRUPT naming segment and offset.
  */
-static int walk(const uint8_t *p, size_t len, const char *name, size_t *good, uint64_t *count)
+static int walk(const uint8_t *p, size_t len, const char *name, uint64_t salt, size_t *good,
+		uint64_t *count)
 {
 	size_t at = HEADER_SIZE;
 	uint64_t n = 0;
 	int rc = 0;
 	while (at < len) {
 		size_t used;
-		rc = sync_check_record(p + at, len - at, &used);
+		rc = sync_check_record_salted(p + at, len - at, salt, &used);
 		if (rc)
 			break;
 		at += used;
@@ -176,7 +188,7 @@ static int walk(const uint8_t *p, size_t len, const char *name, size_t *good, ui
 		return 0;
 	char why[256];
 	snprintf(why, sizeof why, "%s", rc == MCRDT_EPENDING ? "record cut short" : mcrdt_error_last());
-	if (valid_record_after(p, len, at + 1))
+	if (valid_record_after(p, len, at + 1, salt))
 		return err_set(MCRDT_ECORRUPT, "log segment %s offset %zu: %s, with valid records after it",
 			       name, at, why);
 	return 1;
@@ -243,9 +255,13 @@ static int create_segment(sync_log *log, uint64_t first)
 {
 	char name[32], tmp[48];
 	uint8_t h[HEADER_SIZE];
+	uint32_t salt = 0;
 	seg_name(name, sizeof name, first);
 	snprintf(tmp, sizeof tmp, "%s.tmp", name);
-	make_header(h, first);
+	while (salt == 0)
+		if (getrandom(&salt, sizeof salt, 0) != (ssize_t)sizeof salt)
+			return err_sys(MCRDT_EIO, "cannot draw a random salt for %s", name);
+	make_header(h, first, salt);
 	int fd = openat(log->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return err_sys(MCRDT_EIO, "cannot create log segment %s", name);
@@ -273,6 +289,7 @@ static int create_segment(sync_log *log, uint64_t first)
 	struct segment *s = &log->segs[log->nsegs++];
 	memset(s, 0, sizeof *s);
 	s->first = first;
+	s->salt = salt_of(salt);
 	snprintf(s->name, sizeof s->name, "%s", name);
 	if (log->fd >= 0)
 		close(log->fd);
@@ -281,10 +298,34 @@ static int create_segment(sync_log *log, uint64_t first)
 	return 0;
 }
 
+/* Makes a directory's entry in its parent durable. */
+static int sync_parent(const char *dir)
+{
+	char parent[4096];
+	snprintf(parent, sizeof parent, "%s", dir);
+	char *slash = strrchr(parent, '/');
+	if (!slash)
+		snprintf(parent, sizeof parent, ".");
+	else if (slash == parent)
+		parent[1] = '\0';
+	else
+		*slash = '\0';
+	int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = fd < 0 || fsync(fd) != 0 ? err_sys(MCRDT_EIO, "cannot sync %s", parent) : 0;
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 static int open_dir(const char *dir, int *fd_out)
 {
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+	if (mkdir(dir, 0700) == 0) {
+		int rc = sync_parent(dir); /* or a power cut could lose the new log whole */
+		if (rc)
+			return rc;
+	} else if (errno != EEXIST) {
 		return err_sys(MCRDT_EIO, "cannot create log directory %s", dir);
+	}
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return err_sys(MCRDT_EIO, "cannot open log directory %s", dir);
@@ -341,7 +382,7 @@ int sync_log_open(sync_log **out, const char *dir, const struct sync_log_opts *o
 		uint64_t first;
 		if (i + 1 < log->nsegs && log->segs[i + 1].first <= log->opts.verify_from) {
 			/* Covered by a snapshot: the header only. */
-			if ((rc = read_header(log->dirfd, s->name, &first)))
+			if ((rc = read_header(log->dirfd, s->name, &first, &s->salt)))
 				break;
 			if (i == 0)
 				log->next = first;
@@ -354,14 +395,14 @@ int sync_log_open(sync_log **out, const char *dir, const struct sync_log_opts *o
 		}
 		if ((rc = read_file(log->dirfd, s->name, &buf, &len)))
 			break;
-		rc = check_header(buf, len, s->name, &first);
+		rc = check_header(buf, len, s->name, &first, &s->salt);
 		if (rc == 0 && i == 0)
 			log->next = first; /* segments before it were compacted away */
 		if (rc == 0 && first != log->next)
 			rc = err_set(MCRDT_ECORRUPT, "log segment %s starts at record %" PRIu64 ", expected %" PRIu64
 				     " (a segment is missing)", s->name, first, log->next);
 		if (rc == 0) {
-			rc = walk(buf, len, s->name, &good, &s->count);
+			rc = walk(buf, len, s->name, s->salt, &good, &s->count);
 			if (rc == 1) {
 				if (i + 1 < log->nsegs)
 					rc = err_set(MCRDT_ECORRUPT, "log segment %s offset %zu: damaged record "
@@ -425,13 +466,19 @@ static int write_all(int fd, const uint8_t *p, size_t len)
  * Group commit: the first waiter syncs for everyone written so far; the
  * others sleep until the durable mark passes their records.
  */
-static int commit(sync_log *log, const struct sync_buf *b, uint64_t count, uint64_t *first_out)
+static int commit(sync_log *log, struct sync_buf *b, const size_t *ends, uint64_t count,
+		  uint64_t *first_out)
 {
 	pthread_mutex_lock(&log->lock);
 	int rc = log->broken;
 	if (rc) {
 		pthread_mutex_unlock(&log->lock);
 		return err_set(rc, "the log stopped accepting appends after an earlier I/O error");
+	}
+	if (log->size >= log->opts.segment_bytes) {
+		/* A leader may be syncing the old segment's fd: let it finish. */
+		while (log->syncing)
+			pthread_cond_wait(&log->synced_cond, &log->lock);
 	}
 	if (log->size >= log->opts.segment_bytes) {
 		/* Seal the full segment durably before starting the next. */
@@ -446,6 +493,10 @@ static int commit(sync_log *log, const struct sync_buf *b, uint64_t count, uint6
 			return rc;
 		}
 	}
+	/* Salt the records for the segment they land in. */
+	uint64_t salt = log->segs[log->nsegs - 1].salt;
+	for (uint64_t i = 0; i < count; i++)
+		sync_salt_record(b->p + ends[i], salt);
 	if (write_all(log->fd, b->p, b->len) != 0) {
 		int err = errno;
 		/* Never leave half a record for later records to follow. */
@@ -503,11 +554,16 @@ int sync_log_append(sync_log *log, const crdt_op *op, uint64_t *index_out)
 int sync_log_append_batch(sync_log *log, const crdt_op *ops, size_t n, uint64_t *first_out)
 {
 	struct sync_buf b = { 0 };
-	int rc = 0;
-	for (size_t i = 0; rc == 0 && i < n; i++)
+	size_t one, *ends = n > 1 ? malloc(n * sizeof *ends) : &one;
+	int rc = ends ? 0 : err_set(MCRDT_ENOMEM, "out of memory");
+	for (size_t i = 0; rc == 0 && i < n; i++) {
 		rc = sync_encode_record(&b, &ops[i]);
+		ends[i] = b.len;
+	}
 	if (rc == 0 && n)
-		rc = commit(log, &b, n, first_out);
+		rc = commit(log, &b, ends, n, first_out);
+	if (ends != &one)
+		free(ends);
 	sync_buf_free(&b);
 	return rc;
 }
@@ -544,16 +600,16 @@ int sync_log_replay(sync_log *log, uint64_t from, sync_replay_fn fn, void *ctx)
 		if ((rc = read_file(log->dirfd, s->name, &buf, &len)))
 			break;
 		size_t at = HEADER_SIZE;
-		uint64_t hfirst;
-		if ((rc = check_header(buf, len, s->name, &hfirst)) == 0 && hfirst != s->first)
+		uint64_t hfirst, salt = 0;
+		if ((rc = check_header(buf, len, s->name, &hfirst, &salt)) == 0 && hfirst != s->first)
 			rc = err_set(MCRDT_ECORRUPT, "log segment %s: header names record %" PRIu64, s->name, hfirst);
 		for (uint64_t k = 0; rc == 0 && k < s->count; k++) {
 			size_t used;
 			if (s->first + k < from) {
-				rc = sync_check_record(buf + at, len - at, &used);
+				rc = sync_check_record_salted(buf + at, len - at, salt, &used);
 			} else {
 				crdt_op op;
-				rc = sync_decode_record(buf + at, len - at, &op, &used);
+				rc = sync_decode_record_salted(buf + at, len - at, salt, &op, &used);
 				if (rc == 0) {
 					rc = fn(ctx, &op, s->first + k);
 					crdt_op_free(&op);
@@ -602,6 +658,16 @@ int sync_log_compact(sync_log *log, uint64_t upto, unsigned *removed_out)
 
 /* ---- repair ---- */
 
+/* A name for a set-aside file that replaces nothing: NAME.SUFFIX, then
+ * NAME.SUFFIX.1, .2, ... */
+static void aside_name(int dirfd, const char *name, const char *suffix, char *out, size_t size)
+{
+	struct stat st;
+	snprintf(out, size, "%s.%s", name, suffix);
+	for (unsigned k = 1; fstatat(dirfd, out, &st, AT_SYMLINK_NOFOLLOW) == 0; k++)
+		snprintf(out, size, "%s.%s.%u", name, suffix, k);
+}
+
 int sync_log_repair(const char *dir, struct sync_log_report *report)
 {
 	struct sync_log_report rep = { 0 };
@@ -620,7 +686,7 @@ int sync_log_repair(const char *dir, struct sync_log_report *report)
 		struct segment *s = &segs[i];
 		if (damaged) {
 			char aside[64];
-			snprintf(aside, sizeof aside, "%s.damaged", s->name);
+			aside_name(dirfd, s->name, "damaged", aside, sizeof aside);
 			if (renameat(dirfd, s->name, dirfd, aside) != 0)
 				rc = err_sys(MCRDT_EIO, "cannot set %s aside", s->name);
 			rep.set_aside++;
@@ -628,10 +694,10 @@ int sync_log_repair(const char *dir, struct sync_log_report *report)
 		}
 		uint8_t *buf;
 		size_t len, good = HEADER_SIZE;
-		uint64_t first, count = 0;
+		uint64_t first, count = 0, salt = 0;
 		if ((rc = read_file(dirfd, s->name, &buf, &len)))
 			break;
-		int hrc = check_header(buf, len, s->name, &first);
+		int hrc = check_header(buf, len, s->name, &first, &salt);
 		if (hrc == 0 && i == 0)
 			next = first;
 		if (hrc == MCRDT_EVERSION) {
@@ -640,7 +706,7 @@ int sync_log_repair(const char *dir, struct sync_log_report *report)
 			damaged = true;
 			good = 0;
 		} else {
-			int w = walk(buf, len, s->name, &good, &count);
+			int w = walk(buf, len, s->name, salt, &good, &count);
 			damaged = w != 0;
 			next += count;
 		}
@@ -651,15 +717,15 @@ int sync_log_repair(const char *dir, struct sync_log_report *report)
 			rep.torn_bytes = len - good;
 			if (good == 0) {
 				char aside[64];
-				snprintf(aside, sizeof aside, "%s.damaged", s->name);
+				aside_name(dirfd, s->name, "damaged", aside, sizeof aside);
 				if (renameat(dirfd, s->name, dirfd, aside) != 0)
 					rc = err_sys(MCRDT_EIO, "cannot set %s aside", s->name);
 				rep.set_aside++;
 			} else {
 				/* The bytes cut off are kept beside it: nothing is thrown away. */
 				char aside[64];
-				snprintf(aside, sizeof aside, "%s.tail.damaged", s->name);
-				int tfd = openat(dirfd, aside, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+				aside_name(dirfd, s->name, "tail.damaged", aside, sizeof aside);
+				int tfd = openat(dirfd, aside, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 				if (tfd < 0 || write_all(tfd, buf + good, len - good) != 0 || fsync(tfd) != 0)
 					rc = err_sys(MCRDT_EIO, "cannot save the damaged tail of %s", s->name);
 				if (tfd >= 0)
