@@ -162,6 +162,8 @@ int crdt_op_validate(const crdt_op *op)
 	if (crdt_vv_base(&op->deps, op->id.replica) != op->id.counter - 1 ||
 	    crdt_vv_exceptions(&op->deps) != 0)
 		return bad(op, "dependencies do not end right before the op");
+	if (op->deps.n - (crdt_vv_base(&op->deps, op->id.replica) ? 1 : 0) > CRDT_DEPS_MAX)
+		return bad(op, "dependencies on too many replicas");
 	for (size_t i = 0; i < op->deps.n; i++)
 		if (op->deps.e[i].replica == 0 || op->deps.e[i].replica == UINT64_MAX ||
 		    op->deps.e[i].base > CRDT_COUNTER_MAX)
@@ -211,13 +213,13 @@ int crdt_op_validate(const crdt_op *op)
 	    (has_msg && !crdt_vv_contains(&op->deps, op->msg)) ||
 	    (has_uid && !crdt_vv_contains(&op->deps, op->space)))
 		return bad(op, "names a mailbox, message or UID space outside its dependencies");
-	if (!has_uid && (op->uid || op->space.replica))
+	if (!has_uid && (op->uid || op->space.replica || op->space.counter))
 		return bad(op, "unexpected UID");
 	if (op->type != CRDT_OP_MBOX_CREATE && op->uidvalidity)
 		return bad(op, "unexpected UIDVALIDITY");
-	if (!has_mbox && op->mbox.replica)
+	if (!has_mbox && (op->mbox.replica || op->mbox.counter))
 		return bad(op, "unexpected mailbox");
-	if (!has_msg && op->msg.replica)
+	if (!has_msg && (op->msg.replica || op->msg.counter))
 		return bad(op, "unexpected message");
 	if (!has_flags && op->nflags)
 		return bad(op, "unexpected flags");

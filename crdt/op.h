@@ -44,6 +44,8 @@ enum crdt_op_type {
 /* The highest UID a claim may name: half the IMAP range, so that a peer's
  * claim can never leave a mailbox without room for fresh UIDs on its own. */
 #define CRDT_UID_MAX 0x7fffffffu
+/* Replicas an op's deps may name besides its issuer. */
+#define CRDT_DEPS_MAX 65536
 /* Ops a replica holds back for missing dependencies, at most. */
 #define CRDT_PENDING_MAX 1000000
 /* The highest op counter: dots pack it into 48 bits in memory. */

@@ -25,7 +25,6 @@ enum {
 	F_KNOWN = (1 << 8) - 1,
 };
 
-#define DEPS_MAX 65536
 
 /* The encoder writes into a buffer reserved to the op's worst case. */
 struct out {
@@ -215,21 +214,30 @@ int sync_decode_record_salted(const uint8_t *p, size_t len, uint64_t salt, crdt_
 	if (rc)
 		return rc;
 	struct vreader in = { payload, payload + plen, 0 };
+	/* The type first: a newer mcrdt's op is refused as such, whatever follows. */
 	uint64_t type = r_var(&in);
-	uint64_t mask = r_var(&in);
-	if (!in.err && (type == 0 || type > CRDT_OP_TYPE_MAX))
+	if (!in.err && type > CRDT_OP_TYPE_MAX)
 		return err_set(MCRDT_EVERSION, "op type %" PRIu64 " is unknown to format version %d "
 			       "(written by a newer mcrdt?)", type, SYNC_FORMAT_VERSION);
+	if (!in.err && type == 0)
+		return err_set(MCRDT_ECORRUPT, "op type 0");
+	uint64_t mask = r_var(&in);
 	if (!in.err && (mask & ~(uint64_t)F_KNOWN))
 		return err_set(MCRDT_EVERSION, "op fields 0x%" PRIx64 " are unknown to format version %d "
 			       "(written by a newer mcrdt?)", mask & ~(uint64_t)F_KNOWN, SYNC_FORMAT_VERSION);
 	crdt_op_init(op, (enum crdt_op_type)type);
 	op->id = r_dot(&in);
-	uint64_t ndeps = r_bounded(&in, DEPS_MAX, "dependency count");
+	uint64_t ndeps = r_bounded(&in, CRDT_DEPS_MAX, "dependency count");
+	uint64_t prev = 0;
 	for (uint64_t i = 0; !in.err && i < ndeps; i++) {
 		uint64_t replica = r_var(&in), base = r_var(&in);
-		if (!in.err && (rc = crdt_vv_set_base(&op->deps, replica, base)))
+		/* Strictly ascending, as written: each entry goes at the end (no
+		 * quadratic shifting), and repeats or the issuer's own are refused. */
+		if (!in.err && (replica <= prev || replica == op->id.replica))
+			in.err = err_set(MCRDT_ECORRUPT, "dependencies out of order or repeated");
+		else if (!in.err && (rc = crdt_vv_set_base(&op->deps, replica, base)))
 			in.err = rc;
+		prev = replica;
 	}
 	if (!in.err && op->id.counter > 1 &&
 	    (rc = crdt_vv_set_base(&op->deps, op->id.replica, op->id.counter - 1)))

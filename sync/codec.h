@@ -50,7 +50,8 @@ int sync_encode_record(struct sync_buf *b, const crdt_op *op);
  * *used set to the record's size; MCRDT_EPENDING when the bytes end inside
  * the record (more may come: a torn tail, or a short read); MCRDT_ECORRUPT
  * for a bad checksum, a length over the limit or a malformed payload;
- * MCRDT_EVERSION for a type or field from a newer format.
+ * MCRDT_EVERSION for a type or field from a newer format; MCRDT_ERANGE for
+ * a counter beyond CRDT_COUNTER_MAX.
  */
 int sync_decode_record(const uint8_t *p, size_t len, crdt_op *op, size_t *used);
 
