@@ -59,7 +59,7 @@ int hmap_reserve(struct hmap *m, size_t n)
 	return cap == m->cap ? 0 : rehash(m, cap);
 }
 
-int hmap_put(struct hmap *m, uint64_t key, uint64_t val)
+static int put(struct hmap *m, uint64_t key, uint64_t val, int replace)
 {
 	if (key == HMAP_EMPTY)
 		return err_set(MCRDT_EINVAL, "reserved hash key");
@@ -71,6 +71,8 @@ int hmap_put(struct hmap *m, uint64_t key, uint64_t val)
 	size_t i = slot_of(m, key);
 	while (m->slots[i].key != HMAP_EMPTY) {
 		if (m->slots[i].key == key) {
+			if (!replace)
+				return MCRDT_EEXISTS;
 			m->slots[i].val = val;
 			return 0;
 		}
@@ -80,6 +82,16 @@ int hmap_put(struct hmap *m, uint64_t key, uint64_t val)
 	m->slots[i].val = val;
 	m->count++;
 	return 0;
+}
+
+int hmap_put(struct hmap *m, uint64_t key, uint64_t val)
+{
+	return put(m, key, val, 1);
+}
+
+int hmap_put_new(struct hmap *m, uint64_t key, uint64_t val)
+{
+	return put(m, key, val, 0);
 }
 
 uint64_t *hmap_get(const struct hmap *m, uint64_t key)

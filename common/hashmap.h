@@ -34,6 +34,9 @@ void hmap_free(struct hmap *m);
 int hmap_reserve(struct hmap *m, size_t n);
 /* Inserts or overwrites. 0, MCRDT_ENOMEM, or MCRDT_EINVAL for HMAP_EMPTY. */
 int hmap_put(struct hmap *m, uint64_t key, uint64_t val);
+/* Inserts key only if absent (one probe): 0, MCRDT_EEXISTS (nothing
+ * changed), MCRDT_ENOMEM or MCRDT_EINVAL. */
+int hmap_put_new(struct hmap *m, uint64_t key, uint64_t val);
 /* Returns a pointer to the value, or NULL. Valid until the next put/del. */
 uint64_t *hmap_get(const struct hmap *m, uint64_t key);
 /* Removes key; returns 1 if it was there, else 0. */

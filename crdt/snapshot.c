@@ -266,7 +266,10 @@ static void load_messages(struct loader *l)
 		x->claim = (uint32_t)vread_max(&l->r, UINT32_MAX, "UID");
 		x->shown = (uint32_t)vread_max(&l->r, UINT32_MAX, "UID");
 		x->shown_space = (uint32_t)vread_max(&l->r, m->nmboxes ? m->nmboxes - 1 : 0, "mailbox index");
-		if (l->r.err || !m->nmboxes || hmap_get(&m->guids, x->guid)) {
+		int prc = l->r.err || !m->nmboxes ? MCRDT_EINVAL : hmap_put_new(&m->guids, x->guid, i);
+		if (prc) {
+			if (prc == MCRDT_ENOMEM)
+				l->r.err = prc;
 			fail(l, "message repeated or without a mailbox");
 			break;
 		}
@@ -286,8 +289,6 @@ static void load_messages(struct loader *l)
 		}
 		x->pos = (uint32_t)b->nmembers & MEMBERS_MAX;
 		b->members[b->nmembers++] = (uint32_t)i;
-		if (hmap_put(&m->guids, x->guid, i))
-			l->r.err = MCRDT_ENOMEM;
 		uint64_t nf = count(l, "flag count");
 		struct fdot few[16];
 		struct fdot *fl = nf <= 16 ? few : calloc(nf, sizeof *fl);
