@@ -22,6 +22,7 @@
 
 #include "common/error.h"
 #include "sync/codec.h"
+#include "sync/io.h"
 
 #define MAGIC "MCRDTLOG"
 #define HEADER_SIZE 32
@@ -50,20 +51,6 @@ struct sync_log {
 };
 
 /* ---- headers and names ---- */
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 
 /* The header's 32 random bits, widened into the salt of the segment's
  * records. 0 stays 0 (no salt). */
@@ -446,20 +433,6 @@ int sync_log_open(sync_log **out, const char *dir, const struct sync_log_opts *o
 }
 
 /* ---- appending ---- */
-
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /*
  * Writes encoded records (count of them) and waits until they are durable.

@@ -20,39 +20,12 @@
 
 #include "common/error.h"
 #include "sync/codec.h"
+#include "sync/io.h"
 
 #define SNAP_MAGIC "MCRDTSNP"
 #define SNAP_FILE "snapshot"
 #define SNAP_HEADER 40
 #define SNAP_MAX ((uint64_t)1 << 36) /* 64 GiB: beyond any real replica */
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 int sync_snapshot_write(const char *dir, const crdt_model *m, uint64_t upto)
 {
