@@ -28,6 +28,19 @@ void crdt_op_free(crdt_op *op)
 	crdt_op_init(op, op->type);
 }
 
+void crdt_op_reset(crdt_op *op)
+{
+	crdt_vv deps = op->deps;
+	crdt_vv_clear(&deps);
+	free(op->name.s);
+	for (size_t i = 0; i < op->nflags; i++)
+		free(op->flags[i].s);
+	free(op->flags);
+	free(op->meta);
+	memset(op, 0, sizeof *op);
+	op->deps = deps;
+}
+
 static int str_set(struct crdt_str *dst, const char *s, size_t len)
 {
 	char *c = malloc(len + 1);

@@ -74,6 +74,8 @@ typedef struct crdt_op {
 
 void crdt_op_init(crdt_op *op, enum crdt_op_type type);
 void crdt_op_free(crdt_op *op);
+/* Empties op for reuse, keeping its deps' memory (a decoder's loop). */
+void crdt_op_reset(crdt_op *op);
 /* Deep copy into dst (which is overwritten, not freed). 0 or MCRDT_ENOMEM. */
 int crdt_op_copy(crdt_op *dst, const crdt_op *src);
 /* Setters that copy their input. 0, MCRDT_ENOMEM or MCRDT_EINVAL. */

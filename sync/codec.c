@@ -208,6 +208,15 @@ int sync_decode_record(const uint8_t *p, size_t len, crdt_op *op, size_t *used)
 
 int sync_decode_record_salted(const uint8_t *p, size_t len, uint64_t salt, crdt_op *op, size_t *used)
 {
+	crdt_op_init(op, 0);
+	int rc = sync_decode_record_into(p, len, salt, op, used);
+	if (rc)
+		crdt_op_free(op);
+	return rc;
+}
+
+int sync_decode_record_into(const uint8_t *p, size_t len, uint64_t salt, crdt_op *op, size_t *used)
+{
 	const uint8_t *payload;
 	size_t plen, u;
 	int rc = frame(p, len, salt, &payload, &plen, &u);
@@ -225,7 +234,7 @@ int sync_decode_record_salted(const uint8_t *p, size_t len, uint64_t salt, crdt_
 	if (!in.err && (mask & ~(uint64_t)F_KNOWN))
 		return err_set(MCRDT_EVERSION, "op fields 0x%" PRIx64 " are unknown to format version %d "
 			       "(written by a newer mcrdt?)", mask & ~(uint64_t)F_KNOWN, SYNC_FORMAT_VERSION);
-	crdt_op_init(op, (enum crdt_op_type)type);
+	op->type = (enum crdt_op_type)type;
 	op->id = r_dot(&in);
 	uint64_t ndeps = r_bounded(&in, CRDT_DEPS_MAX, "dependency count");
 	uint64_t prev = 0;

@@ -66,6 +66,9 @@ int sync_check_record(const uint8_t *p, size_t len, size_t *used);
  */
 int sync_check_record_salted(const uint8_t *p, size_t len, uint64_t salt, size_t *used);
 int sync_decode_record_salted(const uint8_t *p, size_t len, uint64_t salt, crdt_op *op, size_t *used);
+/* As sync_decode_record_salted, into an op that is empty (crdt_op_init or
+ * crdt_op_reset): a loop that resets one op saves an allocation per record. */
+int sync_decode_record_into(const uint8_t *p, size_t len, uint64_t salt, crdt_op *op, size_t *used);
 /* Salts the record that ends at end (its last 8 bytes are the checksum). */
 void sync_salt_record(uint8_t *end, uint64_t salt);
 

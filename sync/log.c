@@ -576,16 +576,17 @@ int sync_log_replay(sync_log *log, uint64_t from, sync_replay_fn fn, void *ctx)
 		uint64_t hfirst, salt = 0;
 		if ((rc = check_header(buf, len, s->name, &hfirst, &salt)) == 0 && hfirst != s->first)
 			rc = err_set(MCRDT_ECORRUPT, "log segment %s: header names record %" PRIu64, s->name, hfirst);
+		crdt_op op; /* one op, reset per record: no allocation per record */
+		crdt_op_init(&op, 0);
 		for (uint64_t k = 0; rc == 0 && k < s->count; k++) {
 			size_t used;
 			if (s->first + k < from) {
 				rc = sync_check_record_salted(buf + at, len - at, salt, &used);
 			} else {
-				crdt_op op;
-				rc = sync_decode_record_salted(buf + at, len - at, salt, &op, &used);
+				crdt_op_reset(&op);
+				rc = sync_decode_record_into(buf + at, len - at, salt, &op, &used);
 				if (rc == 0) {
 					rc = fn(ctx, &op, s->first + k);
-					crdt_op_free(&op);
 				} else if (rc != MCRDT_EVERSION) {
 					rc = err_set(MCRDT_ECORRUPT, "log segment %s offset %zu: %s", s->name, at,
 						     mcrdt_error_last());
@@ -596,6 +597,7 @@ int sync_log_replay(sync_log *log, uint64_t from, sync_replay_fn fn, void *ctx)
 					     "segment that was not checked at open)", s->name, at);
 			at += used;
 		}
+		crdt_op_free(&op);
 		if (rc == 0 && i + 1 < nsegs && at != len)
 			rc = err_set(MCRDT_ECORRUPT, "log segment %s offset %zu: more records than its "
 				     "successor's index allows", s->name, at);
