@@ -195,25 +195,34 @@ int md_batch_commit(md *m)
 	if (!m->batch)
 		return err_set(MCRDT_EINVAL, "no batch is open");
 	int rc = 0;
+	size_t done = 0;
 	/* One sync makes every file's data durable before any becomes visible. */
 	if (m->npend && syncfs(m->rootfd) != 0)
 		rc = io_error(errno, "cannot sync the file system of", m->root);
-	for (size_t i = 0; i < m->npend; i++) {
-		struct md_pending *p = &m->pend[i];
-		if (rc) {
-			unlinkat(p->f->tmp, p->tmpname, 0);
-			continue;
-		}
+	for (; rc == 0 && done < m->npend; done++) {
+		struct md_pending *p = &m->pend[done];
 		rc = publish(m, p->f, p->tmpname, p->final, p->to_cur, false);
 	}
-	/* Then each directory that received files is synced once. */
-	for (size_t i = 0; rc == 0 && i < m->npend; i++) {
+	if (rc) {
+		/* All or nothing: take back what was already put in place, so a
+		 * caller that retries the batch doubles nothing. */
+		for (size_t i = 0; i < m->npend; i++) {
+			struct md_pending *p = &m->pend[i];
+			if (i + 1 < done)
+				unlinkat(p->to_cur ? p->f->cur : p->f->new, p->final, 0);
+			else
+				unlinkat(p->f->tmp, p->tmpname, 0);
+		}
+	}
+	/* Each directory that received (or gave back) files is synced once. */
+	for (size_t i = 0; i < m->npend; i++) {
 		struct md_pending *p = &m->pend[i];
 		bool seen = false;
 		for (size_t k = 0; k < i && !seen; k++)
 			seen = m->pend[k].f == p->f && m->pend[k].to_cur == p->to_cur;
-		if (!seen)
-			rc = md_fsync(p->to_cur ? p->f->cur : p->f->new, p->f->mailbox);
+		int src = seen ? 0 : md_fsync(p->to_cur ? p->f->cur : p->f->new, p->f->mailbox);
+		if (rc == 0)
+			rc = src;
 	}
 	pending_free(m);
 	return rc;
@@ -243,9 +252,11 @@ int md_set_flags(md *m, const char *mailbox, const char *file, bool in_new, cons
 		return rc;
 	int from = in_new ? f->new : f->cur;
 	if (in_new || strcmp(file, final) != 0) {
-		if (renameat(from, file, f->cur, final) != 0) {
+		if (rename_noreplace(from, file, f->cur, final) != 0) {
 			if (errno == ENOENT)
 				return err_set(MCRDT_ENOTFOUND, "%s vanished from %s", file, mailbox);
+			if (errno == EEXIST)
+				return err_set(MCRDT_EEXISTS, "%s already exists in %s", final, mailbox);
 			return io_error(errno, "cannot rename", file);
 		}
 		if ((rc = md_fsync(f->cur, mailbox)))

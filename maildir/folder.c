@@ -305,6 +305,8 @@ static int sweep_trash(int metafd)
 
 int md_folder_delete(md *m, const char *mailbox)
 {
+	if (m->batch)
+		return err_set(MCRDT_EINVAL, "commit or abort the delivery batch before deleting a folder");
 	char *dir;
 	int rc = md_folder_dir(mailbox, &dir);
 	if (rc)
@@ -338,6 +340,8 @@ int md_folder_delete(md *m, const char *mailbox)
 
 int md_folder_rename(md *m, const char *from, const char *to)
 {
+	if (m->batch)
+		return err_set(MCRDT_EINVAL, "commit or abort the delivery batch before renaming a folder");
 	char *fdir = NULL, *tdir = NULL, **ents = NULL;
 	size_t nents = 0, flen, tlen;
 	int rc = md_folder_dir(from, &fdir);
@@ -384,8 +388,9 @@ int md_folder_rename(md *m, const char *from, const char *to)
 	}
 	md_folder_cache_clear(m);
 	for (size_t i = 0; rc == 0 && i < np; i++)
-		if (renameat(m->rootfd, pairs[i][0], m->rootfd, pairs[i][1]) != 0)
-			rc = err_sys(MCRDT_EIO, "cannot rename %s to %s", pairs[i][0], pairs[i][1]);
+		if (renameat2(m->rootfd, pairs[i][0], m->rootfd, pairs[i][1], RENAME_NOREPLACE) != 0)
+			rc = errno == EEXIST ? err_set(MCRDT_EEXISTS, "%s appeared while renaming", pairs[i][1])
+					     : err_sys(MCRDT_EIO, "cannot rename %s to %s", pairs[i][0], pairs[i][1]);
 	if (rc == 0)
 		rc = md_fsync(m->rootfd, m->root);
 	free(pairs);

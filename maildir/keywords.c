@@ -134,17 +134,26 @@ static void unlock_folder(struct md_folder *f)
  */
 static int store(struct md_folder *f, const struct md_keywords *kw)
 {
-	char text[26 * 300], tmpname[64];
-	size_t len = 0;
+	char tmpname[64];
+	size_t cap = 1, len = 0;
 	for (int i = 0; i < 26; i++)
 		if (kw->names[i])
-			len += (size_t)snprintf(text + len, sizeof text - len, "%d %s\n", i, kw->names[i]);
+			cap += strlen(kw->names[i]) + 5; /* "NN " and "\n" */
+	char *text = malloc(cap);
+	if (!text)
+		return err_set(MCRDT_ENOMEM, "out of memory");
+	for (int i = 0; i < 26; i++)
+		if (kw->names[i])
+			len += (size_t)snprintf(text + len, cap - len, "%d %s\n", i, kw->names[i]);
 	snprintf(tmpname, sizeof tmpname, KEYWORDS_FILE ".%ld.tmp", (long)getpid());
 	int fd = openat(f->dir, tmpname, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
+	if (fd < 0) {
+		free(text);
 		return err_sys(MCRDT_EIO, "cannot write %s of %s", KEYWORDS_FILE, f->mailbox);
+	}
 	int rc = 0;
 	ssize_t n = md_write_hook(fd, text, len);
+	free(text);
 	if (n != (ssize_t)len)
 		rc = err_sys(errno == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO, "cannot write %s of %s",
 			     KEYWORDS_FILE, f->mailbox);

@@ -101,7 +101,10 @@ struct md_deliver_opts {
  */
 int md_deliver(md *md, const char *mailbox, const void *data, size_t len,
 	       const struct md_deliver_opts *opts, char **file_out);
-/* Batch mode: deliveries share one data sync and one fsync per directory. */
+/* Batch mode: deliveries share one data sync and one fsync per directory.
+ * A commit is all or nothing: if one file cannot be put in place, those
+ * already placed are taken back and the error returned. Folder renames
+ * and deletes are refused while a batch is open. */
 int md_batch_begin(md *md);
 int md_batch_commit(md *md);
 /* Drops the batch's undelivered files from tmp/. */
@@ -180,7 +183,9 @@ void md_scan_state_free(struct md_scan_state *st);
  */
 int md_scan(md *md, const char *mailbox, struct md_scan_state *st, struct md_changes *out);
 
-/* Removes files in tmp/ older than MD_TMP_MAX_AGE at time now. */
+/* Removes files in tmp/ whose mtime and ctime are both older than
+ * MD_TMP_MAX_AGE at time now (a delivery in progress may have set its
+ * file's mtime to an old internal date, never its ctime). */
 int md_tmp_clean(md *md, const char *mailbox, int64_t now, size_t *removed_out);
 
 #endif

@@ -287,9 +287,10 @@ int md_tmp_clean(md *m, const char *mailbox, int64_t now, size_t *removed_out)
 		struct stat st;
 		if (de->d_name[0] == '.' || fstatat(f->tmp, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 			continue;
-		/* A writer still at work keeps the mtime fresh. */
+		/* Both times old: a delivery sets a message's mtime to its internal
+		 * date while it is still in tmp/, but nobody can set the ctime back. */
 		if (!S_ISDIR(st.st_mode) && st.st_mtime < now - MD_TMP_MAX_AGE &&
-		    unlinkat(f->tmp, de->d_name, 0) == 0)
+		    st.st_ctime < now - MD_TMP_MAX_AGE && unlinkat(f->tmp, de->d_name, 0) == 0)
 			removed++;
 	}
 	closedir(d);

@@ -455,10 +455,14 @@ static int commit(sync_log *log, struct sync_buf *b, const size_t *ends, uint64_
 	}
 	if (log->size >= log->opts.segment_bytes) {
 		/* Seal the full segment durably before starting the next. */
-		if (!log->opts.no_fsync && fdatasync(log->fd) != 0)
-			rc = err_sys(MCRDT_EIO, "cannot sync the log");
-		else
+		if (!log->opts.no_fsync && fdatasync(log->fd) != 0) {
+			/* As in the leader's path: fsync errors do not heal. */
+			log->broken = errno == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO;
+			rc = err_sys(log->broken, "cannot sync the log");
+			pthread_cond_broadcast(&log->synced_cond);
+		} else {
 			log->synced = log->next;
+		}
 		if (!rc)
 			rc = create_segment(log, log->next);
 		if (rc) {

@@ -41,11 +41,12 @@ int sync_snapshot_write(const char *dir, const crdt_model *m, uint64_t upto)
 		vput(&b, crdt_model_pending(m));
 	}
 	free(state);
-	for (size_t i = 0; !b.err && i < crdt_model_pending(m); i++)
+	for (size_t i = 0; !b.err && rc == 0 && i < crdt_model_pending(m); i++)
 		rc = sync_encode_record(&b, crdt_model_pending_op(m, i));
 	if (b.err || rc) {
+		int err = b.err ? b.err : rc;
 		vbuf_free(&b);
-		return b.err ? b.err : rc;
+		return err;
 	}
 	memcpy(b.p, SNAP_MAGIC, 8);
 	put64(b.p + 8, SYNC_FORMAT_VERSION);
@@ -179,6 +180,12 @@ int sync_replica_open(const char *dir, uint64_t replica, crdt_model **m_out, syn
 	opts.verify_from = from; /* what the snapshot covers is not read again */
 	if (rc == 0)
 		rc = sync_log_open(&log, logdir, &opts, report);
+	/* A log that ends before what the snapshot covers lost records the
+	 * snapshot counts on: appending there would number new records below
+	 * the snapshot, where no replay looks. */
+	if (rc == 0 && sync_log_next(log) < from)
+		rc = err_set(MCRDT_ECORRUPT, "the log ends at record %" PRIu64 " but the snapshot covers %" PRIu64,
+			     sync_log_next(log), from);
 	struct replay_ctx ctx = { m };
 	if (rc == 0)
 		rc = sync_log_replay(log, from, replay_one, &ctx);

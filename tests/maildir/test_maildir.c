@@ -432,16 +432,23 @@ START_TEST(tmp_leftovers_older_than_36_hours_go)
 {
 	char p[512];
 	time_t now = time(NULL);
+	/* Two leftovers dated 37 hours back, one file dated 10 hours ahead. */
 	for (int i = 0; i < 3; i++) {
 		snprintf(p, sizeof p, "%s/tmp/left%d", root, i);
 		FILE *f = fopen(p, "w");
 		fputs("partial", f);
 		fclose(f);
-		struct timespec ts[2] = { { now - (i ? 37 : 35) * 3600, 0 }, { now - (i ? 37 : 35) * 3600, 0 } };
+		time_t t = i ? now - 37 * 3600 : now + 10 * 3600;
+		struct timespec ts[2] = { { t, 0 }, { t, 0 } };
 		ck_assert_int_eq(utimensat(AT_FDCWD, p, ts, 0), 0);
 	}
 	size_t removed;
+	/* Today the old mtimes alone do not count: their ctime is fresh, as for
+	 * a delivery that gave its file an old internal date while in tmp/. */
 	ck_assert_int_eq(md_tmp_clean(m, "INBOX", now, &removed), 0);
+	ck_assert_uint_eq(removed, 0);
+	/* 37 hours on, both times of the leftovers are old; the other is not. */
+	ck_assert_int_eq(md_tmp_clean(m, "INBOX", now + 37 * 3600, &removed), 0);
 	ck_assert_uint_eq(removed, 2);
 	ck_assert_int_eq(count_dir("tmp"), 1);
 }
@@ -560,6 +567,59 @@ START_TEST(an_unreadable_message_is_a_clear_error)
 }
 END_TEST
 
+/* Regression: long keywords another tool wrote overflowed a fixed buffer
+ * when the file was rewritten; now every one of them is kept as it was. */
+START_TEST(long_keywords_from_another_tool_are_kept)
+{
+	char p[512];
+	snprintf(p, sizeof p, "%s/dovecot-keywords", root);
+	FILE *f = fopen(p, "w");
+	char kw[501];
+	memset(kw, 'k', 500);
+	kw[500] = '\0';
+	for (int i = 0; i < 20; i++) {
+		kw[0] = (char)('a' + i);
+		fprintf(f, "%d %s\n", i, kw);
+	}
+	fclose(f);
+	char letter;
+	ck_assert_int_eq(md_keyword_letter(m, "INBOX", "new", &letter), 0);
+	ck_assert_int_eq(letter, 'a' + 20);
+	struct md_keywords k;
+	ck_assert_int_eq(md_keywords_load(m, "INBOX", &k), 0);
+	for (int i = 0; i < 20; i++)
+		ck_assert_uint_eq(strlen(k.names[i]), 500);
+	ck_assert_str_eq(k.names[20], "new");
+	md_keywords_free(&k);
+}
+END_TEST
+
+/* A batch whose commit fails part way delivers nothing: a retry doubles nothing. */
+START_TEST(a_failed_batch_takes_back_what_it_placed)
+{
+	ck_assert_int_eq(md_batch_begin(m), 0);
+	free(deliver("INBOX", "one", NULL));
+	free(deliver("INBOX", "two", NULL));
+	struct md_deliver_opts o = MD_DELIVER_OPTS_INIT;
+	o.base = "1700000000.M9P9Q9.clash";
+	ck_assert_int_eq(md_deliver(m, "INBOX", "three", 5, &o, NULL), 0);
+	free(deliver("INBOX", "four", NULL));
+	/* Someone else takes the third name before the commit. */
+	char p[512];
+	snprintf(p, sizeof p, "%s/new/%s", root, o.base);
+	FILE *f = fopen(p, "w");
+	fputs("theirs", f);
+	fclose(f);
+	ck_assert_int_eq(md_batch_commit(m), MCRDT_EEXISTS);
+	ck_assert_int_eq(count_dir("new"), 1); /* only theirs */
+	ck_assert_int_eq(count_dir("tmp"), 0);
+	ck_assert_int_eq(md_folder_create(m, "Box"), 0);
+	ck_assert_int_eq(md_batch_begin(m), 0);
+	ck_assert_int_eq(md_folder_delete(m, "Box"), MCRDT_EINVAL);
+	md_batch_abort(m);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("maildir");
@@ -582,6 +642,8 @@ int main(void)
 	tcase_add_test(tc, a_full_disk_loses_nothing);
 	tcase_add_test(tc, bad_files_are_named_not_trusted);
 	tcase_add_test(tc, an_unreadable_message_is_a_clear_error);
+	tcase_add_test(tc, long_keywords_from_another_tool_are_kept);
+	tcase_add_test(tc, a_failed_batch_takes_back_what_it_placed);
 	suite_add_tcase(s, tc);
 	return run_suite(s, CK_FORK_GETENV);
 }

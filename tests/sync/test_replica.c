@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "sync/snapshot.h"
 
@@ -183,6 +184,30 @@ START_TEST(a_damaged_snapshot_is_refused_untouched)
 }
 END_TEST
 
+/* Regression: a log cut below the snapshot (repair, a lost segment) must
+ * not take appends numbered where no replay looks. */
+START_TEST(a_log_shorter_than_its_snapshot_is_refused)
+{
+	crdt_model *m;
+	sync_log *log;
+	ck_assert_int_eq(sync_replica_open(dir, 0x77, &m, &log, NULL), 0);
+	crdt_oplist ops = CRDT_OPLIST_INIT;
+	crdt_dot inbox;
+	ck_assert_int_eq(crdt_model_create(m, &ops, "INBOX", 3, &inbox), 0);
+	for (int i = 0; i < 10; i++)
+		ck_assert_int_eq(crdt_model_append(m, &ops, inbox, NULL, 0, NULL, 0, NULL, NULL), 0);
+	commit(m, log, &ops);
+	ck_assert_int_eq(sync_snapshot_write(dir, m, sync_log_next(log)), 0);
+	crdt_model_free(m);
+	sync_log_close(log);
+	char seg[128];
+	snprintf(seg, sizeof seg, "%s/log/0000000000000000.log", dir);
+	ck_assert_int_eq(truncate(seg, 32), 0);
+	ck_assert_int_eq(sync_replica_open(dir, 0x77, &m, &log, NULL), MCRDT_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(mcrdt_error_last(), "snapshot covers"));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("replica");
@@ -193,6 +218,7 @@ int main(void)
 	tcase_add_test(tc, waiting_ops_survive_a_restart);
 	tcase_add_test(tc, compaction_drops_only_covered_segments);
 	tcase_add_test(tc, a_damaged_snapshot_is_refused_untouched);
+	tcase_add_test(tc, a_log_shorter_than_its_snapshot_is_refused);
 	suite_add_tcase(s, tc);
 	return run_suite(s, CK_FORK_GETENV);
 }
