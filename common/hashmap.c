@@ -94,6 +94,12 @@ int hmap_put_new(struct hmap *m, uint64_t key, uint64_t val)
 	return put(m, key, val, 0);
 }
 
+void hmap_prefetch(const struct hmap *m, uint64_t key)
+{
+	if (m->cap)
+		__builtin_prefetch(&m->slots[slot_of(m, key)], 1);
+}
+
 uint64_t *hmap_get(const struct hmap *m, uint64_t key)
 {
 	if (m->cap == 0)

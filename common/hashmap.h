@@ -37,6 +37,9 @@ int hmap_put(struct hmap *m, uint64_t key, uint64_t val);
 /* Inserts key only if absent (one probe): 0, MCRDT_EEXISTS (nothing
  * changed), MCRDT_ENOMEM or MCRDT_EINVAL. */
 int hmap_put_new(struct hmap *m, uint64_t key, uint64_t val);
+/* Hints that key's slot will be touched soon (bulk inserts hide the cache
+ * miss of one key behind the work on earlier ones). */
+void hmap_prefetch(const struct hmap *m, uint64_t key);
 /* Returns a pointer to the value, or NULL. Valid until the next put/del. */
 uint64_t *hmap_get(const struct hmap *m, uint64_t key);
 /* Removes key; returns 1 if it was there, else 0. */
