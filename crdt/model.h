@@ -10,8 +10,14 @@
  *  - A mailbox's name is a multi-value register (RENAME replaces observed
  *    values); of concurrent names the one with the greatest dot (counter,
  *    then replica) wins. Live mailboxes with the same effective name form one
- *    visible mailbox; the one with the smallest GUID is its canonical
- *    member, which gives the view its GUID, UIDVALIDITY and UID space.
+ *    visible mailbox; the one with the highest effective UIDVALIDITY is its
+ *    canonical member, which gives the view its GUID, UIDVALIDITY and UID
+ *    space.
+ *  - UIDVALIDITY: each mailbox keeps the value it was created with unless
+ *    another known mailbox has the same or a larger one in (UIDVALIDITY,
+ *    GUID) order, in which case it takes one more than its predecessor:
+ *    every UID space has its own, and values only ever rise.
+ *  - A mailbox stays live while it holds messages, whatever its add dots.
  *  - A message lives from its APPEND/COPY/MOVE until an EXPUNGE, MOVE or
  *    DELETE that observed it. Flag ops on a message that is gone do nothing.
  *  - Flags and keywords: add-wins per flag.
@@ -28,6 +34,12 @@
  * the current state, make the op(s), apply them and append them to an
  * oplist for the caller to log and send. Remote ops: crdt_model_receive.
  * After either, call crdt_model_settle before reading views.
+ *
+ * Peer input is untrusted: crdt_model_receive refuses an invalid op with
+ * nothing changed (crdt_op_validate, references outside its deps, UIDs
+ * above CRDT_UID_MAX). Known limit: a peer may still claim UIDs up to
+ * CRDT_UID_MAX and so use up a mailbox's UID space; peers are the
+ * replicas of one user, authenticated by the transport.
  *
  * Pure: no I/O, no clock. Not thread-safe: one owner per model.
  */
