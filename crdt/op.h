@@ -89,6 +89,9 @@ int crdt_op_set_meta(crdt_op *op, const void *meta, size_t len);
  * naming the field (an op from a peer is untrusted).
  */
 int crdt_op_validate(const crdt_op *op);
+/* The first field in which a and b differ ("type", "deps", "name", ...),
+ * or NULL when they are equal (deps compared as version vectors). */
+const char *crdt_op_diff(const crdt_op *a, const crdt_op *b);
 /* Heap bytes the op's buffers hold (not the struct itself). */
 size_t crdt_op_bytes(const crdt_op *op);
 /* The type's name, e.g. "append". */

@@ -34,36 +34,10 @@ static inline bool fuzz_bytes_eq(const void *a, size_t alen, const void *b, size
 	return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
 }
 
-/* The first field in which a and b differ, or NULL when they are equal
- * (the deps compared as version vectors). */
+/* The first field in which a and b differ, or NULL (crdt/op.h). */
 static inline const char *fuzz_op_diff(const crdt_op *a, const crdt_op *b)
 {
-	if (a->type != b->type)
-		return "type";
-	if (!crdt_dot_eq(a->id, b->id))
-		return "id";
-	if (crdt_vv_compare(&a->deps, &b->deps) != CRDT_VV_EQUAL)
-		return "deps";
-	if (!crdt_dot_eq(a->mbox, b->mbox))
-		return "mbox";
-	if (!crdt_dot_eq(a->msg, b->msg))
-		return "msg";
-	if (!crdt_dot_eq(a->space, b->space))
-		return "space";
-	if (a->uid != b->uid)
-		return "uid";
-	if (a->uidvalidity != b->uidvalidity)
-		return "uidvalidity";
-	if (!a->name.s != !b->name.s || !fuzz_bytes_eq(a->name.s, a->name.len, b->name.s, b->name.len))
-		return "name";
-	if (a->nflags != b->nflags)
-		return "flag count";
-	for (size_t i = 0; i < a->nflags; i++)
-		if (!fuzz_bytes_eq(a->flags[i].s, a->flags[i].len, b->flags[i].s, b->flags[i].len))
-			return "flag";
-	if (!a->meta != !b->meta || !fuzz_bytes_eq(a->meta, a->meta_len, b->meta, b->meta_len))
-		return "meta";
-	return NULL;
+	return crdt_op_diff(a, b);
 }
 
 /*

@@ -42,45 +42,10 @@ enum {
 
 /* ---- comparing ops ---- */
 
-static bool bytes_eq(const void *a, size_t alen, const void *b, size_t blen)
-{
-	return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
-}
-
-/* The first field in which a and b differ, or NULL when they are equal. */
-static const char *op_diff(const crdt_op *a, const crdt_op *b)
-{
-	if (a->type != b->type)
-		return "type";
-	if (!crdt_dot_eq(a->id, b->id))
-		return "id";
-	if (crdt_vv_compare(&a->deps, &b->deps) != CRDT_VV_EQUAL)
-		return "deps";
-	if (!crdt_dot_eq(a->mbox, b->mbox))
-		return "mbox";
-	if (!crdt_dot_eq(a->msg, b->msg))
-		return "msg";
-	if (!crdt_dot_eq(a->space, b->space))
-		return "space";
-	if (a->uid != b->uid)
-		return "uid";
-	if (a->uidvalidity != b->uidvalidity)
-		return "uidvalidity";
-	if (!a->name.s != !b->name.s || !bytes_eq(a->name.s, a->name.len, b->name.s, b->name.len))
-		return "name";
-	if (a->nflags != b->nflags)
-		return "flag count";
-	for (size_t i = 0; i < a->nflags; i++)
-		if (!bytes_eq(a->flags[i].s, a->flags[i].len, b->flags[i].s, b->flags[i].len))
-			return "flag";
-	if (!a->meta != !b->meta || !bytes_eq(a->meta, a->meta_len, b->meta, b->meta_len))
-		return "meta";
-	return NULL;
-}
 
 #define ck_assert_op_eq(a, b)                                           \
 	do {                                                            \
-		const char *d_ = op_diff(a, b);                         \
+		const char *d_ = crdt_op_diff(a, b);                         \
 		ck_assert_msg(!d_, "ops differ in %s", d_ ? d_ : ""); \
 	} while (0)
 
@@ -1394,7 +1359,7 @@ START_TEST(decoder_refuses_half_zero_dots)
 			ck_assert_int_eq(sync_encode_record(&b, &got), 0);
 			crdt_op again;
 			ck_assert_int_eq(sync_decode_record(b.p, b.len, &again, &used), 0);
-			const char *d = op_diff(&again, &got);
+			const char *d = crdt_op_diff(&again, &got);
 			ck_assert_msg(!d, "%s: decoded, and its re-encoding differs in %s", what, d ? d : "");
 			crdt_op_free(&again);
 			sync_buf_free(&b);
