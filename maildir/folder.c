@@ -387,10 +387,16 @@ int md_folder_rename(md *m, const char *from, const char *to)
 		np++;
 	}
 	md_folder_cache_clear(m);
-	for (size_t i = 0; rc == 0 && i < np; i++)
-		if (renameat2(m->rootfd, pairs[i][0], m->rootfd, pairs[i][1], RENAME_NOREPLACE) != 0)
-			rc = errno == EEXIST ? err_set(MCRDT_EEXISTS, "%s appeared while renaming", pairs[i][1])
-					     : err_sys(MCRDT_EIO, "cannot rename %s to %s", pairs[i][0], pairs[i][1]);
+	size_t done = 0;
+	for (; rc == 0 && done < np; done++)
+		if (renameat2(m->rootfd, pairs[done][0], m->rootfd, pairs[done][1], RENAME_NOREPLACE) != 0) {
+			rc = errno == EEXIST ? err_set(MCRDT_EEXISTS, "%s appeared while renaming", pairs[done][1])
+					     : err_sys(MCRDT_EIO, "cannot rename %s to %s", pairs[done][0], pairs[done][1]);
+			break;
+		}
+	/* A rename cut short puts back the folders it had moved. */
+	for (size_t i = done; rc && i > 0; i--)
+		renameat2(m->rootfd, pairs[i - 1][1], m->rootfd, pairs[i - 1][0], RENAME_NOREPLACE);
 	if (rc == 0)
 		rc = md_fsync(m->rootfd, m->root);
 	free(pairs);
