@@ -164,11 +164,28 @@ int md_deliver(md *m, const char *mailbox, const void *data, size_t len,
 			return err_set(MCRDT_ENOMEM, "out of memory");
 		}
 		m->npend++;
-	} else if ((rc = publish(m, f, base, final, opts->flags != NULL, true))) {
+		if (file_out && !(*file_out = strdup(final))) {
+			m->npend--;
+			unlinkat(f->tmp, base, 0);
+			free(p->tmpname);
+			free(p->final);
+			return err_set(MCRDT_ENOMEM, "out of memory");
+		}
+		return 0;
+	}
+	/* The name is copied before the message becomes visible: a failure
+	 * after that point would report a delivered message as not delivered. */
+	char *name = file_out ? strdup(final) : NULL;
+	if (file_out && !name) {
+		unlinkat(f->tmp, base, 0);
+		return err_set(MCRDT_ENOMEM, "out of memory");
+	}
+	if ((rc = publish(m, f, base, final, opts->flags != NULL, true))) {
+		free(name);
 		return rc;
 	}
-	if (file_out && !(*file_out = strdup(final)))
-		return err_set(MCRDT_ENOMEM, "out of memory");
+	if (file_out)
+		*file_out = name;
 	return 0;
 }
 
