@@ -383,6 +383,9 @@ int sync_log_open(sync_log **out, const char *dir, const struct sync_log_opts *o
 		if ((rc = read_file(log->dirfd, s->name, &buf, &len)))
 			break;
 		rc = check_header(buf, len, s->name, &first, &s->salt);
+		if (rc == 0 && first != s->first)
+			rc = err_set(MCRDT_ECORRUPT, "log segment %s offset 0: header names record %" PRIu64
+				     ", its file name another", s->name, first);
 		if (rc == 0 && i == 0)
 			log->next = first; /* segments before it were compacted away */
 		if (rc == 0 && first != log->next)
@@ -677,11 +680,11 @@ int sync_log_repair(const char *dir, struct sync_log_report *report)
 		if ((rc = read_file(dirfd, s->name, &buf, &len)))
 			break;
 		int hrc = check_header(buf, len, s->name, &first, &salt);
-		if (hrc == 0 && i == 0)
+		if (hrc == 0 && i == 0 && first == s->first)
 			next = first;
 		if (hrc == MCRDT_EVERSION) {
 			rc = hrc; /* a newer mcrdt's log is not ours to cut */
-		} else if (hrc || first != next) {
+		} else if (hrc || first != next || first != s->first) {
 			damaged = true;
 			good = 0;
 		} else {

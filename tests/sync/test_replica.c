@@ -12,6 +12,9 @@
 
 #include "sync/snapshot.h"
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 static char dir[64];
 
 static void setup(void)
@@ -208,6 +211,38 @@ START_TEST(a_log_shorter_than_its_snapshot_is_refused)
 }
 END_TEST
 
+/* Regression (found by fuzz_segment): a header whose first index disagrees
+ * with its file name is damage, refused at open and cut by repair. */
+START_TEST(a_header_that_disagrees_with_its_name_is_refused)
+{
+	char logdir[128], seg[160];
+	snprintf(logdir, sizeof logdir, "%s/log", dir);
+	snprintf(seg, sizeof seg, "%s/0000000000000000.log", logdir);
+	sync_log *log;
+	ck_assert_int_eq(sync_log_open(&log, logdir, NULL, NULL), 0);
+	sync_log_close(log);
+	FILE *f = fopen(seg, "r+");
+	ck_assert_ptr_nonnull(f);
+	uint8_t h[32];
+	ck_assert_uint_eq(fread(h, 1, 32, f), 32);
+	h[23] = 0x64; /* first index 0x64 << 56 */
+	uint64_t sum = XXH3_64bits(h, 24);
+	for (int i = 0; i < 8; i++)
+		h[24 + i] = (uint8_t)(sum >> (8 * i));
+	fseek(f, 0, SEEK_SET);
+	ck_assert_uint_eq(fwrite(h, 1, 32, f), 32);
+	fclose(f);
+	ck_assert_int_eq(sync_log_open(&log, logdir, NULL, NULL), MCRDT_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(mcrdt_error_last(), "file name"));
+	struct sync_log_report rep;
+	ck_assert_int_eq(sync_log_repair(logdir, &rep), 0);
+	ck_assert_uint_eq(rep.records, 0);
+	ck_assert_int_eq(sync_log_open(&log, logdir, NULL, NULL), 0);
+	ck_assert_uint_eq(sync_log_next(log), 0);
+	sync_log_close(log);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("replica");
@@ -219,6 +254,7 @@ int main(void)
 	tcase_add_test(tc, compaction_drops_only_covered_segments);
 	tcase_add_test(tc, a_damaged_snapshot_is_refused_untouched);
 	tcase_add_test(tc, a_log_shorter_than_its_snapshot_is_refused);
+	tcase_add_test(tc, a_header_that_disagrees_with_its_name_is_refused);
 	suite_add_tcase(s, tc);
 	return run_suite(s, CK_FORK_GETENV);
 }
