@@ -638,6 +638,36 @@ int sync_log_compact(sync_log *log, uint64_t upto, unsigned *removed_out)
 	return rc;
 }
 
+struct stable_ctx {
+	const crdt_vv *const *peers;
+	size_t npeers;
+	uint64_t upto;
+};
+
+static int stable_one(void *vctx, const crdt_op *op, uint64_t index)
+{
+	struct stable_ctx *c = vctx;
+	for (size_t i = 0; i < c->npeers; i++)
+		if (!crdt_vv_contains(c->peers[i], op->id))
+			return 1; /* stop: this one is not everywhere yet */
+	c->upto = index + 1;
+	return 0;
+}
+
+int sync_log_stable_prefix(sync_log *log, const crdt_vv *const *peers, size_t npeers,
+			   uint64_t *upto_out)
+{
+	pthread_mutex_lock(&log->lock);
+	uint64_t first = log->nsegs ? log->segs[0].first : 0;
+	pthread_mutex_unlock(&log->lock);
+	struct stable_ctx c = { peers, npeers, first };
+	int rc = sync_log_replay(log, first, stable_one, &c);
+	if (rc < 0)
+		return rc;
+	*upto_out = c.upto;
+	return 0;
+}
+
 /* ---- repair ---- */
 
 /* A name for a set-aside file that replaces nothing: NAME.SUFFIX, then

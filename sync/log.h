@@ -84,6 +84,15 @@ int sync_log_replay(sync_log *log, uint64_t from, sync_replay_fn fn, void *ctx);
 int sync_log_compact(sync_log *log, uint64_t upto, unsigned *removed_out);
 
 /*
+ * The causally stable prefix: *upto_out gets the index of the first record
+ * whose op some peer has not seen (every context in peers lacks none of
+ * the ops before it). Those records are history every replica holds, and
+ * what a snapshot covering them lets sync_log_compact drop.
+ */
+int sync_log_stable_prefix(sync_log *log, const crdt_vv *const *peers, size_t npeers,
+			   uint64_t *upto_out);
+
+/*
  * For `mcrdt fsck --repair`: truncates the first damaged segment at the
  * damage, renames every later segment to NAME.damaged, and reports what it
  * did. Every record before the damage is kept. The log must not be open.

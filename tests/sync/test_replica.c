@@ -243,6 +243,59 @@ START_TEST(a_header_that_disagrees_with_its_name_is_refused)
 }
 END_TEST
 
+static int count_op(void *ctx, const crdt_op *op, uint64_t index)
+{
+	(void)op;
+	(void)index;
+	(*(size_t *)ctx)++;
+	return 0;
+}
+
+/* Compaction drops only history every peer holds: the stable prefix ends
+ * at the first op some peer lacks. */
+START_TEST(compaction_keeps_what_a_peer_lacks)
+{
+	char logdir[128];
+	snprintf(logdir, sizeof logdir, "%s/log", dir);
+	struct sync_log_opts o = SYNC_LOG_OPTS_INIT;
+	o.segment_bytes = 4096;
+	o.no_fsync = true;
+	crdt_cluster c;
+	ck_assert_int_eq(crdt_cluster_init(&c, 3, 0x90), 0);
+	crdt_dot inbox;
+	LOCAL(&c, 0, crdt_model_create(m_, &ops_, "INBOX", 1, &inbox));
+	for (int i = 0; i < 600; i++)
+		LOCAL(&c, 0, crdt_model_append(m_, &ops_, inbox, NULL, 0, NULL, 0, NULL, NULL));
+	sync_log *log;
+	ck_assert_int_eq(sync_log_open(&log, logdir, &o, NULL), 0);
+	for (size_t k = 0; k < c.log.n; k++) /* one by one: segments roll between appends */
+		ck_assert_int_eq(sync_log_append(log, &c.log.ops[k], NULL), 0);
+	/* Peer 1 has everything; peer 2 has seen the first 400 ops. */
+	for (size_t k = 0; k < c.log.n; k++)
+		crdt_cluster_deliver(&c, 1, k);
+	for (size_t k = 0; k < 400; k++)
+		crdt_cluster_deliver(&c, 2, k);
+	crdt_vv v1 = CRDT_VV_INIT, v2 = CRDT_VV_INIT;
+	ck_assert_int_eq(crdt_model_context(c.r[1], &v1), 0);
+	ck_assert_int_eq(crdt_model_context(c.r[2], &v2), 0);
+	const crdt_vv *peers[] = { &v1, &v2 };
+	uint64_t upto;
+	ck_assert_int_eq(sync_log_stable_prefix(log, peers, 2, &upto), 0);
+	ck_assert_uint_eq(upto, 400);
+	unsigned removed;
+	ck_assert_int_eq(sync_log_compact(log, upto, &removed), 0);
+	ck_assert_uint_gt(removed, 0);
+	/* What peer 2 still needs is all there. */
+	size_t n = 0;
+	ck_assert_int_eq(sync_log_replay(log, 400, count_op, &n), 0);
+	ck_assert_uint_eq(n, c.log.n - 400);
+	crdt_vv_free(&v1);
+	crdt_vv_free(&v2);
+	sync_log_close(log);
+	crdt_cluster_free(&c);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("replica");
@@ -255,6 +308,7 @@ int main(void)
 	tcase_add_test(tc, a_damaged_snapshot_is_refused_untouched);
 	tcase_add_test(tc, a_log_shorter_than_its_snapshot_is_refused);
 	tcase_add_test(tc, a_header_that_disagrees_with_its_name_is_refused);
+	tcase_add_test(tc, compaction_keeps_what_a_peer_lacks);
 	suite_add_tcase(s, tc);
 	return run_suite(s, CK_FORK_GETENV);
 }
