@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/grow.h"
 
 int crdt_cluster_init(crdt_cluster *c, size_t n, uint64_t first_id)
 {
@@ -38,16 +39,11 @@ void crdt_cluster_free(crdt_cluster *c)
 int crdt_cluster_publish(crdt_cluster *c, size_t i, crdt_oplist *ops)
 {
 	for (size_t k = 0; k < ops->n; k++) {
-		if (c->log.n == c->caporigin) {
-			size_t ncap = c->caporigin ? c->caporigin * 2 : 64;
-			size_t *no = realloc(c->origin, ncap * sizeof *no);
-			if (!no)
-				return err_set(MCRDT_ENOMEM, "out of memory growing the op log");
-			c->origin = no;
-			c->caporigin = ncap;
-		}
+		int rc = GROW(c->origin, c->caporigin, c->log.n + 1);
+		if (rc)
+			return rc;
 		c->origin[c->log.n] = i;
-		int rc = crdt_oplist_push(&c->log, &ops->ops[k]);
+		rc = crdt_oplist_push(&c->log, &ops->ops[k]);
 		if (rc)
 			return rc;
 	}

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "common/error.h"
+#include "common/grow.h"
 
 size_t dots_drop_covered(crdt_dot *d, size_t n, const crdt_vv *deps)
 {
@@ -18,14 +19,9 @@ size_t dots_drop_covered(crdt_dot *d, size_t n, const crdt_vv *deps)
 
 int dots_push(crdt_dot **d, size_t *n, size_t *cap, crdt_dot dot)
 {
-	if (*n == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 2;
-		crdt_dot *nd = realloc(*d, ncap * sizeof *nd);
-		if (!nd)
-			return err_set(MCRDT_ENOMEM, "out of memory growing a dot list");
-		*d = nd;
-		*cap = ncap;
-	}
+	int rc = GROW(*d, *cap, *n + 1);
+	if (rc)
+		return rc;
 	(*d)[(*n)++] = dot;
 	return 0;
 }

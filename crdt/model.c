@@ -12,26 +12,11 @@
 #include <xxhash.h>
 
 #include "common/error.h"
+#include "common/grow.h"
 #include "crdt/dotlist.h"
 
 /* ------------------------------------------------------------------ */
 /* small helpers                                                       */
-
-static int grow(void **p, size_t *cap, size_t need, size_t size)
-{
-	if (need <= *cap)
-		return 0;
-	size_t ncap = *cap ? *cap : 8;
-	while (ncap < need)
-		ncap *= 2;
-	void *np = realloc(*p, ncap * size);
-	if (!np)
-		return err_set(MCRDT_ENOMEM, "out of memory (%zu records of %zu bytes)", ncap, size);
-	*p = np;
-	*cap = ncap;
-	return 0;
-}
-#define GROW(arr, cap, need) grow((void **)&(arr), &(cap), (need), sizeof *(arr))
 
 void crdt_oplist_free(crdt_oplist *l)
 {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/grow.h"
 #include "crdt/dotlist.h"
 
 void crdt_orset_init(crdt_orset *s)
@@ -62,14 +63,9 @@ static size_t locate(const crdt_orset *s, const void *elem, size_t len, int *fou
 
 static int insert_elem(crdt_orset *s, size_t at, const void *elem, size_t len)
 {
-	if (s->n == s->cap) {
-		size_t ncap = s->cap ? s->cap * 2 : 8;
-		struct crdt_orset_elem *ne = realloc(s->e, ncap * sizeof *ne);
-		if (!ne)
-			return err_set(MCRDT_ENOMEM, "out of memory growing a set");
-		s->e = ne;
-		s->cap = ncap;
-	}
+	int rc = GROW(s->e, s->cap, s->n + 1);
+	if (rc)
+		return rc;
 	uint8_t *copy = malloc(len ? len : 1);
 	if (!copy)
 		return err_set(MCRDT_ENOMEM, "out of memory copying a set element");

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/grow.h"
 #include "common/varint.h"
 #include "crdt/dotlist.h"
 
@@ -273,16 +274,9 @@ static void load_messages(struct loader *l)
 		m->nmsgs++;
 		m->live++;
 		struct mbox *b = &m->mboxes[x->mbox];
-		size_t need = b->nmembers + 1;
-		if (need > b->capmembers) {
-			size_t cap = b->capmembers ? b->capmembers * 2 : 8;
-			uint32_t *nm = realloc(b->members, cap * sizeof *nm);
-			if (!nm) {
-				l->r.err = MCRDT_ENOMEM;
-				break;
-			}
-			b->members = nm;
-			b->capmembers = cap;
+		if (GROW(b->members, b->capmembers, b->nmembers + 1)) {
+			l->r.err = MCRDT_ENOMEM;
+			break;
 		}
 		x->pos = (uint32_t)b->nmembers & MEMBERS_MAX;
 		b->members[b->nmembers++] = (uint32_t)i;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/varint.h"
 
 /* The message's flags, sorted and space-separated; caller frees. */
 static char *flags_text(const crdt_model *m, uint32_t i)
@@ -160,48 +161,27 @@ int crdt_model_context(const crdt_model *m, crdt_vv *out)
 	return 0;
 }
 
-/* A growing text buffer for describe. */
-struct sbuf {
-	char *s;
-	size_t len, cap;
-	int err;
-};
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
+/* printf into a growing buffer (common/varint.h's vbuf), NUL-terminated. */
+static void sb_printf(struct vbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(struct vbuf *b, const char *fmt, ...)
 {
-	if (b->err)
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 && !b->err)
+		b->err = MCRDT_ERROR;
+	if (n < 0 || vbuf_reserve(b, (size_t)n + 1))
 		return;
-	for (;;) {
-		va_list ap;
-		va_start(ap, fmt);
-		int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->err = MCRDT_ERROR;
-			return;
-		}
-		if (b->s && b->len + (size_t)n < b->cap) {
-			b->len += (size_t)n;
-			return;
-		}
-		size_t ncap = b->cap ? b->cap * 2 : 256;
-		while (ncap < b->len + (size_t)n + 1)
-			ncap *= 2;
-		char *ns = realloc(b->s, ncap);
-		if (!ns) {
-			b->err = MCRDT_ENOMEM;
-			return;
-		}
-		b->s = ns;
-		b->cap = ncap;
-	}
+	va_start(ap, fmt);
+	vsnprintf((char *)b->p + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
 }
 
 int crdt_model_describe(const crdt_model *m, char **out)
 {
-	struct sbuf b = { NULL, 0, 0, 0 };
+	struct vbuf b = { NULL, 0, 0, 0 };
 	struct crdt_mailbox_info *mb;
 	size_t nmb;
 	int rc = crdt_model_mailboxes(m, &mb, &nmb);
@@ -227,13 +207,13 @@ int crdt_model_describe(const crdt_model *m, char **out)
 		sb_printf(&b, "subscribed \"%.*s\"\n", (int)m->subs.e[i].len,
 			  (const char *)m->subs.e[i].bytes);
 	crdt_mailboxes_free(mb, nmb);
+	if (!b.err && !b.p && vbuf_reserve(&b, 1) == 0)
+		b.p[0] = '\0'; /* an empty state is an empty string */
 	if (b.err) {
-		free(b.s);
+		vbuf_free(&b);
 		return err_set(b.err, "out of memory describing a model");
 	}
-	if (!b.s && !(b.s = calloc(1, 1)))
-		return err_set(MCRDT_ENOMEM, "out of memory describing a model");
-	*out = b.s;
+	*out = (char *)b.p;
 	return 0;
 }
 

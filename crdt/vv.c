@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/grow.h"
 
 int crdt_dot_cmp(crdt_dot a, crdt_dot b)
 {
@@ -70,16 +71,8 @@ static struct crdt_vv_entry *entry(crdt_vv *vv, uint64_t replica)
 	size_t lo = search(vv, replica, &found);
 	if (found)
 		return &vv->e[lo];
-	if (vv->n == vv->cap) {
-		size_t ncap = vv->cap ? vv->cap * 2 : 4;
-		struct crdt_vv_entry *ne = realloc(vv->e, ncap * sizeof *ne);
-		if (!ne) {
-			err_set(MCRDT_ENOMEM, "out of memory growing a version vector");
-			return NULL;
-		}
-		vv->e = ne;
-		vv->cap = ncap;
-	}
+	if (GROW(vv->e, vv->cap, vv->n + 1))
+		return NULL;
 	memmove(&vv->e[lo + 1], &vv->e[lo], (vv->n - lo) * sizeof *vv->e);
 	vv->n++;
 	struct crdt_vv_entry *x = &vv->e[lo];
@@ -134,14 +127,9 @@ int crdt_vv_add(crdt_vv *vv, crdt_dot d)
 		compact(x);
 		return 0;
 	}
-	if (x->nextra == x->capextra) {
-		size_t ncap = x->capextra ? x->capextra * 2 : 4;
-		uint64_t *ne = realloc(x->extra, ncap * sizeof *ne);
-		if (!ne)
-			return err_set(MCRDT_ENOMEM, "out of memory growing a version vector");
-		x->extra = ne;
-		x->capextra = ncap;
-	}
+	int rc = GROW(x->extra, x->capextra, x->nextra + 1);
+	if (rc)
+		return rc;
 	size_t i = x->nextra;
 	while (i > 0 && x->extra[i - 1] > d.counter) {
 		x->extra[i] = x->extra[i - 1];

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/grow.h"
 
 static int io_error(int err, const char *what, const char *name)
 {
@@ -142,15 +143,9 @@ int md_deliver(md *m, const char *mailbox, const void *data, size_t len,
 		return rc;
 	}
 	if (m->batch) {
-		if (m->npend == m->cappend) {
-			size_t ncap = m->cappend ? m->cappend * 2 : 64;
-			struct md_pending *np = realloc(m->pend, ncap * sizeof *np);
-			if (!np) {
-				unlinkat(f->tmp, base, 0);
-				return err_set(MCRDT_ENOMEM, "out of memory");
-			}
-			m->pend = np;
-			m->cappend = ncap;
+		if ((rc = GROW(m->pend, m->cappend, m->npend + 1))) {
+			unlinkat(f->tmp, base, 0);
+			return rc;
 		}
 		struct md_pending *p = &m->pend[m->npend];
 		p->f = f;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/grow.h"
 #include "maildir/mutf7.h"
 
 /* A folder being deleted is first moved into the metadata directory under
@@ -165,15 +166,8 @@ static int read_root(md *m, char ***out, size_t *n_out)
 	while (rc == 0 && (e = readdir(d))) {
 		if (e->d_name[0] != '.' || strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			char **nv = realloc(v, cap * sizeof *nv);
-			if (!nv) {
-				rc = err_set(MCRDT_ENOMEM, "out of memory");
-				break;
-			}
-			v = nv;
-		}
+		if ((rc = GROW(v, cap, n + 1)))
+			break;
 		if (!(v[n] = strdup(e->d_name)))
 			rc = err_set(MCRDT_ENOMEM, "out of memory");
 		else

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/grow.h"
 
 #define LIST_TRIES 8
 
@@ -62,14 +63,9 @@ static int dir_mtime(int fd, const char *mailbox, int64_t *out)
 
 static int push(struct md_listing *l, struct md_entry *e)
 {
-	if (l->n == l->cap) {
-		size_t ncap = l->cap ? l->cap * 2 : 64;
-		struct md_entry *ne = realloc(l->e, ncap * sizeof *ne);
-		if (!ne)
-			return err_set(MCRDT_ENOMEM, "out of memory listing a folder");
-		l->e = ne;
-		l->cap = ncap;
-	}
+	int rc = GROW(l->e, l->cap, l->n + 1);
+	if (rc)
+		return rc;
 	l->e[l->n++] = *e;
 	return 0;
 }
@@ -206,14 +202,9 @@ int md_list(md *m, const char *mailbox, struct md_listing *out)
 
 static int change(struct md_changes *out, enum md_change_kind kind, const struct md_entry *e)
 {
-	if (out->n == out->cap) {
-		size_t ncap = out->cap ? out->cap * 2 : 16;
-		struct md_change *nc = realloc(out->c, ncap * sizeof *nc);
-		if (!nc)
-			return err_set(MCRDT_ENOMEM, "out of memory");
-		out->c = nc;
-		out->cap = ncap;
-	}
+	int rc = GROW(out->c, out->cap, out->n + 1);
+	if (rc)
+		return rc;
 	struct md_change *c = &out->c[out->n];
 	c->kind = kind;
 	c->entry = *e;

@@ -21,6 +21,7 @@
 #include <xxhash.h>
 
 #include "common/error.h"
+#include "common/grow.h"
 #include "sync/codec.h"
 #include "sync/io.h"
 
@@ -210,15 +211,8 @@ static int list_segments(int dirfd, struct segment **out, size_t *n_out)
 		if (strlen(e->d_name) != 20 || sscanf(e->d_name, "%16" SCNx64 "%7s", &first, tail) != 2 ||
 		    strcmp(tail, ".log") != 0)
 			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct segment *nv = realloc(v, cap * sizeof *nv);
-			if (!nv) {
-				rc = err_set(MCRDT_ENOMEM, "out of memory listing the log");
-				break;
-			}
-			v = nv;
-		}
+		if ((rc = GROW(v, cap, n + 1)))
+			break;
 		memset(&v[n], 0, sizeof v[n]);
 		v[n].first = first;
 		seg_name(v[n].name, sizeof v[n].name, first);
@@ -263,15 +257,10 @@ static int create_segment(sync_log *log, uint64_t first)
 		close(fd);
 		return rc;
 	}
-	if (log->nsegs == log->capsegs) {
-		size_t cap = log->capsegs ? log->capsegs * 2 : 16;
-		struct segment *ns = realloc(log->segs, cap * sizeof *ns);
-		if (!ns) {
-			close(fd);
-			return err_set(MCRDT_ENOMEM, "out of memory");
-		}
-		log->segs = ns;
-		log->capsegs = cap;
+	int grc = GROW(log->segs, log->capsegs, log->nsegs + 1);
+	if (grc) {
+		close(fd);
+		return grc;
 	}
 	struct segment *s = &log->segs[log->nsegs++];
 	memset(s, 0, sizeof *s);
