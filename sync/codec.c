@@ -13,17 +13,6 @@
 #include "common/error.h"
 #include "common/varint.h"
 
-enum {
-	F_MBOX = 1 << 0,
-	F_MSG = 1 << 1,
-	F_SPACE = 1 << 2,
-	F_UID = 1 << 3,
-	F_UIDVALIDITY = 1 << 4,
-	F_NAME = 1 << 5,
-	F_FLAGS = 1 << 6,
-	F_META = 1 << 7,
-	F_KNOWN = (1 << 8) - 1,
-};
 
 
 /* The encoder writes into a buffer reserved to the op's worst case. */
@@ -75,10 +64,10 @@ int sync_encode_record(struct sync_buf *b, const crdt_op *op)
 		return rc;
 	/* Payload first, 5 bytes in: the length prefix is written in front after. */
 	struct out o = { b->p + b->len + 5, 0 };
-	unsigned mask = (op->mbox.replica ? F_MBOX : 0) | (op->msg.replica ? F_MSG : 0) |
-			(op->space.replica ? F_SPACE : 0) | (op->uid ? F_UID : 0) |
-			(op->uidvalidity ? F_UIDVALIDITY : 0) | (op->name.s ? F_NAME : 0) |
-			(op->nflags ? F_FLAGS : 0) | (op->meta ? F_META : 0);
+	unsigned mask = (op->mbox.replica ? SYNC_F_MBOX : 0) | (op->msg.replica ? SYNC_F_MSG : 0) |
+			(op->space.replica ? SYNC_F_SPACE : 0) | (op->uid ? SYNC_F_UID : 0) |
+			(op->uidvalidity ? SYNC_F_UIDVALIDITY : 0) | (op->name.s ? SYNC_F_NAME : 0) |
+			(op->nflags ? SYNC_F_FLAGS : 0) | (op->meta ? SYNC_F_META : 0);
 	w_var(&o, (uint64_t)op->type);
 	w_var(&o, mask);
 	w_dot(&o, op->id);
@@ -91,24 +80,24 @@ int sync_encode_record(struct sync_buf *b, const crdt_op *op)
 			w_var(&o, op->deps.e[i].replica);
 			w_var(&o, op->deps.e[i].base);
 		}
-	if (mask & F_MBOX)
+	if (mask & SYNC_F_MBOX)
 		w_dot(&o, op->mbox);
-	if (mask & F_MSG)
+	if (mask & SYNC_F_MSG)
 		w_dot(&o, op->msg);
-	if (mask & F_SPACE)
+	if (mask & SYNC_F_SPACE)
 		w_dot(&o, op->space);
-	if (mask & F_UID)
+	if (mask & SYNC_F_UID)
 		w_var(&o, op->uid);
-	if (mask & F_UIDVALIDITY)
+	if (mask & SYNC_F_UIDVALIDITY)
 		w_var(&o, op->uidvalidity);
-	if (mask & F_NAME)
+	if (mask & SYNC_F_NAME)
 		w_bytes(&o, op->name.s, op->name.len);
-	if (mask & F_FLAGS) {
+	if (mask & SYNC_F_FLAGS) {
 		w_var(&o, op->nflags);
 		for (size_t i = 0; i < op->nflags; i++)
 			w_bytes(&o, op->flags[i].s, op->flags[i].len);
 	}
-	if (mask & F_META)
+	if (mask & SYNC_F_META)
 		w_bytes(&o, op->meta, op->meta_len);
 	uint8_t lenbuf[10];
 	size_t lenlen = varint_put(lenbuf, o.n);
@@ -231,9 +220,9 @@ int sync_decode_record_into(const uint8_t *p, size_t len, uint64_t salt, crdt_op
 	if (!in.err && type == 0)
 		return err_set(MCRDT_ECORRUPT, "op type 0");
 	uint64_t mask = r_var(&in);
-	if (!in.err && (mask & ~(uint64_t)F_KNOWN))
+	if (!in.err && (mask & ~(uint64_t)SYNC_F_KNOWN))
 		return err_set(MCRDT_EVERSION, "op fields 0x%" PRIx64 " are unknown to format version %d "
-			       "(written by a newer mcrdt?)", mask & ~(uint64_t)F_KNOWN, SYNC_FORMAT_VERSION);
+			       "(written by a newer mcrdt?)", mask & ~(uint64_t)SYNC_F_KNOWN, SYNC_FORMAT_VERSION);
 	op->type = (enum crdt_op_type)type;
 	op->id = r_dot(&in);
 	uint64_t ndeps = r_bounded(&in, CRDT_DEPS_MAX, "dependency count");
@@ -251,19 +240,19 @@ int sync_decode_record_into(const uint8_t *p, size_t len, uint64_t salt, crdt_op
 	if (!in.err && op->id.counter > 1 &&
 	    (rc = crdt_vv_set_base(&op->deps, op->id.replica, op->id.counter - 1)))
 		in.err = rc;
-	if (mask & F_MBOX)
+	if (mask & SYNC_F_MBOX)
 		op->mbox = r_dot(&in);
-	if (mask & F_MSG)
+	if (mask & SYNC_F_MSG)
 		op->msg = r_dot(&in);
-	if (mask & F_SPACE)
+	if (mask & SYNC_F_SPACE)
 		op->space = r_dot(&in);
-	if (mask & F_UID)
+	if (mask & SYNC_F_UID)
 		op->uid = (uint32_t)r_bounded(&in, UINT32_MAX, "UID");
-	if (mask & F_UIDVALIDITY)
+	if (mask & SYNC_F_UIDVALIDITY)
 		op->uidvalidity = (uint32_t)r_bounded(&in, UINT32_MAX, "UIDVALIDITY");
-	if (mask & F_NAME)
+	if (mask & SYNC_F_NAME)
 		op->name.s = r_str(&in, CRDT_NAME_MAX, &op->name.len, "name");
-	if ((mask & F_FLAGS) && !in.err) {
+	if ((mask & SYNC_F_FLAGS) && !in.err) {
 		uint64_t nf = r_bounded(&in, CRDT_FLAGS_MAX, "flag count");
 		if (!in.err && !(op->flags = calloc(nf ? nf : 1, sizeof *op->flags)))
 			in.err = err_set(MCRDT_ENOMEM, "out of memory decoding an op");
@@ -273,7 +262,7 @@ int sync_decode_record_into(const uint8_t *p, size_t len, uint64_t salt, crdt_op
 				op->nflags++;
 		}
 	}
-	if ((mask & F_META) && !in.err) {
+	if ((mask & SYNC_F_META) && !in.err) {
 		size_t mlen = 0;
 		op->meta = (uint8_t *)r_str(&in, CRDT_META_MAX, &mlen, "metadata");
 		op->meta_len = mlen;

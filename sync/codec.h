@@ -26,6 +26,20 @@
 #include "crdt/op.h"
 
 #define SYNC_FORMAT_VERSION 1
+
+/* The field mask of format version 1: which optional fields follow, in
+ * this order. A bit outside SYNC_F_KNOWN comes from a newer format. */
+enum {
+	SYNC_F_MBOX = 1 << 0,
+	SYNC_F_MSG = 1 << 1,
+	SYNC_F_SPACE = 1 << 2,
+	SYNC_F_UID = 1 << 3,
+	SYNC_F_UIDVALIDITY = 1 << 4,
+	SYNC_F_NAME = 1 << 5,
+	SYNC_F_FLAGS = 1 << 6,
+	SYNC_F_META = 1 << 7,
+	SYNC_F_KNOWN = (1 << 8) - 1,
+};
 /* The largest payload a record may carry. */
 #define SYNC_RECORD_MAX (4u << 20)
 /* Bytes of framing around a payload, at most (length varint + checksum). */

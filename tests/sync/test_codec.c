@@ -26,19 +26,8 @@
 #include "mcrdt/errors.h"
 #include "sync/codec.h"
 
-/* The field-mask bits of format version 1 (the order fields follow). */
-enum {
-	W_MBOX = 1 << 0,
-	W_MSG = 1 << 1,
-	W_SPACE = 1 << 2,
-	W_UID = 1 << 3,
-	W_UIDVALIDITY = 1 << 4,
-	W_NAME = 1 << 5,
-	W_FLAGS = 1 << 6,
-	W_META = 1 << 7,
-};
 /* The decoder's bound on the dependency count (sync/codec.c). */
-#define DEPS_LIMIT 65536
+#define DEPS_LIMIT CRDT_DEPS_MAX
 
 /* ---- comparing ops ---- */
 
@@ -309,24 +298,24 @@ static void b_wire(struct bytes *b, const struct wire *w)
 		b_var(b, w->deps[i][0]);
 		b_var(b, w->deps[i][1]);
 	}
-	if (w->mask & W_MBOX)
+	if (w->mask & SYNC_F_MBOX)
 		b_dot(b, w->mbox);
-	if (w->mask & W_MSG)
+	if (w->mask & SYNC_F_MSG)
 		b_dot(b, w->msg);
-	if (w->mask & W_SPACE)
+	if (w->mask & SYNC_F_SPACE)
 		b_dot(b, w->space);
-	if (w->mask & W_UID)
+	if (w->mask & SYNC_F_UID)
 		b_var(b, w->uid);
-	if (w->mask & W_UIDVALIDITY)
+	if (w->mask & SYNC_F_UIDVALIDITY)
 		b_var(b, w->uidvalidity);
-	if ((w->mask & W_NAME) && w->name)
+	if ((w->mask & SYNC_F_NAME) && w->name)
 		b_str(b, w->name, strlen(w->name));
-	if ((w->mask & W_FLAGS) && w->flags) {
+	if ((w->mask & SYNC_F_FLAGS) && w->flags) {
 		b_var(b, w->nflags);
 		for (size_t i = 0; i < w->nflags; i++)
 			b_str(b, w->flags[i], strlen(w->flags[i]));
 	}
-	if ((w->mask & W_META) && w->meta)
+	if ((w->mask & SYNC_F_META) && w->meta)
 		b_str(b, w->meta, w->meta_len);
 }
 
@@ -336,31 +325,31 @@ static const char *const seen[] = { "\\Seen" };
 /* Valid templates: issuer 7, one dependency (5, 3) where a reference needs it. */
 static struct wire w_subscribe(void)
 {
-	return (struct wire){ .type = CRDT_OP_SUBSCRIBE, .mask = W_NAME, .id = { 7, 1 }, .name = "INBOX" };
+	return (struct wire){ .type = CRDT_OP_SUBSCRIBE, .mask = SYNC_F_NAME, .id = { 7, 1 }, .name = "INBOX" };
 }
 
 static struct wire w_rename(void)
 {
-	return (struct wire){ .type = CRDT_OP_MBOX_RENAME, .mask = W_MBOX | W_NAME, .id = { 7, 2 },
+	return (struct wire){ .type = CRDT_OP_MBOX_RENAME, .mask = SYNC_F_MBOX | SYNC_F_NAME, .id = { 7, 2 },
 			      .ndeps = 1, .deps = one_dep, .mbox = { 5, 3 }, .name = "Sent" };
 }
 
 static struct wire w_flags_add(void)
 {
-	return (struct wire){ .type = CRDT_OP_FLAGS_ADD, .mask = W_MSG | W_FLAGS, .id = { 7, 2 },
+	return (struct wire){ .type = CRDT_OP_FLAGS_ADD, .mask = SYNC_F_MSG | SYNC_F_FLAGS, .id = { 7, 2 },
 			      .ndeps = 1, .deps = one_dep, .msg = { 5, 3 }, .nflags = 1, .flags = seen };
 }
 
 static struct wire w_append(void)
 {
-	return (struct wire){ .type = CRDT_OP_APPEND, .mask = W_MBOX | W_SPACE | W_UID | W_FLAGS | W_META,
+	return (struct wire){ .type = CRDT_OP_APPEND, .mask = SYNC_F_MBOX | SYNC_F_SPACE | SYNC_F_UID | SYNC_F_FLAGS | SYNC_F_META,
 			      .id = { 7, 2 }, .ndeps = 1, .deps = one_dep, .mbox = { 5, 3 }, .space = { 5, 3 },
 			      .uid = 9, .nflags = 1, .flags = seen, .meta = "abc", .meta_len = 3 };
 }
 
 static struct wire w_create(void)
 {
-	return (struct wire){ .type = CRDT_OP_MBOX_CREATE, .mask = W_UIDVALIDITY | W_NAME, .id = { 7, 1 },
+	return (struct wire){ .type = CRDT_OP_MBOX_CREATE, .mask = SYNC_F_UIDVALIDITY | SYNC_F_NAME, .id = { 7, 1 },
 			      .uidvalidity = 77, .name = "Drafts" };
 }
 
@@ -772,7 +761,7 @@ START_TEST(unknown_type_is_version_error)
 		b_free(&p);
 		/* Whatever follows the type and mask is not looked at. */
 		b_var(&p, types[i]);
-		b_var(&p, W_NAME);
+		b_var(&p, SYNC_F_NAME);
 		b_fill(&p, 0xff, 40);
 		expect_version_error(&p, "unknown type, garbage body");
 		b_free(&p);
@@ -890,7 +879,7 @@ START_TEST(hostile_lengths_over_bounds)
 	const uint64_t counts[] = { DEPS_LIMIT + 1, UINT64_C(1) << 62, UINT64_MAX };
 	for (size_t i = 0; i < sizeof counts / sizeof *counts; i++) {
 		b_var(&p, CRDT_OP_SUBSCRIBE);
-		b_var(&p, W_NAME);
+		b_var(&p, SYNC_F_NAME);
 		b_dot(&p, (crdt_dot){ 7, 1 });
 		b_var(&p, counts[i]);
 		b_fill(&p, 1, 64);
@@ -982,7 +971,7 @@ START_TEST(hostile_varints)
 			if (where == 1)
 				b_raw(&p, bad[i].b, bad[i].n);
 			else if (where > 1)
-				b_var(&p, W_MBOX | W_NAME);
+				b_var(&p, SYNC_F_MBOX | SYNC_F_NAME);
 			if (where == 2)
 				b_raw(&p, bad[i].b, bad[i].n);
 			else if (where > 2)
@@ -1121,7 +1110,7 @@ START_TEST(hostile_invalid_fields)
 	w.space = (crdt_dot){ 8, 1 };
 	expect_wire(&w, MCRDT_ECORRUPT, "UID space outside the deps");
 	w = w_rename();
-	w.mask &= ~(uint64_t)W_MBOX;
+	w.mask &= ~(uint64_t)SYNC_F_MBOX;
 	expect_wire(&w, MCRDT_ECORRUPT, "rename without its mailbox");
 	w = w_append();
 	w.uid = 0;
@@ -1130,26 +1119,26 @@ START_TEST(hostile_invalid_fields)
 	w.uidvalidity = 0;
 	expect_wire(&w, MCRDT_ECORRUPT, "create with UIDVALIDITY 0");
 	w = w_create();
-	w.mask &= ~(uint64_t)W_NAME;
+	w.mask &= ~(uint64_t)SYNC_F_NAME;
 	expect_wire(&w, MCRDT_ECORRUPT, "create without a name");
 
 	/* Fields the type does not have. */
 	w = w_subscribe();
-	w.mask |= W_UIDVALIDITY;
+	w.mask |= SYNC_F_UIDVALIDITY;
 	w.uidvalidity = 3;
 	expect_wire(&w, MCRDT_ECORRUPT, "subscribe with a UIDVALIDITY");
 	w = w_rename();
-	w.mask |= W_META;
+	w.mask |= SYNC_F_META;
 	w.meta = "x";
 	w.meta_len = 1;
 	expect_wire(&w, MCRDT_ECORRUPT, "rename with metadata");
 	w = w_flags_add();
-	w.mask |= W_UID | W_SPACE;
+	w.mask |= SYNC_F_UID | SYNC_F_SPACE;
 	w.uid = 4;
 	w.space = (crdt_dot){ 5, 3 };
 	expect_wire(&w, MCRDT_ECORRUPT, "flags with a UID");
 	w = w_append();
-	w.mask |= W_NAME;
+	w.mask |= SYNC_F_NAME;
 	w.name = "x";
 	expect_wire(&w, MCRDT_ECORRUPT, "append with a name");
 
@@ -1344,9 +1333,9 @@ START_TEST(decoder_refuses_half_zero_dots)
 		struct wire w = w_subscribe();
 		const char *what = "?";
 		switch (which) {
-		case 0: what = "mailbox (0, 5) on a subscribe"; w.mask |= W_MBOX; w.mbox = (crdt_dot){ 0, 5 }; break;
-		case 1: what = "message (0, 5) on a subscribe"; w.mask |= W_MSG; w.msg = (crdt_dot){ 0, 5 }; break;
-		case 2: what = "UID space (0, 5) on a subscribe"; w.mask |= W_SPACE; w.space = (crdt_dot){ 0, 5 }; break;
+		case 0: what = "mailbox (0, 5) on a subscribe"; w.mask |= SYNC_F_MBOX; w.mbox = (crdt_dot){ 0, 5 }; break;
+		case 1: what = "message (0, 5) on a subscribe"; w.mask |= SYNC_F_MSG; w.msg = (crdt_dot){ 0, 5 }; break;
+		case 2: what = "UID space (0, 5) on a subscribe"; w.mask |= SYNC_F_SPACE; w.space = (crdt_dot){ 0, 5 }; break;
 		}
 		struct bytes p = { 0 }, rec = { 0 };
 		b_wire(&p, &w);

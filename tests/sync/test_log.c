@@ -32,6 +32,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "common/varint.h"
 #include "sync/codec.h"
 #include "sync/log.h"
 #include "tests/check_run.h"
@@ -1099,17 +1100,6 @@ START_TEST(newer_segment_version)
 }
 END_TEST
 
-static size_t put_var(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-	while (v >= 0x80) {
-		p[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (uint8_t)v;
-	return n;
-}
-
 /* A record (right checksum) holding an op type from a newer format: the
  * log opens (its framing is fine) but replay stops there with
  * MCRDT_EVERSION naming the type, after handing over every op before it. */
@@ -1124,12 +1114,12 @@ START_TEST(newer_op_type_in_a_record)
 	sync_log_close(log);
 	uint8_t payload[32], rec[64];
 	size_t pl = 0;
-	pl += put_var(payload + pl, CRDT_OP_TYPE_MAX + 1); /* type */
-	pl += put_var(payload + pl, 0);                    /* field mask */
-	pl += put_var(payload + pl, 0x51);                 /* id */
-	pl += put_var(payload + pl, 100);
-	pl += put_var(payload + pl, 0); /* deps */
-	size_t rl = put_var(rec, pl);
+	pl += varint_put(payload + pl, CRDT_OP_TYPE_MAX + 1); /* type */
+	pl += varint_put(payload + pl, 0);                    /* field mask */
+	pl += varint_put(payload + pl, 0x51);                 /* id */
+	pl += varint_put(payload + pl, 100);
+	pl += varint_put(payload + pl, 0); /* deps */
+	size_t rl = varint_put(rec, pl);
 	memcpy(rec + rl, payload, pl);
 	rl += pl;
 	const char *name = "0000000000000000.log";
