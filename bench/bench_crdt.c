@@ -16,16 +16,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/bench.h"
 #include "common/hashmap.h"
 #include "crdt/model.h"
 #include "mcrdt/errors.h"
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what, int rc)
 {

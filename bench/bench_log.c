@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench.h"
 #include "crdt/model.h"
 #include "mcrdt/errors.h"
 #include "sync/codec.h"
@@ -41,13 +42,6 @@
 
 /* Each append figure runs this long, and its baseline as long. */
 #define FSYNC_SECONDS 1.5
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what, int rc)
 {

@@ -16,15 +16,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "bench/bench.h"
 #include "mcrdt/errors.h"
 #include "sync/snapshot.h"
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what)
 {
