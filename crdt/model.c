@@ -749,6 +749,11 @@ size_t crdt_model_pending(const crdt_model *m)
 	return m->npending;
 }
 
+size_t crdt_model_rejected(const crdt_model *m)
+{
+	return m->rejected;
+}
+
 const crdt_op *crdt_model_pending_op(const crdt_model *m, size_t i)
 {
 	return i < m->npending ? &m->pending[i] : NULL;

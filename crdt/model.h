@@ -154,6 +154,9 @@ int crdt_model_describe(const crdt_model *m, char **out);
 int crdt_model_context(const crdt_model *m, crdt_vv *out);
 /* Ops buffered for missing dependencies. */
 size_t crdt_model_pending(const crdt_model *m);
+/* Buffered ops refused once their dependencies arrived (one naming, say, a
+ * message as a mailbox): dropped, and counted here for the caller to report. */
+size_t crdt_model_rejected(const crdt_model *m);
 /* Bytes of memory the model holds (tables, records, strings). */
 size_t crdt_model_memory(const crdt_model *m);
 /* Live messages. */

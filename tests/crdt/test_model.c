@@ -1400,6 +1400,29 @@ END_TEST
  * 6000 (vector grows to 8192 slots), 5000 again. Expected: UID 5000 burned,
  * UIDs unique. Actual: two rows with UID 5000.
  */
+/* A buffered op that turns out invalid when its past arrives is dropped
+ * and counted; it changes nothing and blocks nothing after it. */
+START_TEST(buffered_invalid_op_is_counted)
+{
+	struct fx f;
+	fx_setup(&f);
+	crdt_op later, first;
+	peer_op(&later, f.m, PEER, 2, CRDT_OP_MBOX_RENAME);
+	later.mbox = f.m1; /* a message, named as a mailbox: in the deps, not a mailbox */
+	raw_str(&later.name, "Elsewhere", 9);
+	peer_op(&first, f.m, PEER, 1, CRDT_OP_SUBSCRIBE);
+	raw_str(&first.name, "Work", 4);
+	ck_assert_int_eq(crdt_model_receive(f.m, &later), MCRDT_EPENDING);
+	ck_assert_int_eq(crdt_model_receive(f.m, &first), 0);
+	ck_assert_uint_eq(crdt_model_pending(f.m), 0);
+	ck_assert_uint_eq(crdt_model_rejected(f.m), 1);
+	ck_assert(!has_mailbox(f.m, "Elsewhere"));
+	crdt_op_free(&later);
+	crdt_op_free(&first);
+	fx_free(&f);
+}
+END_TEST
+
 START_TEST(claims_survive_vector_growth)
 {
 	struct fx f;
@@ -1895,6 +1918,7 @@ int main(void)
 	tcase_add_test(tc, memory_accounting);
 	suite_add_tcase(s, tc);
 	const TTest *const regressions[] = {
+		buffered_invalid_op_is_counted,
 		claims_survive_vector_growth,
 		max_uid_claims_refused,
 		peer_claims_cost_bounded_memory,
