@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/dir.h"
 #include "common/error.h"
 #include "common/grow.h"
 #include "maildir/mutf7.h"
@@ -151,14 +152,9 @@ static bool is_folder(int rootfd, const char *name)
 /* The root's entries, each a malloc'd name; the caller frees. */
 static int read_root(md *m, char ***out, size_t *n_out)
 {
-	int fd = fcntl(m->rootfd, F_DUPFD_CLOEXEC, 0);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return err_sys(MCRDT_EIO, "cannot read %s", m->root);
-	}
-	rewinddir(d);
+	DIR *d = dir_stream(m->rootfd, m->root);
+	if (!d)
+		return MCRDT_EIO;
 	char **v = NULL;
 	size_t n = 0, cap = 0;
 	int rc = 0;
@@ -280,14 +276,9 @@ static int rm_tree(int dirfd, const char *name)
 /* Removes every trash directory left in the metadata directory. */
 static int sweep_trash(int metafd)
 {
-	int fd = fcntl(metafd, F_DUPFD_CLOEXEC, 0);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return err_sys(MCRDT_EIO, "cannot read the metadata directory");
-	}
-	rewinddir(d);
+	DIR *d = dir_stream(metafd, "the metadata directory");
+	if (!d)
+		return MCRDT_EIO;
 	int rc = 0;
 	struct dirent *e;
 	while ((e = readdir(d)))

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/dir.h"
 #include "common/error.h"
 #include "common/grow.h"
 
@@ -77,14 +78,9 @@ static int push(struct md_listing *l, struct md_entry *e)
  */
 static int read_dir(int dirfd, bool in_new, unsigned pass, const char *mailbox, struct md_listing *l)
 {
-	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return err_sys(MCRDT_EIO, "cannot read %s", mailbox);
-	}
-	rewinddir(d);
+	DIR *d = dir_stream(dirfd, mailbox);
+	if (!d)
+		return MCRDT_EIO;
 	int rc = 0, moved = 0;
 	struct dirent *de;
 	while (rc == 0 && (de = readdir(d))) {
@@ -264,14 +260,9 @@ int md_tmp_clean(md *m, const char *mailbox, int64_t now, size_t *removed_out)
 	int rc = md_folder_open(m, mailbox, &f);
 	if (rc)
 		return rc;
-	int fd = fcntl(f->tmp, F_DUPFD_CLOEXEC, 0);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return err_sys(MCRDT_EIO, "cannot read tmp/ of %s", mailbox);
-	}
-	rewinddir(d);
+	DIR *d = dir_stream(f->tmp, "a tmp/ directory");
+	if (!d)
+		return MCRDT_EIO;
 	size_t removed = 0;
 	struct dirent *de;
 	while ((de = readdir(d))) {

@@ -20,6 +20,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "common/dir.h"
 #include "common/error.h"
 #include "common/grow.h"
 #include "sync/codec.h"
@@ -193,14 +194,9 @@ static int cmp_seg(const void *a, const void *b)
 /* The segments of dir, sorted; names that are not ours are ignored. */
 static int list_segments(int dirfd, struct segment **out, size_t *n_out)
 {
-	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return err_sys(MCRDT_EIO, "cannot read the log directory");
-	}
-	rewinddir(d);
+	DIR *d = dir_stream(dirfd, "the log directory");
+	if (!d)
+		return MCRDT_EIO;
 	struct segment *v = NULL;
 	size_t n = 0, cap = 0;
 	int rc = 0;
