@@ -599,6 +599,143 @@ int sync_log_replay(sync_log *log, uint64_t from, sync_replay_fn fn, void *ctx)
 	return rc;
 }
 
+/* ---- records other processes appended ---- */
+
+/* Reads [from, to) of a segment; *buf is malloc'd. */
+static int read_range(int dirfd, const char *name, uint64_t from, uint64_t to, uint8_t **buf)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return err_sys(MCRDT_EIO, "cannot open log segment %s", name);
+	size_t n = (size_t)(to - from), got = 0;
+	uint8_t *p = malloc(n ? n : 1);
+	while (p && got < n) {
+		ssize_t r = pread(fd, p + got, n - got, (off_t)(from + got));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	if (!p)
+		return err_set(MCRDT_ENOMEM, "out of memory reading log segment %s", name);
+	if (got != n) {
+		free(p);
+		return err_sys(MCRDT_EIO, "cannot read log segment %s", name);
+	}
+	*buf = p;
+	return 0;
+}
+
+/* Takes in the segment that starts at log->next, if another process
+ * created it: returns 1 when it did, 0 when there is none. */
+static int take_next_segment(sync_log *log)
+{
+	char name[32];
+	struct stat st;
+	if (log->segs[log->nsegs - 1].first == log->next)
+		return 0; /* the last segment is still empty: nothing can follow it */
+	seg_name(name, sizeof name, log->next);
+	if (fstatat(log->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return errno == ENOENT ? 0 : err_sys(MCRDT_EIO, "cannot stat log segment %s", name);
+	uint64_t first, salt;
+	int rc = read_header(log->dirfd, name, &first, &salt);
+	if (rc)
+		return rc;
+	if (first != log->next)
+		return err_set(MCRDT_ECORRUPT, "log segment %s offset 0: header names record %" PRIu64, name, first);
+	int fd = openat(log->dirfd, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return err_sys(MCRDT_EIO, "cannot open log segment %s for writing", name);
+	if ((rc = GROW(log->segs, log->capsegs, log->nsegs + 1))) {
+		close(fd);
+		return rc;
+	}
+	struct segment *s = &log->segs[log->nsegs++];
+	memset(s, 0, sizeof *s);
+	s->first = first;
+	s->salt = salt;
+	snprintf(s->name, sizeof s->name, "%s", name);
+	close(log->fd);
+	log->fd = fd;
+	log->size = HEADER_SIZE;
+	return 1;
+}
+
+int sync_log_refresh(sync_log *log, bool cut, sync_replay_fn fn, void *ctx, uint64_t *new_out)
+{
+	uint64_t before;
+	int rc = 0;
+	pthread_mutex_lock(&log->lock);
+	before = log->next;
+	crdt_op op;
+	crdt_op_init(&op, 0);
+	while (rc == 0) {
+		struct segment *s = &log->segs[log->nsegs - 1];
+		struct stat st;
+		if (fstat(log->fd, &st) != 0) {
+			rc = err_sys(MCRDT_EIO, "cannot stat log segment %s", s->name);
+			break;
+		}
+		uint64_t end = (uint64_t)st.st_size;
+		if (end < log->size) {
+			rc = err_set(MCRDT_ECORRUPT, "log segment %s shrank from %" PRIu64 " to %" PRIu64
+				     " bytes under this process (repaired or replaced by another)",
+				     s->name, log->size, end);
+			break;
+		}
+		if (end > log->size) {
+			uint8_t *buf = NULL;
+			if ((rc = read_range(log->dirfd, s->name, log->size, end, &buf)))
+				break;
+			size_t len = (size_t)(end - log->size), at = 0;
+			while (rc == 0 && at < len) {
+				size_t used;
+				crdt_op_reset(&op);
+				int drc = sync_decode_record_into(buf + at, len - at, s->salt, &op, &used);
+				if (drc == MCRDT_EVERSION) {
+					rc = drc;
+				} else if (drc == 0) {
+					if (fn)
+						rc = fn(ctx, &op, log->next);
+					at += used;
+					log->size += used;
+					log->next++;
+					s->count++;
+				} else if (valid_record_after(buf, len, at + 1, s->salt)) {
+					rc = err_set(MCRDT_ECORRUPT, "log segment %s offset %" PRIu64 ": %s, with "
+						     "valid records after it", s->name, log->size, mcrdt_error_last());
+				} else {
+					break; /* an incomplete tail */
+				}
+			}
+			free(buf);
+			if (rc == 0 && at < len && cut) {
+				/* The caller holds the store lock: no writer is mid-append,
+				 * so these bytes are a crashed writer's torn tail. */
+				if (ftruncate(log->fd, (off_t)log->size) != 0 || fsync(log->fd) != 0)
+					rc = err_sys(MCRDT_EIO, "cannot cut the torn tail of %s", s->name);
+			}
+			if (rc || at < len)
+				break;
+		}
+		int t = take_next_segment(log);
+		if (t <= 0) {
+			rc = t;
+			break;
+		}
+	}
+	crdt_op_free(&op);
+	if (lseek(log->fd, (off_t)log->size, SEEK_SET) < 0 && rc == 0)
+		rc = err_sys(MCRDT_EIO, "cannot seek in the log");
+	log->synced = log->next;
+	if (new_out)
+		*new_out = log->next - before;
+	pthread_mutex_unlock(&log->lock);
+	return rc;
+}
+
 /* ---- compaction ---- */
 
 int sync_log_compact(sync_log *log, uint64_t upto, unsigned *removed_out)

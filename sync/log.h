@@ -19,8 +19,10 @@
  * the rest aside.
  *
  * Thread-safety: appends and replays may run from several threads on one
- * handle. One process per log directory: the store takes the lock that
- * guarantees it.
+ * handle. Several processes may share a log directory when they serialise
+ * opens and appends with a lock of their own (the store's) and call
+ * sync_log_refresh under it before appending: opening cuts a torn tail,
+ * which must not be another process's append in flight.
  */
 #ifndef MCRDT_SYNC_LOG_H
 #define MCRDT_SYNC_LOG_H
@@ -75,6 +77,21 @@ uint64_t sync_log_next(sync_log *log);
  */
 typedef int (*sync_replay_fn)(void *ctx, const crdt_op *op, uint64_t index);
 int sync_log_replay(sync_log *log, uint64_t from, sync_replay_fn fn, void *ctx);
+
+/*
+ * Takes in the records other processes appended to this log since this
+ * handle last looked (or wrote), calling fn (may be NULL) for each, in
+ * order, with the log's internal lock held: fn must not call back into the
+ * log. A new segment another process started is followed.
+ *
+ * cut: the caller holds the store's lock, so no writer is mid-append and
+ * incomplete bytes at the end are a crashed writer's torn tail: they are
+ * cut off. Without it they are left for their writer to finish. Either
+ * way the handle's next append lands after the last complete record.
+ * *new_out (may be NULL) gets the number of new records. MCRDT_ECORRUPT
+ * when the log shrank or is damaged before its end (reopen or repair).
+ */
+int sync_log_refresh(sync_log *log, bool cut, sync_replay_fn fn, void *ctx, uint64_t *new_out);
 
 /*
  * Removes whole segments whose records are all below upto (never the last

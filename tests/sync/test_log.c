@@ -1834,6 +1834,87 @@ START_TEST(new_log_directory_is_made_durable)
 }
 END_TEST
 
+/*
+ * Two handles on one directory stand for two processes sharing a store:
+ * each picks up the other's records with sync_log_refresh, across segment
+ * rolls, and appends after them; a half-written record is left alone
+ * without the lock and cut with it.
+ */
+START_TEST(refresh_takes_in_another_writers_records)
+{
+	char dir[256];
+	make_dir(dir, sizeof dir);
+	crdt_cluster c;
+	make_history(&c, 40);
+	const crdt_op *ops = c.log.ops;
+	size_t n = c.log.n;
+	ck_assert_uint_gt(n, 200);
+	sync_log *a = open_ok(dir, 4096, true, NULL), *b = open_ok(dir, 4096, true, NULL);
+	size_t at = 0;
+	for (unsigned turn = 0; at < n; turn++) {
+		sync_log *writer = turn % 2 ? b : a, *reader = turn % 2 ? a : b;
+		size_t upto = at + 1 + turn % 37 < n ? at + 1 + turn % 37 : n;
+		uint64_t fresh = 99;
+		ck_assert_msg(sync_log_refresh(writer, true, NULL, NULL, &fresh) == 0, "%s", mcrdt_error_last());
+		ck_assert_uint_eq(sync_log_next(writer), at);
+		append_ops(writer, ops, at, upto, turn % 3 + 1);
+		struct got g = { CRDT_OPLIST_INIT, NULL, 0, -1 };
+		ck_assert_msg(sync_log_refresh(reader, true, collect, &g, &fresh) == 0, "%s", mcrdt_error_last());
+		ck_assert_uint_eq(fresh, upto - at);
+		ck_assert_uint_eq(g.ops.n, upto - at);
+		for (size_t k = 0; k < g.ops.n; k++) {
+			ck_assert_uint_eq(g.index[k], at + k);
+			assert_same_op(&g.ops.ops[k], &ops[at + k], at + k);
+		}
+		got_free(&g);
+		ck_assert_uint_eq(sync_log_next(reader), upto);
+		at = upto;
+	}
+	ck_assert_uint_ge(segments_in(dir), 4); /* the rolls were followed */
+	assert_replay(a, 0, ops, n);
+	assert_replay(b, 0, ops, n);
+
+	/* A record half written by a writer that is still going (no lock):
+	 * left alone; once the lock is held (cut), it is a torn tail. */
+	struct blob rec = encode(&ops[0]);
+	size_t nseg;
+	char **segs = names_in(dir, ".log", &nseg);
+	char path[512];
+	path_in(path, sizeof path, dir, segs[nseg - 1]);
+	off_t size = file_size(dir, segs[nseg - 1]);
+	int fd = open(path, O_WRONLY | O_APPEND);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, rec.p, rec.n / 2), (ssize_t)(rec.n / 2));
+	close(fd);
+	uint64_t fresh = 99;
+	ck_assert_int_eq(sync_log_refresh(a, false, NULL, NULL, &fresh), 0);
+	ck_assert_uint_eq(fresh, 0);
+	ck_assert_int_eq(file_size(dir, segs[nseg - 1]), size + (off_t)(rec.n / 2));
+	ck_assert_int_eq(sync_log_refresh(a, true, NULL, NULL, &fresh), 0);
+	ck_assert_int_eq(file_size(dir, segs[nseg - 1]), size);
+	/* The other handle's next append lands after the last whole record. */
+	ck_assert_int_eq(sync_log_refresh(b, true, NULL, NULL, NULL), 0);
+	append_ops(b, ops, 0, 1, 1);
+	ck_assert_int_eq(sync_log_refresh(a, true, NULL, NULL, &fresh), 0);
+	ck_assert_uint_eq(fresh, 1);
+	ck_assert_uint_eq(sync_log_next(a), n + 1);
+
+	/* A log that shrank under a handle is an error, not a silent rewind. */
+	fd = open(path, O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, size - 1), 0);
+	close(fd);
+	ck_assert_int_eq(sync_log_refresh(a, true, NULL, NULL, NULL), MCRDT_ECORRUPT);
+	assert_msg_has("shrank");
+	names_free(segs);
+	blob_free(&rec);
+	sync_log_close(a);
+	sync_log_close(b);
+	crdt_cluster_free(&c);
+	remove_dir(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("log");
@@ -1851,6 +1932,7 @@ int main(void)
 	tcase_add_test(tc, disk_full_mid_record);
 	tcase_add_test(tc, fsync_failure_is_sticky);
 	tcase_add_test(tc, crash_loses_no_acknowledged_record);
+	tcase_add_test(tc, refresh_takes_in_another_writers_records);
 	suite_add_tcase(s, tc);
 	/* Their own case, to run alone under helgrind:
 	 * CK_FORK=no CK_RUN_CASE=threads valgrind --tool=helgrind test_log */
