@@ -84,6 +84,24 @@ bool imap_set_has(const struct imap_set *s, uint32_t v)
 	return lo > 0 && v <= s->r[lo - 1].hi;
 }
 
+/* Adds lo..hi (lo <= hi) at the tail: extends the last range when lo..hi
+ * starts inside it or right after it, else appends a range, without
+ * looking further back. This keeps a set built in ascending order O(1)
+ * per number; imap_set_parse appends every element this way and sorts
+ * once at the end (normalise). */
+static int tail_add(struct imap_set *s, uint32_t lo, uint32_t hi)
+{
+	if (s->n && lo >= s->r[s->n - 1].lo && (uint64_t)lo <= (uint64_t)s->r[s->n - 1].hi + 1) {
+		if (hi > s->r[s->n - 1].hi)
+			s->r[s->n - 1].hi = hi;
+		return 0;
+	}
+	int rc = GROW(s->r, s->cap, s->n + 1);
+	if (rc == 0)
+		s->r[s->n++] = (struct imap_range){ lo, hi };
+	return rc;
+}
+
 int imap_set_add(struct imap_set *s, uint32_t lo, uint32_t hi)
 {
 	int rc;
@@ -92,21 +110,8 @@ int imap_set_add(struct imap_set *s, uint32_t lo, uint32_t hi)
 		lo = hi;
 		hi = t;
 	}
-	/* At or after the start of the last range: extend it or append. */
-	if (s->n == 0 || lo >= s->r[s->n - 1].lo) {
-		if (s->n) {
-			struct imap_range *last = &s->r[s->n - 1];
-			if ((uint64_t)lo <= (uint64_t)last->hi + 1) {
-				if (hi > last->hi)
-					last->hi = hi;
-				return 0;
-			}
-		}
-		if ((rc = GROW(s->r, s->cap, s->n + 1)))
-			return rc;
-		s->r[s->n++] = (struct imap_range){ lo, hi };
-		return 0;
-	}
+	if (s->n == 0 || lo >= s->r[s->n - 1].lo)
+		return tail_add(s, lo, hi);
 
 	/* Ranges [i, j) overlap or touch lo..hi: i is the first whose hi
 	 * reaches lo - 1, j the first starting after hi + 1. Both searches
@@ -236,6 +241,34 @@ static int seq_number(const char *text, size_t len, size_t *at, uint32_t *v, boo
 	return 0;
 }
 
+static int range_cmp(const void *a, const void *b)
+{
+	const struct imap_range *x = a, *y = b;
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* Sorts and merges ranges appended by tail_add, in O(n log n): adding
+ * a client's numbers one by one with imap_set_add would move the tail of
+ * the array for each, which a long descending list turns into O(n^2). */
+static void normalise(struct imap_set *s)
+{
+	bool sorted = true;
+	for (size_t i = 1; i < s->n && sorted; i++)
+		sorted = s->r[i - 1].lo <= s->r[i].lo;
+	if (!sorted)
+		qsort(s->r, s->n, sizeof *s->r, range_cmp);
+	size_t o = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		if (o && (uint64_t)s->r[i].lo <= (uint64_t)s->r[o - 1].hi + 1) {
+			if (s->r[i].hi > s->r[o - 1].hi)
+				s->r[o - 1].hi = s->r[i].hi;
+		} else {
+			s->r[o++] = s->r[i];
+		}
+	}
+	s->n = o;
+}
+
 int imap_set_parse(const char *text, uint32_t star, struct imap_set *out)
 {
 	char b[16];
@@ -285,11 +318,14 @@ int imap_set_parse(const char *text, uint32_t star, struct imap_set *out)
 		}
 		/* An empty mailbox has no last message for "*" to name. */
 		if (!((a_star || z_star) && star == 0)) {
-			if ((rc = imap_set_add(out, a_star ? star : a, z_star ? star : z)))
+			uint32_t x = a_star ? star : a, y = z_star ? star : z;
+			if ((rc = tail_add(out, x < y ? x : y, x < y ? y : x)))
 				goto fail;
 		}
-		if (text[i] == '\0')
+		if (text[i] == '\0') {
+			normalise(out);
 			return 0;
+		}
 		i++;
 	}
 fail:
