@@ -108,7 +108,7 @@ static int field_number(const uint8_t *f, size_t flen, size_t at, const char *na
 		return meta_fail(at, "%s field: %s", name, why);
 	}
 	if (r.p != r.end)
-		return meta_fail(at, "%s field has %zu bytes after its number", name, (size_t)(r.end - r.p));
+		return meta_fail(at, "%s field has %zu extra byte(s) after its number", name, (size_t)(r.end - r.p));
 	return 0;
 }
 
