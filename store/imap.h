@@ -86,7 +86,9 @@ uint64_t imap_set_count(const struct imap_set *s);
 /*
  * Writes s as IMAP text ("1:3,5", the form COPYUID and APPENDUID use) into
  * *out, a NUL-terminated string the caller frees with free(). An empty set
- * gives "". 0 or MCRDT_ENOMEM (*out is then NULL).
+ * gives "". imap_set_parse reads the text back to the same set, unless s
+ * holds 0 (only imap_set_add can put it there; IMAP has no number 0).
+ * 0 or MCRDT_ENOMEM (*out is then NULL).
  */
 int imap_set_format(const struct imap_set *s, char **out);
 
