@@ -449,6 +449,19 @@ int crdt_model_describe(const crdt_model *m, char **out)
 	return 0;
 }
 
+static _Thread_local const crdt_model *sort_model; /* qsort has no context argument */
+
+static int cmp_vanished(const void *a, const void *b)
+{
+	const struct vanished *x = a, *y = b;
+	if (x->modseq != y->modseq)
+		return x->modseq < y->modseq ? -1 : 1;
+	int c = crdt_dot_cmp(sort_model->mboxes[x->space].guid, sort_model->mboxes[y->space].guid);
+	if (c)
+		return c;
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
 static int describe_row(void *ctx, const struct crdt_msgview *v)
 {
 	sb_printf(ctx, "  %" PRIu32 " %016" PRIx64 ".%" PRIu64 " modseq=%" PRIu64 " meta=%zu:%016" PRIx64 "\n",
@@ -480,11 +493,22 @@ int crdt_model_describe_local(const crdt_model *m, char **out)
 	for (size_t i = 0; i < m->nmboxes && !b.err; i++)
 		sb_printf(&b, "space %016" PRIx64 ".%" PRIu64 " highestmodseq=%" PRIu64 "\n",
 			  m->mboxes[i].guid.replica, m->mboxes[i].guid.counter, m->mboxes[i].hms);
-	for (size_t i = 0; i < m->nvan && !b.err; i++) {
-		const crdt_dot g = m->mboxes[m->van[i].space].guid;
-		sb_printf(&b, "vanished %016" PRIx64 ".%" PRIu64 " %" PRIu32 " modseq=%" PRIu64 "\n",
-			  g.replica, g.counter, m->van[i].uid, m->van[i].modseq);
+	/* Records of one value are in the order the model met the messages,
+	 * which a reload may change: print them sorted. */
+	struct vanished *van = malloc((m->nvan ? m->nvan : 1) * sizeof *van);
+	if (!van && !b.err)
+		b.err = MCRDT_ENOMEM;
+	if (van && m->nvan) {
+		memcpy(van, m->van, m->nvan * sizeof *van);
+		sort_model = m;
+		qsort(van, m->nvan, sizeof *van, cmp_vanished);
 	}
+	for (size_t i = 0; i < m->nvan && !b.err; i++) {
+		const crdt_dot g = m->mboxes[van[i].space].guid;
+		sb_printf(&b, "vanished %016" PRIx64 ".%" PRIu64 " %" PRIu32 " modseq=%" PRIu64 "\n",
+			  g.replica, g.counter, van[i].uid, van[i].modseq);
+	}
+	free(van);
 	if (b.err) {
 		vbuf_free(&b);
 		return err_set(b.err, "out of memory describing a model");
