@@ -56,7 +56,7 @@ static void random_change(crdt_cluster *c, size_t i, uint64_t *seed)
 	case 4:
 	case 5:
 		if (nmb)
-			crdt_model_append(m, &ops, box, &f, 1, f, strlen(f) * (rnd(seed) % 3), NULL, NULL);
+			crdt_model_append(m, &ops, box, &f, 1, f, strlen(f) * (rnd(seed) % 3) / 2, NULL, NULL);
 		break;
 	case 6:
 		if (nrows)
