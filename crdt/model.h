@@ -241,7 +241,8 @@ size_t crdt_model_pending(const crdt_model *m);
 /* Buffered ops refused once their dependencies arrived (one naming, say, a
  * message as a mailbox): dropped, and counted here for the caller to report. */
 size_t crdt_model_rejected(const crdt_model *m);
-/* Bytes of memory the model holds (tables, records, strings). */
+/* Bytes of memory the model holds (tables, records, strings, the meta
+ * pool, vanished records). */
 size_t crdt_model_memory(const crdt_model *m);
 /* Live messages. */
 size_t crdt_model_messages(const crdt_model *m);

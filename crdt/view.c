@@ -17,13 +17,15 @@
 #include "common/error.h"
 #include "common/varint.h"
 
-/* The message's flags, sorted and space-separated; caller frees. */
-static char *flags_text(const crdt_model *m, uint32_t i)
+/* The message's flags, sorted and space-separated; caller frees.
+ * *names_buf (capacity *cap) is scratch kept across calls; the caller
+ * frees it too. */
+static char *flags_text(const crdt_model *m, uint32_t i, const char ***names_buf, size_t *cap)
 {
-	const char **names;
 	size_t n, len = 1;
-	if (msg_flag_names(m, i, &names, &n))
+	if (msg_flag_names_into(m, i, names_buf, cap, &n))
 		return NULL;
+	const char **names = *names_buf;
 	for (size_t k = 0; k < n; k++)
 		len += strlen(names[k]) + 1;
 	char *s = malloc(len), *p = s;
@@ -31,7 +33,6 @@ static char *flags_text(const crdt_model *m, uint32_t i)
 		p += sprintf(p, "%s%s", k ? " " : "", names[k]);
 	if (s)
 		*p = '\0';
-	free(names);
 	return s;
 }
 
@@ -128,7 +129,8 @@ int crdt_model_rows(const crdt_model *m, crdt_dot mbox, struct crdt_row **out, s
 	struct crdt_row *v = calloc(cap ? cap : 1, sizeof *v);
 	if (!v)
 		return err_set(MCRDT_ENOMEM, "out of memory listing messages");
-	size_t k = 0;
+	size_t k = 0, capnames = 0;
+	const char **names = NULL;
 	for (size_t i = 0; i < m->nmboxes; i++) {
 		const struct mbox *b = &m->mboxes[i];
 		if (!b->live || b->canon != canon)
@@ -140,13 +142,15 @@ int crdt_model_rows(const crdt_model *m, crdt_dot mbox, struct crdt_row **out, s
 			v[k].uid = x->shown;
 			v[k].guid = dot_of(m, x->guid);
 			v[k].modseq = msg_modseq(x);
-			if (!(v[k].flags = flags_text(m, b->members[j]))) {
+			if (!(v[k].flags = flags_text(m, b->members[j], &names, &capnames))) {
+				free(names);
 				crdt_rows_free(v, k);
 				return err_set(MCRDT_ENOMEM, "out of memory listing messages");
 			}
 			k++;
 		}
 	}
+	free(names);
 	qsort(v, k, sizeof *v, cmp_row);
 	*out = v;
 	*n = k;
