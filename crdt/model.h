@@ -176,7 +176,7 @@ struct crdt_msgview {
 	uint32_t uid;
 	crdt_dot guid;
 	uint64_t modseq;
-	const char *const *flags; /* its distinct flags, sorted by strcmp */
+	const char *const *flags; /* its distinct flags, sorted by strcmp (NULL when none) */
 	size_t nflags;
 	const uint8_t *meta;      /* never NULL; meta_len 0 when it has none */
 	size_t meta_len;

@@ -67,6 +67,8 @@ struct msg {
 	uint32_t seq_lo;           /* MODSEQ bits 0..31 */
 };
 
+_Static_assert(sizeof(struct msg) == 40, "struct msg is the per-message record: keep it at 40 bytes");
+
 /* The counter value of the message's last visible change (model.h). */
 static inline uint64_t msg_modseq(const struct msg *x)
 {
@@ -80,11 +82,12 @@ static inline void msg_set_modseq(struct msg *x, uint64_t v)
 }
 
 /* A UID a view stopped showing (crdt_model_vanished). */
-struct vanished {          /* 16 bytes */
+struct vanished {
 	uint32_t space;        /* mailbox index of the view's UID space */
 	uint32_t uid;
 	uint64_t modseq;       /* counter value when it stopped being shown */
 };
+_Static_assert(sizeof(struct vanished) == 16, "vanished records are 16 bytes");
 
 struct fdot {
 	pdot dot;
