@@ -63,11 +63,16 @@ static int rm_one(const char *path, const struct stat *sb, int type, struct FTW 
 	return 0;
 }
 
+/* One directory per run, removed by main at the end, so that a test that
+ * fails halfway (and skips its own cleanup) leaves nothing behind. */
+static char base_dir[] = "/tmp/mcrdt-backend-XXXXXX";
+
 static char *tmp_dir(void)
 {
-	char tmpl[] = "/tmp/mcrdt-backend-XXXXXX";
+	char tmpl[sizeof base_dir + 16];
+	snprintf(tmpl, sizeof tmpl, "%s/t-XXXXXX", base_dir);
 	char *d = mkdtemp(tmpl);
-	ck_assert_msg(d != NULL, "mkdtemp: %s", strerror(errno));
+	ck_assert_msg(d != NULL, "mkdtemp %s: %s", tmpl, strerror(errno));
 	return strdup(d);
 }
 
@@ -1418,6 +1423,10 @@ END_TEST
 
 int main(void)
 {
+	if (!mkdtemp(base_dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
 	Suite *s = suite_create("store_backend");
 	TCase *tc = tcase_create("backend");
 	tcase_set_timeout(tc, 120);
@@ -1443,5 +1452,7 @@ int main(void)
 		tcase_set_timeout(p, 120);
 		suite_add_tcase(s, p);
 	}
-	return run_suite(s, CK_FORK_GETENV);
+	int rc = run_suite(s, CK_FORK_GETENV);
+	rm_tree(strdup(base_dir));
+	return rc;
 }
