@@ -277,7 +277,10 @@ struct mcrdt_sync {
 MCRDT_EXTERN(int) mcrdt_mailbox_sync(mcrdt_mailbox *mb, struct mcrdt_sync *out);
 MCRDT_EXTERN(void) mcrdt_sync_free(struct mcrdt_sync *r);
 
-/* How a set argument is read. */
+/* How a set argument is read. Either way a set names only messages of the
+ * handle's view (as of its select or last mcrdt_mailbox_sync), as an IMAP
+ * session may only name messages it was told about: sync first to reach
+ * messages that arrived since. */
 enum mcrdt_set_kind {
 	MCRDT_SEQ = 0,             /* sequence numbers of the handle's view */
 	MCRDT_UID = 1,             /* UIDs */
