@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "common/grow.h"
+#include "common/varint.h"
 #include "crdt/dotlist.h"
 
 /* ------------------------------------------------------------------ */
@@ -173,6 +174,156 @@ static void mark_dirty(crdt_model *m, uint32_t i)
 }
 
 /* ------------------------------------------------------------------ */
+/* MODSEQ and vanished UIDs                                            */
+
+/* The value a change made now carries: the op being applied, or between
+ * ops (settle) the counter as it stands. */
+static uint64_t seq_now(const crdt_model *m)
+{
+	return m->opseq ? m->opseq : m->modseq;
+}
+
+static void hms_raise(crdt_model *m, uint32_t space, uint64_t v)
+{
+	if (v > m->mboxes[space].hms)
+		m->mboxes[space].hms = v;
+}
+
+/* A visible change to message x: it takes the current value, and so does
+ * the HIGHESTMODSEQ of the view showing it. */
+static void msg_touch(crdt_model *m, struct msg *x)
+{
+	uint64_t v = seq_now(m);
+	msg_set_modseq(x, v);
+	if (x->shown)
+		hms_raise(m, x->shown_space, v);
+}
+
+/* Room for n more vanished records, made before a change that may need
+ * them, so that recording one never fails half-way through it. */
+static int van_reserve(crdt_model *m, size_t n)
+{
+	return GROW(m->van, m->capvan, m->nvan + n);
+}
+
+/* x stops being shown: its view records the UID as vanished. */
+static void unshow(crdt_model *m, struct msg *x)
+{
+	if (!x->shown)
+		return;
+	uint64_t v = seq_now(m);
+	/* Room was reserved; should that ever be missed, only the record is lost. */
+	if (van_reserve(m, 1) == 0)
+		m->van[m->nvan++] = (struct vanished){ x->shown_space, x->shown, v };
+	hms_raise(m, x->shown_space, v);
+	x->shown = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* the meta pool                                                       */
+
+/* Bytes of the pool entry at off (its length prefix included). */
+static size_t meta_entry_size(const crdt_model *m, uint32_t off)
+{
+	const uint8_t *q = m->meta + off;
+	size_t n = 0, k = 0;
+	for (int shift = 0;; shift += 7) {
+		uint8_t c = q[k++];
+		n |= (size_t)(c & 0x7f) << shift;
+		if (!(c & 0x80))
+			return k + n;
+	}
+}
+
+void msg_meta(const crdt_model *m, const struct msg *x, const uint8_t **p, size_t *len)
+{
+	static const uint8_t none[1];
+	if (x->meta == NONE) {
+		*p = none;
+		*len = 0;
+		return;
+	}
+	size_t size = meta_entry_size(m, x->meta), pre = 1;
+	while (m->meta[x->meta + pre - 1] & 0x80)
+		pre++;
+	*p = m->meta + x->meta + pre;
+	*len = size - pre;
+}
+
+/*
+ * Copies the live entries into a pool of their size, in message order.
+ * A failed allocation leaves the garbage where it is: it costs memory,
+ * never correctness.
+ */
+static void meta_compact(crdt_model *m)
+{
+	size_t live = m->nmeta - m->metagarbage, at = 0;
+	uint8_t *np = live ? malloc(live) : NULL;
+	if (live && !np)
+		return;
+	for (size_t i = 0; i < m->nmsgs; i++) {
+		struct msg *x = &m->msgs[i];
+		if (!(x->state & MSG_LIVE) || x->meta == NONE)
+			continue;
+		size_t size = meta_entry_size(m, x->meta);
+		memcpy(np + at, m->meta + x->meta, size);
+		x->meta = (uint32_t)at;
+		at += size;
+	}
+	free(m->meta);
+	m->meta = np;
+	m->nmeta = m->capmeta = at;
+	m->metagarbage = 0;
+}
+
+/* The entry at off is no longer referenced. Compaction waits until
+ * garbage is over half the pool and at least one byte per message slot,
+ * so that its O(slots) walk is paid for by the bytes it gives back. */
+static void meta_drop(crdt_model *m, uint32_t off)
+{
+	if (off == NONE)
+		return;
+	m->metagarbage += meta_entry_size(m, off);
+	if (m->metagarbage > m->nmeta / 2 && m->metagarbage >= 4096 + m->nmsgs)
+		meta_compact(m);
+}
+
+int meta_put(crdt_model *m, const uint8_t *p, size_t len, uint32_t *off)
+{
+	if (len == 0) {
+		*off = NONE;
+		return 0;
+	}
+	uint8_t pre[VARINT_MAX];
+	size_t npre = varint_put(pre, len), need = m->nmeta + npre + len;
+	if (need >= NONE && m->metagarbage) {
+		meta_compact(m);
+		need = m->nmeta + npre + len;
+	}
+	if (need >= NONE)
+		return err_set(MCRDT_ERANGE, "message metadata fills its 4 GiB pool");
+	if (need > m->capmeta) {
+		/* Growth by an eighth: the pool is per-message memory, and a
+		 * large realloc moves pages rather than bytes. */
+		size_t cap = m->capmeta + m->capmeta / 8 + 4096;
+		if (cap < need)
+			cap = need;
+		if (cap > NONE)
+			cap = NONE;
+		uint8_t *np = realloc(m->meta, cap);
+		if (!np)
+			return err_set(MCRDT_ENOMEM, "out of memory growing the message metadata pool");
+		m->meta = np;
+		m->capmeta = cap;
+	}
+	*off = (uint32_t)m->nmeta;
+	memcpy(m->meta + m->nmeta, pre, npre);
+	memcpy(m->meta + m->nmeta + npre, p, len);
+	m->nmeta = need;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* lifecycle                                                           */
 
 int crdt_model_new(crdt_model **out, uint64_t replica)
@@ -212,6 +363,8 @@ void crdt_model_free(crdt_model *m)
 	hmap_free(&m->rixmap);
 	free(m->msgs);
 	hmap_free(&m->guids);
+	free(m->meta);
+	free(m->van);
 	free(m->fpool);
 	for (size_t i = 0; i < m->nflagnames; i++)
 		free(m->flagnames[i]);
@@ -242,6 +395,11 @@ void crdt_model_free(crdt_model *m)
 uint64_t crdt_model_replica(const crdt_model *m)
 {
 	return m->self;
+}
+
+uint64_t crdt_model_modseq(const crdt_model *m)
+{
+	return m->modseq;
 }
 
 /* ------------------------------------------------------------------ */
@@ -311,13 +469,15 @@ static void msg_remove(crdt_model *m, uint32_t i)
 	if (x->state & MSG_XCLAIMS)
 		for (size_t s = 0; s < m->nmboxes; s++)
 			hmap_del(&m->xclaims, (uint64_t)s << 32 | i);
+	unshow(m, x);
 	x->state = 0; /* a dirty-queue entry for it is skipped by settle */
-	x->shown = 0;
-	uint32_t bi = x->mbox;
-	x->mbox = m->freemsg;
+	uint32_t off = x->meta;
+	x->meta = NONE; /* out of the compaction's sight before it can run */
+	x->claim = m->freemsg;
 	m->freemsg = i;
 	m->live--;
-	mbox_check_dead(m, bi);
+	meta_drop(m, off);
+	mbox_check_dead(m, (uint32_t)x->mbox);
 }
 
 static uint32_t newest_claim(const crdt_model *m, uint32_t i, uint32_t space)
@@ -372,6 +532,14 @@ static int grow_uids(crdt_model *m, struct mbox *b, uint32_t space, uint32_t uid
 	return 1;
 }
 
+const uint64_t *claim_get(const crdt_model *m, uint32_t space, uint32_t uid)
+{
+	const struct mbox *b = &m->mboxes[space];
+	if (uid < b->capuids)
+		return &b->uids[uid];
+	return hmap_get(&m->claims, (uint64_t)space << 32 | uid);
+}
+
 uint64_t *claim_slot(crdt_model *m, uint32_t space, uint32_t uid, bool create)
 {
 	struct mbox *b = &m->mboxes[space];
@@ -391,16 +559,21 @@ uint64_t *claim_slot(crdt_model *m, uint32_t space, uint32_t uid, bool create)
 	return hmap_get(&m->claims, key);
 }
 
-static bool burned(crdt_model *m, uint32_t space, uint32_t uid)
+static bool burned(const crdt_model *m, uint32_t space, uint32_t uid)
 {
-	const uint64_t *v = claim_slot(m, space, uid, false);
+	const uint64_t *v = claim_get(m, space, uid);
 	return v && *v == CLAIM_BURNED;
 }
 
-/* Records a claim of uid in space for the message mguid (live or not). */
+/*
+ * Records a claim of uid in space for the message mguid (live or not). A
+ * message whose newest claim changes, or whose claim is burned, is
+ * touched (MODSEQ): its UID is about to change.
+ */
 static int claim_record(crdt_model *m, uint32_t space, pdot mguid, uint32_t uid)
 {
 	uint64_t *v = claim_slot(m, space, uid, true);
+	bool burn = false;
 	int rc;
 	if (!v)
 		return MCRDT_ENOMEM;
@@ -411,8 +584,11 @@ static int claim_record(crdt_model *m, uint32_t space, pdot mguid, uint32_t uid)
 	} else if (*v != mguid && *v != CLAIM_BURNED) {
 		const uint64_t *other = hmap_get(&m->guids, *v);
 		*v = CLAIM_BURNED;
-		if (other)
+		burn = true;
+		if (other) {
 			mark_dirty(m, (uint32_t)*other);
+			msg_touch(m, &m->msgs[*other]);
+		}
 	}
 	struct mbox *b = &m->mboxes[space];
 	if (uid > b->hi)
@@ -422,14 +598,16 @@ static int claim_record(crdt_model *m, uint32_t space, pdot mguid, uint32_t uid)
 		return 0;
 	uint32_t i = (uint32_t)*mi;
 	struct msg *x = &m->msgs[i];
-	if (space == x->mbox) {
-		if (uid > x->claim)
-			x->claim = uid;
-	} else if (uid > newest_claim(m, i, space)) {
+	bool newer = uid > newest_claim(m, i, space);
+	if (newer && space == x->mbox) {
+		x->claim = uid;
+	} else if (newer) {
 		if ((rc = hmap_put(&m->xclaims, (uint64_t)space << 32 | i, uid)))
 			return rc;
 		x->state |= MSG_XCLAIMS;
 	}
+	if (newer || burn)
+		msg_touch(m, x);
 	mark_dirty(m, i);
 	return 0;
 }
@@ -461,6 +639,8 @@ static int mbox_assert(crdt_model *m, uint32_t bi, crdt_dot dot, const crdt_vv *
 static int apply_create(crdt_model *m, const crdt_op *op)
 {
 	int rc;
+	if (m->nmboxes >= MBOXES_MAX)
+		return err_set(MCRDT_ERANGE, "%zu mailboxes known, the most a replica can", m->nmboxes);
 	if ((rc = GROW(m->mboxes, m->capmboxes, m->nmboxes + 1)))
 		return rc;
 	struct mbox *b = &m->mboxes[m->nmboxes];
@@ -482,6 +662,7 @@ static int apply_create(crdt_model *m, const crdt_op *op)
 	b->names[0] = (struct nameval){ op->id, name, op->name.len };
 	b->nnames = 1;
 	b->live = true;
+	b->hms = seq_now(m);
 	m->nmboxes++;
 	m->names_dirty = true;
 	return 0;
@@ -557,19 +738,23 @@ static int apply_add_msg(crdt_model *m, const crdt_op *op, uint32_t bi, uint32_t
 		return rc;
 	pdot g = pdot_of(m, op->id);
 	uint32_t i = m->freemsg != NONE ? m->freemsg : (uint32_t)m->nmsgs;
-	if ((rc = hmap_put(&m->guids, g, i)))
+	uint32_t meta;
+	if ((rc = meta_put(m, op->meta, op->meta_len, &meta)))
 		return rc;
-	if ((rc = mbox_assert(m, bi, op->id, &op->deps))) {
+	if ((rc = hmap_put(&m->guids, g, i)) || (rc = mbox_assert(m, bi, op->id, &op->deps))) {
 		hmap_del(&m->guids, g);
+		if (meta != NONE)
+			m->metagarbage += meta_entry_size(m, meta);
 		return rc;
 	}
 	if (i == m->freemsg)
-		m->freemsg = m->msgs[i].mbox;
+		m->freemsg = m->msgs[i].claim;
 	else
 		m->nmsgs++;
 	struct msg *x = &m->msgs[i];
-	*x = (struct msg){ .guid = g, .mbox = bi, .pos = (uint32_t)b->nmembers & MEMBERS_MAX,
-			   .state = MSG_LIVE, .flags = NONE };
+	*x = (struct msg){ .guid = g, .mbox = bi & MBOXES_MAX, .pos = (uint32_t)b->nmembers & MEMBERS_MAX,
+			   .state = MSG_LIVE, .flags = NONE, .meta = meta };
+	msg_touch(m, x);
 	b->members[b->nmembers++] = i;
 	m->live++;
 	for (size_t k = 0; k < op->nflags; k++)
@@ -577,6 +762,49 @@ static int apply_add_msg(crdt_model *m, const crdt_op *op, uint32_t bi, uint32_t
 			return rc;
 	mark_dirty(m, i);
 	return claim_record(m, space, g, op->uid);
+}
+
+static bool flag_present(const crdt_model *m, const struct msg *x, uint32_t flag)
+{
+	for (uint32_t f = x->flags; f != NONE; f = m->fpool[f].next)
+		if (m->fpool[f].flag == flag)
+			return true;
+	return false;
+}
+
+/* Whether flag keeps a dot that deps does not cover. */
+static bool flag_survives(const crdt_model *m, const struct msg *x, uint32_t flag,
+			  const crdt_vv *deps)
+{
+	for (uint32_t f = x->flags; f != NONE; f = m->fpool[f].next)
+		if (m->fpool[f].flag == flag && !covered(m, deps, m->fpool[f].dot))
+			return true;
+	return false;
+}
+
+/* Whether the flag op will change the set of flags message x shows
+ * (judged before it is applied; ids are the op's interned flags). */
+static bool flags_change(const crdt_model *m, const struct msg *x, const crdt_op *op,
+			 const uint32_t *ids)
+{
+	bool adds = op->type != CRDT_OP_FLAGS_REMOVE;
+	for (size_t k = 0; k < op->nflags; k++) {
+		bool had = flag_present(m, x, ids[k]);
+		if (adds ? !had : had && !flag_survives(m, x, ids[k], &op->deps))
+			return true;
+	}
+	if (op->type != CRDT_OP_FLAGS_SET)
+		return false;
+	/* SET also drops the flags it does not name. */
+	for (uint32_t f = x->flags; f != NONE; f = m->fpool[f].next) {
+		uint32_t flag = m->fpool[f].flag;
+		bool named = false;
+		for (size_t k = 0; k < op->nflags && !named; k++)
+			named = ids[k] == flag;
+		if (!named && !flag_survives(m, x, flag, &op->deps))
+			return true;
+	}
+	return false;
 }
 
 static int apply_flags(crdt_model *m, const crdt_op *op, uint32_t i)
@@ -587,6 +815,8 @@ static int apply_flags(crdt_model *m, const crdt_op *op, uint32_t i)
 	for (size_t k = 0; k < op->nflags; k++)
 		if ((rc = flag_intern(m, op->flags[k].s, op->flags[k].len, &flagids[k])))
 			return rc;
+	if (flags_change(m, x, op, flagids))
+		msg_touch(m, x);
 	if (op->type == CRDT_OP_FLAGS_SET)
 		flags_drop_covered(m, x, NONE, &op->deps);
 	else
@@ -623,6 +853,18 @@ static int apply(crdt_model *m, const crdt_op *op)
 		if (msg_index(m, op->msg, &mi))
 			mi = NONE; /* expunged already */
 	}
+	if (m->modseq >= MODSEQ_MAX)
+		return err_set(MCRDT_ERANGE, "MODSEQ has reached its limit");
+	/* Room for the UIDs the op may take out of sight. */
+	size_t gone = 0;
+	if (op->type == CRDT_OP_MBOX_DELETE)
+		for (size_t k = 0; k < m->mboxes[bi].nmembers; k++)
+			gone += m->msgs[m->mboxes[bi].members[k]].shown != 0;
+	else if ((op->type == CRDT_OP_EXPUNGE || op->type == CRDT_OP_MOVE) && mi != NONE)
+		gone = m->msgs[mi].shown != 0;
+	if (gone && (rc = van_reserve(m, gone)))
+		return rc;
+	m->opseq = m->modseq + 1;
 	switch (op->type) {
 	case CRDT_OP_MBOX_CREATE: rc = apply_create(m, op); break;
 	case CRDT_OP_MBOX_RENAME: rc = apply_rename(m, op, bi); break;
@@ -651,8 +893,10 @@ static int apply(crdt_model *m, const crdt_op *op)
 		break;
 	case CRDT_OP_CLAIM: rc = claim_record(m, si, pdot_of(m, op->msg), op->uid); break;
 	}
+	m->opseq = 0;
 	if (rc)
 		return rc;
+	m->modseq++;
 	m->cc[rix] = op->id.counter;
 	return 0;
 }
@@ -1005,26 +1249,49 @@ static int cmp_cstr(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int msg_flag_names(const crdt_model *m, uint32_t i, const char ***out, size_t *n_out)
+int msg_flag_names_into(const crdt_model *m, uint32_t i, const char ***buf, size_t *cap,
+			size_t *n_out)
 {
 	size_t n = 0;
 	for (uint32_t f = m->msgs[i].flags; f != NONE; f = m->fpool[f].next)
 		n++;
-	const char **v = malloc((n ? n : 1) * sizeof *v);
-	if (!v)
-		return err_set(MCRDT_ENOMEM, "out of memory listing flags");
+	if (n > *cap) {
+		size_t want = n > 8 ? n : 8;
+		const char **v = realloc(*buf, want * sizeof *v);
+		if (!v)
+			return err_set(MCRDT_ENOMEM, "out of memory listing flags");
+		*buf = v;
+		*cap = want;
+	}
+	const char **v = *buf;
 	n = 0;
 	for (uint32_t f = m->msgs[i].flags; f != NONE; f = m->fpool[f].next)
 		v[n++] = m->flagnames[m->fpool[f].flag];
-	if (n)
+	if (n > 16) {
 		qsort(v, n, sizeof *v, cmp_cstr);
+	} else {
+		/* A message has a handful of flags: insertion sort, no calls. */
+		for (size_t j = 1; j < n; j++) {
+			const char *s = v[j];
+			size_t at = j;
+			for (; at > 0 && strcmp(v[at - 1], s) > 0; at--)
+				v[at] = v[at - 1];
+			v[at] = s;
+		}
+	}
 	size_t k = 0;
 	for (size_t j = 0; j < n; j++)
-		if (k == 0 || strcmp(v[k - 1], v[j]) != 0) /* concurrent adds: one flag, two dots */
+		if (k == 0 || v[k - 1] != v[j]) /* concurrent adds: one flag, two dots */
 			v[k++] = v[j];
-	*out = v;
 	*n_out = k;
 	return 0;
+}
+
+int msg_flag_names(const crdt_model *m, uint32_t i, const char ***out, size_t *n_out)
+{
+	size_t cap = 0;
+	*out = NULL;
+	return msg_flag_names_into(m, i, out, &cap, n_out);
 }
 
 int crdt_model_copy(crdt_model *m, crdt_oplist *out, crdt_dot msg, crdt_dot mbox, bool move,
@@ -1190,19 +1457,16 @@ static int recompute_groups(crdt_model *m)
 	return 0;
 }
 
-static void unshow(crdt_model *m, struct msg *x)
-{
-	(void)m;
-	x->shown = 0;
-}
-
+/* Shows x at uid in space. A message shown under a new UID is new to the
+ * view's clients: it takes the current MODSEQ value. */
 static void show(crdt_model *m, struct msg *x, uint32_t space, uint32_t uid)
 {
 	x->shown = uid;
-	x->shown_space = space;
+	x->shown_space = space & MBOXES_MAX;
 	struct mbox *b = &m->mboxes[space];
 	if (uid > b->hi)
 		b->hi = uid;
+	msg_touch(m, x);
 }
 
 struct reclaim {
@@ -1231,6 +1495,14 @@ int crdt_model_settle(crdt_model *m, crdt_oplist *out)
 	uint32_t *newmax = calloc(m->nmboxes ? m->nmboxes : 1, sizeof *newmax);
 	if (!newmax)
 		return err_set(MCRDT_ENOMEM, "out of memory settling UIDs");
+	/* Each queued message that is shown stops being shown at most once. */
+	size_t shown = 0;
+	for (size_t k = 0; k < m->ndirty; k++)
+		shown += m->msgs[m->dirty[k]].shown != 0;
+	if ((rc = van_reserve(m, shown))) {
+		free(newmax);
+		return rc;
+	}
 	for (size_t k = 0; k < m->ndirty; k++) {
 		uint32_t i = m->dirty[k];
 		struct msg *x = &m->msgs[i];

@@ -29,6 +29,27 @@
  *    message is already shown or above everything this replica has shown;
  *    the others get fresh CLAIM ops at (highest claim known) + 1, + 2, ...
  *    in GUID order.
+ *  - Meta: each message keeps the opaque meta bytes of the op that made it
+ *    (APPEND, COPY or MOVE), verbatim, for its life; claims leave them be.
+ *
+ * MODSEQ (IMAP CONDSTORE/QRESYNC; per replica, never part of convergence):
+ *  - The model counts the ops it applies: local ops, received ops, the
+ *    CLAIMs settle issues, buffered ops when released; not duplicates, not
+ *    ops merely buffered, not refused ops. The same ops received in the
+ *    same order with the same settle calls give the same values, so a
+ *    replica replaying its log gets them back.
+ *  - A message's MODSEQ is the value of the last op that created it,
+ *    changed its set of flags (an op that leaves the set as it was does
+ *    not count) or changed or burned its claim; when settle shows it under
+ *    a new UID, the counter's value at that settle.
+ *  - When a view stops showing a UID (expunge, move, delete, a new claim
+ *    for the message, its mailbox leaving the view) the UID is recorded as
+ *    vanished with the value of the op that removed the message, or the
+ *    counter's value at the settle that decided it.
+ *  - A view's HIGHESTMODSEQ is the largest of its UID space's creation,
+ *    its shown messages' and its vanished UIDs' values: it never goes
+ *    down while the view keeps its UIDVALIDITY, and anything that changes
+ *    in the view after a read carries a larger value than it had then.
  *
  * Local changes: the crdt_model_<verb> functions check the request against
  * the current state, make the op(s), apply them and append them to an
@@ -67,6 +88,8 @@ int crdt_oplist_push(crdt_oplist *l, crdt_op *op);
 int crdt_model_new(crdt_model **out, uint64_t replica);
 void crdt_model_free(crdt_model *m);
 uint64_t crdt_model_replica(const crdt_model *m);
+/* The MODSEQ counter: how many ops this model has applied (see above). */
+uint64_t crdt_model_modseq(const crdt_model *m);
 
 /* ---- local changes: each returns 0 or an error with nothing changed ---- */
 
@@ -130,6 +153,7 @@ struct crdt_mailbox_info {
 	uint32_t uidnext;       /* above every UID claimed in the space */
 	uint32_t messages;      /* shown messages */
 	bool subscribed;
+	uint64_t highestmodseq; /* HIGHESTMODSEQ of the view (see above) */
 };
 /* Visible mailboxes sorted by name. Free with crdt_mailboxes_free. */
 int crdt_model_mailboxes(const crdt_model *m, struct crdt_mailbox_info **out, size_t *n);
@@ -141,15 +165,75 @@ struct crdt_row {
 	uint32_t uid;
 	crdt_dot guid;
 	char *flags;            /* sorted, space-separated */
+	uint64_t modseq;        /* the message's MODSEQ */
 };
 /* The shown messages of a visible mailbox by UID. Free with crdt_rows_free. */
 int crdt_model_rows(const crdt_model *m, crdt_dot mbox, struct crdt_row **out, size_t *n);
 void crdt_rows_free(struct crdt_row *v, size_t n);
 
+/* A shown message as crdt_model_each passes it. */
+struct crdt_msgview {
+	uint32_t uid;
+	crdt_dot guid;
+	uint64_t modseq;
+	const char *const *flags; /* its distinct flags, sorted by strcmp (NULL when none) */
+	size_t nflags;
+	const uint8_t *meta;      /* never NULL; meta_len 0 when it has none */
+	size_t meta_len;
+};
+typedef int (*crdt_each_fn)(void *ctx, const struct crdt_msgview *v);
+/*
+ * Calls fn for every message shown in the view of the visible mailbox mbox
+ * (any member GUID) with lo <= uid <= hi, in ascending UID order, after a
+ * settle. A non-zero return from fn stops the walk and is returned. The
+ * pointers in *v are valid during that call only, and fn must not change
+ * the model. A range small next to the view goes UID by UID through the
+ * claims; a large one collects the view and sorts it once; neither
+ * allocates per message. 0, MCRDT_ENOTFOUND when mbox is not a visible
+ * mailbox, MCRDT_ENOMEM.
+ */
+int crdt_model_each(const crdt_model *m, crdt_dot mbox, uint32_t lo, uint32_t hi, crdt_each_fn fn,
+		    void *ctx);
+
+/*
+ * The UIDs the view of the visible mailbox mbox (any member GUID) stopped
+ * showing with a value above since (QRESYNC "expunged since"), ascending,
+ * each once, none shown right now. *uids is malloc'd (NULL when *n is 0);
+ * the caller frees it. 0, MCRDT_ENOTFOUND when mbox is not a visible
+ * mailbox, MCRDT_ENOMEM. A view whose UIDVALIDITY changed has a new UID
+ * space and nothing vanished from it yet.
+ */
+int crdt_model_vanished(const crdt_model *m, crdt_dot mbox, uint64_t since, uint32_t **uids,
+			size_t *n);
+
+/*
+ * The meta bytes of live message msg (those of the op that made it). *meta
+ * points into the model and stays valid until the next change to it; with
+ * no meta, *len is 0 and *meta a valid empty pointer. 0, or
+ * MCRDT_ENOTFOUND when msg is not live.
+ */
+int crdt_model_meta(const crdt_model *m, crdt_dot msg, const uint8_t **meta, size_t *len);
+
+/*
+ * The subscribed names, sorted by bytes, whether a mailbox has the name or
+ * not (IMAP LSUB). *names is an array of *n malloc'd strings; free it with
+ * crdt_strv_free. 0 or MCRDT_ENOMEM.
+ */
+int crdt_model_subscriptions(const crdt_model *m, char ***names, size_t *n);
+/* Frees n strings and the array v (NULL is fine). */
+void crdt_strv_free(char **v, size_t n);
+
 /* Whether a message is live (not expunged) in this replica's state. */
 bool crdt_model_has_message(const crdt_model *m, crdt_dot msg);
-/* The whole visible state as deterministic text; caller frees. */
+/* The whole visible state as deterministic text; caller frees. Only what
+ * converges: replicas with the same ops describe the same text. */
 int crdt_model_describe(const crdt_model *m, char **out);
+/* crdt_model_describe plus this replica's own state: the MODSEQ counter,
+ * each view's HIGHESTMODSEQ, each message's MODSEQ and meta (length and
+ * hash), every mailbox's HIGHESTMODSEQ and the vanished records. Two
+ * replicas differ here; a replica and its reloaded snapshot do not.
+ * Caller frees. */
+int crdt_model_describe_local(const crdt_model *m, char **out);
 /* This replica's causal context (contiguous). */
 int crdt_model_context(const crdt_model *m, crdt_vv *out);
 /* Ops buffered for missing dependencies. */
@@ -157,7 +241,8 @@ size_t crdt_model_pending(const crdt_model *m);
 /* Buffered ops refused once their dependencies arrived (one naming, say, a
  * message as a mailbox): dropped, and counted here for the caller to report. */
 size_t crdt_model_rejected(const crdt_model *m);
-/* Bytes of memory the model holds (tables, records, strings). */
+/* Bytes of memory the model holds (tables, records, strings, the meta
+ * pool, vanished records). */
 size_t crdt_model_memory(const crdt_model *m);
 /* Live messages. */
 size_t crdt_model_messages(const crdt_model *m);

@@ -2,9 +2,10 @@
  * crdt/model_int.h — the mail model's records, shared by model.c (ops and
  * UID settlement) and view.c (reading). Not for other modules.
  *
- * Memory per message is what the scale target is about: a 32-byte record,
+ * Memory per message is what the scale target is about: a 40-byte record,
  * a GUID index slot, an 8-byte claim slot, one 16-byte flag dot per set
- * flag and a member slot. Dots inside are packed: (local replica index << 48) | counter.
+ * flag, a member slot and its meta bytes (plus a one- to three-byte length)
+ * in the meta pool. Dots inside are packed: (local replica index << 48) | counter.
  */
 #ifndef MCRDT_CRDT_MODEL_INT_H
 #define MCRDT_CRDT_MODEL_INT_H
@@ -40,17 +41,53 @@ enum {
 };
 
 #define MEMBERS_MAX ((UINT32_C(1) << 29) - 1)
+/* Mailbox indexes fit 24 bits in struct msg: at most this many mailboxes
+ * ever known (each costs a record far larger than a message's). */
+#define MBOXES_MAX ((UINT32_C(1) << 24) - 1)
+/* MODSEQ values fit 48 bits in struct msg, like op counters. */
+#define MODSEQ_MAX ((UINT64_C(1) << 48) - 1)
 
-struct msg {              /* 32 bytes */
+/*
+ * 40 bytes: the 48-bit MODSEQ is split over the spare bits of the two
+ * 24-bit mailbox indexes and a word of its own (msg_modseq reads it).
+ */
+struct msg {
 	pdot guid;
-	uint32_t mbox;        /* mailbox index; next free slot when not live */
-	uint32_t pos : 29;    /* index in the mailbox's member array */
-	uint32_t state : 3;   /* MSG_ bits */
-	uint32_t flags;       /* head of its flag-dot chain, or NONE */
-	uint32_t claim;       /* newest claim in its own mailbox's space, 0 none */
-	uint32_t shown;       /* UID shown on this replica, 0 when not shown */
-	uint32_t shown_space; /* mailbox index of the view it is shown in */
+	uint32_t mbox : 24;        /* mailbox index */
+	uint32_t seq_hi : 8;       /* MODSEQ bits 40..47 */
+	uint32_t shown_space : 24; /* mailbox index of the view it is shown in */
+	uint32_t seq_mid : 8;      /* MODSEQ bits 32..39 */
+	uint32_t pos : 29;         /* index in the mailbox's member array */
+	uint32_t state : 3;        /* MSG_ bits */
+	uint32_t flags;            /* head of its flag-dot chain, or NONE */
+	uint32_t claim;            /* newest claim in its own mailbox's space, 0 none;
+				    * next free slot when not live */
+	uint32_t shown;            /* UID shown on this replica, 0 when not shown */
+	uint32_t meta;             /* offset of its meta in the pool, NONE when empty */
+	uint32_t seq_lo;           /* MODSEQ bits 0..31 */
 };
+
+_Static_assert(sizeof(struct msg) == 40, "struct msg is the per-message record: keep it at 40 bytes");
+
+/* The counter value of the message's last visible change (model.h). */
+static inline uint64_t msg_modseq(const struct msg *x)
+{
+	return (uint64_t)x->seq_hi << 40 | (uint64_t)x->seq_mid << 32 | x->seq_lo;
+}
+static inline void msg_set_modseq(struct msg *x, uint64_t v)
+{
+	x->seq_hi = (uint32_t)(v >> 40) & 0xff;
+	x->seq_mid = (uint32_t)(v >> 32) & 0xff;
+	x->seq_lo = (uint32_t)v;
+}
+
+/* A UID a view stopped showing (crdt_model_vanished). */
+struct vanished {
+	uint32_t space;        /* mailbox index of the view's UID space */
+	uint32_t uid;
+	uint64_t modseq;       /* counter value when it stopped being shown */
+};
+_Static_assert(sizeof(struct vanished) == 16, "vanished records are 16 bytes");
 
 struct fdot {
 	pdot dot;
@@ -81,6 +118,8 @@ struct mbox {
 	uint32_t canon;       /* canonical mailbox of its visible group */
 	uint32_t hi;          /* highest UID claimed in this space */
 	uint32_t shown_max;   /* highest UID this replica has shown here */
+	uint64_t hms;         /* HIGHESTMODSEQ of this UID space: its creation,
+			       * messages shown in it, UIDs it stopped showing */
 };
 
 struct crdt_model {
@@ -96,6 +135,22 @@ struct crdt_model {
 	uint32_t freemsg;     /* free slot chain */
 	size_t live;
 	struct hmap guids;    /* pdot -> message index */
+
+	/* Meta pool: each entry is a varint length then the bytes, referenced
+	 * by offset (struct msg.meta). Entries of expunged messages are
+	 * garbage until the pool is compacted (model.c meta_compact). */
+	uint8_t *meta;
+	size_t nmeta, capmeta;
+	size_t metagarbage;
+
+	uint64_t modseq;      /* ops applied (crdt_model_modseq) */
+	uint64_t opseq;       /* the value of the op being applied, 0 between ops */
+
+	/* UIDs views stopped showing, in the order they stopped (so modseq
+	 * never decreases along the array). Not yet garbage-collected: this
+	 * grows by 16 bytes per expunge or UID move for the model's life. */
+	struct vanished *van;
+	size_t nvan, capvan;
 
 	struct fdot *fpool;
 	size_t nf, capf;
@@ -135,5 +190,16 @@ int msg_index(const crdt_model *m, crdt_dot guid, uint32_t *out);
 crdt_dot dot_of(const crdt_model *m, pdot d);
 /* The distinct flags of message i, sorted; free the array (not the names). */
 int msg_flag_names(const crdt_model *m, uint32_t i, const char ***out, size_t *n_out);
+/* The same into *buf (capacity *cap, grown with realloc as needed; the
+ * caller frees it): one buffer serves many messages. */
+int msg_flag_names_into(const crdt_model *m, uint32_t i, const char ***buf, size_t *cap,
+			size_t *n_out);
+/* The meta bytes of message x (len 0 and a non-NULL pointer when none). */
+void msg_meta(const crdt_model *m, const struct msg *x, const uint8_t **p, size_t *len);
+/* Puts len bytes into the meta pool: *off gets their offset, or NONE for
+ * none. 0, MCRDT_ENOMEM or MCRDT_ERANGE (the pool is at 4 GiB). */
+int meta_put(crdt_model *m, const uint8_t *p, size_t len, uint32_t *off);
+/* The claim slot of uid in space for reading (NULL when never claimed). */
+const uint64_t *claim_get(const crdt_model *m, uint32_t space, uint32_t uid);
 
 #endif

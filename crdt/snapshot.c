@@ -8,6 +8,11 @@
  * numbers, so packed dots and claim slots are written as they are. The
  * loader checks every count against what is left and every index against
  * what exists: a damaged snapshot is refused, never half-loaded.
+ *
+ * Version 2 adds what is this replica's own rather than converging state:
+ * the MODSEQ counter, each UID space's HIGHESTMODSEQ, each message's MODSEQ
+ * and meta bytes, and the vanished UIDs, so that a loaded replica goes on
+ * counting exactly as the saved one would have.
  */
 #include "crdt/model_int.h"
 
@@ -19,7 +24,7 @@
 #include "common/varint.h"
 #include "crdt/dotlist.h"
 
-#define SNAP_VERSION 1
+#define SNAP_VERSION 2
 
 static void put_dot(struct vbuf *b, crdt_dot d)
 {
@@ -53,6 +58,7 @@ int crdt_model_save(const crdt_model *m, uint8_t **out, size_t *len)
 		vput(&b, m->rep[r]);
 		vput(&b, m->cc[r]);
 	}
+	vput(&b, m->modseq);
 	vput(&b, m->nflagnames);
 	for (size_t f = 0; f < m->nflagnames; f++)
 		vput_bytes(&b, m->flagnames[f], strlen(m->flagnames[f]));
@@ -66,6 +72,7 @@ int crdt_model_save(const crdt_model *m, uint8_t **out, size_t *len)
 		vput(&b, x->canon);
 		vput(&b, x->hi);
 		vput(&b, x->shown_max);
+		vput(&b, x->hms);
 		vput(&b, x->nexists);
 		for (size_t k = 0; k < x->nexists; k++)
 			put_dot(&b, x->exists[k]);
@@ -103,6 +110,11 @@ int crdt_model_save(const crdt_model *m, uint8_t **out, size_t *len)
 		vput(&b, x->claim);
 		vput(&b, x->shown);
 		vput(&b, x->shown_space);
+		vput(&b, msg_modseq(x));
+		const uint8_t *meta;
+		size_t meta_len;
+		msg_meta(m, x, &meta, &meta_len);
+		vput_bytes(&b, meta, meta_len);
 		size_t nf = 0;
 		for (uint32_t f = x->flags; f != NONE; f = m->fpool[f].next)
 			nf++;
@@ -131,6 +143,12 @@ int crdt_model_save(const crdt_model *m, uint8_t **out, size_t *len)
 		vput(&b, e->nextra);
 		for (size_t k = 0; k < e->nextra; k++)
 			vput(&b, e->extra[k]);
+	}
+	vput(&b, m->nvan);
+	for (size_t i = 0; i < m->nvan; i++) {
+		vput(&b, m->van[i].space);
+		vput(&b, m->van[i].uid);
+		vput(&b, m->van[i].modseq);
 	}
 	if (b.err) {
 		vbuf_free(&b);
@@ -200,6 +218,8 @@ static void load_mailboxes(struct loader *l)
 {
 	crdt_model *m = l->m;
 	uint64_t n = count(l, "mailbox count");
+	if (!l->r.err && n > MBOXES_MAX)
+		fail(l, "more mailboxes than a replica can hold");
 	if (!l->r.err && n && !(m->mboxes = calloc(n, sizeof *m->mboxes)))
 		l->r.err = err_set(MCRDT_ENOMEM, "out of memory loading a snapshot");
 	m->capmboxes = l->r.err ? 0 : n;
@@ -213,6 +233,7 @@ static void load_mailboxes(struct loader *l)
 		x->canon = (uint32_t)vread_max(&l->r, n - 1, "mailbox index");
 		x->hi = (uint32_t)vread_max(&l->r, UINT32_MAX, "UID");
 		x->shown_max = (uint32_t)vread_max(&l->r, x->hi, "UID");
+		x->hms = vread_max(&l->r, m->modseq, "HIGHESTMODSEQ");
 		uint64_t ne = count(l, "add dot count");
 		for (uint64_t k = 0; !l->r.err && k < ne; k++) {
 			crdt_dot d = get_dot(l);
@@ -261,14 +282,22 @@ static void load_messages(struct loader *l)
 	for (uint64_t i = 0; !l->r.err && i < n; i++) {
 		struct msg *x = &m->msgs[i];
 		x->flags = NONE;
+		x->meta = NONE;
 		x->state = MSG_LIVE;
 		x->guid = get_pdot(l);
-		x->mbox = (uint32_t)vread_max(&l->r, m->nmboxes ? m->nmboxes - 1 : 0, "mailbox index");
+		x->mbox = (uint32_t)vread_max(&l->r, m->nmboxes ? m->nmboxes - 1 : 0, "mailbox index") & MBOXES_MAX;
 		x->claim = (uint32_t)vread_max(&l->r, UINT32_MAX, "UID");
 		x->shown = (uint32_t)vread_max(&l->r, UINT32_MAX, "UID");
-		x->shown_space = (uint32_t)vread_max(&l->r, m->nmboxes ? m->nmboxes - 1 : 0, "mailbox index");
+		x->shown_space = (uint32_t)vread_max(&l->r, m->nmboxes ? m->nmboxes - 1 : 0, "mailbox index") & MBOXES_MAX;
+		msg_set_modseq(x, vread_max(&l->r, m->modseq, "MODSEQ"));
+		uint64_t meta_len = vread_max(&l->r, CRDT_META_MAX, "meta length");
+		const uint8_t *meta = vread_bytes(&l->r, meta_len, "meta");
 		if (l->r.err || !m->nmboxes) {
 			fail(l, "message without a mailbox");
+			break;
+		}
+		if (meta_put(m, meta, meta_len, &x->meta)) {
+			l->r.err = MCRDT_ENOMEM;
 			break;
 		}
 		m->nmsgs++;
@@ -324,6 +353,25 @@ static bool elem_before(const struct crdt_orset_elem *a, const struct crdt_orset
 	size_t n = a->len < b->len ? a->len : b->len;
 	int c = n ? memcmp(a->bytes, b->bytes, n) : 0;
 	return c < 0 || (c == 0 && a->len < b->len);
+}
+
+/* Vanished UIDs: in known spaces, in the order of their values. */
+static void load_vanished(struct loader *l)
+{
+	crdt_model *m = l->m;
+	uint64_t n = count(l, "vanished count");
+	if (!l->r.err && n && !(m->van = malloc(n * sizeof *m->van)))
+		l->r.err = err_set(MCRDT_ENOMEM, "out of memory loading a snapshot");
+	m->capvan = l->r.err ? 0 : n;
+	for (uint64_t i = 0; !l->r.err && i < n; i++) {
+		struct vanished *v = &m->van[i];
+		v->space = (uint32_t)vread_max(&l->r, m->nmboxes ? m->nmboxes - 1 : 0, "mailbox index");
+		v->uid = (uint32_t)vread_max(&l->r, UINT32_MAX, "UID");
+		v->modseq = vread_max(&l->r, m->modseq, "MODSEQ");
+		if (!l->r.err && (!m->nmboxes || v->uid == 0 || (i && v->modseq < v[-1].modseq)))
+			fail(l, "vanished UIDs out of order or in no mailbox");
+		m->nvan += !l->r.err;
+	}
 }
 
 static void load_subscriptions(struct loader *l)
@@ -385,6 +433,7 @@ int crdt_model_load(crdt_model **out, const uint8_t *p, size_t len)
 		if (!l.r.err)
 			l.m->cc[r] = cc;
 	}
+	l.m->modseq = vread_max(&l.r, MODSEQ_MAX, "MODSEQ");
 	uint64_t nflags = count(&l, "flag name count");
 	for (uint64_t f = 0; !l.r.err && f < nflags; f++) {
 		size_t flen;
@@ -397,6 +446,7 @@ int crdt_model_load(crdt_model **out, const uint8_t *p, size_t len)
 	load_mailboxes(&l);
 	load_messages(&l);
 	load_subscriptions(&l);
+	load_vanished(&l);
 	if (!l.r.err && l.r.p != l.r.end)
 		fail(&l, "stray bytes at the end");
 	if (l.r.err) {

@@ -90,6 +90,7 @@ void sim_schedule_free(struct sim_schedule *s)
 struct shown {
 	uint32_t uid;
 	crdt_dot guid;
+	uint64_t flags; /* hash of the flags text (prev only) */
 };
 
 struct space_hist {
@@ -97,6 +98,8 @@ struct space_hist {
 	struct shown *ever, *prev;
 	size_t never, capever, nprev;
 	uint32_t max;
+	uint32_t uidvalidity; /* when hms was read */
+	uint64_t hms;         /* HIGHESTMODSEQ at the last check */
 };
 
 struct sim {
@@ -107,7 +110,9 @@ struct sim {
 	size_t nhist[8];
 	crdt_dot *created;     /* every message a local op added */
 	bool *removed;         /* ... and whether an op that observed it removed it */
+	uint32_t *meta;        /* ... and the seed of the meta it was given */
 	size_t ncreated, capcreated;
+	uint64_t modseq[8];    /* each replica's MODSEQ counter at the last check */
 	FILE *trace;
 	char *fail;
 	struct sim_stats stats;
@@ -152,11 +157,85 @@ static struct space_hist *hist_for(struct sim *x, size_t r, crdt_dot space)
 	return h;
 }
 
-/* Invariants (a) and (b) on replica r, against everything it showed before. */
+static uint64_t text_hash(const char *s)
+{
+	uint64_t h = UINT64_C(1469598103934665603);
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
+	return h;
+}
+
+static bool vanished_has(const uint32_t *v, size_t n, uint32_t uid)
+{
+	for (size_t k = 0; k < n; k++)
+		if (v[k] == uid)
+			return true;
+	return false;
+}
+
+/*
+ * What a CONDSTORE/QRESYNC client of view mb, which last read it at h,
+ * relies on: HIGHESTMODSEQ never goes down under one UIDVALIDITY; a row
+ * that is new or whose flags changed has a MODSEQ above the one it read;
+ * every UID it saw that is gone is in "vanished since" that value, and
+ * nothing shown is.
+ */
+static void check_modseq(struct sim *x, size_t r, const struct crdt_mailbox_info *mb,
+			 const struct space_hist *h, const struct crdt_row *rows, size_t n)
+{
+	const crdt_model *m = x->c.r[r];
+	if (mb->highestmodseq > crdt_model_modseq(m))
+		failf(x, "replica %zu mailbox \"%s\": HIGHESTMODSEQ %" PRIu64 " above the counter %" PRIu64,
+		      r, mb->name, mb->highestmodseq, crdt_model_modseq(m));
+	for (size_t k = 0; k < n; k++)
+		if (rows[k].modseq > mb->highestmodseq)
+			failf(x, "replica %zu mailbox \"%s\" UID %" PRIu32 ": MODSEQ %" PRIu64
+			      " above HIGHESTMODSEQ %" PRIu64, r, mb->name, rows[k].uid, rows[k].modseq,
+			      mb->highestmodseq);
+	if (h->uidvalidity != mb->uidvalidity || x->fail)
+		return;
+	if (mb->highestmodseq < h->hms)
+		failf(x, "replica %zu mailbox \"%s\": HIGHESTMODSEQ went down from %" PRIu64 " to %" PRIu64,
+		      r, mb->name, h->hms, mb->highestmodseq);
+	uint32_t *gone;
+	size_t ngone;
+	if (crdt_model_vanished(m, mb->guid, h->hms, &gone, &ngone))
+		abort();
+	for (size_t k = 0; k < n && !x->fail; k++) {
+		const struct shown *was = NULL;
+		for (size_t j = 0; j < h->nprev && !was; j++)
+			if (h->prev[j].uid == rows[k].uid)
+				was = &h->prev[j];
+		if ((!was || was->flags != text_hash(rows[k].flags)) && rows[k].modseq <= h->hms)
+			failf(x, "replica %zu mailbox \"%s\" UID %" PRIu32 " is %s but its MODSEQ %" PRIu64
+			      " is not above %" PRIu64, r, mb->name, rows[k].uid, was ? "changed" : "new",
+			      rows[k].modseq, h->hms);
+		if (vanished_has(gone, ngone, rows[k].uid))
+			failf(x, "replica %zu mailbox \"%s\" UID %" PRIu32 " shown and vanished", r,
+			      mb->name, rows[k].uid);
+	}
+	for (size_t j = 0; j < h->nprev && !x->fail; j++) {
+		bool now = false;
+		for (size_t k = 0; k < n && !now; k++)
+			now = rows[k].uid == h->prev[j].uid;
+		if (!now && !vanished_has(gone, ngone, h->prev[j].uid))
+			failf(x, "replica %zu mailbox \"%s\" UID %" PRIu32 " went away but is not vanished "
+			      "since %" PRIu64, r, mb->name, h->prev[j].uid, h->hms);
+	}
+	free(gone);
+}
+
+/* Invariants (a) and (b) on replica r, against everything it showed before;
+ * MODSEQ never going down, and what check_modseq checks. */
 static void check_uids(struct sim *x, size_t r)
 {
 	struct crdt_mailbox_info *mb;
 	size_t nmb;
+	uint64_t counter = crdt_model_modseq(x->c.r[r]);
+	if (counter < x->modseq[r])
+		failf(x, "replica %zu: MODSEQ went down from %" PRIu64 " to %" PRIu64, r, x->modseq[r],
+		      counter);
+	x->modseq[r] = counter;
 	if (crdt_model_mailboxes(x->c.r[r], &mb, &nmb))
 		abort();
 	for (size_t i = 0; i < nmb && !x->fail; i++) {
@@ -165,6 +244,9 @@ static void check_uids(struct sim *x, size_t r)
 		size_t n;
 		if (crdt_model_rows(x->c.r[r], mb[i].guid, &rows, &n))
 			abort();
+		check_modseq(x, r, &mb[i], h, rows, n);
+		h->uidvalidity = mb[i].uidvalidity;
+		h->hms = mb[i].highestmodseq;
 		uint32_t max = h->max;
 		for (size_t k = 0; k < n && !x->fail; k++) {
 			bool before = false, known = false;
@@ -189,7 +271,7 @@ static void check_uids(struct sim *x, size_t r)
 				if (!e)
 					abort();
 				h->ever = e;
-				e[h->never++] = (struct shown){ rows[k].uid, rows[k].guid };
+				e[h->never++] = (struct shown){ rows[k].uid, rows[k].guid, 0 };
 			}
 			if (rows[k].uid > max)
 				max = rows[k].uid;
@@ -200,7 +282,7 @@ static void check_uids(struct sim *x, size_t r)
 		if (!h->prev)
 			abort();
 		for (size_t k = 0; k < n; k++)
-			h->prev[k] = (struct shown){ rows[k].uid, rows[k].guid };
+			h->prev[k] = (struct shown){ rows[k].uid, rows[k].guid, text_hash(rows[k].flags) };
 		h->nprev = n;
 		crdt_rows_free(rows, n);
 	}
@@ -262,16 +344,27 @@ static bool pick_message(struct sim *x, size_t r, uint32_t a, uint32_t b, crdt_d
 	return ok;
 }
 
-static void note_created(struct sim *x, crdt_dot g)
+/* The meta a message made at step seed carries: 0 to 69 bytes, NULs too. */
+static size_t meta_for(uint32_t seed, uint8_t *out)
+{
+	size_t len = seed * 7 % 70;
+	for (size_t k = 0; k < len; k++)
+		out[k] = (uint8_t)(seed * 31 + k * 5);
+	return len;
+}
+
+static void note_created(struct sim *x, crdt_dot g, uint32_t meta)
 {
 	if (x->ncreated == x->capcreated) {
 		x->capcreated = x->capcreated ? x->capcreated * 2 : 64;
 		x->created = realloc(x->created, x->capcreated * sizeof *x->created);
 		x->removed = realloc(x->removed, x->capcreated * sizeof *x->removed);
-		if (!x->created || !x->removed)
+		x->meta = realloc(x->meta, x->capcreated * sizeof *x->meta);
+		if (!x->created || !x->removed || !x->meta)
 			abort();
 	}
 	x->removed[x->ncreated] = false;
+	x->meta[x->ncreated] = meta;
 	x->created[x->ncreated++] = g;
 	x->stats.delivered_msgs++;
 }
@@ -298,6 +391,8 @@ static void local_step(struct sim *x, size_t idx, const struct sim_step *st)
 	int rc = 1; /* 1: nothing to act on */
 	bool *had = NULL;
 	size_t nhad = x->ncreated; /* a MOVE adds one more while it runs */
+	uint8_t meta[70];
+	size_t meta_len = meta_for((uint32_t)idx, meta);
 
 	if (st->kind == SIM_EXPUNGE || st->kind == SIM_MOVE || st->kind == SIM_DELETE) {
 		had = malloc((x->ncreated ? x->ncreated : 1) * sizeof *had);
@@ -311,7 +406,7 @@ static void local_step(struct sim *x, size_t idx, const struct sim_step *st)
 	case SIM_APPEND:
 		if (pick_mailbox(x, r, st->a, &mbox, name, sizeof name)) {
 			size_t n = subset(st->c & 0x13, fl);
-			rc = crdt_model_append(m, &ops, mbox, fl, n, NULL, 0, &g, &uid);
+			rc = crdt_model_append(m, &ops, mbox, fl, n, meta, meta_len, &g, &uid);
 			say(x, " into \"%s\"", name);
 		}
 		break;
@@ -344,7 +439,7 @@ static void local_step(struct sim *x, size_t idx, const struct sim_step *st)
 	case SIM_MOVE:
 		if (pick_message(x, r, st->a, st->b, &msg, where, sizeof where) &&
 		    pick_mailbox(x, r, st->c, &mbox, name, sizeof name)) {
-			rc = crdt_model_copy(m, &ops, msg, mbox, st->kind == SIM_MOVE, NULL, 0, &g, &uid);
+			rc = crdt_model_copy(m, &ops, msg, mbox, st->kind == SIM_MOVE, meta, meta_len, &g, &uid);
 			say(x, " %s to \"%s\"", where, name);
 		}
 		break;
@@ -381,7 +476,7 @@ static void local_step(struct sim *x, size_t idx, const struct sim_step *st)
 			say(x, " -> uid %" PRIu32, uid);
 		say(x, " (%zu ops)\n", ops.n);
 		if (g.replica)
-			note_created(x, g);
+			note_created(x, g, (uint32_t)idx);
 		if (crdt_cluster_publish(&x->c, r, &ops))
 			abort();
 		for (size_t k = 0; had && k < nhad; k++)
@@ -500,6 +595,21 @@ static void check_final(struct sim *x)
 		if (!crdt_model_has_message(m, x->created[k]) && !x->removed[k])
 			failf(x, "message %" PRIx64 ".%" PRIu64 " lost: no expunge, move or delete observed it",
 			      x->created[k].replica, x->created[k].counter);
+	/* Every live message, on every replica, has the meta it was made with. */
+	for (size_t r = 0; r < x->s->nreplicas && !x->fail; r++) {
+		for (size_t k = 0; k < x->ncreated && !x->fail; k++) {
+			const uint8_t *have;
+			size_t len;
+			uint8_t want[70];
+			size_t wlen = meta_for(x->meta[k], want);
+			if (crdt_model_meta(x->c.r[r], x->created[k], &have, &len))
+				continue;
+			if (len != wlen || memcmp(have, want, len) != 0)
+				failf(x, "replica %zu message %" PRIx64 ".%" PRIu64 ": meta of %zu bytes, not the "
+				      "%zu it was made with", r, x->created[k].replica, x->created[k].counter,
+				      len, wlen);
+		}
+	}
 	/* Every live message is shown, once. */
 	struct crdt_mailbox_info *mb;
 	size_t nmb, shown = 0;
@@ -555,6 +665,7 @@ char *sim_run(const struct sim_schedule *s, FILE *trace, struct sim_stats *stats
 	}
 	free(x.created);
 	free(x.removed);
+	free(x.meta);
 	crdt_cluster_free(&x.c);
 	return x.fail;
 }

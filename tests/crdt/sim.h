@@ -10,10 +10,14 @@
  * what lets a failure shrink to a minimal trace.
  *
  * After every step the simulator checks the UID invariants (a) and (b) of
- * DESIGN.md on every replica; at the end it delivers everything, settles
- * until no replica issues a claim, and checks (c), identical states, and
- * that no message vanished except through an expunge, move or delete that
- * had observed it.
+ * DESIGN.md on every replica, and what a CONDSTORE/QRESYNC client relies
+ * on: the MODSEQ counter never goes down, nor a view's HIGHESTMODSEQ while
+ * its UIDVALIDITY stays, a new or re-flagged row has a MODSEQ above the
+ * HIGHESTMODSEQ of the last check, and every UID gone since then is in
+ * crdt_model_vanished. At the end it delivers everything, settles until
+ * no replica issues a claim, and checks (c), identical states, that no
+ * message vanished except through an expunge, move or delete that had
+ * observed it, and that every live message kept the meta it was made with.
  */
 #ifndef MCRDT_TESTS_SIM_H
 #define MCRDT_TESTS_SIM_H

@@ -6,8 +6,9 @@
  * re-creation, and memory accounting.
  *
  * A refused op must leave the replica exactly as it was: the same
- * crdt_model_describe() text, causal context, buffer and message count, and
- * settle must have nothing to claim afterwards.
+ * crdt_model_describe_local() text (MODSEQ included), causal context,
+ * buffer and message count, and settle must have nothing to claim
+ * afterwards.
  *
  * The regression tests reproduce defects found in review, now fixed. One
  * known limitation (memory of expunged messages is not given back until
@@ -97,6 +98,14 @@ static char *describe(const crdt_model *m)
 	return d;
 }
 
+/* describe plus this replica's own counting (MODSEQ, meta, vanished UIDs). */
+static char *describe_local(const crdt_model *m)
+{
+	char *d;
+	ck_assert_int_eq(crdt_model_describe_local(m, &d), 0);
+	return d;
+}
+
 /* Settles m; *claims (may be NULL) gets how many claims it issued. */
 static void settle(crdt_model *m, size_t *claims)
 {
@@ -118,7 +127,7 @@ struct snap {
 static void snap_take(struct snap *s, crdt_model *m)
 {
 	settle(m, NULL);
-	s->desc = describe(m);
+	s->desc = describe_local(m); /* a refused op must not even count */
 	crdt_vv_init(&s->cc);
 	ck_assert_int_eq(crdt_model_context(m, &s->cc), 0);
 	s->pending = crdt_model_pending(m);
@@ -131,7 +140,7 @@ static void snap_same(struct snap *s, crdt_model *m, const char *what)
 	size_t claims;
 	settle(m, &claims);
 	ck_assert_msg(claims == 0, "%s: settle issued %zu claims", what, claims);
-	char *now = describe(m);
+	char *now = describe_local(m);
 	ck_assert_msg(strcmp(now, s->desc) == 0, "%s changed the state:\n--- before\n%s--- after\n%s",
 		      what, s->desc, now);
 	crdt_vv cc = CRDT_VV_INIT;
@@ -1225,7 +1234,7 @@ END_TEST
 
 static struct crdt_mailbox_info info_of(const crdt_model *m, const char *name)
 {
-	struct crdt_mailbox_info *mb, out = { { 0, 0 }, NULL, 0, 0, 0, false };
+	struct crdt_mailbox_info *mb, out = { { 0, 0 }, NULL, 0, 0, 0, false, 0 };
 	size_t n;
 	ck_assert_int_eq(crdt_model_mailboxes(m, &mb, &n), 0);
 	for (size_t k = 0; k < n; k++)
@@ -1370,7 +1379,9 @@ START_TEST(memory_accounting)
 	settle(m, NULL);
 	ck_assert_uint_eq(crdt_model_messages(m), 0);
 	size_t drained = crdt_model_memory(m);
-	ck_assert_uint_le(drained, full); /* see known_limit_memory_after_expunge */
+	/* See known_limit_memory_after_expunge; each expunge adds a 16-byte
+	 * vanished record (not collected yet either), in a doubling array. */
+	ck_assert_uint_le(drained, full + (size_t)N * 2 * 16);
 	/* Churn reuses the freed records: a mailbox whose messages come and go
 	 * stays near its peak. */
 	for (size_t k = 0; k < N; k++) {

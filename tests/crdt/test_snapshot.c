@@ -1,7 +1,9 @@
 /*
  * tests/crdt/test_snapshot.c — a replica rebuilt from a snapshot is the
- * same replica: same visible state, same UIDs shown, and it goes on to make
- * the same decisions (claims included) as the one that never stopped.
+ * same replica: same visible state, same UIDs shown, same MODSEQ values,
+ * meta and vanished UIDs (crdt_model_describe_local), and it goes on to
+ * make the same decisions (claims and MODSEQ included) as the one that
+ * never stopped.
  */
 #include "tests/check_run.h"
 #include "tests/crdt/util.h"
@@ -54,7 +56,7 @@ static void random_change(crdt_cluster *c, size_t i, uint64_t *seed)
 	case 4:
 	case 5:
 		if (nmb)
-			crdt_model_append(m, &ops, box, &f, 1, NULL, 0, NULL, NULL);
+			crdt_model_append(m, &ops, box, &f, 1, f, strlen(f) * (rnd(seed) % 3) / 2, NULL, NULL);
 		break;
 	case 6:
 		if (nrows)
@@ -66,7 +68,7 @@ static void random_change(crdt_cluster *c, size_t i, uint64_t *seed)
 		break;
 	case 8:
 		if (nrows)
-			crdt_model_copy(m, &ops, msg, mb[rnd(seed) % nmb].guid, rnd(seed) % 2, NULL, 0, NULL, NULL);
+			crdt_model_copy(m, &ops, msg, mb[rnd(seed) % nmb].guid, rnd(seed) % 2, "copied", 6, NULL, NULL);
 		break;
 	}
 	crdt_rows_free(rows, nrows);
@@ -76,10 +78,11 @@ static void random_change(crdt_cluster *c, size_t i, uint64_t *seed)
 	ck_assert_int_eq(crdt_cluster_settle(c, i), 0);
 }
 
+/* The converging state and this replica's own counting. */
 static char *describe(const crdt_model *m)
 {
 	char *d;
-	ck_assert_int_eq(crdt_model_describe(m, &d), 0);
+	ck_assert_int_eq(crdt_model_describe_local(m, &d), 0);
 	return d;
 }
 
@@ -135,6 +138,60 @@ START_TEST(a_loaded_replica_behaves_like_the_original)
 			c.r[0] = copy;
 		}
 	}
+	sync_all(&c);
+	crdt_cluster_free(&c);
+}
+END_TEST
+
+/* A replica and its reloaded copy receive the same ops in the same order
+ * and settle at the same points: they issue the same claims and count the
+ * same MODSEQ values, vanished UIDs included, at every step. */
+START_TEST(a_reloaded_replica_counts_on_identically)
+{
+	uint64_t seed = 0xc0de + (uint64_t)_i * 104729;
+	crdt_cluster c;
+	ck_assert_int_eq(crdt_cluster_init(&c, 3, 0x430), 0);
+	crdt_oplist ops = CRDT_OPLIST_INIT;
+	ck_assert_int_eq(crdt_model_create(c.r[0], &ops, "INBOX", 7, NULL), 0);
+	ck_assert_int_eq(crdt_cluster_publish(&c, 0, &ops), 0);
+	for (int step = 0; step < 60; step++) {
+		size_t i = rnd(&seed) % 3;
+		if (rnd(&seed) % 3) {
+			random_change(&c, i, &seed);
+		} else {
+			for (int k = 0; k < 4 && c.log.n; k++)
+				crdt_cluster_deliver(&c, i, rnd(&seed) % c.log.n);
+			ck_assert_int_eq(crdt_cluster_settle(&c, i), 0);
+		}
+	}
+	crdt_model *copy = reload(c.r[0]);
+	for (size_t k = 0; k < crdt_model_pending(c.r[0]); k++)
+		ck_assert_int_eq(crdt_model_receive(copy, crdt_model_pending_op(c.r[0], k)), MCRDT_EPENDING);
+	for (int step = 0; step < 120; step++) {
+		if (rnd(&seed) % 2) {
+			random_change(&c, 1 + rnd(&seed) % 2, &seed);
+			continue;
+		}
+		for (int k = 0; k < 6 && c.log.n; k++) {
+			size_t at = rnd(&seed) % c.log.n;
+			int a = crdt_cluster_deliver(&c, 0, at);
+			ck_assert_int_eq(crdt_model_receive(copy, &c.log.ops[at]), a);
+		}
+		size_t from = c.log.n;
+		ck_assert_int_eq(crdt_cluster_settle(&c, 0), 0);
+		crdt_oplist claims = CRDT_OPLIST_INIT;
+		ck_assert_int_eq(crdt_model_settle(copy, &claims), 0);
+		ck_assert_uint_eq(claims.n, c.log.n - from);
+		for (size_t k = 0; k < claims.n; k++)
+			ck_assert_ptr_null(crdt_op_diff(&claims.ops[k], &c.log.ops[from + k]));
+		crdt_oplist_free(&claims);
+		ck_assert_uint_eq(crdt_model_modseq(copy), crdt_model_modseq(c.r[0]));
+		char *want = describe(c.r[0]), *got = describe(copy);
+		ck_assert_str_eq(got, want);
+		free(want);
+		free(got);
+	}
+	crdt_model_free(copy);
 	sync_all(&c);
 	crdt_cluster_free(&c);
 }
@@ -202,6 +259,7 @@ int main(void)
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, a_loaded_replica_behaves_like_the_original, 0, 20);
+	tcase_add_loop_test(tc, a_reloaded_replica_counts_on_identically, 0, 10);
 	tcase_add_test(tc, saving_needs_a_settled_model);
 	tcase_add_test(tc, damaged_snapshots_are_refused);
 	suite_add_tcase(s, tc);
