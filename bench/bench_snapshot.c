@@ -94,7 +94,7 @@ int main(int argc, char **argv)
 	crdt_model_free(m);
 
 	t0 = now();
-	if (sync_replica_open(dir, 0x42, &m, &log, NULL))
+	if (sync_replica_open(dir, 0x42, NULL, &m, &log, NULL, NULL))
 		die("open from log");
 	double full = now() - t0;
 	char *got;
@@ -109,7 +109,7 @@ int main(int argc, char **argv)
 	sync_log_close(log);
 
 	t0 = now();
-	if (sync_replica_open(dir, 0x42, &m, &log, NULL))
+	if (sync_replica_open(dir, 0x42, NULL, &m, &log, NULL, NULL))
 		die("open from snapshot");
 	double snap = now() - t0;
 	if (crdt_model_describe(m, &got) || strcmp(got, want) != 0)

@@ -172,7 +172,8 @@ int md_list(md *m, const char *mailbox, struct md_listing *out)
 			/* A clean pass stands alone. */
 			for (size_t i = 0; i < before; i++)
 				free(l.e[i].file);
-			memmove(l.e, l.e + before, (l.n - before) * sizeof *l.e);
+			if (l.n > before)
+				memmove(l.e, l.e + before, (l.n - before) * sizeof *l.e);
 			l.n -= before;
 			break;
 		}

@@ -160,7 +160,8 @@ static int replay_one(void *ctx, const crdt_op *op, uint64_t index)
 	return err_set(rc, "log record %" PRIu64 " refused by the model: %s", index, mcrdt_error_last());
 }
 
-int sync_replica_open(const char *dir, uint64_t replica, crdt_model **m_out, sync_log **log_out,
+int sync_replica_open(const char *dir, uint64_t replica, const struct sync_log_opts *log_opts,
+		      crdt_model **m_out, sync_log **log_out, uint64_t *snap_out,
 		      struct sync_log_report *report)
 {
 	char logdir[PATH_MAX];
@@ -177,6 +178,8 @@ int sync_replica_open(const char *dir, uint64_t replica, crdt_model **m_out, syn
 			     crdt_model_replica(m), replica);
 	sync_log *log = NULL;
 	struct sync_log_opts opts = SYNC_LOG_OPTS_INIT;
+	if (log_opts)
+		opts = *log_opts;
 	opts.verify_from = from; /* what the snapshot covers is not read again */
 	if (rc == 0)
 		rc = sync_log_open(&log, logdir, &opts, report);
@@ -202,5 +205,7 @@ int sync_replica_open(const char *dir, uint64_t replica, crdt_model **m_out, syn
 	}
 	*m_out = m;
 	*log_out = log;
+	if (snap_out)
+		*snap_out = from;
 	return 0;
 }

@@ -34,9 +34,12 @@ int sync_snapshot_read(const char *dir, crdt_model **m_out, uint64_t *upto_out);
  * snapshot if there is one, then the log from where it ends, every record
  * received as a peer's op would be (duplicates skipped, early ops
  * buffered), then a settle whose claims are appended to the log.
- * report (may be NULL) is the log's (sync_log_open).
+ * log_opts (may be NULL: defaults) are the log's, except verify_from,
+ * which is where the snapshot ends; *snap_out (may be NULL) gets that
+ * index. report (may be NULL) is the log's (sync_log_open).
  */
-int sync_replica_open(const char *dir, uint64_t replica, crdt_model **m_out, sync_log **log_out,
+int sync_replica_open(const char *dir, uint64_t replica, const struct sync_log_opts *log_opts,
+		      crdt_model **m_out, sync_log **log_out, uint64_t *snap_out,
 		      struct sync_log_report *report);
 
 #endif

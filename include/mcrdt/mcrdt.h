@@ -6,6 +6,7 @@
 
 #include "mcrdt/common.h"
 #include "mcrdt/errors.h"
+#include "mcrdt/store.h"
 #include "mcrdt/version.h"
 
 #endif

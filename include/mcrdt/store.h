@@ -78,12 +78,12 @@ struct mcrdt_open_opts {
  * MCRDT_ELOCKED when another process holds the lock past the timeout or
  * is repairing the store; MCRDT_EIO; MCRDT_EINVAL for a bad option.
  */
-MCRDT_EXTERN int mcrdt_store_open(mcrdt_store **out, const char *dir, const struct mcrdt_open_opts *opts);
+MCRDT_EXTERN(int) mcrdt_store_open(mcrdt_store **out, const char *dir, const struct mcrdt_open_opts *opts);
 
 /* Closes the store (NULL is fine), writing a snapshot first when the log
  * has grown enough since the last one, so the next open is quick. Any open
  * batch is committed; mailbox handles must be closed before. */
-MCRDT_EXTERN void mcrdt_store_close(mcrdt_store *s);
+MCRDT_EXTERN(void) mcrdt_store_close(mcrdt_store *s);
 
 struct mcrdt_store_info {
 	uint64_t replica;          /* this replica's id */
@@ -96,7 +96,7 @@ struct mcrdt_store_info {
 	uint64_t memory;           /* bytes of metadata held in memory */
 };
 /* Fills *out. Thread-safe. */
-MCRDT_EXTERN int mcrdt_store_info(mcrdt_store *s, struct mcrdt_store_info *out);
+MCRDT_EXTERN(int) mcrdt_store_info(mcrdt_store *s, struct mcrdt_store_info *out);
 
 /*
  * Batches: between begin and commit, appends and other changes take the
@@ -105,8 +105,8 @@ MCRDT_EXTERN int mcrdt_store_info(mcrdt_store *s, struct mcrdt_store_info *out);
  * create, delete and rename are refused (MCRDT_EINVAL) inside a batch.
  * Other processes wait for the lock until the commit. Batches do not nest.
  */
-MCRDT_EXTERN int mcrdt_store_batch_begin(mcrdt_store *s);
-MCRDT_EXTERN int mcrdt_store_batch_commit(mcrdt_store *s);
+MCRDT_EXTERN(int) mcrdt_store_batch_begin(mcrdt_store *s);
+MCRDT_EXTERN(int) mcrdt_store_batch_commit(mcrdt_store *s);
 
 /* ---- outside changes and notifications ---- */
 
@@ -123,7 +123,7 @@ struct mcrdt_scan_report {
  * files and folders become appends and creates, flag renames become flag
  * changes, removed files and folders become expunges and deletes. out may be NULL.
  */
-MCRDT_EXTERN int mcrdt_store_scan(mcrdt_store *s, struct mcrdt_scan_report *out);
+MCRDT_EXTERN(int) mcrdt_store_scan(mcrdt_store *s, struct mcrdt_scan_report *out);
 
 /*
  * A descriptor that becomes readable when the store may have changed: an
@@ -131,14 +131,14 @@ MCRDT_EXTERN int mcrdt_store_scan(mcrdt_store *s, struct mcrdt_scan_report *out)
  * changed in the Maildir. poll() it, then call mcrdt_store_refresh. The
  * store owns it; it stays valid until mcrdt_store_close.
  */
-MCRDT_EXTERN int mcrdt_store_notify_fd(mcrdt_store *s, int *fd_out);
+MCRDT_EXTERN(int) mcrdt_store_notify_fd(mcrdt_store *s, int *fd_out);
 
 enum mcrdt_refresh_flag {
 	MCRDT_REFRESH_SCAN = 1 << 0, /* also import outside Maildir changes */
 };
 /* Drains the notify descriptor and takes in what other processes
  * committed (and, with MCRDT_REFRESH_SCAN, outside changes). */
-MCRDT_EXTERN int mcrdt_store_refresh(mcrdt_store *s, unsigned flags);
+MCRDT_EXTERN(int) mcrdt_store_refresh(mcrdt_store *s, unsigned flags);
 
 /*
  * Called with a mailbox's name and new HIGHESTMODSEQ whenever a change to
@@ -148,7 +148,7 @@ MCRDT_EXTERN int mcrdt_store_refresh(mcrdt_store *s, unsigned flags);
  * mutex held: it must not call into the store.
  */
 typedef void (*mcrdt_notify_fn)(void *ctx, const char *mailbox, uint64_t highestmodseq);
-MCRDT_EXTERN int mcrdt_store_set_notify(mcrdt_store *s, mcrdt_notify_fn fn, void *ctx);
+MCRDT_EXTERN(int) mcrdt_store_set_notify(mcrdt_store *s, mcrdt_notify_fn fn, void *ctx);
 
 /* ---- mailboxes ---- */
 
@@ -176,8 +176,8 @@ struct mcrdt_mailbox_info {
 };
 /* Every mailbox, subscribed name and implied parent, sorted by name, INBOX
  * first. Free with mcrdt_mailbox_list_free. */
-MCRDT_EXTERN int mcrdt_mailbox_list(mcrdt_store *s, struct mcrdt_mailbox_info **out, size_t *n);
-MCRDT_EXTERN void mcrdt_mailbox_list_free(struct mcrdt_mailbox_info *v, size_t n);
+MCRDT_EXTERN(int) mcrdt_mailbox_list(mcrdt_store *s, struct mcrdt_mailbox_info **out, size_t *n);
+MCRDT_EXTERN(void) mcrdt_mailbox_list_free(struct mcrdt_mailbox_info *v, size_t n);
 
 /*
  * Creates a mailbox (a trailing '/' is dropped). MCRDT_EEXISTS if it
@@ -185,19 +185,19 @@ MCRDT_EXTERN void mcrdt_mailbox_list_free(struct mcrdt_mailbox_info *v, size_t n
  * empty component, '.', "..", a control character or invalid UTF-8, or is
  * longer than 1024 bytes.
  */
-MCRDT_EXTERN int mcrdt_mailbox_create(mcrdt_store *s, const char *name);
+MCRDT_EXTERN(int) mcrdt_mailbox_create(mcrdt_store *s, const char *name);
 /* Deletes a mailbox and expunges its messages; its children stay.
  * MCRDT_ENOTFOUND; MCRDT_EINVAL for INBOX. */
-MCRDT_EXTERN int mcrdt_mailbox_delete(mcrdt_store *s, const char *name);
+MCRDT_EXTERN(int) mcrdt_mailbox_delete(mcrdt_store *s, const char *name);
 /*
  * Renames a mailbox and its children ("A" to "B" takes "A/x" to "B/x").
  * MCRDT_EEXISTS if a target name exists; MCRDT_EINVAL to move a mailbox
  * under itself. Renaming INBOX moves its messages into a new mailbox and
  * leaves INBOX empty, as IMAP says.
  */
-MCRDT_EXTERN int mcrdt_mailbox_rename(mcrdt_store *s, const char *from, const char *to);
+MCRDT_EXTERN(int) mcrdt_mailbox_rename(mcrdt_store *s, const char *from, const char *to);
 /* Adds or removes a name in the subscriptions; the mailbox need not exist. */
-MCRDT_EXTERN int mcrdt_mailbox_subscribe(mcrdt_store *s, const char *name, bool on);
+MCRDT_EXTERN(int) mcrdt_mailbox_subscribe(mcrdt_store *s, const char *name, bool on);
 
 struct mcrdt_status {
 	uint32_t messages;
@@ -209,7 +209,7 @@ struct mcrdt_status {
 	uint64_t highestmodseq;
 };
 /* STATUS of a mailbox. MCRDT_ENOTFOUND. */
-MCRDT_EXTERN int mcrdt_mailbox_status(mcrdt_store *s, const char *name, struct mcrdt_status *out);
+MCRDT_EXTERN(int) mcrdt_mailbox_status(mcrdt_store *s, const char *name, struct mcrdt_status *out);
 
 /* ---- messages ---- */
 
@@ -237,7 +237,7 @@ struct mcrdt_append_opts {
  * missing mailbox (IMAP TRYCREATE); MCRDT_ETOOBIG over the append limit;
  * MCRDT_EINVAL for an invalid flag; MCRDT_ENOSPC when the disk is full.
  */
-MCRDT_EXTERN int mcrdt_append(mcrdt_store *s, const char *mailbox, const void *data, size_t len,
+MCRDT_EXTERN(int) mcrdt_append(mcrdt_store *s, const char *mailbox, const void *data, size_t len,
 			      const struct mcrdt_append_opts *opts, uint32_t *uidvalidity_out,
 			      uint32_t *uid_out);
 
@@ -246,8 +246,8 @@ MCRDT_EXTERN int mcrdt_append(mcrdt_store *s, const char *mailbox, const void *d
  * and keeps them until mcrdt_mailbox_sync, as an IMAP session does.
  * MCRDT_ENOTFOUND. Close with mcrdt_mailbox_close.
  */
-MCRDT_EXTERN int mcrdt_mailbox_select(mcrdt_store *s, const char *name, mcrdt_mailbox **out);
-MCRDT_EXTERN void mcrdt_mailbox_close(mcrdt_mailbox *mb);
+MCRDT_EXTERN(int) mcrdt_mailbox_select(mcrdt_store *s, const char *name, mcrdt_mailbox **out);
+MCRDT_EXTERN(void) mcrdt_mailbox_close(mcrdt_mailbox *mb);
 
 struct mcrdt_select_info {
 	uint32_t exists;           /* messages in the handle's view */
@@ -255,7 +255,7 @@ struct mcrdt_select_info {
 	uint32_t uidnext;
 	uint64_t highestmodseq;
 };
-MCRDT_EXTERN int mcrdt_mailbox_info(mcrdt_mailbox *mb, struct mcrdt_select_info *out);
+MCRDT_EXTERN(int) mcrdt_mailbox_info(mcrdt_mailbox *mb, struct mcrdt_select_info *out);
 
 /* What changed since the handle's view was last synced. */
 struct mcrdt_sync {
@@ -274,8 +274,8 @@ struct mcrdt_sync {
  * shift only here. Free *out with mcrdt_sync_free. MCRDT_ENOTFOUND when
  * the mailbox was deleted.
  */
-MCRDT_EXTERN int mcrdt_mailbox_sync(mcrdt_mailbox *mb, struct mcrdt_sync *out);
-MCRDT_EXTERN void mcrdt_sync_free(struct mcrdt_sync *r);
+MCRDT_EXTERN(int) mcrdt_mailbox_sync(mcrdt_mailbox *mb, struct mcrdt_sync *out);
+MCRDT_EXTERN(void) mcrdt_sync_free(struct mcrdt_sync *r);
 
 /* How a set argument is read. */
 enum mcrdt_set_kind {
@@ -297,15 +297,15 @@ struct mcrdt_message {
  * The messages of set (invalid: MCRDT_EINVAL), in sequence order; numbers
  * that name no message are skipped. Free with mcrdt_messages_free.
  */
-MCRDT_EXTERN int mcrdt_fetch(mcrdt_mailbox *mb, const char *set, enum mcrdt_set_kind kind,
+MCRDT_EXTERN(int) mcrdt_fetch(mcrdt_mailbox *mb, const char *set, enum mcrdt_set_kind kind,
 			     struct mcrdt_message **out, size_t *n);
-MCRDT_EXTERN void mcrdt_messages_free(struct mcrdt_message *v, size_t n);
+MCRDT_EXTERN(void) mcrdt_messages_free(struct mcrdt_message *v, size_t n);
 
 /* The body of message uid, open for reading; the caller closes *fd_out.
  * The descriptor keeps working when the file is renamed or expunged. */
-MCRDT_EXTERN int mcrdt_message_open(mcrdt_mailbox *mb, uint32_t uid, int *fd_out);
+MCRDT_EXTERN(int) mcrdt_message_open(mcrdt_mailbox *mb, uint32_t uid, int *fd_out);
 /* The file's path now (caller frees); valid until a flag change renames it. */
-MCRDT_EXTERN int mcrdt_message_path(mcrdt_mailbox *mb, uint32_t uid, char **path_out);
+MCRDT_EXTERN(int) mcrdt_message_path(mcrdt_mailbox *mb, uint32_t uid, char **path_out);
 
 enum mcrdt_flags_mode {
 	MCRDT_FLAGS_ADD = 1,       /* +FLAGS */
@@ -318,7 +318,7 @@ enum mcrdt_flags_mode {
  * UID listed in *modified (may be NULL; caller frees), the others change.
  * MCRDT_EINVAL for an invalid set or flag.
  */
-MCRDT_EXTERN int mcrdt_store_flags(mcrdt_mailbox *mb, const char *set, enum mcrdt_set_kind kind,
+MCRDT_EXTERN(int) mcrdt_store_flags(mcrdt_mailbox *mb, const char *set, enum mcrdt_set_kind kind,
 				   enum mcrdt_flags_mode mode, const char *const *flags, size_t nflags,
 				   uint64_t unchangedsince, uint32_t **modified, size_t *nmodified);
 
@@ -333,9 +333,9 @@ struct mcrdt_copyuid {
  * their flags. out may be NULL; free it with mcrdt_copyuid_free.
  * MCRDT_ENOTFOUND when dest does not exist.
  */
-MCRDT_EXTERN int mcrdt_copy(mcrdt_mailbox *mb, const char *set, enum mcrdt_set_kind kind,
+MCRDT_EXTERN(int) mcrdt_copy(mcrdt_mailbox *mb, const char *set, enum mcrdt_set_kind kind,
 			    const char *dest, bool move, struct mcrdt_copyuid *out);
-MCRDT_EXTERN void mcrdt_copyuid_free(struct mcrdt_copyuid *c);
+MCRDT_EXTERN(void) mcrdt_copyuid_free(struct mcrdt_copyuid *c);
 
 enum mcrdt_expunge_flag {
 	MCRDT_EXPUNGE_ANY = 1 << 0, /* expunge the set whether or not \Deleted is set */
@@ -346,7 +346,7 @@ enum mcrdt_expunge_flag {
  * frees) gets the expunged UIDs. The handle's sequence numbers shift at
  * the next mcrdt_mailbox_sync.
  */
-MCRDT_EXTERN int mcrdt_expunge(mcrdt_mailbox *mb, const char *uidset, unsigned flags, uint32_t **uids,
+MCRDT_EXTERN(int) mcrdt_expunge(mcrdt_mailbox *mb, const char *uidset, unsigned flags, uint32_t **uids,
 			       size_t *n);
 
 /* SEARCH criteria, all of which must hold. */
@@ -369,14 +369,14 @@ struct mcrdt_search {
 #define MCRDT_SEARCH_VERSION 1
 #define MCRDT_SEARCH_INIT { MCRDT_SEARCH_VERSION, NULL, NULL, 0, 0, NULL, 0, NULL, 0, INT64_MIN, INT64_MAX, 0, 0, 0 }
 /* The UIDs of the messages that match, ascending; caller frees *uids. */
-MCRDT_EXTERN int mcrdt_search(mcrdt_mailbox *mb, const struct mcrdt_search *q, uint32_t **uids, size_t *n);
+MCRDT_EXTERN(int) mcrdt_search(mcrdt_mailbox *mb, const struct mcrdt_search *q, uint32_t **uids, size_t *n);
 
 /*
  * QRESYNC: the UIDs expunged from the mailbox (or moved to another UID)
  * after modseq, ascending; caller frees *uids. Messages changed after a
  * modseq are found with mcrdt_search (modseq + 1).
  */
-MCRDT_EXTERN int mcrdt_vanished(mcrdt_mailbox *mb, uint64_t modseq, uint32_t **uids, size_t *n);
+MCRDT_EXTERN(int) mcrdt_vanished(mcrdt_mailbox *mb, uint64_t modseq, uint32_t **uids, size_t *n);
 
 /* ---- the log and its health ---- */
 
@@ -390,7 +390,7 @@ struct mcrdt_log_entry {
 /* Calls fn for every log record from index from on; a non-zero return
  * stops and is returned. Pointers are valid during the call only. */
 typedef int (*mcrdt_log_fn)(void *ctx, const struct mcrdt_log_entry *e);
-MCRDT_EXTERN int mcrdt_log_each(mcrdt_store *s, uint64_t from, mcrdt_log_fn fn, void *ctx);
+MCRDT_EXTERN(int) mcrdt_log_each(mcrdt_store *s, uint64_t from, mcrdt_log_fn fn, void *ctx);
 
 struct mcrdt_fsck_report {
 	uint64_t records;          /* good log records */
@@ -408,7 +408,7 @@ struct mcrdt_fsck_report {
  * the store is reopened and scanned so every message file is adopted again;
  * this needs the store to be closed everywhere, else MCRDT_ELOCKED.
  */
-MCRDT_EXTERN int mcrdt_fsck(const char *dir, bool repair, struct mcrdt_fsck_report *out);
+MCRDT_EXTERN(int) mcrdt_fsck(const char *dir, bool repair, struct mcrdt_fsck_report *out);
 
 MCRDT_END_DECL
 

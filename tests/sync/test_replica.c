@@ -52,14 +52,14 @@ static void reopen(crdt_model **m, sync_log **log)
 {
 	crdt_model_free(*m);
 	sync_log_close(*log);
-	ck_assert_msg(sync_replica_open(dir, 0x77, m, log, NULL) == 0, "open: %s", mcrdt_error_last());
+	ck_assert_msg(sync_replica_open(dir, 0x77, NULL, m, log, NULL, NULL) == 0, "open: %s", mcrdt_error_last());
 }
 
 START_TEST(reopen_gives_the_same_replica)
 {
 	crdt_model *m;
 	sync_log *log;
-	ck_assert_int_eq(sync_replica_open(dir, 0x77, &m, &log, NULL), 0);
+	ck_assert_int_eq(sync_replica_open(dir, 0x77, NULL, &m, &log, NULL, NULL), 0);
 	crdt_oplist ops = CRDT_OPLIST_INIT;
 	crdt_dot inbox, g[50];
 	const char *seen[] = { "\\Seen" };
@@ -102,7 +102,7 @@ START_TEST(waiting_ops_survive_a_restart)
 	LOCAL(&peer, 0, crdt_model_append(m_, &ops_, inbox, NULL, 0, NULL, 0, NULL, NULL));
 	crdt_model *m;
 	sync_log *log;
-	ck_assert_int_eq(sync_replica_open(dir, 0x77, &m, &log, NULL), 0);
+	ck_assert_int_eq(sync_replica_open(dir, 0x77, NULL, &m, &log, NULL, NULL), 0);
 	/* The append arrives first: it waits, and the log keeps it. */
 	ck_assert_int_eq(crdt_model_receive(m, &peer.log.ops[1]), MCRDT_EPENDING);
 	ck_assert_int_eq(sync_log_append(log, &peer.log.ops[1], NULL), 0);
@@ -161,7 +161,7 @@ START_TEST(a_damaged_snapshot_is_refused_untouched)
 {
 	crdt_model *m;
 	sync_log *log;
-	ck_assert_int_eq(sync_replica_open(dir, 0x77, &m, &log, NULL), 0);
+	ck_assert_int_eq(sync_replica_open(dir, 0x77, NULL, &m, &log, NULL, NULL), 0);
 	crdt_oplist ops = CRDT_OPLIST_INIT;
 	ck_assert_int_eq(crdt_model_create(m, &ops, "INBOX", 3, NULL), 0);
 	commit(m, log, &ops);
@@ -179,11 +179,11 @@ START_TEST(a_damaged_snapshot_is_refused_untouched)
 	fclose(f);
 	struct stat before, after;
 	ck_assert_int_eq(stat(path, &before), 0);
-	ck_assert_int_eq(sync_replica_open(dir, 0x77, &m, &log, NULL), MCRDT_ECORRUPT);
+	ck_assert_int_eq(sync_replica_open(dir, 0x77, NULL, &m, &log, NULL, NULL), MCRDT_ECORRUPT);
 	ck_assert_ptr_nonnull(strstr(mcrdt_error_last(), "checksum"));
 	ck_assert_int_eq(stat(path, &after), 0);
 	ck_assert_int_eq(before.st_size, after.st_size);
-	ck_assert_int_eq(sync_replica_open(dir, 0x78, &m, &log, NULL), MCRDT_ECORRUPT);
+	ck_assert_int_eq(sync_replica_open(dir, 0x78, NULL, &m, &log, NULL, NULL), MCRDT_ECORRUPT);
 }
 END_TEST
 
@@ -193,7 +193,7 @@ START_TEST(a_log_shorter_than_its_snapshot_is_refused)
 {
 	crdt_model *m;
 	sync_log *log;
-	ck_assert_int_eq(sync_replica_open(dir, 0x77, &m, &log, NULL), 0);
+	ck_assert_int_eq(sync_replica_open(dir, 0x77, NULL, &m, &log, NULL, NULL), 0);
 	crdt_oplist ops = CRDT_OPLIST_INIT;
 	crdt_dot inbox;
 	ck_assert_int_eq(crdt_model_create(m, &ops, "INBOX", 3, &inbox), 0);
@@ -206,7 +206,7 @@ START_TEST(a_log_shorter_than_its_snapshot_is_refused)
 	char seg[128];
 	snprintf(seg, sizeof seg, "%s/log/0000000000000000.log", dir);
 	ck_assert_int_eq(truncate(seg, 32), 0);
-	ck_assert_int_eq(sync_replica_open(dir, 0x77, &m, &log, NULL), MCRDT_ECORRUPT);
+	ck_assert_int_eq(sync_replica_open(dir, 0x77, NULL, &m, &log, NULL, NULL), MCRDT_ECORRUPT);
 	ck_assert_ptr_nonnull(strstr(mcrdt_error_last(), "snapshot covers"));
 }
 END_TEST

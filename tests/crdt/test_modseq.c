@@ -1,5 +1,5 @@
 /*
- * tests/crdt/test_imap.c — what the store's IMAP server reads from the
+ * tests/crdt/test_modseq.c — what the store's IMAP server reads from the
  * model: each message's meta kept verbatim, MODSEQ and HIGHESTMODSEQ
  * (CONDSTORE), the UIDs a view stopped showing (QRESYNC "expunged since"),
  * the walk over a view's rows (FETCH by UID set) and the subscription list

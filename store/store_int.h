@@ -1,0 +1,148 @@
+/*
+ * store/store_int.h — the engine's insides, shared by the store/ files.
+ *
+ * One mcrdt_store is one process's handle on a store directory:
+ *   ROOT/                 the Maildir++ tree (maildir/)
+ *   ROOT/mcrdt/replica    "id HEX\nname NAME\n", written once at creation
+ *   ROOT/mcrdt/lock       flock'd exclusively around every call
+ *   ROOT/mcrdt/open       flock'd shared while open; fsck --repair takes it
+ *                         exclusively, so it never repairs under a user
+ *   ROOT/mcrdt/log/       the op log (sync/log.h)
+ *   ROOT/mcrdt/snapshot   the model at some log index (sync/snapshot.h)
+ *
+ * Every call runs as a transaction (st_begin .. st_end): the handle's
+ * mutex, the lock file, then the records other processes appended since
+ * this handle last looked are received into the model. A change is made
+ * file first, op second: the Maildir file is delivered, renamed or removed,
+ * then the model makes the op, settles, and the ops reach the log
+ * (st_commit). A crash between the two leaves a file change without its op,
+ * which a scan turns into the op. The model is changed before its ops are
+ * logged; if logging fails the handle is marked stale and reloads from disk
+ * at its next call, so memory never runs ahead of the log.
+ */
+#ifndef MCRDT_STORE_INT_H
+#define MCRDT_STORE_INT_H
+
+#include <pthread.h>
+
+#include "crdt/model.h"
+#include "maildir/maildir.h"
+#include "mcrdt/errors.h"
+#include "mcrdt/store.h"
+#include "sync/log.h"
+
+/* Log records after which a snapshot is written at the end of a call, and
+ * at close. */
+#define ST_SNAPSHOT_EVERY 65536
+#define ST_SNAPSHOT_AT_CLOSE 1024
+
+struct st_scan {
+	char *mailbox;            /* as on disk (md_folder_list) */
+	struct md_scan_state st;
+};
+
+struct st_seen {                  /* what notifications last reported */
+	char *name;
+	uint64_t modseq;
+};
+
+struct mcrdt_store {
+	pthread_mutex_t mu;
+	char *root;
+	char *metadir;            /* ROOT/mcrdt */
+	md *md;
+	crdt_model *m;
+	sync_log *log;
+	uint64_t replica;
+	char name[64];
+	struct mcrdt_open_opts opts;
+	int lockfd, openfd;
+	bool locked;              /* holds lockfd */
+	bool in_batch;
+	crdt_oplist batch;        /* a batch's ops, logged at commit */
+	bool stale;               /* the model may differ from the log: reload */
+	uint64_t snap_at;         /* log index the newest snapshot covers */
+
+	struct st_scan *scans;
+	size_t nscans, capscans;
+
+	int inotify;              /* -1 until mcrdt_store_notify_fd */
+	mcrdt_notify_fn notify;
+	void *notify_ctx;
+	struct st_seen *seen;
+	size_t nseen, capseen;
+};
+
+struct mcrdt_mailbox {
+	mcrdt_store *s;
+	crdt_dot guid;            /* a member of the view (its canonical one at select) */
+	uint32_t uidvalidity;
+	uint32_t *uids;           /* the session's view: seq n is uids[n - 1] */
+	size_t n, cap;
+	uint64_t modseq;          /* HIGHESTMODSEQ at the last sync */
+};
+
+/* ---- store.c ---- */
+
+/* Begins a call: mutex, lock (unless a batch holds it), catch-up. On
+ * failure everything is released again. */
+int st_begin(mcrdt_store *s);
+/* Settles, and logs ops (and the settle's claims) durably, or queues them
+ * in the batch. ops is emptied. Marks the handle stale on failure. */
+int st_commit(mcrdt_store *s, crdt_oplist *ops);
+/* Ends a call: notifications, snapshot when due, unlock, mutex. Returns rc. */
+int st_end(mcrdt_store *s, int rc);
+
+/* ---- names and flags (mailbox.c) ---- */
+
+/* Checks and normalises an API mailbox name ("inbox" -> "INBOX", a
+ * trailing '/' dropped) into a malloc'd copy. MCRDT_EINVAL. */
+int st_mailbox_name(const char *name, char **out);
+/* The visible mailbox called name: MCRDT_ENOTFOUND naming it. */
+int st_find(mcrdt_store *s, const char *name, crdt_dot *guid);
+/* The name of the visible mailbox holding member guid; caller frees. */
+int st_view_name(mcrdt_store *s, crdt_dot guid, char **name);
+void st_guid_hex(crdt_dot d, char out[33]);
+
+/* Creates mailbox name (checked) on disk and in the model. MCRDT_EEXISTS. */
+int st_create(mcrdt_store *s, const char *name, crdt_dot *guid);
+
+/* ---- message files (message.c) ---- */
+
+/* A shown message, copied out of the model (crdt_msgview pointers die at
+ * the next change). */
+struct st_msg {
+	uint32_t uid;
+	crdt_dot guid;
+	uint64_t modseq;
+	unsigned sys;             /* IMAP_* system flag bits */
+	char **kw;                /* keywords (malloc'd, with the array) */
+	size_t nkw;
+	char base[256];
+	uint64_t size;
+	int64_t date;
+};
+void st_msgs_free(struct st_msg *v, size_t n);
+/* The shown messages of view mbox with UIDs in set (NULL: all), ascending. */
+int st_collect(mcrdt_store *s, crdt_dot mbox, const void *set, struct st_msg **out, size_t *n);
+/* The Maildir info letters for system flags and keywords of mailbox
+ * (keyword letters assigned in dovecot-keywords when create). */
+int st_letters(mcrdt_store *s, const char *mailbox, unsigned sys, char *const *kw, size_t nkw,
+	       bool create, char out[MD_FLAGS_MAX + 1]);
+/* The file of base name base in a listing (sorted by base), or NULL. */
+struct md_entry *st_listing_find(const struct md_listing *l, const char *base);
+/* Finds a message's file in its folder: *file (caller frees), *in_new. */
+int st_locate(mcrdt_store *s, const char *mailbox, const struct st_msg *x, char **file, bool *in_new);
+
+/* COPY (move false) or MOVE of msgs from the view src (folder srcname) to
+ * dst: files first, then ops; dst_uids (may be NULL) gets the new UIDs. */
+int st_transfer(mcrdt_store *s, crdt_dot src, const char *srcname, const struct st_msg *msgs, size_t n,
+		crdt_dot dst, const char *dstname, bool move, uint32_t *dst_uids);
+
+/* ---- scan.c ---- */
+
+/* Imports outside changes (the caller is inside st_begin). */
+int st_scan(mcrdt_store *s, struct mcrdt_scan_report *rep);
+void st_scans_free(mcrdt_store *s);
+
+#endif
