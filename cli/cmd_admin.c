@@ -165,7 +165,8 @@ static int print_entry(void *ctx, const struct mcrdt_log_entry *e)
 		json_string(c->j, e->text ? e->text : "");
 		json_object_end(c->j);
 	} else {
-		printf("%6" PRIu64 "  %016" PRIx64 ":%-6" PRIu64 "  ", e->index, e->replica, e->counter);
+		/* The op's text starts with its dot (replica.counter). */
+		printf("%6" PRIu64 "  ", e->index);
 		cli_print_text(e->text ? e->text : "");
 		printf("\n");
 	}
@@ -176,10 +177,10 @@ int cli_log(int argc, char **argv)
 {
 	static const struct cli_help help = {
 		"mcrdt log DIR [--json] [--from N]",
-		"Prints the op log from record N on (default 0): per record its index,\n"
-		"the issuing replica and its counter there, and the op on one line. With\n"
-		"--json, an array of objects with the keys index, replica (16 hex digits),\n"
-		"counter, type and text.\n",
+		"Prints the op log from record N on (default 0), one record per line: its\n"
+		"index and the op (issuing replica.counter, type, fields). With --json, an\n"
+		"array of objects with the keys index, replica (16 hex digits), counter,\n"
+		"type and text.\n",
 		false,
 	};
 	bool as_json = false;

@@ -76,8 +76,8 @@ static int list_mailboxes(mcrdt_store *s, const char *dir, bool as_json)
 int cli_mailbox(int argc, char **argv)
 {
 	static const struct cli_help help = {
-		"mcrdt mailbox DIR [list [--json] | create NAME | delete NAME | rename FROM TO |\n"
-		"                     subscribe NAME | unsubscribe NAME]",
+		"mcrdt mailbox DIR [list [--json] | create NAME | delete NAME |\n"
+		"                   rename FROM TO | subscribe NAME | unsubscribe NAME]",
 		"Lists or changes the mailboxes of the store in DIR. Names are UTF-8 with\n"
 		"'/' between levels (\"Work/2026\"); INBOX always exists.\n"
 		"\n"

@@ -274,8 +274,8 @@ int cli_flag(int argc, char **argv)
 		"  mcrdt flag DIR 4,7:* -\\\\Seen,\\\\Flagged\n"
 		"  mcrdt flag DIR 5 =          (clears every flag)\n"
 		"\n"
-		"Put options before UIDSET, or '--' before the flags, when a keyword\n"
-		"after '-' could read as an option.\n",
+		"Every word after '--' is an operand: put '--' before the flags when one\n"
+		"could read as an option (\"-mail\" is -m ail).\n",
 		true,
 	};
 	const char *mailbox = "INBOX";

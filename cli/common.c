@@ -39,8 +39,17 @@ int cli_usage_error(const struct cli_help *help, const char *cmd, const char *fm
 	fputs(": ", stderr);
 	put_line_safe(stderr, msg);
 	if (help) {
+		/* A usage wrapped over lines for --help goes on this one line. */
 		fputs(" (usage: ", stderr);
-		put_line_safe(stderr, help->usage);
+		for (const char *p = help->usage; *p; p++) {
+			if (*p != '\n') {
+				putc(*p, stderr);
+				continue;
+			}
+			while (p[1] == ' ')
+				p++;
+			putc(' ', stderr);
+		}
 		fputs(")", stderr);
 	}
 	fputs("\n", stderr);
