@@ -998,6 +998,13 @@ size_t crdt_model_rejected(const crdt_model *m)
 	return m->rejected;
 }
 
+void crdt_model_assume_shown(crdt_model *m)
+{
+	for (size_t i = 0; i < m->nmboxes; i++)
+		if (m->mboxes[i].hi > m->mboxes[i].shown_max)
+			m->mboxes[i].shown_max = m->mboxes[i].hi;
+}
+
 const crdt_op *crdt_model_pending_op(const crdt_model *m, size_t i)
 {
 	return i < m->npending ? &m->pending[i] : NULL;

@@ -241,6 +241,15 @@ size_t crdt_model_pending(const crdt_model *m);
 /* Buffered ops refused once their dependencies arrived (one naming, say, a
  * message as a mailbox): dropped, and counted here for the caller to report. */
 size_t crdt_model_rejected(const crdt_model *m);
+/*
+ * After a restart: treats every UID claimed in a space as possibly shown.
+ * A replica that replayed a stretch of its log in one batch cannot know
+ * which of those UIDs its clients saw (one shown and expunged within the
+ * stretch leaves no trace), so from now on nothing new is shown below the
+ * highest claim (invariant (b) across restarts). A peer's message claimed
+ * lower then gets a fresh claim instead. Call it after a settle.
+ */
+void crdt_model_assume_shown(crdt_model *m);
 /* Bytes of memory the model holds (tables, records, strings, the meta
  * pool, vanished records). */
 size_t crdt_model_memory(const crdt_model *m);

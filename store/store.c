@@ -114,7 +114,10 @@ static int open_replica(mcrdt_store *s)
 {
 	struct sync_log_opts lo = SYNC_LOG_OPTS_INIT;
 	lo.no_fsync = s->opts.no_fsync;
-	return sync_replica_open(s->metadir, s->replica, &lo, &s->m, &s->log, &s->snap_at, NULL);
+	int rc = sync_replica_open(s->metadir, s->replica, &lo, &s->m, &s->log, &s->snap_at, NULL);
+	if (rc == 0)
+		crdt_model_assume_shown(s->m);
+	return rc;
 }
 
 /* Drops the model and reads it again from the snapshot and the log. */
