@@ -18,7 +18,8 @@
 #                exactly the documented keys and the right values; text list
 #   options      options before or after DIR, --mailbox=X, -mX, '--'
 #   flags        +FLAGS, -FLAGS, =FLAGS, several arguments, any case
-#   modseq       a message's MODSEQ stays put while another one changes
+#   modseq       a message's MODSEQ stays put while another one changes;
+#                HIGHESTMODSEQ never goes back (RENAME INBOX)
 #   copy_move    COPYUID output (ranges), the copies' flags, the move's source
 #   expunge      without a set (\Deleted only), with a set (any flags)
 #   cat          the exact bytes back (CRLF, 8-bit, no final newline, 1 MB)
@@ -45,7 +46,8 @@ set -uo pipefail
 
 # store/: opening a store replays the log and leaves every message with
 # MODSEQ = HIGHESTMODSEQ, so each command (a new open) sees every message
-# as changed by the last change to any of them.
+# as changed by the last change to any of them; after RENAME INBOX, a new
+# open gives INBOX a HIGHESTMODSEQ lower than before (1).
 KNOWN_BUG_MODSEQ_REOPEN=${KNOWN_BUG_MODSEQ_REOPEN:-1}
 export LC_ALL=C.UTF-8
 
@@ -348,6 +350,10 @@ t_modseq() {
 	m3=$(jv 'd[2]["modseq"]')
 	ok status "$D" --json
 	js "d['highestmodseq'] == $m3"
+	# Renaming INBOX empties it: its HIGHESTMODSEQ must not go back.
+	ok mailbox "$D" rename INBOX Old
+	ok status "$D" --json
+	js "d['highestmodseq'] > $m3 and d['messages'] == 0"
 }
 
 t_copy_move() {
