@@ -1000,9 +1000,15 @@ size_t crdt_model_rejected(const crdt_model *m)
 
 void crdt_model_assume_shown(crdt_model *m)
 {
-	for (size_t i = 0; i < m->nmboxes; i++)
-		if (m->mboxes[i].hi > m->mboxes[i].shown_max)
-			m->mboxes[i].shown_max = m->mboxes[i].hi;
+	for (size_t i = 0; i < m->nmboxes; i++) {
+		struct mbox *b = &m->mboxes[i];
+		if (b->hi > b->shown_max)
+			b->shown_max = b->hi;
+		/* What clients saw before may have been higher: never go back. */
+		if (m->modseq > b->hms)
+			b->hms = m->modseq;
+	}
+	m->van_floor = m->modseq;
 }
 
 const crdt_op *crdt_model_pending_op(const crdt_model *m, size_t i)
@@ -1464,8 +1470,11 @@ static int recompute_groups(crdt_model *m)
 	return 0;
 }
 
-/* Shows x at uid in space. A message shown under a new UID is new to the
- * view's clients: it takes the current MODSEQ value. */
+/* Shows x at uid in space. It keeps the MODSEQ of the last op that changed
+ * it (its append, a flag change, the claim that moved it): every message a
+ * settle shows was changed by an op of the batch it settles, so that value
+ * is above anything a client saw before, and a log replayed in one batch
+ * gives each message the value it had when the ops came one by one. */
 static void show(crdt_model *m, struct msg *x, uint32_t space, uint32_t uid)
 {
 	x->shown = uid;
@@ -1473,7 +1482,7 @@ static void show(crdt_model *m, struct msg *x, uint32_t space, uint32_t uid)
 	struct mbox *b = &m->mboxes[space];
 	if (uid > b->hi)
 		b->hi = uid;
-	msg_touch(m, x);
+	hms_raise(m, space, msg_modseq(x));
 }
 
 struct reclaim {

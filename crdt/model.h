@@ -247,7 +247,11 @@ size_t crdt_model_rejected(const crdt_model *m);
  * which of those UIDs its clients saw (one shown and expunged within the
  * stretch leaves no trace), so from now on nothing new is shown below the
  * highest claim (invariant (b) across restarts). A peer's message claimed
- * lower then gets a fresh claim instead. Call it after a settle.
+ * lower then gets a fresh claim instead. For the same reason every view's
+ * HIGHESTMODSEQ is raised to the counter, and crdt_model_vanished asked
+ * about an earlier MODSEQ reports every UID up to the highest claim that
+ * is not shown (QRESYNC lets a server report more than what vanished).
+ * Call it after a settle.
  */
 void crdt_model_assume_shown(crdt_model *m);
 /* Bytes of memory the model holds (tables, records, strings, the meta

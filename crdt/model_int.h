@@ -176,7 +176,8 @@ struct crdt_model {
 	crdt_op *pending;     /* ops waiting for dependencies */
 	size_t npending, cappending;
 	struct hmap pendids;  /* pdot of op id -> index in pending */
-	size_t rejected;      /* buffered ops found invalid when released */
+	size_t rejected;
+	uint64_t van_floor;    /* vanished records are complete only above this (crdt_model_assume_shown) */      /* buffered ops found invalid when released */
 };
 
 /* Shared by model.c, view.c and snapshot.c. */

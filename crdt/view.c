@@ -308,8 +308,12 @@ int crdt_model_vanished(const crdt_model *m, crdt_dot mbox, uint64_t since, uint
 			hi = mid;
 	}
 	size_t count = 0;
+	/* Below the floor the records are incomplete: every UID claimed and
+	 * not shown counts. */
+	uint32_t every = since < m->van_floor ? m->mboxes[canon].hi : 0;
 	for (size_t k = lo; k < m->nvan; k++)
 		count += m->van[k].space == canon;
+	count += every;
 	*uids = NULL;
 	*n = 0;
 	if (count == 0)
@@ -321,6 +325,8 @@ int crdt_model_vanished(const crdt_model *m, crdt_dot mbox, uint64_t since, uint
 	for (size_t k = lo; k < m->nvan; k++)
 		if (m->van[k].space == canon)
 			v[count++] = m->van[k].uid;
+	for (uint32_t u = 1; u <= every; u++)
+		v[count++] = u;
 	qsort(v, count, sizeof *v, cmp_u32);
 	size_t keep = 0;
 	for (size_t k = 0; k < count; k++)

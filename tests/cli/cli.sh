@@ -37,18 +37,8 @@
 #                stderr, and changes nothing
 #   concurrent   two processes deliver 100 messages each at once: 200
 #                messages, 200 UIDs, every body exactly once
-#
-# A check that fails because of a known bug in the library is skipped,
-# with a loud "SKIPPED because of known bug" line, while its KNOWN_BUG_...
-# variable is 1 (the defaults below). Run with KNOWN_BUG_...=0 to see it
-# fail; set the default to 0 once fixed.
 set -uo pipefail
 
-# store/: opening a store replays the log and leaves every message with
-# MODSEQ = HIGHESTMODSEQ, so each command (a new open) sees every message
-# as changed by the last change to any of them; after RENAME INBOX, a new
-# open gives INBOX a HIGHESTMODSEQ lower than before (1).
-KNOWN_BUG_MODSEQ_REOPEN=${KNOWN_BUG_MODSEQ_REOPEN:-1}
 export LC_ALL=C.UTF-8
 
 if [ $# -ne 1 ] || [ ! -x "$1" ]; then
@@ -171,15 +161,6 @@ check() {
 	else
 		say "FAIL $name"
 		FAILED=1
-	fi
-}
-
-# known_bug VAR NAME FUNCTION: check NAME FUNCTION, unless VAR is 1.
-known_bug() {
-	if [ "${!1}" = 1 ]; then
-		say "SKIPPED $2 because of known bug ($1=1)"
-	else
-		check "$2" "$3"
 	fi
 }
 
@@ -737,7 +718,7 @@ check init_adopt t_init_adopt
 check deliver_list t_deliver_list
 check options t_options
 check flags t_flags
-known_bug KNOWN_BUG_MODSEQ_REOPEN modseq t_modseq
+check modseq t_modseq
 check copy_move t_copy_move
 check expunge t_expunge
 check cat t_cat
