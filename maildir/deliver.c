@@ -81,8 +81,7 @@ static int final_name(char *out, size_t size, const char *base, const char *flag
 }
 
 /* Moves a file from tmp/ into place and, outside a batch, syncs the directory. */
-static int publish(md *m, struct md_folder *f, const char *tmpname, const char *final, bool to_cur,
-		   bool sync_dir)
+static int publish(md *m, struct md_folder *f, const char *tmpname, const char *final, bool to_cur)
 {
 	int dst = to_cur ? f->cur : f->new;
 	if (rename_noreplace(f->tmp, tmpname, dst, final) != 0) {
@@ -92,8 +91,7 @@ static int publish(md *m, struct md_folder *f, const char *tmpname, const char *
 			return err_set(MCRDT_EEXISTS, "message %s exists in %s", final, f->mailbox);
 		return io_error(err, "cannot move into place:", final);
 	}
-	(void)m;
-	return sync_dir ? md_fsync(dst, f->mailbox) : 0;
+	return md_dir_changed(m, f, to_cur);
 }
 
 int md_deliver(md *m, const char *mailbox, const void *data, size_t len,
@@ -175,7 +173,7 @@ int md_deliver(md *m, const char *mailbox, const void *data, size_t len,
 		unlinkat(f->tmp, base, 0);
 		return err_set(MCRDT_ENOMEM, "out of memory");
 	}
-	if ((rc = publish(m, f, base, final, opts->flags != NULL, true))) {
+	if ((rc = publish(m, f, base, final, opts->flags != NULL))) {
 		free(name);
 		return rc;
 	}
@@ -202,6 +200,18 @@ static void pending_free(md *m)
 	m->batch = false;
 }
 
+/* Syncs every directory the batch changed, once, and ends the batch. */
+static int batch_end(md *m)
+{
+	int rc = 0;
+	for (size_t i = 0; i < MD_FOLDER_CACHE; i++) {
+		int frc = m->cache[i].dir >= 0 ? md_folder_flush(&m->cache[i]) : 0;
+		rc = rc ? rc : frc;
+	}
+	pending_free(m);
+	return rc;
+}
+
 int md_batch_commit(md *m)
 {
 	if (!m->batch)
@@ -213,38 +223,30 @@ int md_batch_commit(md *m)
 		rc = io_error(errno, "cannot sync the file system of", m->root);
 	for (; rc == 0 && done < m->npend; done++) {
 		struct md_pending *p = &m->pend[done];
-		rc = publish(m, p->f, p->tmpname, p->final, p->to_cur, false);
+		rc = publish(m, p->f, p->tmpname, p->final, p->to_cur);
 	}
 	if (rc) {
 		/* All or nothing: take back what was already put in place, so a
 		 * caller that retries the batch doubles nothing. */
 		for (size_t i = 0; i < m->npend; i++) {
 			struct md_pending *p = &m->pend[i];
-			if (i + 1 < done)
+			if (i + 1 < done) {
 				unlinkat(p->to_cur ? p->f->cur : p->f->new, p->final, 0);
-			else
+				md_dir_changed(m, p->f, p->to_cur);
+			} else {
 				unlinkat(p->f->tmp, p->tmpname, 0);
+			}
 		}
 	}
-	/* Each directory that received (or gave back) files is synced once. */
-	for (size_t i = 0; i < m->npend; i++) {
-		struct md_pending *p = &m->pend[i];
-		bool seen = false;
-		for (size_t k = 0; k < i && !seen; k++)
-			seen = m->pend[k].f == p->f && m->pend[k].to_cur == p->to_cur;
-		int src = seen ? 0 : md_fsync(p->to_cur ? p->f->cur : p->f->new, p->f->mailbox);
-		if (rc == 0)
-			rc = src;
-	}
-	pending_free(m);
-	return rc;
+	int frc = batch_end(m);
+	return rc ? rc : frc;
 }
 
 void md_batch_abort(md *m)
 {
 	for (size_t i = 0; i < m->npend; i++)
 		unlinkat(m->pend[i].f->tmp, m->pend[i].tmpname, 0);
-	pending_free(m);
+	batch_end(m); /* flag renames and removals already made stay durable */
 }
 
 int md_set_flags(md *m, const char *mailbox, const char *file, bool in_new, const char *flags,
@@ -271,9 +273,9 @@ int md_set_flags(md *m, const char *mailbox, const char *file, bool in_new, cons
 				return err_set(MCRDT_EEXISTS, "%s already exists in %s", final, mailbox);
 			return io_error(errno, "cannot rename", file);
 		}
-		if ((rc = md_fsync(f->cur, mailbox)))
+		if ((rc = md_dir_changed(m, f, true)))
 			return rc;
-		if (in_new && (rc = md_fsync(f->new, mailbox)))
+		if (in_new && (rc = md_dir_changed(m, f, false)))
 			return rc;
 	}
 	if (file_out && !(*file_out = strdup(final)))
@@ -287,13 +289,12 @@ int md_remove(md *m, const char *mailbox, const char *file, bool in_new)
 	int rc = valid_file_name(file);
 	if (rc || (rc = md_folder_open(m, mailbox, &f)))
 		return rc;
-	int dir = in_new ? f->new : f->cur;
-	if (unlinkat(dir, file, 0) != 0) {
+	if (unlinkat(in_new ? f->new : f->cur, file, 0) != 0) {
 		if (errno == ENOENT)
 			return err_set(MCRDT_ENOTFOUND, "%s is already gone from %s", file, mailbox);
 		return io_error(errno, "cannot remove", file);
 	}
-	return md_fsync(dir, mailbox);
+	return md_dir_changed(m, f, !in_new);
 }
 
 int md_open_message(md *m, const char *mailbox, const char *file, bool in_new, int *fd_out)

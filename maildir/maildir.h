@@ -103,11 +103,14 @@ int md_deliver(md *md, const char *mailbox, const void *data, size_t len,
 	       const struct md_deliver_opts *opts, char **file_out);
 /* Batch mode: deliveries share one data sync and one fsync per directory.
  * A commit is all or nothing: if one file cannot be put in place, those
- * already placed are taken back and the error returned. Folder renames
- * and deletes are refused while a batch is open. */
+ * already placed are taken back and the error returned. md_set_flags and
+ * md_remove act at once in a batch, but the directories they changed are
+ * synced once at its end (commit or abort), not once per file. Folder
+ * renames and deletes are refused while a batch is open. */
 int md_batch_begin(md *md);
 int md_batch_commit(md *md);
-/* Drops the batch's undelivered files from tmp/. */
+/* Drops the batch's undelivered files from tmp/ and syncs the directories
+ * its flag renames and removals changed. */
 void md_batch_abort(md *md);
 
 /*

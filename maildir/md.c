@@ -100,10 +100,35 @@ int md_open(md **out, const char *root, unsigned flags)
 	return 0;
 }
 
+int md_dir_changed(md *m, struct md_folder *f, bool cur)
+{
+	if (!m->batch)
+		return md_fsync(cur ? f->cur : f->new, f->mailbox);
+	if (cur)
+		f->unsynced_cur = true;
+	else
+		f->unsynced_new = true;
+	return 0;
+}
+
+int md_folder_flush(struct md_folder *f)
+{
+	int rc = 0;
+	if (f->unsynced_new)
+		rc = md_fsync(f->new, f->mailbox);
+	if (f->unsynced_cur) {
+		int rc2 = md_fsync(f->cur, f->mailbox);
+		rc = rc ? rc : rc2;
+	}
+	f->unsynced_new = f->unsynced_cur = false;
+	return rc;
+}
+
 static void folder_close(struct md_folder *f)
 {
 	if (f->dir < 0)
 		return;
+	md_folder_flush(f); /* a batch's changes there stay durable */
 	close(f->dir);
 	close(f->tmp);
 	close(f->new);
@@ -163,7 +188,7 @@ int md_folder_open(md *m, const char *mailbox, struct md_folder **out)
 	int rc = md_folder_dir(mailbox, &dir);
 	if (rc)
 		return rc;
-	struct md_folder f = { NULL, -1, -1, -1, -1 };
+	struct md_folder f = { NULL, -1, -1, -1, -1, false, false };
 	char path[4096];
 	snprintf(path, sizeof path, "%s/%s", m->root, dir);
 	if (*dir)

@@ -12,6 +12,7 @@
 struct md_folder {
 	char *mailbox;  /* as the caller named it */
 	int dir, tmp, new, cur;
+	bool unsynced_new, unsynced_cur; /* changed in a batch, synced at its end */
 };
 
 #define MD_FOLDER_CACHE 8
@@ -42,6 +43,12 @@ void md_folder_cache_clear(md *md);
 int md_open_dir(int dirfd, const char *name, const char *path_for_errors, int *fd_out);
 /* fsync with a clear error. */
 int md_fsync(int fd, const char *what);
+/* Makes a change to f's new/ (cur false) or cur/ directory durable: now,
+ * or in a batch once at its end (md_folder_flush), however many files
+ * the batch changed there. */
+int md_dir_changed(md *md, struct md_folder *f, bool cur);
+/* Syncs what md_dir_changed left for later in f. */
+int md_folder_flush(struct md_folder *f);
 /* Test hook: the write(2) delivery uses; tests swap it to inject ENOSPC. */
 extern ssize_t (*md_write_hook)(int fd, const void *buf, size_t len);
 

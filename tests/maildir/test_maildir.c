@@ -23,6 +23,16 @@
 static char root[256];
 static md *m;
 
+/* fsync is wrapped (CMakeLists.txt) so tests can count directory syncs. */
+int __real_fsync(int fd);
+int __wrap_fsync(int fd);
+static long n_fsync;
+int __wrap_fsync(int fd)
+{
+	n_fsync++;
+	return __real_fsync(fd);
+}
+
 static void setup(void)
 {
 	snprintf(root, sizeof root, "/tmp/mcrdt-md-XXXXXX");
@@ -620,6 +630,51 @@ START_TEST(a_failed_batch_takes_back_what_it_placed)
 }
 END_TEST
 
+/*
+ * Flag renames and removals in a batch act at once, but each directory is
+ * synced once when the batch ends, not once per file, also across more
+ * folders than the handle keeps open.
+ */
+START_TEST(a_batch_syncs_each_directory_once)
+{
+	enum { FOLDERS = MD_FOLDER_CACHE + 4, EACH = 6 };
+	char *files[FOLDERS][EACH], name[32];
+	for (int f = 0; f < FOLDERS; f++) {
+		snprintf(name, sizeof name, "F%d", f);
+		ck_assert_int_eq(md_folder_create(m, name), 0);
+		for (int i = 0; i < EACH; i++)
+			files[f][i] = deliver(name, "message", NULL);
+	}
+	long before = n_fsync;
+	ck_assert_int_eq(md_batch_begin(m), 0);
+	for (int f = 0; f < FOLDERS; f++) {
+		snprintf(name, sizeof name, "F%d", f);
+		for (int i = 0; i + 1 < EACH; i++)
+			ck_assert_int_eq(md_set_flags(m, name, files[f][i], true, "S", NULL), 0);
+		ck_assert_int_eq(md_remove(m, name, files[f][EACH - 1], true), 0);
+		char sub[64];
+		snprintf(sub, sizeof sub, ".F%d/cur", f);
+		ck_assert_int_eq(count_dir(sub), EACH - 1); /* renamed at once */
+	}
+	ck_assert_int_eq(md_batch_commit(m), 0);
+	/* new/ and cur/ of each folder, once: not one per file. */
+	ck_assert_int_le(n_fsync - before, 2 * FOLDERS);
+	for (int f = 0; f < FOLDERS; f++) {
+		char sub[64];
+		snprintf(sub, sizeof sub, ".F%d/new", f);
+		ck_assert_int_eq(count_dir(sub), 0);
+		for (int i = 0; i < EACH; i++)
+			free(files[f][i]);
+	}
+	/* Outside a batch each change is synced on its own. */
+	char *one = deliver("INBOX", "one", NULL);
+	before = n_fsync;
+	ck_assert_int_eq(md_set_flags(m, "INBOX", one, true, "F", NULL), 0);
+	ck_assert_int_eq(n_fsync - before, 2);
+	free(one);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("maildir");
@@ -644,6 +699,7 @@ int main(void)
 	tcase_add_test(tc, an_unreadable_message_is_a_clear_error);
 	tcase_add_test(tc, long_keywords_from_another_tool_are_kept);
 	tcase_add_test(tc, a_failed_batch_takes_back_what_it_placed);
+	tcase_add_test(tc, a_batch_syncs_each_directory_once);
 	suite_add_tcase(s, tc);
 	return run_suite(s, CK_FORK_GETENV);
 }
