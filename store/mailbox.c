@@ -89,6 +89,25 @@ int st_view_name(mcrdt_store *s, crdt_dot guid, char **name)
 	return rc ? err_set(rc, "the mailbox no longer exists") : 0;
 }
 
+int st_view_info(mcrdt_store *s, crdt_dot guid, struct crdt_mailbox_info *out)
+{
+	struct crdt_mailbox_info *v;
+	size_t n;
+	int rc = crdt_model_mailboxes(s->m, &v, &n);
+	if (rc)
+		return rc;
+	rc = MCRDT_ENOTFOUND;
+	for (size_t i = 0; i < n && rc; i++) {
+		if (crdt_dot_eq(v[i].guid, guid)) {
+			*out = v[i];
+			out->name = NULL;
+			rc = 0;
+		}
+	}
+	crdt_mailboxes_free(v, n);
+	return rc ? err_set(rc, "the mailbox no longer exists") : 0;
+}
+
 /* ---- LIST ---- */
 
 static unsigned special_use(const char *name)
@@ -295,7 +314,7 @@ static int rename_inbox(mcrdt_store *s, const char *to)
 	if (rc == 0)
 		rc = st_collect(s, inbox, NULL, &v, &n);
 	if (rc == 0 && n)
-		rc = st_transfer(s, inbox, "INBOX", v, n, dest, to, true, NULL);
+		rc = st_transfer(s, "INBOX", v, n, dest, to, true, NULL);
 	st_msgs_free(v, n);
 	return rc;
 }
@@ -419,23 +438,15 @@ int mcrdt_mailbox_status(mcrdt_store *s, const char *name, struct mcrdt_status *
 	if (rc)
 		return rc;
 	crdt_dot g;
-	struct crdt_mailbox_info *v = NULL;
-	size_t nv = 0;
-	if ((rc = st_find(s, n, &g)) == 0)
-		rc = crdt_model_mailboxes(s->m, &v, &nv);
-	if (rc == 0) {
+	struct crdt_mailbox_info info;
+	if ((rc = st_find(s, n, &g)) == 0 && (rc = st_view_info(s, g, &info)) == 0) {
 		memset(out, 0, sizeof *out);
-		for (size_t i = 0; i < nv; i++) {
-			if (strcmp(v[i].name, n) != 0)
-				continue;
-			out->uidnext = v[i].uidnext;
-			out->uidvalidity = v[i].uidvalidity;
-			out->highestmodseq = v[i].highestmodseq;
-		}
+		out->uidnext = info.uidnext;
+		out->uidvalidity = info.uidvalidity;
+		out->highestmodseq = info.highestmodseq;
 		struct counts c = { out, 0 };
 		rc = crdt_model_each(s->m, g, 1, UINT32_MAX, count_one, &c);
 	}
-	crdt_mailboxes_free(v, nv);
 	free(n);
 	return st_end(s, rc);
 }

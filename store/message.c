@@ -5,298 +5,17 @@
 #define _GNU_SOURCE
 #include "store/store_int.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "common/error.h"
 #include "common/grow.h"
 #include "common/varint.h"
 #include "store/imap.h"
 #include "store/meta.h"
-
-/* ---- messages copied out of the model ---- */
-
-void st_msgs_free(struct st_msg *v, size_t n)
-{
-	for (size_t i = 0; v && i < n; i++)
-		free(v[i].kw);
-	free(v);
-}
-
-struct collect_ctx {
-	struct st_msg *v;
-	size_t n, cap;
-};
-
-static int collect_one(void *ctx, const struct crdt_msgview *mv)
-{
-	struct collect_ctx *c = ctx;
-	int rc = GROW(c->v, c->cap, c->n + 1);
-	if (rc)
-		return rc;
-	struct st_msg *x = &c->v[c->n];
-	memset(x, 0, sizeof *x);
-	x->uid = mv->uid;
-	x->guid = mv->guid;
-	x->modseq = mv->modseq;
-	size_t bytes = 0, nkw = 0;
-	for (size_t i = 0; i < mv->nflags; i++) {
-		unsigned sys = 0;
-		if (mv->flags[i][0] == '\\' && imap_flag_check(mv->flags[i], NULL, &sys) == 0 && sys) {
-			x->sys |= sys;
-		} else {
-			bytes += strlen(mv->flags[i]) + 1;
-			nkw++;
-		}
-	}
-	if (nkw) {
-		x->kw = malloc(nkw * sizeof *x->kw + bytes);
-		if (!x->kw)
-			return err_set(MCRDT_ENOMEM, "out of memory");
-		char *p = (char *)(x->kw + nkw);
-		for (size_t i = 0; i < mv->nflags; i++) {
-			if (mv->flags[i][0] == '\\' && imap_flag_check(mv->flags[i], NULL, NULL) == 0)
-				continue;
-			size_t len = strlen(mv->flags[i]) + 1;
-			memcpy(p, mv->flags[i], len);
-			x->kw[x->nkw++] = p;
-			p += len;
-		}
-	}
-	struct store_meta meta;
-	if (store_meta_decode(mv->meta, mv->meta_len, &meta) == 0) {
-		memcpy(x->base, meta.base, meta.base_len);
-		x->base[meta.base_len] = '\0';
-		x->size = meta.size;
-		x->date = meta.internaldate;
-	}
-	c->n++;
-	return 0;
-}
-
-int st_collect(mcrdt_store *s, crdt_dot mbox, const void *vset, struct st_msg **out, size_t *n)
-{
-	const struct imap_set *set = vset;
-	struct collect_ctx c = { NULL, 0, 0 };
-	int rc = 0;
-	if (!set)
-		rc = crdt_model_each(s->m, mbox, 1, UINT32_MAX, collect_one, &c);
-	for (size_t i = 0; set && rc == 0 && i < set->n; i++)
-		rc = crdt_model_each(s->m, mbox, set->r[i].lo, set->r[i].hi, collect_one, &c);
-	if (rc) {
-		st_msgs_free(c.v, c.n);
-		return rc;
-	}
-	*out = c.v;
-	*n = c.n;
-	return 0;
-}
-
-/* ---- files ---- */
-
-int st_letters(mcrdt_store *s, const char *mailbox, unsigned sys, char *const *kw, size_t nkw, bool create,
-	       char out[MD_FLAGS_MAX + 1])
-{
-	char raw[MD_FLAGS_MAX + 1];
-	size_t k = 0;
-	for (unsigned bit = 1; bit <= IMAP_DRAFT; bit <<= 1)
-		if (sys & bit)
-			raw[k++] = imap_sysflag_letter(bit);
-	struct md_keywords known = { { 0 } };
-	int rc = 0;
-	if (nkw && !create)
-		rc = md_keywords_load(s->md, mailbox, &known);
-	for (size_t i = 0; rc == 0 && i < nkw && k < MD_FLAGS_MAX; i++) {
-		char letter = 0;
-		if (create) {
-			int lrc = md_keyword_letter(s->md, mailbox, kw[i], &letter);
-			if (lrc == MCRDT_ETOOBIG)
-				continue; /* Maildir holds 26 keywords; the op still carries it */
-			rc = lrc;
-		} else {
-			for (int j = 0; j < 26; j++)
-				if (known.names[j] && strcmp(known.names[j], kw[i]) == 0)
-					letter = (char)('a' + j);
-		}
-		if (letter)
-			raw[k++] = letter;
-	}
-	md_keywords_free(&known);
-	raw[k] = '\0';
-	return rc ? rc : md_flags_normalize(raw, out);
-}
-
-static int cmp_entry_base(const void *key, const void *elem)
-{
-	const char *base = key;
-	const struct md_entry *e = elem;
-	size_t blen = strlen(base);
-	int c = strncmp(base, e->file, blen < e->base_len ? blen : e->base_len);
-	if (c)
-		return c;
-	return blen < e->base_len ? -1 : blen > e->base_len;
-}
-
-struct md_entry *st_listing_find(const struct md_listing *l, const char *base)
-{
-	return bsearch(base, l->e, l->n, sizeof *l->e, cmp_entry_base);
-}
-
-int st_locate(mcrdt_store *s, const char *mailbox, const struct st_msg *x, char **file, bool *in_new)
-{
-	char letters[MD_FLAGS_MAX + 1], *name = NULL;
-	int fd, rc = st_letters(s, mailbox, x->sys, x->kw, x->nkw, false, letters);
-	/* Where our own renames put it, then where a delivery put it. */
-	if (rc == 0 && asprintf(&name, "%s:2,%s", x->base, letters) > 0 &&
-	    md_open_message(s->md, mailbox, name, false, &fd) == 0) {
-		close(fd);
-		*file = name;
-		*in_new = false;
-		return 0;
-	}
-	free(name);
-	if (md_open_message(s->md, mailbox, x->base, true, &fd) == 0) {
-		close(fd);
-		*in_new = true;
-		return (*file = strdup(x->base)) ? 0 : err_set(MCRDT_ENOMEM, "out of memory");
-	}
-	/* Another tool renamed it: look it up in a listing. */
-	struct md_listing l = { 0 };
-	if ((rc = md_list(s->md, mailbox, &l)))
-		return rc;
-	struct md_entry *e = st_listing_find(&l, x->base);
-	if (e) {
-		*in_new = e->in_new;
-		*file = e->file;
-		e->file = NULL;
-	} else {
-		rc = err_set(MCRDT_ENOTFOUND, "the file of message %s is gone from %s (run mcrdt scan)", x->base,
-			     mailbox);
-	}
-	md_listing_free(&l);
-	return rc;
-}
-
-static int read_body(mcrdt_store *s, const char *mailbox, const struct st_msg *x, uint8_t **data, size_t *len)
-{
-	char *file;
-	bool in_new;
-	int fd, rc = st_locate(s, mailbox, x, &file, &in_new);
-	if (rc)
-		return rc;
-	rc = md_open_message(s->md, mailbox, file, in_new, &fd);
-	free(file);
-	if (rc)
-		return rc;
-	struct stat st;
-	uint8_t *p = NULL;
-	size_t got = 0;
-	if (fstat(fd, &st) != 0)
-		rc = err_sys(MCRDT_EIO, "cannot stat message %s", x->base);
-	else if (!(p = malloc((size_t)st.st_size + 1)))
-		rc = err_set(MCRDT_ENOMEM, "out of memory reading message %s", x->base);
-	while (rc == 0 && got < (size_t)st.st_size) {
-		ssize_t r = read(fd, p + got, (size_t)st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			rc = err_sys(MCRDT_EIO, "cannot read message %s", x->base);
-		else
-			got += (size_t)r;
-	}
-	close(fd);
-	if (rc) {
-		free(p);
-		return rc;
-	}
-	*data = p;
-	*len = got;
-	return 0;
-}
-
-/* The meta bytes of a message file called base. */
-static int make_meta(const char *base, size_t base_len, uint64_t size, int64_t date, struct vbuf *out)
-{
-	struct store_meta meta = { base, base_len, size, date };
-	return store_meta_encode(&meta, out);
-}
-
-static size_t base_len_of(const char *file)
-{
-	const char *colon = strchr(file, ':');
-	return colon ? (size_t)(colon - file) : strlen(file);
-}
-
-/*
- * COPY/MOVE of msgs from src to dst: copies delivered (together, one
- * sync), then the ops, then for a move the sources removed. A crash in
- * between leaves extra files, which a scan adopts; never a lost message.
- */
-int st_transfer(mcrdt_store *s, crdt_dot src, const char *srcname, const struct st_msg *msgs, size_t n,
-		crdt_dot dst, const char *dstname, bool move, uint32_t *dst_uids)
-{
-	(void)src;
-	char **files = calloc(n ? n : 1, sizeof *files);
-	if (!files)
-		return err_set(MCRDT_ENOMEM, "out of memory");
-	bool own_batch = !s->in_batch;
-	int rc = own_batch ? md_batch_begin(s->md) : 0;
-	for (size_t i = 0; rc == 0 && i < n; i++) {
-		uint8_t *data;
-		size_t len;
-		char letters[MD_FLAGS_MAX + 1];
-		if ((rc = read_body(s, srcname, &msgs[i], &data, &len)))
-			break;
-		rc = st_letters(s, dstname, msgs[i].sys, msgs[i].kw, msgs[i].nkw, true, letters);
-		struct md_deliver_opts o = MD_DELIVER_OPTS_INIT;
-		o.flags = msgs[i].sys || msgs[i].nkw ? letters : NULL;
-		o.mtime = msgs[i].date;
-		if (rc == 0)
-			rc = md_deliver(s->md, dstname, data, len, &o, &files[i]);
-		free(data);
-	}
-	if (own_batch) {
-		if (rc == 0)
-			rc = md_batch_commit(s->md);
-		else
-			md_batch_abort(s->md);
-	}
-	crdt_oplist ops = CRDT_OPLIST_INIT;
-	struct vbuf meta = { 0 };
-	for (size_t i = 0; rc == 0 && i < n; i++) {
-		meta.len = 0;
-		uint32_t uid;
-		rc = make_meta(files[i], base_len_of(files[i]), msgs[i].size, msgs[i].date, &meta);
-		if (rc == 0)
-			rc = crdt_model_copy(s->m, &ops, msgs[i].guid, dst, move, meta.p, meta.len, NULL, &uid);
-		if (rc == 0 && dst_uids)
-			dst_uids[i] = uid;
-	}
-	free(meta.p);
-	if (rc && ops.n)
-		s->stale = true; /* some applied, not logged: reload */
-	for (size_t i = 0; rc == 0 && move && i < n; i++) {
-		char *file;
-		bool in_new;
-		if (st_locate(s, srcname, &msgs[i], &file, &in_new) == 0) {
-			md_remove(s->md, srcname, file, in_new);
-			free(file);
-		}
-	}
-	if (rc == 0)
-		rc = st_commit(s, &ops);
-	crdt_oplist_free(&ops);
-	for (size_t i = 0; i < n; i++)
-		free(files[i]);
-	free(files);
-	return rc;
-}
 
 /* ---- flags given by the caller ---- */
 
@@ -365,9 +84,12 @@ int mcrdt_append(mcrdt_store *s, const char *mailbox, const void *data, size_t l
 	char letters[MD_FLAGS_MAX + 1], *file = NULL;
 	uint32_t uid = 0;
 	struct vbuf meta = { 0 };
+	struct md_keywords kw = { { 0 } };
 	crdt_oplist ops = CRDT_OPLIST_INIT;
-	if ((rc = st_find(s, name, &g)) == 0)
-		rc = st_letters(s, name, fs.sys, fs.kw, fs.nkw, true, letters);
+	if ((rc = st_find(s, name, &g)) == 0 && (rc = md_keywords_load(s->md, name, &kw)) == 0 &&
+	    (rc = st_kw_assign(s, name, &kw, fs.kw, fs.nkw)) == 0)
+		rc = st_letters(&kw, fs.sys, fs.kw, fs.nkw, letters);
+	md_keywords_free(&kw);
 	if (rc == 0) {
 		struct md_deliver_opts o = MD_DELIVER_OPTS_INIT;
 		o.flags = fs.n ? letters : NULL;
@@ -375,7 +97,7 @@ int mcrdt_append(mcrdt_store *s, const char *mailbox, const void *data, size_t l
 		rc = md_deliver(s->md, name, data, len, &o, &file);
 	}
 	if (rc == 0)
-		rc = make_meta(file, base_len_of(file), len, date, &meta);
+		rc = st_make_meta(file, len, date, &meta);
 	if (rc == 0)
 		rc = crdt_model_append(s->m, &ops, g, fs.v, fs.n, meta.p, meta.len, &guid, &uid);
 	if (rc && file && !s->in_batch)
@@ -383,16 +105,9 @@ int mcrdt_append(mcrdt_store *s, const char *mailbox, const void *data, size_t l
 	if (rc == 0)
 		rc = st_commit(s, &ops);
 	crdt_oplist_free(&ops);
-	if (rc == 0 && uidvalidity_out) {
-		struct crdt_mailbox_info *v;
-		size_t n;
-		if ((rc = crdt_model_mailboxes(s->m, &v, &n)) == 0) {
-			for (size_t i = 0; i < n; i++)
-				if (strcmp(v[i].name, name) == 0)
-					*uidvalidity_out = v[i].uidvalidity;
-			crdt_mailboxes_free(v, n);
-		}
-	}
+	struct crdt_mailbox_info info;
+	if (rc == 0 && uidvalidity_out && (rc = st_view_info(s, g, &info)) == 0)
+		*uidvalidity_out = info.uidvalidity;
 	if (rc == 0 && uid_out)
 		*uid_out = uid;
 	free(meta.p);
@@ -402,26 +117,6 @@ int mcrdt_append(mcrdt_store *s, const char *mailbox, const void *data, size_t l
 }
 
 /* ---- SELECT and the session's view ---- */
-
-/* The visible mailbox whose canonical member is guid. */
-static int view_info(mcrdt_store *s, crdt_dot guid, struct crdt_mailbox_info *out)
-{
-	struct crdt_mailbox_info *v;
-	size_t n;
-	int rc = crdt_model_mailboxes(s->m, &v, &n);
-	if (rc)
-		return rc;
-	rc = err_set(MCRDT_ENOTFOUND, "the selected mailbox no longer exists");
-	for (size_t i = 0; i < n; i++) {
-		if (crdt_dot_eq(v[i].guid, guid)) {
-			*out = v[i];
-			out->name = NULL;
-			rc = 0;
-		}
-	}
-	crdt_mailboxes_free(v, n);
-	return rc;
-}
 
 struct uids_ctx {
 	uint32_t *v;
@@ -462,7 +157,7 @@ int mcrdt_mailbox_select(mcrdt_store *s, const char *name, mcrdt_mailbox **out)
 	mb->s = s;
 	struct crdt_mailbox_info info;
 	struct uids_ctx u = { NULL, 0, 0 };
-	if ((rc = st_find(s, n, &mb->guid)) == 0 && (rc = view_info(s, mb->guid, &info)) == 0 &&
+	if ((rc = st_find(s, n, &mb->guid)) == 0 && (rc = st_view_info(s, mb->guid, &info)) == 0 &&
 	    (rc = view_uids(s, mb->guid, &u)) == 0) {
 		mb->uidvalidity = info.uidvalidity;
 		mb->modseq = info.highestmodseq;
@@ -493,7 +188,7 @@ int mcrdt_mailbox_info(mcrdt_mailbox *mb, struct mcrdt_select_info *out)
 	if (rc)
 		return rc;
 	struct crdt_mailbox_info info;
-	if ((rc = view_info(s, mb->guid, &info)) == 0) {
+	if ((rc = st_view_info(s, mb->guid, &info)) == 0) {
 		out->exists = (uint32_t)mb->n;
 		out->uidvalidity = mb->uidvalidity;
 		out->uidnext = info.uidnext;
@@ -507,7 +202,8 @@ struct changed_ctx {
 	struct uids_ctx out;
 };
 
-static bool in_view(const mcrdt_mailbox *mb, uint32_t uid, size_t *seq)
+/* The index of the first UID of the session's view >= uid. */
+static size_t lower_bound(const mcrdt_mailbox *mb, uint32_t uid)
 {
 	size_t lo = 0, hi = mb->n;
 	while (lo < hi) {
@@ -517,9 +213,15 @@ static bool in_view(const mcrdt_mailbox *mb, uint32_t uid, size_t *seq)
 		else
 			hi = mid;
 	}
-	if (lo < mb->n && mb->uids[lo] == uid) {
+	return lo;
+}
+
+static bool in_view(const mcrdt_mailbox *mb, uint32_t uid, size_t *seq)
+{
+	size_t k = lower_bound(mb, uid);
+	if (k < mb->n && mb->uids[k] == uid) {
 		if (seq)
-			*seq = lo + 1;
+			*seq = k + 1;
 		return true;
 	}
 	return false;
@@ -543,7 +245,7 @@ int mcrdt_mailbox_sync(mcrdt_mailbox *mb, struct mcrdt_sync *out)
 	struct crdt_mailbox_info info;
 	struct uids_ctx now = { NULL, 0, 0 };
 	struct changed_ctx ch = { mb, { NULL, 0, 0 } };
-	rc = view_info(s, mb->guid, &info);
+	rc = st_view_info(s, mb->guid, &info);
 	if (rc == MCRDT_ENOTFOUND && crdt_model_each(s->m, mb->guid, 1, 0, uid_one, &now) == 0) {
 		/* Still there, but another mailbox now leads its view. */
 		out->uidvalidity_changed = true;
@@ -621,9 +323,8 @@ static int resolve(const mcrdt_mailbox *mb, const char *text, enum mcrdt_set_kin
 			for (uint64_t q = raw.r[i].lo; rc == 0 && q <= raw.r[i].hi && q <= mb->n; q++)
 				rc = imap_set_add(out, mb->uids[q - 1], mb->uids[q - 1]);
 		} else {
-			for (size_t k = 0; rc == 0 && k < mb->n; k++)
-				if (mb->uids[k] >= raw.r[i].lo && mb->uids[k] <= raw.r[i].hi)
-					rc = imap_set_add(out, mb->uids[k], mb->uids[k]);
+			for (size_t k = lower_bound(mb, raw.r[i].lo); rc == 0 && k < mb->n && mb->uids[k] <= raw.r[i].hi; k++)
+				rc = imap_set_add(out, mb->uids[k], mb->uids[k]);
 		}
 	}
 	imap_set_free(&raw);
@@ -727,10 +428,12 @@ static int one_file(mcrdt_mailbox *mb, uint32_t uid, char **folder, char **file,
 		rc = st_collect(s, mb->guid, &set, &v, &n);
 	if (rc == 0 && n == 0)
 		rc = err_set(MCRDT_ENOTFOUND, "message UID %u was expunged", uid);
+	struct md_keywords kw = { { 0 } };
 	if (rc == 0)
 		rc = st_view_name(s, mb->guid, folder);
-	if (rc == 0 && (rc = st_locate(s, *folder, &v[0], file, in_new)))
+	if (rc == 0 && ((rc = md_keywords_load(s->md, *folder, &kw)) || (rc = st_locate(s, *folder, &kw, &v[0], file, in_new))))
 		free(*folder);
+	md_keywords_free(&kw);
 	st_msgs_free(v, n);
 	imap_set_free(&set);
 	return rc;
@@ -773,14 +476,6 @@ int mcrdt_message_path(mcrdt_mailbox *mb, uint32_t uid, char **path_out)
 
 /* ---- STORE ---- */
 
-static bool has_kw(const struct st_msg *x, const char *kw)
-{
-	for (size_t i = 0; i < x->nkw; i++)
-		if (strcmp(x->kw[i], kw) == 0)
-			return true;
-	return false;
-}
-
 /* Whether the STORE would change x's flags. */
 static bool would_change(const struct st_msg *x, enum mcrdt_flags_mode mode, const struct flagset *fs)
 {
@@ -789,21 +484,21 @@ static bool would_change(const struct st_msg *x, enum mcrdt_flags_mode mode, con
 		if ((x->sys | fs->sys) != x->sys)
 			return true;
 		for (size_t i = 0; i < fs->nkw; i++)
-			if (!has_kw(x, fs->kw[i]))
+			if (!st_has_kw(x, fs->kw[i]))
 				return true;
 		return false;
 	case MCRDT_FLAGS_REMOVE:
 		if (x->sys & fs->sys)
 			return true;
 		for (size_t i = 0; i < fs->nkw; i++)
-			if (has_kw(x, fs->kw[i]))
+			if (st_has_kw(x, fs->kw[i]))
 				return true;
 		return false;
 	default:
 		if (x->sys != fs->sys || x->nkw != fs->nkw)
 			return true;
 		for (size_t i = 0; i < fs->nkw; i++)
-			if (!has_kw(x, fs->kw[i]))
+			if (!st_has_kw(x, fs->kw[i]))
 				return true;
 		return false;
 	}
@@ -824,29 +519,29 @@ static size_t after_store(const struct st_msg *x, enum mcrdt_flags_mode mode, co
 	for (size_t i = 0; i < x->nkw; i++) {
 		bool listed = false;
 		for (size_t k = 0; k < fs->nkw && !listed; k++)
-			listed = strcmp(fs->kw[k], x->kw[i]) == 0;
+			listed = strcasecmp(fs->kw[k], x->kw[i]) == 0;
 		if (mode == MCRDT_FLAGS_ADD || !listed)
 			kw[n++] = x->kw[i];
 	}
 	for (size_t k = 0; mode == MCRDT_FLAGS_ADD && k < fs->nkw && n < IMAP_FLAGS_MAX * 2; k++)
-		if (!has_kw(x, fs->kw[k]))
+		if (!st_has_kw(x, fs->kw[k]))
 			kw[n++] = fs->kw[k];
 	return n;
 }
 
 /* Renames x's file to carry its new flags (letters other tools set and we
  * do not know are kept). A file already gone is left to the next scan. */
-static int rename_flags(mcrdt_store *s, const char *folder, const struct st_msg *x, unsigned sys, char **kw,
-			size_t nkw)
+static int rename_flags(mcrdt_store *s, const char *folder, const struct md_keywords *kw, const struct st_msg *x,
+			unsigned sys, char **names, size_t n)
 {
-	char letters[MD_FLAGS_MAX + 1], *file, *renamed = NULL;
+	char letters[MD_FLAGS_MAX + 1], *file;
 	bool in_new;
-	int rc = st_locate(s, folder, x, &file, &in_new);
+	int rc = st_locate(s, folder, kw, x, &file, &in_new);
 	if (rc == MCRDT_ENOTFOUND)
 		return 0;
 	if (rc)
 		return rc;
-	if ((rc = st_letters(s, folder, sys, kw, nkw, true, letters)) == 0) {
+	if ((rc = st_letters(kw, sys, names, n, letters)) == 0) {
 		struct md_info info;
 		md_info_parse(file, &info);
 		char all[2 * MD_FLAGS_MAX + 2];
@@ -857,11 +552,10 @@ static int rename_flags(mcrdt_store *s, const char *folder, const struct st_msg 
 				all[k++] = *p;
 		all[k] = '\0';
 		if ((rc = md_flags_normalize(all, letters)) == 0)
-			rc = md_set_flags(s->md, folder, file, in_new, letters, &renamed);
+			rc = md_set_flags(s->md, folder, file, in_new, letters, NULL);
 		if (rc == MCRDT_ENOTFOUND)
 			rc = 0;
 	}
-	free(renamed);
 	free(file);
 	return rc;
 }
@@ -885,8 +579,11 @@ int mcrdt_store_flags(mcrdt_mailbox *mb, const char *set, enum mcrdt_set_kind ki
 	char *folder = NULL;
 	struct uids_ctx mod = { NULL, 0, 0 };
 	crdt_oplist ops = CRDT_OPLIST_INIT;
-	if ((rc = session_msgs(mb, set, kind, &v, &n)) == 0)
-		rc = st_view_name(s, mb->guid, &folder);
+	struct md_keywords kw = { { 0 } };
+	if ((rc = session_msgs(mb, set, kind, &v, &n)) == 0 && (rc = st_view_name(s, mb->guid, &folder)) == 0 &&
+	    (rc = md_keywords_load(s->md, folder, &kw)) == 0 && (rc = st_kw_assign(s, folder, &kw, fs.kw, fs.nkw)) == 0)
+		rc = st_files_begin(s);
+	bool files = rc == 0;
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		const struct st_msg *x = &v[i];
 		if (unchangedsince && x->modseq > unchangedsince) {
@@ -897,11 +594,14 @@ int mcrdt_store_flags(mcrdt_mailbox *mb, const char *set, enum mcrdt_set_kind ki
 		if (!would_change(x, mode, &fs))
 			continue;
 		unsigned sys;
-		char *kw[IMAP_FLAGS_MAX * 2];
-		size_t nkw = after_store(x, mode, &fs, &sys, kw);
-		if ((rc = rename_flags(s, folder, x, sys, kw, nkw)) == 0)
+		char *names[IMAP_FLAGS_MAX * 2];
+		size_t nnames = after_store(x, mode, &fs, &sys, names);
+		if ((rc = rename_flags(s, folder, &kw, x, sys, names, nnames)) == 0)
 			rc = crdt_model_flags(s->m, &ops, x->guid, types[mode], fs.v, fs.n);
 	}
+	if (files)
+		rc = st_files_end(s, rc); /* the renames durable, then the ops */
+	md_keywords_free(&kw);
 	if (rc == 0)
 		rc = st_commit(s, &ops);
 	else if (ops.n)
@@ -951,12 +651,12 @@ int mcrdt_copy(mcrdt_mailbox *mb, const char *set, enum mcrdt_set_kind kind, con
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		src[i] = v[i].uid;
 	if (rc == 0 && n)
-		rc = st_transfer(s, mb->guid, folder, v, n, dst, dname, move, dsts);
+		rc = st_transfer(s, folder, v, n, dst, dname, move, dsts);
 	if (rc == 0 && out) {
 		struct crdt_mailbox_info info;
 		crdt_dot canon;
 		memset(out, 0, sizeof *out);
-		if (crdt_model_find(s->m, dname, &canon) == 0 && view_info(s, canon, &info) == 0)
+		if (crdt_model_find(s->m, dname, &canon) == 0 && st_view_info(s, canon, &info) == 0)
 			out->uidvalidity = info.uidvalidity;
 		out->src = src;
 		out->dst = dsts;
@@ -993,14 +693,17 @@ int mcrdt_expunge(mcrdt_mailbox *mb, const char *uidset, unsigned flags, uint32_
 	char *folder = NULL;
 	struct uids_ctx gone = { NULL, 0, 0 };
 	crdt_oplist ops = CRDT_OPLIST_INIT;
-	if ((rc = session_msgs(mb, uidset, MCRDT_UID, &v, &n)) == 0)
-		rc = st_view_name(s, mb->guid, &folder);
+	struct md_keywords kw = { { 0 } };
+	if ((rc = session_msgs(mb, uidset, MCRDT_UID, &v, &n)) == 0 && (rc = st_view_name(s, mb->guid, &folder)) == 0 &&
+	    (rc = md_keywords_load(s->md, folder, &kw)) == 0)
+		rc = st_files_begin(s);
+	bool files = rc == 0;
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		if (!(flags & MCRDT_EXPUNGE_ANY) && !(v[i].sys & IMAP_DELETED))
 			continue;
 		char *file;
 		bool in_new;
-		if (st_locate(s, folder, &v[i], &file, &in_new) == 0) {
+		if (st_locate(s, folder, &kw, &v[i], &file, &in_new) == 0) {
 			int r = md_remove(s->md, folder, file, in_new);
 			free(file);
 			if (r && r != MCRDT_ENOTFOUND) {
@@ -1011,6 +714,9 @@ int mcrdt_expunge(mcrdt_mailbox *mb, const char *uidset, unsigned flags, uint32_
 		if ((rc = crdt_model_expunge(s->m, &ops, v[i].guid)) == 0 && (rc = GROW(gone.v, gone.cap, gone.n + 1)) == 0)
 			gone.v[gone.n++] = v[i].uid;
 	}
+	if (files)
+		rc = st_files_end(s, rc); /* the removals durable, then the ops */
+	md_keywords_free(&kw);
 	if (rc == 0)
 		rc = st_commit(s, &ops);
 	else if (ops.n)
@@ -1030,14 +736,6 @@ int mcrdt_expunge(mcrdt_mailbox *mb, const char *uidset, unsigned flags, uint32_
 
 /* ---- SEARCH, VANISHED ---- */
 
-static bool kw_in(const struct st_msg *x, const char *kw)
-{
-	for (size_t i = 0; i < x->nkw; i++)
-		if (strcasecmp(x->kw[i], kw) == 0)
-			return true;
-	return false;
-}
-
 static bool matches(const mcrdt_mailbox *mb, const struct st_msg *x, const struct mcrdt_search *q,
 		    const struct imap_set *uids, const struct imap_set *seqs)
 {
@@ -1048,10 +746,10 @@ static bool matches(const mcrdt_mailbox *mb, const struct st_msg *x, const struc
 	if ((x->sys & q->sys_set) != q->sys_set || (x->sys & q->sys_unset))
 		return false;
 	for (size_t i = 0; i < q->nkeywords; i++)
-		if (!kw_in(x, q->keywords[i]))
+		if (!st_has_kw(x, q->keywords[i]))
 			return false;
 	for (size_t i = 0; i < q->nunkeywords; i++)
-		if (kw_in(x, q->unkeywords[i]))
+		if (st_has_kw(x, q->unkeywords[i]))
 			return false;
 	if (x->date < q->since || x->date >= q->before)
 		return false;

@@ -119,14 +119,6 @@ static size_t disk_flags(struct folder *f, const char *letters, const char **out
 	return n;
 }
 
-static bool kw_has_letter(const struct folder *f, const char *kw)
-{
-	for (int i = 0; i < 26; i++)
-		if (f->kw.names[i] && strcmp(f->kw.names[i], kw) == 0)
-			return true;
-	return false;
-}
-
 /* A file as the scan sees it now: import it, or bring its flags over. */
 static int reconcile(struct folder *f, const struct md_entry *e)
 {
@@ -155,7 +147,7 @@ static int reconcile(struct folder *f, const struct md_entry *e)
 	bool same = sys == x->sys;
 	size_t nletter = 0;
 	for (size_t i = 0; i < x->nkw; i++) {
-		if (!kw_has_letter(f, x->kw[i])) {
+		if (!st_kw_letter(&f->kw, x->kw[i])) {
 			if (nf < MD_FLAGS_MAX + IMAP_FLAGS_MAX)
 				flags[nf++] = x->kw[i];
 			continue;

@@ -107,7 +107,10 @@ void st_guid_hex(crdt_dot d, char out[33]);
 /* Creates mailbox name (checked) on disk and in the model. MCRDT_EEXISTS. */
 int st_create(mcrdt_store *s, const char *name, crdt_dot *guid);
 
-/* ---- message files (message.c) ---- */
+/* The visible mailbox whose canonical member is guid (name not filled). */
+int st_view_info(mcrdt_store *s, crdt_dot guid, struct crdt_mailbox_info *out);
+
+/* ---- message files (files.c) ---- */
 
 /* A shown message, copied out of the model (crdt_msgview pointers die at
  * the next change). */
@@ -125,19 +128,34 @@ struct st_msg {
 void st_msgs_free(struct st_msg *v, size_t n);
 /* The shown messages of view mbox with UIDs in set (NULL: all), ascending. */
 int st_collect(mcrdt_store *s, crdt_dot mbox, const void *set, struct st_msg **out, size_t *n);
-/* The Maildir info letters for system flags and keywords of mailbox
- * (keyword letters assigned in dovecot-keywords when create). */
-int st_letters(mcrdt_store *s, const char *mailbox, unsigned sys, char *const *kw, size_t nkw,
-	       bool create, char out[MD_FLAGS_MAX + 1]);
+/* Whether x has keyword kw (IMAP keywords are case-insensitive). */
+bool st_has_kw(const struct st_msg *x, const char *kw);
+
+/* A folder's keyword letters are read once per call (md_keywords_load)
+ * and looked up here; st_kw_assign gives the keywords that have none a
+ * letter in dovecot-keywords (past 26, none: the op still carries them). */
+char st_kw_letter(const struct md_keywords *kw, const char *name);
+int st_kw_assign(mcrdt_store *s, const char *mailbox, struct md_keywords *kw, char *const *names, size_t n);
+/* The Maildir info letters of system flags sys and keywords names. */
+int st_letters(const struct md_keywords *kw, unsigned sys, char *const *names, size_t n,
+	       char out[MD_FLAGS_MAX + 1]);
 /* The file of base name base in a listing (sorted by base), or NULL. */
 struct md_entry *st_listing_find(const struct md_listing *l, const char *base);
 /* Finds a message's file in its folder: *file (caller frees), *in_new. */
-int st_locate(mcrdt_store *s, const char *mailbox, const struct st_msg *x, char **file, bool *in_new);
-
-/* COPY (move false) or MOVE of msgs from the view src (folder srcname) to
- * dst: files first, then ops; dst_uids (may be NULL) gets the new UIDs. */
-int st_transfer(mcrdt_store *s, crdt_dot src, const char *srcname, const struct st_msg *msgs, size_t n,
-		crdt_dot dst, const char *dstname, bool move, uint32_t *dst_uids);
+int st_locate(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
+	      char **file, bool *in_new);
+/* The meta bytes of a message whose file is called file. */
+struct vbuf;
+int st_make_meta(const char *file, uint64_t size, int64_t date, struct vbuf *out);
+/* The file changes of one call share their directory syncs: a Maildir
+ * batch, unless the caller's own batch is open (it syncs at its commit).
+ * st_files_end makes them durable (or, with rc, syncs and returns rc). */
+int st_files_begin(mcrdt_store *s);
+int st_files_end(mcrdt_store *s, int rc);
+/* COPY (move false) or MOVE of msgs from folder srcname to the view dst:
+ * files first, then ops; dst_uids (may be NULL) gets the new UIDs. */
+int st_transfer(mcrdt_store *s, const char *srcname, const struct st_msg *msgs, size_t n, crdt_dot dst,
+		const char *dstname, bool move, uint32_t *dst_uids);
 
 /* ---- scan.c ---- */
 

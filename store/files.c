@@ -1,0 +1,341 @@
+/*
+ * store/files.c — the Maildir side of messages: messages copied out of the
+ * model, keyword letters, finding a message's file and reading it, the
+ * directory syncs a call shares, and COPY/MOVE of files.
+ */
+#define _GNU_SOURCE
+#include "store/store_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "common/grow.h"
+#include "common/varint.h"
+#include "store/imap.h"
+#include "store/meta.h"
+
+/* ---- messages copied out of the model ---- */
+
+void st_msgs_free(struct st_msg *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i].kw);
+	free(v);
+}
+
+/* The system flag bit of a flag as the model holds it, 0 for a keyword. */
+static unsigned sys_of(const char *flag)
+{
+	unsigned bit = 0;
+	if (flag[0] == '\\' && imap_flag_check(flag, NULL, &bit) != 0)
+		bit = 0;
+	return bit;
+}
+
+struct collect_ctx {
+	struct st_msg *v;
+	size_t n, cap;
+};
+
+static int collect_one(void *ctx, const struct crdt_msgview *mv)
+{
+	struct collect_ctx *c = ctx;
+	int rc = GROW(c->v, c->cap, c->n + 1);
+	if (rc)
+		return rc;
+	struct st_msg *x = &c->v[c->n];
+	memset(x, 0, sizeof *x);
+	x->uid = mv->uid;
+	x->guid = mv->guid;
+	x->modseq = mv->modseq;
+	size_t bytes = 0, nkw = 0;
+	for (size_t i = 0; i < mv->nflags; i++) {
+		unsigned bit = sys_of(mv->flags[i]);
+		x->sys |= bit;
+		if (!bit) {
+			bytes += strlen(mv->flags[i]) + 1;
+			nkw++;
+		}
+	}
+	if (nkw) {
+		/* One block: the pointers, then the strings. */
+		if (!(x->kw = malloc(nkw * sizeof *x->kw + bytes)))
+			return err_set(MCRDT_ENOMEM, "out of memory");
+		char *p = (char *)(x->kw + nkw);
+		for (size_t i = 0; i < mv->nflags; i++) {
+			if (sys_of(mv->flags[i]))
+				continue;
+			size_t len = strlen(mv->flags[i]) + 1;
+			memcpy(p, mv->flags[i], len);
+			x->kw[x->nkw++] = p;
+			p += len;
+		}
+	}
+	struct store_meta meta;
+	if (store_meta_decode(mv->meta, mv->meta_len, &meta) == 0) {
+		memcpy(x->base, meta.base, meta.base_len);
+		x->base[meta.base_len] = '\0';
+		x->size = meta.size;
+		x->date = meta.internaldate;
+	}
+	c->n++;
+	return 0;
+}
+
+int st_collect(mcrdt_store *s, crdt_dot mbox, const void *vset, struct st_msg **out, size_t *n)
+{
+	const struct imap_set *set = vset;
+	struct collect_ctx c = { NULL, 0, 0 };
+	int rc = 0;
+	if (!set)
+		rc = crdt_model_each(s->m, mbox, 1, UINT32_MAX, collect_one, &c);
+	for (size_t i = 0; set && rc == 0 && i < set->n; i++)
+		rc = crdt_model_each(s->m, mbox, set->r[i].lo, set->r[i].hi, collect_one, &c);
+	if (rc) {
+		st_msgs_free(c.v, c.n);
+		return rc;
+	}
+	*out = c.v;
+	*n = c.n;
+	return 0;
+}
+
+bool st_has_kw(const struct st_msg *x, const char *kw)
+{
+	for (size_t i = 0; i < x->nkw; i++)
+		if (strcasecmp(x->kw[i], kw) == 0)
+			return true;
+	return false;
+}
+
+/* ---- keyword letters ---- */
+
+char st_kw_letter(const struct md_keywords *kw, const char *name)
+{
+	for (int i = 0; i < 26; i++)
+		if (kw->names[i] && strcmp(kw->names[i], name) == 0)
+			return (char)('a' + i);
+	return 0;
+}
+
+int st_kw_assign(mcrdt_store *s, const char *mailbox, struct md_keywords *kw, char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char letter;
+		if (st_kw_letter(kw, names[i]))
+			continue;
+		int rc = md_keyword_letter(s->md, mailbox, names[i], &letter);
+		if (rc == MCRDT_ETOOBIG)
+			continue; /* Maildir holds 26 keywords; the op still carries it */
+		if (rc)
+			return rc;
+		free(kw->names[letter - 'a']);
+		if (!(kw->names[letter - 'a'] = strdup(names[i])))
+			return err_set(MCRDT_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+int st_letters(const struct md_keywords *kw, unsigned sys, char *const *names, size_t n,
+	       char out[MD_FLAGS_MAX + 1])
+{
+	char raw[MD_FLAGS_MAX + 1];
+	size_t k = 0;
+	for (unsigned bit = 1; bit <= IMAP_DRAFT; bit <<= 1)
+		if (sys & bit)
+			raw[k++] = imap_sysflag_letter(bit);
+	for (size_t i = 0; i < n && k < MD_FLAGS_MAX; i++) {
+		char letter = st_kw_letter(kw, names[i]);
+		if (letter)
+			raw[k++] = letter;
+	}
+	raw[k] = '\0';
+	return md_flags_normalize(raw, out);
+}
+
+/* ---- finding and reading files ---- */
+
+static int cmp_entry_base(const void *key, const void *elem)
+{
+	const char *base = key;
+	const struct md_entry *e = elem;
+	size_t blen = strlen(base);
+	int c = strncmp(base, e->file, blen < e->base_len ? blen : e->base_len);
+	if (c)
+		return c;
+	return blen < e->base_len ? -1 : blen > e->base_len;
+}
+
+struct md_entry *st_listing_find(const struct md_listing *l, const char *base)
+{
+	return bsearch(base, l->e, l->n, sizeof *l->e, cmp_entry_base);
+}
+
+int st_locate(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
+	      char **file, bool *in_new)
+{
+	char letters[MD_FLAGS_MAX + 1], *name = NULL;
+	int fd, rc = st_letters(kw, x->sys, x->kw, x->nkw, letters);
+	/* Where our own renames put it, then where a delivery put it. */
+	if (rc == 0 && asprintf(&name, "%s:2,%s", x->base, letters) > 0 &&
+	    md_open_message(s->md, mailbox, name, false, &fd) == 0) {
+		close(fd);
+		*file = name;
+		*in_new = false;
+		return 0;
+	}
+	free(name);
+	if (md_open_message(s->md, mailbox, x->base, true, &fd) == 0) {
+		close(fd);
+		*in_new = true;
+		return (*file = strdup(x->base)) ? 0 : err_set(MCRDT_ENOMEM, "out of memory");
+	}
+	/* Another tool renamed it: look it up in a listing. */
+	struct md_listing l = { 0 };
+	if ((rc = md_list(s->md, mailbox, &l)))
+		return rc;
+	struct md_entry *e = st_listing_find(&l, x->base);
+	if (e) {
+		*in_new = e->in_new;
+		*file = e->file;
+		e->file = NULL;
+	} else {
+		rc = err_set(MCRDT_ENOTFOUND, "the file of message %s is gone from %s (run mcrdt scan)", x->base,
+			     mailbox);
+	}
+	md_listing_free(&l);
+	return rc;
+}
+
+/* Reads x's file whole; *file and *in_new say where it was. */
+static int read_body(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
+		     uint8_t **data, size_t *len, char **file, bool *in_new)
+{
+	int fd, rc = st_locate(s, mailbox, kw, x, file, in_new);
+	if (rc)
+		return rc;
+	if ((rc = md_open_message(s->md, mailbox, *file, *in_new, &fd))) {
+		free(*file);
+		return rc;
+	}
+	struct stat st;
+	uint8_t *p = NULL;
+	size_t got = 0;
+	if (fstat(fd, &st) != 0)
+		rc = err_sys(MCRDT_EIO, "cannot stat message %s", x->base);
+	else if (!(p = malloc((size_t)st.st_size + 1)))
+		rc = err_set(MCRDT_ENOMEM, "out of memory reading message %s", x->base);
+	while (rc == 0 && got < (size_t)st.st_size) {
+		ssize_t r = read(fd, p + got, (size_t)st.st_size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			rc = err_sys(MCRDT_EIO, "cannot read message %s", x->base);
+		else
+			got += (size_t)r;
+	}
+	close(fd);
+	if (rc) {
+		free(p);
+		free(*file);
+		return rc;
+	}
+	*data = p;
+	*len = got;
+	return 0;
+}
+
+int st_make_meta(const char *file, uint64_t size, int64_t date, struct vbuf *out)
+{
+	const char *colon = strchr(file, ':');
+	struct store_meta meta = { file, colon ? (size_t)(colon - file) : strlen(file), size, date };
+	return store_meta_encode(&meta, out);
+}
+
+/* ---- the directory syncs of a call ---- */
+
+int st_files_begin(mcrdt_store *s)
+{
+	return s->in_batch ? 0 : md_batch_begin(s->md);
+}
+
+int st_files_end(mcrdt_store *s, int rc)
+{
+	if (s->in_batch)
+		return rc; /* the caller's batch syncs at its commit */
+	if (rc) {
+		md_batch_abort(s->md);
+		return rc;
+	}
+	return md_batch_commit(s->md);
+}
+
+/* ---- COPY and MOVE ---- */
+
+int st_transfer(mcrdt_store *s, const char *srcname, const struct st_msg *msgs, size_t n, crdt_dot dst,
+		const char *dstname, bool move, uint32_t *dst_uids)
+{
+	char **copies = calloc(n ? n : 1, sizeof *copies), **sources = calloc(n ? n : 1, sizeof *sources);
+	bool *src_new = calloc(n ? n : 1, sizeof *src_new);
+	struct md_keywords skw = { { 0 } }, dkw = { { 0 } };
+	int rc = copies && sources && src_new ? 0 : err_set(MCRDT_ENOMEM, "out of memory");
+	if (rc == 0 && (rc = md_keywords_load(s->md, srcname, &skw)) == 0)
+		rc = md_keywords_load(s->md, dstname, &dkw);
+	/* The copies, delivered together: one data sync, one sync per directory. */
+	if (rc == 0 && (rc = st_files_begin(s)) == 0) {
+		for (size_t i = 0; rc == 0 && i < n; i++) {
+			uint8_t *data;
+			size_t len;
+			char letters[MD_FLAGS_MAX + 1];
+			if ((rc = read_body(s, srcname, &skw, &msgs[i], &data, &len, &sources[i], &src_new[i])))
+				break;
+			if ((rc = st_kw_assign(s, dstname, &dkw, msgs[i].kw, msgs[i].nkw)) == 0)
+				rc = st_letters(&dkw, msgs[i].sys, msgs[i].kw, msgs[i].nkw, letters);
+			struct md_deliver_opts o = MD_DELIVER_OPTS_INIT;
+			o.flags = msgs[i].sys || msgs[i].nkw ? letters : NULL;
+			o.mtime = msgs[i].date;
+			if (rc == 0)
+				rc = md_deliver(s->md, dstname, data, len, &o, &copies[i]);
+			free(data);
+		}
+		rc = st_files_end(s, rc);
+	}
+	crdt_oplist ops = CRDT_OPLIST_INIT;
+	struct vbuf meta = { 0 };
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		meta.len = 0;
+		uint32_t uid;
+		rc = st_make_meta(copies[i], msgs[i].size, msgs[i].date, &meta);
+		if (rc == 0)
+			rc = crdt_model_copy(s->m, &ops, msgs[i].guid, dst, move, meta.p, meta.len, NULL, &uid);
+		if (rc == 0 && dst_uids)
+			dst_uids[i] = uid;
+	}
+	free(meta.p);
+	if (rc && ops.n)
+		s->stale = true; /* some applied, not logged: reload */
+	/* A move's sources go once the copies are durable. */
+	if (rc == 0 && move && (rc = st_files_begin(s)) == 0) {
+		for (size_t i = 0; i < n; i++)
+			md_remove(s->md, srcname, sources[i], src_new[i]); /* gone already: fine */
+		rc = st_files_end(s, 0);
+	}
+	if (rc == 0)
+		rc = st_commit(s, &ops);
+	crdt_oplist_free(&ops);
+	for (size_t i = 0; i < n; i++) {
+		free(copies ? copies[i] : NULL);
+		free(sources ? sources[i] : NULL);
+	}
+	free(copies);
+	free(sources);
+	free(src_new);
+	md_keywords_free(&skw);
+	md_keywords_free(&dkw);
+	return rc;
+}
