@@ -206,11 +206,10 @@ static void maybe_snapshot(mcrdt_store *s, uint64_t every)
 	uint64_t next = sync_log_next(s->log);
 	if (next - s->snap_at < every || crdt_model_pending(s->m))
 		return;
-	char saved[512];
-	snprintf(saved, sizeof saved, "%s", mcrdt_error_last());
+	/* An optimisation: a failure leaves the older snapshot, and the call
+	 * (which succeeded) is not failed for it. */
 	if (sync_snapshot_write(s->metadir, s->m, next) == 0)
 		s->snap_at = next;
-	err_set(MCRDT_OK, "%s", saved); /* a snapshot is an optimisation: its failure is not the call's */
 }
 
 static void notify_changes(mcrdt_store *s)

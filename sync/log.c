@@ -408,14 +408,14 @@ int sync_log_open(sync_log **out, const char *dir, const struct sync_log_opts *o
 	} else if (rc == 0) {
 		rc = create_segment(log, 0);
 	}
+	rep.records = log->next; /* on damage: the good records before it */
+	if (report)
+		*report = rep;
 	if (rc) {
 		sync_log_close(log);
 		return rc;
 	}
 	log->synced = log->next;
-	rep.records = log->next;
-	if (report)
-		*report = rep;
 	*out = log;
 	return 0;
 }

@@ -57,7 +57,8 @@ struct sync_log_report {
 
 /*
  * Opens (creating if missing, mode 0700) the log in dir. opts and report
- * may be NULL. MCRDT_ECORRUPT or MCRDT_EVERSION leave every file as it was.
+ * may be NULL. MCRDT_ECORRUPT or MCRDT_EVERSION leave every file as it was;
+ * report->records then counts the good records before the damage.
  */
 int sync_log_open(sync_log **out, const char *dir, const struct sync_log_opts *opts,
 		  struct sync_log_report *report);

@@ -597,6 +597,8 @@ f = open(sys.argv[1], "r+b"); f.seek(int(sys.argv[2])); b = f.read(1); f.seek(in
 	[ $rc -eq 1 ] || bad "fsck of a damaged log: exit $rc: $(cat "$T/out" "$T/err")"
 	[ "$(wc -l <"$T/err")" -eq 1 ] || bad "fsck stderr: $(cat "$T/err")"
 	grep -Eq '^status +damaged$' "$T/out" || bad "fsck report: $(cat "$T/out")"
+	# It counts the good records before the damage, not 0.
+	grep -Eq '^records +[1-9][0-9]*$' "$T/out" || bad "fsck counts no good records: $(cat "$T/out")"
 	grep -Eiq 'offset [0-9]+' "$T/err" || bad "fsck does not name the offset: $(cat "$T/err")"
 	local named
 	named=$(grep -Eio 'offset [0-9]+' "$T/err" | head -n1 | grep -Eo '[0-9]+')

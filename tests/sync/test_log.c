@@ -960,15 +960,17 @@ START_TEST(bad_checksum_in_the_middle)
 
 	struct snap before = snap_take(dir);
 	sync_log *log = NULL;
-	ck_assert_int_eq(sync_log_open(&log, dir, NULL, NULL), MCRDT_ECORRUPT);
+	struct sync_log_report rep;
+	memset(&rep, 0xff, sizeof rep);
+	ck_assert_int_eq(sync_log_open(&log, dir, NULL, &rep), MCRDT_ECORRUPT);
 	char where[64];
 	snprintf(where, sizeof where, "offset %zu", at);
 	assert_msg_has(S.names[1]);
 	assert_msg_has(where);
+	ck_assert_uint_eq(rep.records, bad); /* the good records before the damage */
 	assert_untouched(&before, dir);
 	snap_free(&before);
 
-	struct sync_log_report rep;
 	memset(&rep, 0xff, sizeof rep);
 	ck_assert_msg(sync_log_repair(dir, &rep) == 0, "repair: %s", mcrdt_error_last());
 	ck_assert_uint_eq(rep.records, bad);
