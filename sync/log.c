@@ -94,24 +94,25 @@ static void seg_name(char *out, size_t size, uint64_t first)
 
 /* ---- reading whole segments ---- */
 
-static int read_file(int dirfd, const char *name, uint8_t **buf, size_t *len)
+/* Reads [from, to) of a segment into *buf (malloc'd); to UINT64_MAX: to
+ * its end, with *len_out (may be NULL) the bytes read. */
+static int read_range(int dirfd, const char *name, uint64_t from, uint64_t to, uint8_t **buf, size_t *len_out)
 {
 	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return err_sys(MCRDT_EIO, "cannot open log segment %s", name);
 	struct stat st;
-	if (fstat(fd, &st) != 0) {
-		close(fd);
-		return err_sys(MCRDT_EIO, "cannot stat log segment %s", name);
+	if (to == UINT64_MAX) {
+		if (fstat(fd, &st) != 0) {
+			close(fd);
+			return err_sys(MCRDT_EIO, "cannot stat log segment %s", name);
+		}
+		to = (uint64_t)st.st_size;
 	}
-	size_t n = (size_t)st.st_size, got = 0;
+	size_t n = (size_t)(to - from), got = 0;
 	uint8_t *p = malloc(n ? n : 1);
-	if (!p) {
-		close(fd);
-		return err_set(MCRDT_ENOMEM, "out of memory reading log segment %s", name);
-	}
-	while (got < n) {
-		ssize_t r = pread(fd, p + got, n - got, (off_t)got);
+	while (p && got < n) {
+		ssize_t r = pread(fd, p + got, n - got, (off_t)(from + got));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -119,12 +120,15 @@ static int read_file(int dirfd, const char *name, uint8_t **buf, size_t *len)
 		got += (size_t)r;
 	}
 	close(fd);
+	if (!p)
+		return err_set(MCRDT_ENOMEM, "out of memory reading log segment %s", name);
 	if (got != n) {
 		free(p);
 		return err_sys(MCRDT_EIO, "cannot read log segment %s", name);
 	}
 	*buf = p;
-	*len = n;
+	if (len_out)
+		*len_out = n;
 	return 0;
 }
 
@@ -365,7 +369,7 @@ int sync_log_open(sync_log **out, const char *dir, const struct sync_log_opts *o
 			log->next += s->count;
 			continue;
 		}
-		if ((rc = read_file(log->dirfd, s->name, &buf, &len)))
+		if ((rc = read_range(log->dirfd, s->name, 0, UINT64_MAX, &buf, &len)))
 			break;
 		rc = check_header(buf, len, s->name, &first, &s->salt);
 		if (rc == 0 && first != s->first)
@@ -562,7 +566,7 @@ int sync_log_replay(sync_log *log, uint64_t from, sync_replay_fn fn, void *ctx)
 			continue;
 		uint8_t *buf;
 		size_t len;
-		if ((rc = read_file(log->dirfd, s->name, &buf, &len)))
+		if ((rc = read_range(log->dirfd, s->name, 0, UINT64_MAX, &buf, &len)))
 			break;
 		size_t at = HEADER_SIZE;
 		uint64_t hfirst, salt = 0;
@@ -600,33 +604,6 @@ int sync_log_replay(sync_log *log, uint64_t from, sync_replay_fn fn, void *ctx)
 }
 
 /* ---- records other processes appended ---- */
-
-/* Reads [from, to) of a segment; *buf is malloc'd. */
-static int read_range(int dirfd, const char *name, uint64_t from, uint64_t to, uint8_t **buf)
-{
-	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return err_sys(MCRDT_EIO, "cannot open log segment %s", name);
-	size_t n = (size_t)(to - from), got = 0;
-	uint8_t *p = malloc(n ? n : 1);
-	while (p && got < n) {
-		ssize_t r = pread(fd, p + got, n - got, (off_t)(from + got));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	close(fd);
-	if (!p)
-		return err_set(MCRDT_ENOMEM, "out of memory reading log segment %s", name);
-	if (got != n) {
-		free(p);
-		return err_sys(MCRDT_EIO, "cannot read log segment %s", name);
-	}
-	*buf = p;
-	return 0;
-}
 
 /* Takes in the segment that starts at log->next, if another process
  * created it: returns 1 when it did, 0 when there is none. */
@@ -687,7 +664,7 @@ int sync_log_refresh(sync_log *log, bool cut, sync_replay_fn fn, void *ctx, uint
 		}
 		if (end > log->size) {
 			uint8_t *buf = NULL;
-			if ((rc = read_range(log->dirfd, s->name, log->size, end, &buf)))
+			if ((rc = read_range(log->dirfd, s->name, log->size, end, &buf, NULL)))
 				break;
 			size_t len = (size_t)(end - log->size), at = 0;
 			while (rc == 0 && at < len) {
@@ -829,7 +806,7 @@ int sync_log_repair(const char *dir, struct sync_log_report *report)
 		uint8_t *buf;
 		size_t len, good = HEADER_SIZE;
 		uint64_t first, count = 0, salt = 0;
-		if ((rc = read_file(dirfd, s->name, &buf, &len)))
+		if ((rc = read_range(dirfd, s->name, 0, UINT64_MAX, &buf, &len)))
 			break;
 		int hrc = check_header(buf, len, s->name, &first, &salt);
 		if (hrc == 0 && i == 0 && first == s->first)
