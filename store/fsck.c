@@ -8,12 +8,10 @@
 #define _GNU_SOURCE
 #include "store/store_int.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
+#include <sys/file.h> /* LOCK_EX */
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -52,23 +50,6 @@ static int check_files(mcrdt_store *s, struct mcrdt_fsck_report *rep)
 	return rc;
 }
 
-static int lock_file(const char *metadir, const char *name, int op, int *fd_out)
-{
-	char path[4200];
-	snprintf(path, sizeof path, "%s/%s", metadir, name);
-	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return err_sys(MCRDT_EIO, "cannot open %s", path);
-	if (flock(fd, op | LOCK_NB) != 0) {
-		close(fd);
-		return err_set(MCRDT_ELOCKED, "the store is in use by another process; %s",
-			       op == LOCK_EX && strcmp(name, "open") == 0 ? "close it everywhere before a repair"
-									  : "try again");
-	}
-	*fd_out = fd;
-	return 0;
-}
-
 int mcrdt_fsck(const char *dir, bool repair, struct mcrdt_fsck_report *out)
 {
 	struct mcrdt_fsck_report rep;
@@ -81,7 +62,8 @@ int mcrdt_fsck(const char *dir, bool repair, struct mcrdt_fsck_report *out)
 	if (stat(probe, &st) != 0)
 		return err_set(MCRDT_ENOTFOUND, "%s is not an mcrdt store (no %s)", dir, probe);
 	/* A check waits for no writer; a repair needs the store to itself. */
-	int lockfd = -1, rc = lock_file(metadir, repair ? "open" : "lock", LOCK_EX, &lockfd);
+	int lockfd = -1, rc = repair ? st_lock_file(metadir, "open", LOCK_EX, 0, "close it everywhere before a repair", &lockfd)
+				     : st_lock_file(metadir, "lock", LOCK_EX, 30000, NULL, &lockfd);
 	if (rc)
 		return rc;
 	struct sync_log_opts lo = SYNC_LOG_OPTS_INIT;

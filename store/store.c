@@ -26,7 +26,7 @@
 
 /* ---- the lock ---- */
 
-static int lock_wait(int fd, int op, unsigned timeout_ms, const char *what)
+static int lock_wait(int fd, int op, unsigned timeout_ms, const char *hint)
 {
 	unsigned waited = 0;
 	for (;;) {
@@ -35,15 +35,32 @@ static int lock_wait(int fd, int op, unsigned timeout_ms, const char *what)
 		if (errno == EINTR)
 			continue;
 		if (errno != EWOULDBLOCK)
-			return err_sys(MCRDT_EIO, "cannot lock %s", what);
+			return err_sys(MCRDT_EIO, "cannot lock the store");
 		if (waited >= timeout_ms)
-			return err_set(MCRDT_ELOCKED, "%s is locked by another process (waited %u ms)", what,
-				       timeout_ms);
+			return err_set(MCRDT_ELOCKED, "the store is locked by another process (waited %u ms)%s%s",
+				       timeout_ms, hint ? "; " : "", hint ? hint : "");
 		unsigned step = timeout_ms - waited < 5 ? timeout_ms - waited : 5;
 		struct timespec ts = { 0, (long)step * 1000000L };
 		nanosleep(&ts, NULL);
 		waited += step;
 	}
+}
+
+int st_lock_file(const char *metadir, const char *name, int op, unsigned timeout_ms, const char *hint,
+		 int *fd_out)
+{
+	char path[4200];
+	snprintf(path, sizeof path, "%s/%s", metadir, name);
+	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return err_sys(MCRDT_EIO, "cannot open %s", path);
+	int rc = lock_wait(fd, op, timeout_ms, hint);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	*fd_out = fd;
+	return 0;
 }
 
 static void unlock(mcrdt_store *s)
@@ -164,7 +181,7 @@ int st_begin(mcrdt_store *s)
 {
 	pthread_mutex_lock(&s->mu);
 	int rc = 0;
-	if (!s->locked && (rc = lock_wait(s->lockfd, LOCK_EX, s->opts.lock_timeout_ms, "the store")) == 0)
+	if (!s->locked && (rc = lock_wait(s->lockfd, LOCK_EX, s->opts.lock_timeout_ms, NULL)) == 0)
 		s->locked = true;
 	if (rc == 0 && s->stale)
 		rc = reload(s);
@@ -256,15 +273,6 @@ int st_end(mcrdt_store *s, int rc)
 
 /* ---- opening and closing ---- */
 
-static int open_lockfile(mcrdt_store *s, int metafd, const char *name, int *fd_out)
-{
-	int fd = openat(metafd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return err_sys(MCRDT_EIO, "cannot open %s/%s", s->metadir, name);
-	*fd_out = fd;
-	return 0;
-}
-
 /* Makes sure INBOX exists: a new store, or one whose creation was cut short. */
 static int ensure_inbox(mcrdt_store *s)
 {
@@ -313,12 +321,8 @@ int mcrdt_store_open(mcrdt_store **out, const char *dir, const struct mcrdt_open
 	if (rc == 0)
 		rc = md_meta_dir(s->md, &metafd);
 	if (rc == 0)
-		rc = open_lockfile(s, metafd, "open", &s->openfd);
-	if (rc == 0 && flock(s->openfd, LOCK_SH | LOCK_NB) != 0)
-		rc = err_set(MCRDT_ELOCKED, "%s is being repaired by another process", dir);
-	if (rc == 0)
-		rc = open_lockfile(s, metafd, "lock", &s->lockfd);
-	if (rc == 0 && (rc = lock_wait(s->lockfd, LOCK_EX, s->opts.lock_timeout_ms, "the store")) == 0)
+		rc = st_lock_file(s->metadir, "open", LOCK_SH, 0, "it is being repaired", &s->openfd);
+	if (rc == 0 && (rc = st_lock_file(s->metadir, "lock", LOCK_EX, s->opts.lock_timeout_ms, NULL, &s->lockfd)) == 0)
 		s->locked = true;
 	if (rc == 0)
 		rc = read_replica(s, metafd, &found);
@@ -356,7 +360,7 @@ void mcrdt_store_close(mcrdt_store *s)
 		return;
 	if (s->in_batch && s->log)
 		mcrdt_store_batch_commit(s);
-	if (s->log && !s->stale && lock_wait(s->lockfd, LOCK_EX, s->opts.lock_timeout_ms, "the store") == 0) {
+	if (s->log && !s->stale && lock_wait(s->lockfd, LOCK_EX, s->opts.lock_timeout_ms, NULL) == 0) {
 		s->locked = true;
 		if (catch_up(s) == 0)
 			maybe_snapshot(s, ST_SNAPSHOT_AT_CLOSE);

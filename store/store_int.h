@@ -84,6 +84,12 @@ struct mcrdt_mailbox {
 
 /* ---- store.c ---- */
 
+/* Opens (creating) METADIR/name and flocks it (op: LOCK_SH or LOCK_EX),
+ * waiting up to timeout_ms; MCRDT_ELOCKED then, its message ending with
+ * hint (may be NULL). */
+int st_lock_file(const char *metadir, const char *name, int op, unsigned timeout_ms, const char *hint,
+		 int *fd_out);
+
 /* Begins a call: mutex, lock (unless a batch holds it), catch-up. On
  * failure everything is released again. */
 int st_begin(mcrdt_store *s);
