@@ -55,13 +55,16 @@ struct cli_help {
 	const char *usage;      /* "mcrdt list DIR [-m MAILBOX] [--json]" */
 	const char *text;       /* what it does and prints, newline-terminated */
 	bool dash_operands;     /* an unknown "-x" word is an operand (flag's "-\Seen") */
+	const char *operands;   /* the operands it needs, by name: "DIR UIDSET DEST" */
+	int optional;           /* how many more it takes (-1: any number) */
 };
 
 /*
  * Parses argv[1..argc) against opts (a table ended by a NULL name).
  * Options may come before, between or after the operands; "--" ends them.
- * The operands are moved, in order, to argv[1..*nargs]. "-h" and "--help"
- * print the help on stdout.
+ * The operands are moved, in order, to argv[1..*nargs]; fewer than
+ * help->operands names ("missing UIDSET") or more than it takes are a
+ * usage error. "-h" and "--help" print the help on stdout.
  *
  * Returns -1 to go on; otherwise the command's exit status: 0 after the
  * help, CLI_USAGE after a usage error line on stderr.

@@ -19,6 +19,7 @@ int cli_init(int argc, char **argv)
 		"(default: the host name). Prints the new replica's id and name and how\n"
 		"many messages were adopted. Fails when DIR already holds a store.\n",
 		false,
+		"DIR", 0,
 	};
 	const char *name = NULL;
 	const struct cli_opt opts[] = { { "name", 0, &name, NULL }, { NULL, 0, NULL, NULL } };
@@ -26,8 +27,6 @@ int cli_init(int argc, char **argv)
 	int rc = cli_parse(argc, argv, &help, opts, &nargs);
 	if (rc >= 0)
 		return rc;
-	if (nargs != 1)
-		return cli_usage_error(&help, argv[0], nargs ? "too many arguments" : "missing DIR");
 	const char *dir = argv[1];
 
 	mcrdt_store *s = NULL;
@@ -69,6 +68,26 @@ int cli_init(int argc, char **argv)
 	return 0;
 }
 
+/* A report: "key value" lines, or with as_json one JSON object (written
+ * through *jw, which the result then points to). */
+static struct json *report_begin(struct json *jw, bool as_json)
+{
+	if (!as_json)
+		return NULL;
+	json_init(jw, stdout);
+	json_object_begin(jw);
+	return jw;
+}
+
+static void report_end(struct json *j)
+{
+	if (j) {
+		json_object_end(j);
+		json_end(j);
+	}
+	fflush(stdout);
+}
+
 /* One "key value" line, or one key of a JSON object. */
 static void report_u64(struct json *j, const char *key, uint64_t v)
 {
@@ -101,6 +120,7 @@ int cli_scan(int argc, char **argv)
 		"flag changes, removed files and folders become expunges and deletes.\n"
 		"Prints how many of each it found.\n",
 		false,
+		"DIR", 0,
 	};
 	bool as_json = false;
 	const struct cli_opt opts[] = { CLI_OPT_JSON(&as_json), { NULL, 0, NULL, NULL } };
@@ -108,8 +128,6 @@ int cli_scan(int argc, char **argv)
 	int rc = cli_parse(argc, argv, &help, opts, &nargs);
 	if (rc >= 0)
 		return rc;
-	if (nargs != 1)
-		return cli_usage_error(&help, argv[0], nargs ? "too many arguments" : "missing DIR");
 	mcrdt_store *s;
 	if (cli_open(&s, argv[1], NULL))
 		return CLI_FAILED;
@@ -123,22 +141,14 @@ int cli_scan(int argc, char **argv)
 	}
 	mcrdt_store_close(s);
 
-	struct json jw, *j = NULL;
-	if (as_json) {
-		j = &jw;
-		json_init(j, stdout);
-		json_object_begin(j);
-	}
+	struct json jw, *j = report_begin(&jw, as_json);
 	report_u64(j, "added", r.added);
 	report_u64(j, "flags_changed", r.flags_changed);
 	report_u64(j, "vanished", r.vanished);
 	report_u64(j, "folders_added", r.folders_added);
 	report_u64(j, "folders_removed", r.folders_removed);
 	report_u64(j, "skipped", r.skipped);
-	if (j) {
-		json_object_end(j);
-		json_end(j);
-	}
+	report_end(j);
 	return 0;
 }
 
@@ -182,6 +192,7 @@ int cli_log(int argc, char **argv)
 		"array of objects with the keys index, replica (16 hex digits), counter,\n"
 		"type and text.\n",
 		false,
+		"DIR", 0,
 	};
 	bool as_json = false;
 	const char *from_text = NULL;
@@ -191,8 +202,6 @@ int cli_log(int argc, char **argv)
 	int rc = cli_parse(argc, argv, &help, opts, &nargs);
 	if (rc >= 0)
 		return rc;
-	if (nargs != 1)
-		return cli_usage_error(&help, argv[0], nargs ? "too many arguments" : "missing DIR");
 	uint64_t from = 0;
 	if (from_text && !cli_parse_u64(from_text, UINT64_MAX, &from))
 		return cli_usage_error(&help, argv[0], "--from wants a record number, not '%s'", from_text);
@@ -234,6 +243,7 @@ int cli_fsck(int argc, char **argv)
 		"aside as *.damaged, never deleted) and every message file is adopted\n"
 		"again. The store must not be open anywhere else.\n",
 		false,
+		"DIR", 0,
 	};
 	bool as_json = false, repair = false;
 	const struct cli_opt opts[] = { CLI_OPT_JSON(&as_json), { "repair", 0, NULL, &repair },
@@ -242,8 +252,6 @@ int cli_fsck(int argc, char **argv)
 	int rc = cli_parse(argc, argv, &help, opts, &nargs);
 	if (rc >= 0)
 		return rc;
-	if (nargs != 1)
-		return cli_usage_error(&help, argv[0], nargs ? "too many arguments" : "missing DIR");
 	struct mcrdt_fsck_report r;
 	memset(&r, 0, sizeof r);
 	rc = mcrdt_fsck(argv[1], repair, &r);
@@ -254,12 +262,7 @@ int cli_fsck(int argc, char **argv)
 			   : repair && (r.damage[0] || r.torn_bytes || r.set_aside) ? "repaired"
 										      : "healthy";
 	r.damage[sizeof r.damage - 1] = '\0';
-	struct json jw, *j = NULL;
-	if (as_json) {
-		j = &jw;
-		json_init(j, stdout);
-		json_object_begin(j);
-	}
+	struct json jw, *j = report_begin(&jw, as_json);
 	report_u64(j, "records", r.records);
 	report_u64(j, "torn_bytes", r.torn_bytes);
 	report_u64(j, "missing_files", r.missing_files);
@@ -267,11 +270,7 @@ int cli_fsck(int argc, char **argv)
 	report_u64(j, "set_aside", r.set_aside);
 	report_str(j, "damage", r.damage);
 	report_str(j, "status", status);
-	if (j) {
-		json_object_end(j);
-		json_end(j);
-	}
-	fflush(stdout);
+	report_end(j);
 	if (rc)
 		return cli_fail(rc, "fsck %s", argv[1]);
 	return 0;

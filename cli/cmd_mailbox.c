@@ -89,6 +89,7 @@ int cli_mailbox(int argc, char **argv)
 		"  rename FROM TO  renames a mailbox and its children\n"
 		"  subscribe NAME, unsubscribe NAME  change the subscriptions\n",
 		false,
+		"DIR", -1,
 	};
 	bool as_json = false;
 	const struct cli_opt opts[] = { CLI_OPT_JSON(&as_json), { NULL, 0, NULL, NULL } };
@@ -96,8 +97,6 @@ int cli_mailbox(int argc, char **argv)
 	int rc = cli_parse(argc, argv, &help, opts, &nargs);
 	if (rc >= 0)
 		return rc;
-	if (nargs < 1)
-		return cli_usage_error(&help, argv[0], "missing DIR");
 	const char *dir = argv[1];
 	const char *verb = nargs >= 2 ? argv[2] : "list";
 	int want;
@@ -150,6 +149,7 @@ int cli_status(int argc, char **argv)
 		"SIZE (bytes) and HIGHESTMODSEQ. --json: one object with the same items\n"
 		"as lowercase keys, and the mailbox's name.\n",
 		false,
+		"DIR", 0,
 	};
 	const char *mailbox = "INBOX";
 	bool as_json = false;
@@ -159,8 +159,6 @@ int cli_status(int argc, char **argv)
 	int rc = cli_parse(argc, argv, &help, opts, &nargs);
 	if (rc >= 0)
 		return rc;
-	if (nargs != 1)
-		return cli_usage_error(&help, argv[0], nargs ? "too many arguments" : "missing DIR");
 	mcrdt_store *s;
 	if (cli_open(&s, argv[1], NULL))
 		return CLI_FAILED;

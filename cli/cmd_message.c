@@ -74,6 +74,7 @@ int cli_deliver(int argc, char **argv)
 		"epoch (default: now). With --append-limit, a message larger than BYTES is\n"
 		"refused. Prints the new message's UID.\n",
 		false,
+		"DIR", 0,
 	};
 	const char *mailbox = "INBOX", *flags_text = NULL, *date_text = NULL, *limit_text = NULL;
 	const struct cli_opt opts[] = {
@@ -87,8 +88,6 @@ int cli_deliver(int argc, char **argv)
 	int rc = cli_parse(argc, argv, &help, opts, &nargs);
 	if (rc >= 0)
 		return rc;
-	if (nargs != 1)
-		return cli_usage_error(&help, argv[0], nargs ? "too many arguments" : "missing DIR");
 	struct mcrdt_open_opts oo = MCRDT_OPEN_OPTS_INIT;
 	struct mcrdt_append_opts ao = MCRDT_APPEND_OPTS_INIT;
 	uint64_t v;
@@ -231,6 +230,7 @@ int cli_list(int argc, char **argv)
 		"an array of objects with the keys uid, guid, flags (system flags),\n"
 		"keywords, size, internaldate (seconds since the epoch) and modseq.\n",
 		false,
+		"DIR", 0,
 	};
 	const char *mailbox = "INBOX";
 	bool as_json = false;
@@ -240,8 +240,6 @@ int cli_list(int argc, char **argv)
 	int rc = cli_parse(argc, argv, &help, opts, &nargs);
 	if (rc >= 0)
 		return rc;
-	if (nargs != 1)
-		return cli_usage_error(&help, argv[0], nargs ? "too many arguments" : "missing DIR");
 	mcrdt_store *s;
 	mcrdt_mailbox *mb;
 	if (cli_select(&s, &mb, argv[1], mailbox))
@@ -277,6 +275,7 @@ int cli_flag(int argc, char **argv)
 		"Every word after '--' is an operand: put '--' before the flags when one\n"
 		"could read as an option (\"-mail\" is -m ail).\n",
 		true,
+		"DIR UIDSET +FLAGS|-FLAGS|=FLAGS", -1,
 	};
 	const char *mailbox = "INBOX";
 	const struct cli_opt opts[] = { CLI_OPT_MAILBOX(&mailbox), { NULL, 0, NULL, NULL } };
@@ -284,10 +283,6 @@ int cli_flag(int argc, char **argv)
 	int rc = cli_parse(argc, argv, &help, opts, &nargs);
 	if (rc >= 0)
 		return rc;
-	if (nargs < 3)
-		return cli_usage_error(&help, argv[0], nargs == 0   ? "missing DIR"
-						       : nargs == 1 ? "missing UIDSET"
-								    : "missing +FLAGS, -FLAGS or =FLAGS");
 	const char *set = argv[2];
 	enum mcrdt_flags_mode mode;
 	switch (argv[3][0]) {
@@ -328,6 +323,7 @@ static int copy_or_move(int argc, char **argv, bool move)
 		"<new UIDs>\", the two sets in corresponding order; nothing when UIDSET\n"
 		"names no message.\n",
 		false,
+		"DIR UIDSET DEST", 0,
 	};
 	static const struct cli_help move_help = {
 		"mcrdt move DIR [-m MAILBOX] UIDSET DEST",
@@ -336,6 +332,7 @@ static int copy_or_move(int argc, char **argv, bool move)
 		"<new UIDs>\", the two sets in corresponding order; nothing when UIDSET\n"
 		"names no message.\n",
 		false,
+		"DIR UIDSET DEST", 0,
 	};
 	const struct cli_help *help = move ? &move_help : &copy_help;
 	const char *mailbox = "INBOX";
@@ -344,11 +341,6 @@ static int copy_or_move(int argc, char **argv, bool move)
 	int rc = cli_parse(argc, argv, help, opts, &nargs);
 	if (rc >= 0)
 		return rc;
-	if (nargs != 3)
-		return cli_usage_error(help, argv[0], nargs > 3    ? "too many arguments"
-						      : nargs == 0 ? "missing DIR"
-						      : nargs == 1 ? "missing UIDSET"
-								   : "missing DEST");
 	const char *set = argv[2], *dest = argv[3];
 	mcrdt_store *s;
 	mcrdt_mailbox *mb;
@@ -398,6 +390,7 @@ int cli_expunge(int argc, char **argv)
 		"whatever their flags. Prints the expunged UIDs as a set (\"1:3,7\"), or\n"
 		"nothing when none was.\n",
 		false,
+		"DIR", 1,
 	};
 	const char *mailbox = "INBOX";
 	const struct cli_opt opts[] = { CLI_OPT_MAILBOX(&mailbox), { NULL, 0, NULL, NULL } };
@@ -405,8 +398,6 @@ int cli_expunge(int argc, char **argv)
 	int rc = cli_parse(argc, argv, &help, opts, &nargs);
 	if (rc >= 0)
 		return rc;
-	if (nargs < 1 || nargs > 2)
-		return cli_usage_error(&help, argv[0], nargs ? "too many arguments" : "missing DIR");
 	const char *set = nargs == 2 ? argv[2] : NULL;
 	mcrdt_store *s;
 	mcrdt_mailbox *mb;
@@ -434,6 +425,7 @@ int cli_cat(int argc, char **argv)
 		"Writes the message UID of MAILBOX (default INBOX) to standard output,\n"
 		"byte for byte.\n",
 		false,
+		"DIR UID", 0,
 	};
 	const char *mailbox = "INBOX";
 	const struct cli_opt opts[] = { CLI_OPT_MAILBOX(&mailbox), { NULL, 0, NULL, NULL } };
@@ -441,10 +433,6 @@ int cli_cat(int argc, char **argv)
 	int rc = cli_parse(argc, argv, &help, opts, &nargs);
 	if (rc >= 0)
 		return rc;
-	if (nargs != 2)
-		return cli_usage_error(&help, argv[0], nargs > 2    ? "too many arguments"
-						       : nargs == 0 ? "missing DIR"
-								    : "missing UID");
 	uint64_t uid;
 	if (!cli_parse_u64(argv[2], UINT32_MAX, &uid) || uid == 0)
 		return cli_usage_error(&help, argv[0], "'%s' is no UID (1 to 4294967295)", argv[2]);

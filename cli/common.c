@@ -156,6 +156,16 @@ int cli_parse(int argc, char **argv, const struct cli_help *help, const struct c
 		*o->value = val;
 	}
 	*nargs = out - 1;
+	/* The operands every subcommand needs, then how many more it takes. */
+	int need = 0;
+	for (const char *p = help->operands; *p; need++) {
+		size_t len = strcspn(p, " ");
+		if (*nargs == need)
+			return cli_usage_error(help, cmd, "missing %.*s", (int)len, p);
+		p += len + (p[len] == ' ');
+	}
+	if (help->optional >= 0 && *nargs > need + help->optional)
+		return cli_usage_error(help, cmd, "too many arguments");
 	return -1;
 }
 
