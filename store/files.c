@@ -317,17 +317,13 @@ int st_transfer(mcrdt_store *s, const char *srcname, const struct st_msg *msgs, 
 			dst_uids[i] = uid;
 	}
 	free(meta.p);
-	if (rc && ops.n)
-		s->stale = true; /* some applied, not logged: reload */
 	/* A move's sources go once the copies are durable. */
 	if (rc == 0 && move && (rc = st_files_begin(s)) == 0) {
 		for (size_t i = 0; i < n; i++)
 			md_remove(s->md, srcname, sources[i], src_new[i]); /* gone already: fine */
 		rc = st_files_end(s, 0);
 	}
-	if (rc == 0)
-		rc = st_commit(s, &ops);
-	crdt_oplist_free(&ops);
+	rc = st_commit(s, &ops, rc);
 	for (size_t i = 0; i < n; i++) {
 		free(copies ? copies[i] : NULL);
 		free(sources ? sources[i] : NULL);

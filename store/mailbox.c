@@ -67,7 +67,7 @@ int st_find(mcrdt_store *s, const char *name, crdt_dot *guid)
 	return rc;
 }
 
-int st_view_name(mcrdt_store *s, crdt_dot guid, char **name)
+int st_view(mcrdt_store *s, crdt_dot guid, struct crdt_mailbox_info *info, char **name)
 {
 	struct crdt_mailbox_info *v;
 	size_t n;
@@ -76,33 +76,17 @@ int st_view_name(mcrdt_store *s, crdt_dot guid, char **name)
 		return rc;
 	rc = MCRDT_ENOTFOUND;
 	for (size_t i = 0; i < n && rc; i++) {
-		crdt_dot g;
-		/* guid may be any member of the view, not only its canonical one */
-		if (crdt_dot_eq(v[i].guid, guid) ||
-		    (crdt_model_find(s->m, v[i].name, &g) == 0 && crdt_dot_eq(g, guid))) {
+		if (!crdt_dot_eq(v[i].guid, guid))
+			continue;
+		if (name) {
 			*name = v[i].name;
 			v[i].name = NULL;
-			rc = 0;
 		}
-	}
-	crdt_mailboxes_free(v, n);
-	return rc ? err_set(rc, "the mailbox no longer exists") : 0;
-}
-
-int st_view_info(mcrdt_store *s, crdt_dot guid, struct crdt_mailbox_info *out)
-{
-	struct crdt_mailbox_info *v;
-	size_t n;
-	int rc = crdt_model_mailboxes(s->m, &v, &n);
-	if (rc)
-		return rc;
-	rc = MCRDT_ENOTFOUND;
-	for (size_t i = 0; i < n && rc; i++) {
-		if (crdt_dot_eq(v[i].guid, guid)) {
-			*out = v[i];
-			out->name = NULL;
-			rc = 0;
+		if (info) {
+			*info = v[i];
+			info->name = NULL;
 		}
+		rc = 0;
 	}
 	crdt_mailboxes_free(v, n);
 	return rc ? err_set(rc, "the mailbox no longer exists") : 0;
@@ -260,11 +244,7 @@ int st_create(mcrdt_store *s, const char *name, crdt_dot *guid)
 	if (rc && rc != MCRDT_EEXISTS)
 		return rc;
 	crdt_oplist ops = CRDT_OPLIST_INIT;
-	if ((rc = crdt_model_create(s->m, &ops, name, (uint32_t)time(NULL), guid))) {
-		crdt_oplist_free(&ops);
-		return rc;
-	}
-	return st_commit(s, &ops);
+	return st_commit(s, &ops, crdt_model_create(s->m, &ops, name, (uint32_t)time(NULL), guid));
 }
 
 int mcrdt_mailbox_create(mcrdt_store *s, const char *name)
@@ -295,9 +275,9 @@ int mcrdt_mailbox_delete(mcrdt_store *s, const char *name)
 			rc = 0; /* already gone from disk: the op still has to say so */
 	}
 	crdt_oplist ops = CRDT_OPLIST_INIT;
-	if (rc == 0 && (rc = crdt_model_delete(s->m, &ops, g)) == 0)
-		rc = st_commit(s, &ops);
-	crdt_oplist_free(&ops);
+	if (rc == 0)
+		rc = crdt_model_delete(s->m, &ops, g);
+	rc = st_commit(s, &ops, rc);
 	free(n);
 	return st_end(s, rc);
 }
@@ -377,11 +357,7 @@ int mcrdt_mailbox_rename(mcrdt_store *s, const char *from, const char *to)
 	crdt_oplist ops = CRDT_OPLIST_INIT;
 	for (size_t i = 0; rc == 0 && i < nt; i++)
 		rc = crdt_model_rename(s->m, &ops, guids[i], targets[i]);
-	if (rc == 0)
-		rc = st_commit(s, &ops);
-	else if (ops.n)
-		s->stale = true; /* some renames applied, not logged: reload */
-	crdt_oplist_free(&ops);
+	rc = st_commit(s, &ops, rc);
 	for (size_t i = 0; targets && i < nt; i++)
 		free(targets[i]);
 	free(targets);
@@ -400,9 +376,7 @@ int mcrdt_mailbox_subscribe(mcrdt_store *s, const char *name, bool on)
 	if (rc)
 		return rc;
 	crdt_oplist ops = CRDT_OPLIST_INIT;
-	if ((rc = crdt_model_subscribe(s->m, &ops, n, on)) == 0)
-		rc = st_commit(s, &ops);
-	crdt_oplist_free(&ops);
+	rc = st_commit(s, &ops, crdt_model_subscribe(s->m, &ops, n, on));
 	free(n);
 	return st_end(s, rc);
 }
@@ -439,7 +413,7 @@ int mcrdt_mailbox_status(mcrdt_store *s, const char *name, struct mcrdt_status *
 		return rc;
 	crdt_dot g;
 	struct crdt_mailbox_info info;
-	if ((rc = st_find(s, n, &g)) == 0 && (rc = st_view_info(s, g, &info)) == 0) {
+	if ((rc = st_find(s, n, &g)) == 0 && (rc = st_view(s, g, &info, NULL)) == 0) {
 		memset(out, 0, sizeof *out);
 		out->uidnext = info.uidnext;
 		out->uidvalidity = info.uidvalidity;

@@ -102,11 +102,9 @@ int mcrdt_append(mcrdt_store *s, const char *mailbox, const void *data, size_t l
 		rc = crdt_model_append(s->m, &ops, g, fs.v, fs.n, meta.p, meta.len, &guid, &uid);
 	if (rc && file && !s->in_batch)
 		md_remove(s->md, name, file, !fs.n); /* refused: take the file back */
-	if (rc == 0)
-		rc = st_commit(s, &ops);
-	crdt_oplist_free(&ops);
+	rc = st_commit(s, &ops, rc);
 	struct crdt_mailbox_info info;
-	if (rc == 0 && uidvalidity_out && (rc = st_view_info(s, g, &info)) == 0)
+	if (rc == 0 && uidvalidity_out && (rc = st_view(s, g, &info, NULL)) == 0)
 		*uidvalidity_out = info.uidvalidity;
 	if (rc == 0 && uid_out)
 		*uid_out = uid;
@@ -157,7 +155,7 @@ int mcrdt_mailbox_select(mcrdt_store *s, const char *name, mcrdt_mailbox **out)
 	mb->s = s;
 	struct crdt_mailbox_info info;
 	struct uids_ctx u = { NULL, 0, 0 };
-	if ((rc = st_find(s, n, &mb->guid)) == 0 && (rc = st_view_info(s, mb->guid, &info)) == 0 &&
+	if ((rc = st_find(s, n, &mb->guid)) == 0 && (rc = st_view(s, mb->guid, &info, NULL)) == 0 &&
 	    (rc = view_uids(s, mb->guid, &u)) == 0) {
 		mb->uidvalidity = info.uidvalidity;
 		mb->modseq = info.highestmodseq;
@@ -188,7 +186,7 @@ int mcrdt_mailbox_info(mcrdt_mailbox *mb, struct mcrdt_select_info *out)
 	if (rc)
 		return rc;
 	struct crdt_mailbox_info info;
-	if ((rc = st_view_info(s, mb->guid, &info)) == 0) {
+	if ((rc = st_view(s, mb->guid, &info, NULL)) == 0) {
 		out->exists = (uint32_t)mb->n;
 		out->uidvalidity = mb->uidvalidity;
 		out->uidnext = info.uidnext;
@@ -245,7 +243,7 @@ int mcrdt_mailbox_sync(mcrdt_mailbox *mb, struct mcrdt_sync *out)
 	struct crdt_mailbox_info info;
 	struct uids_ctx now = { NULL, 0, 0 };
 	struct changed_ctx ch = { mb, { NULL, 0, 0 } };
-	rc = st_view_info(s, mb->guid, &info);
+	rc = st_view(s, mb->guid, &info, NULL);
 	if (rc == MCRDT_ENOTFOUND && crdt_model_each(s->m, mb->guid, 1, 0, uid_one, &now) == 0) {
 		/* Still there, but another mailbox now leads its view. */
 		out->uidvalidity_changed = true;
@@ -430,7 +428,7 @@ static int one_file(mcrdt_mailbox *mb, uint32_t uid, char **folder, char **file,
 		rc = err_set(MCRDT_ENOTFOUND, "message UID %u was expunged", uid);
 	struct md_keywords kw = { { 0 } };
 	if (rc == 0)
-		rc = st_view_name(s, mb->guid, folder);
+		rc = st_view(s, mb->guid, NULL, folder);
 	if (rc == 0 && ((rc = md_keywords_load(s->md, *folder, &kw)) || (rc = st_locate(s, *folder, &kw, &v[0], file, in_new))))
 		free(*folder);
 	md_keywords_free(&kw);
@@ -580,7 +578,7 @@ int mcrdt_store_flags(mcrdt_mailbox *mb, const char *set, enum mcrdt_set_kind ki
 	struct uids_ctx mod = { NULL, 0, 0 };
 	crdt_oplist ops = CRDT_OPLIST_INIT;
 	struct md_keywords kw = { { 0 } };
-	if ((rc = session_msgs(mb, set, kind, &v, &n)) == 0 && (rc = st_view_name(s, mb->guid, &folder)) == 0 &&
+	if ((rc = session_msgs(mb, set, kind, &v, &n)) == 0 && (rc = st_view(s, mb->guid, NULL, &folder)) == 0 &&
 	    (rc = md_keywords_load(s->md, folder, &kw)) == 0 && (rc = st_kw_assign(s, folder, &kw, fs.kw, fs.nkw)) == 0)
 		rc = st_files_begin(s);
 	bool files = rc == 0;
@@ -602,11 +600,7 @@ int mcrdt_store_flags(mcrdt_mailbox *mb, const char *set, enum mcrdt_set_kind ki
 	if (files)
 		rc = st_files_end(s, rc); /* the renames durable, then the ops */
 	md_keywords_free(&kw);
-	if (rc == 0)
-		rc = st_commit(s, &ops);
-	else if (ops.n)
-		s->stale = true;
-	crdt_oplist_free(&ops);
+	rc = st_commit(s, &ops, rc);
 	if (rc == 0 && modified) {
 		*modified = mod.v;
 		*nmodified = mod.n;
@@ -645,7 +639,7 @@ int mcrdt_copy(mcrdt_mailbox *mb, const char *set, enum mcrdt_set_kind kind, con
 		rc = err_set(MCRDT_EINVAL, "MOVE is not available inside a batch (its sources go before the "
 			     "batch's copies are durable)");
 	if (rc == 0 && (rc = st_find(s, dname, &dst)) == 0 && (rc = session_msgs(mb, set, kind, &v, &n)) == 0)
-		rc = st_view_name(s, mb->guid, &folder);
+		rc = st_view(s, mb->guid, NULL, &folder);
 	if (rc == 0 && (!(src = malloc((n ? n : 1) * sizeof *src)) || !(dsts = malloc((n ? n : 1) * sizeof *dsts))))
 		rc = err_set(MCRDT_ENOMEM, "out of memory");
 	for (size_t i = 0; rc == 0 && i < n; i++)
@@ -654,9 +648,8 @@ int mcrdt_copy(mcrdt_mailbox *mb, const char *set, enum mcrdt_set_kind kind, con
 		rc = st_transfer(s, folder, v, n, dst, dname, move, dsts);
 	if (rc == 0 && out) {
 		struct crdt_mailbox_info info;
-		crdt_dot canon;
 		memset(out, 0, sizeof *out);
-		if (crdt_model_find(s->m, dname, &canon) == 0 && st_view_info(s, canon, &info) == 0)
+		if (st_view(s, dst, &info, NULL) == 0)
 			out->uidvalidity = info.uidvalidity;
 		out->src = src;
 		out->dst = dsts;
@@ -694,7 +687,7 @@ int mcrdt_expunge(mcrdt_mailbox *mb, const char *uidset, unsigned flags, uint32_
 	struct uids_ctx gone = { NULL, 0, 0 };
 	crdt_oplist ops = CRDT_OPLIST_INIT;
 	struct md_keywords kw = { { 0 } };
-	if ((rc = session_msgs(mb, uidset, MCRDT_UID, &v, &n)) == 0 && (rc = st_view_name(s, mb->guid, &folder)) == 0 &&
+	if ((rc = session_msgs(mb, uidset, MCRDT_UID, &v, &n)) == 0 && (rc = st_view(s, mb->guid, NULL, &folder)) == 0 &&
 	    (rc = md_keywords_load(s->md, folder, &kw)) == 0)
 		rc = st_files_begin(s);
 	bool files = rc == 0;
@@ -717,11 +710,7 @@ int mcrdt_expunge(mcrdt_mailbox *mb, const char *uidset, unsigned flags, uint32_
 	if (files)
 		rc = st_files_end(s, rc); /* the removals durable, then the ops */
 	md_keywords_free(&kw);
-	if (rc == 0)
-		rc = st_commit(s, &ops);
-	else if (ops.n)
-		s->stale = true;
-	crdt_oplist_free(&ops);
+	rc = st_commit(s, &ops, rc);
 	if (rc == 0 && uids) {
 		*uids = gone.v;
 		gone.v = NULL;

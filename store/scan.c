@@ -213,13 +213,8 @@ static int scan_folder(mcrdt_store *s, const char *name, struct mcrdt_scan_repor
 		if (x && !back && (rc = crdt_model_expunge(s->m, &f.ops, x->guid)) == 0)
 			rep->vanished++;
 	}
-	if (rc == 0)
-		rc = st_commit(s, &f.ops);
-	else if (f.ops.n)
-		s->stale = true;
-	if (rc)
+	if ((rc = st_commit(s, &f.ops, rc)))
 		scan_forget(s, name); /* look at everything again next time */
-	crdt_oplist_free(&f.ops);
 	md_keywords_free(&f.kw);
 	free(f.on_disk);
 	st_msgs_free(f.msgs, f.n);
@@ -265,11 +260,7 @@ int st_scan(mcrdt_store *s, struct mcrdt_scan_report *out)
 			rep.folders_removed++;
 		scan_forget(s, v[i].name);
 	}
-	if (rc == 0)
-		rc = st_commit(s, &ops);
-	else if (ops.n)
-		s->stale = true;
-	crdt_oplist_free(&ops);
+	rc = st_commit(s, &ops, rc);
 	for (size_t i = 0; rc == 0 && i < ndisk; i++) {
 		crdt_dot g;
 		if (crdt_model_find(s->m, disk[i], &g) == 0)

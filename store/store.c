@@ -172,7 +172,7 @@ static int catch_up(mcrdt_store *s)
 	}
 	if (fresh) {
 		crdt_oplist none = CRDT_OPLIST_INIT;
-		rc = st_commit(s, &none);
+		rc = st_commit(s, &none, 0);
 	}
 	return rc;
 }
@@ -195,10 +195,16 @@ int st_begin(mcrdt_store *s)
 	return rc;
 }
 
-int st_commit(mcrdt_store *s, crdt_oplist *ops)
+int st_commit(mcrdt_store *s, crdt_oplist *ops, int rc)
 {
+	if (rc) {
+		if (ops->n)
+			s->stale = true; /* applied, and now never logged: reload */
+		crdt_oplist_free(ops);
+		return rc;
+	}
 	crdt_oplist claims = CRDT_OPLIST_INIT;
-	int rc = crdt_model_settle(s->m, &claims);
+	rc = crdt_model_settle(s->m, &claims);
 	for (size_t i = 0; rc == 0 && i < claims.n; i++)
 		rc = crdt_oplist_push(ops, &claims.ops[i]);
 	crdt_oplist_free(&claims);
@@ -280,11 +286,7 @@ static int ensure_inbox(mcrdt_store *s)
 	if (crdt_model_find(s->m, "INBOX", &g) == 0)
 		return 0;
 	crdt_oplist ops = CRDT_OPLIST_INIT;
-	int rc = crdt_model_create(s->m, &ops, "INBOX", (uint32_t)time(NULL), NULL);
-	if (rc == 0)
-		return st_commit(s, &ops);
-	crdt_oplist_free(&ops);
-	return rc;
+	return st_commit(s, &ops, crdt_model_create(s->m, &ops, "INBOX", (uint32_t)time(NULL), NULL));
 }
 
 int mcrdt_store_open(mcrdt_store **out, const char *dir, const struct mcrdt_open_opts *opts)

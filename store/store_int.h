@@ -93,9 +93,12 @@ int st_lock_file(const char *metadir, const char *name, int op, unsigned timeout
 /* Begins a call: mutex, lock (unless a batch holds it), catch-up. On
  * failure everything is released again. */
 int st_begin(mcrdt_store *s);
-/* Settles, and logs ops (and the settle's claims) durably, or queues them
- * in the batch. ops is emptied. Marks the handle stale on failure. */
-int st_commit(mcrdt_store *s, crdt_oplist *ops);
+/* Ends a change. With rc 0: settles, and logs ops (and the settle's
+ * claims) durably, or queues them in the batch. With an error: drops ops,
+ * marking the handle stale when some were applied to the model. ops is
+ * emptied; returns rc, or the error of settling or logging (the handle is
+ * then stale too). */
+int st_commit(mcrdt_store *s, crdt_oplist *ops, int rc);
 /* Ends a call: notifications, snapshot when due, unlock, mutex. Returns rc. */
 int st_end(mcrdt_store *s, int rc);
 
@@ -106,15 +109,14 @@ int st_end(mcrdt_store *s, int rc);
 int st_mailbox_name(const char *name, char **out);
 /* The visible mailbox called name: MCRDT_ENOTFOUND naming it. */
 int st_find(mcrdt_store *s, const char *name, crdt_dot *guid);
-/* The name of the visible mailbox holding member guid; caller frees. */
-int st_view_name(mcrdt_store *s, crdt_dot guid, char **name);
+/* The visible mailbox whose canonical member is guid: its info (name not
+ * filled) and its name (caller frees); either may be NULL. MCRDT_ENOTFOUND
+ * when guid is no longer the canonical member of a visible mailbox. */
+int st_view(mcrdt_store *s, crdt_dot guid, struct crdt_mailbox_info *info, char **name);
 void st_guid_hex(crdt_dot d, char out[33]);
 
 /* Creates mailbox name (checked) on disk and in the model. MCRDT_EEXISTS. */
 int st_create(mcrdt_store *s, const char *name, crdt_dot *guid);
-
-/* The visible mailbox whose canonical member is guid (name not filled). */
-int st_view_info(mcrdt_store *s, crdt_dot guid, struct crdt_mailbox_info *out);
 
 /* ---- message files (files.c) ---- */
 
