@@ -446,7 +446,7 @@ static void watch_dirs(mcrdt_store *s)
 	char path[4096];
 	snprintf(path, sizeof path, "%s/log", s->metadir);
 	inotify_add_watch(s->inotify, path, IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
-	inotify_add_watch(s->inotify, s->root, files);
+	s->root_wd = inotify_add_watch(s->inotify, s->root, files);
 	char **names;
 	size_t n;
 	if (md_folder_list(s->md, &names, &n))
@@ -488,10 +488,20 @@ int mcrdt_store_refresh(mcrdt_store *s, unsigned flags)
 	if (rc)
 		return rc;
 	if (s->inotify >= 0) {
-		char buf[4096];
-		while (read(s->inotify, buf, sizeof buf) > 0)
-			;
-		watch_dirs(s); /* folders made since */
+		/* Folders made or renamed since (an event on the root, or lost
+		 * events) need watches of their own. */
+		bool folders = false;
+		char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+		ssize_t len;
+		while ((len = read(s->inotify, buf, sizeof buf)) > 0) {
+			for (char *p = buf; p < buf + len;) {
+				const struct inotify_event *ev = (const struct inotify_event *)p;
+				folders |= ev->wd == s->root_wd || (ev->mask & IN_Q_OVERFLOW);
+				p += sizeof *ev + ev->len;
+			}
+		}
+		if (folders)
+			watch_dirs(s);
 	}
 	if (flags & MCRDT_REFRESH_SCAN)
 		rc = st_scan(s, NULL);

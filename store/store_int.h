@@ -67,6 +67,7 @@ struct mcrdt_store {
 	size_t nscans, capscans;
 
 	int inotify;              /* -1 until mcrdt_store_notify_fd */
+	int root_wd;              /* its watch of the root, where folders appear */
 	mcrdt_notify_fn notify;
 	void *notify_ctx;
 	struct st_seen *seen;

@@ -1185,6 +1185,24 @@ START_TEST(change_tracking)
 	free(body);
 	mcrdt_messages_free(m, n);
 
+	/* A folder made after the descriptor was set up is watched too, once
+	 * a refresh has seen it appear: a delivery into it wakes the fd. */
+	OK(mcrdt_mailbox_create(b, "Later"));
+	OK(mcrdt_store_refresh(a, 0));
+	char drain[4096];
+	while (read(fd, drain, sizeof drain) > 0)
+		;
+	snprintf(tmpp, sizeof tmpp, "%s/.Later/tmp/%s", dir, fname);
+	snprintf(newp, sizeof newp, "%s/.Later/new/%s", dir, fname);
+	f = fopen(tmpp, "w");
+	ck_assert_msg(f != NULL, "fopen %s: %s", tmpp, strerror(errno));
+	fputs("later", f);
+	fclose(f);
+	ck_assert_int_eq(rename(tmpp, newp), 0);
+	p.revents = 0;
+	pr = poll(&p, 1, 10000);
+	ck_assert_msg(pr == 1 && (p.revents & POLLIN), "no wake-up for a file in a new folder (poll %d)", pr);
+
 	mcrdt_mailbox_close(mbb);
 	mcrdt_mailbox_close(ma);
 	mcrdt_store_close(b);
