@@ -214,6 +214,25 @@ int crdt_model_vanished(const crdt_model *m, crdt_dot mbox, uint64_t since, uint
  */
 int crdt_model_meta(const crdt_model *m, crdt_dot msg, const uint8_t **meta, size_t *len);
 
+/* A live message as crdt_model_message gives it. */
+struct crdt_msginfo {
+	crdt_dot mbox;            /* canonical member of the view holding it */
+	const char *mailbox;      /* that view's name */
+	uint32_t uid;             /* shown UID, 0 when not shown */
+	const char **flags;       /* its distinct flags, sorted (array malloc'd) */
+	size_t nflags;
+	const uint8_t *meta;      /* never NULL; meta_len 0 when none */
+	size_t meta_len;
+};
+/*
+ * Where live message msg is and what it carries, after a settle. The
+ * strings and meta point into the model and stay valid until its next
+ * change; free the flags array with crdt_msginfo_free. 0, MCRDT_ENOTFOUND
+ * when msg is not live, MCRDT_ENOMEM.
+ */
+int crdt_model_message(const crdt_model *m, crdt_dot msg, struct crdt_msginfo *out);
+void crdt_msginfo_free(struct crdt_msginfo *x);
+
 /*
  * The subscribed names, sorted by bytes, whether a mailbox has the name or
  * not (IMAP LSUB). *names is an array of *n malloc'd strings; free it with

@@ -351,6 +351,34 @@ int crdt_model_meta(const crdt_model *m, crdt_dot msg, const uint8_t **meta, siz
 	return 0;
 }
 
+int crdt_model_message(const crdt_model *m, crdt_dot msg, struct crdt_msginfo *out)
+{
+	uint32_t i;
+	memset(out, 0, sizeof *out);
+	if (msg_index(m, msg, &i))
+		return err_set(MCRDT_ENOTFOUND, "no message %" PRIx64 ".%" PRIu64, msg.replica,
+			       msg.counter);
+	const struct msg *x = &m->msgs[i];
+	const struct mbox *b = &m->mboxes[x->mbox];
+	const struct nameval *nv = mbox_name(b);
+	out->mbox = m->mboxes[b->canon].guid;
+	out->mailbox = nv ? nv->name : "";
+	out->uid = x->shown;
+	msg_meta(m, x, &out->meta, &out->meta_len);
+	const char **names;
+	int rc = msg_flag_names(m, i, &names, &out->nflags);
+	if (rc == 0)
+		out->flags = names;
+	return rc;
+}
+
+void crdt_msginfo_free(struct crdt_msginfo *x)
+{
+	free((void *)x->flags);
+	x->flags = NULL;
+	x->nflags = 0;
+}
+
 void crdt_strv_free(char **v, size_t n)
 {
 	for (size_t i = 0; v && i < n; i++)

@@ -283,6 +283,44 @@ int md_set_flags(md *m, const char *mailbox, const char *file, bool in_new, cons
 	return 0;
 }
 
+int md_move(md *m, const char *from, const char *file, bool in_new, const char *to, const char *flags,
+	    char **file_out)
+{
+	struct md_folder *f, *t;
+	struct md_info info;
+	char final[NAME_MAX + 1];
+	int rc = valid_file_name(file);
+	if (rc || (rc = md_folder_open(m, from, &f)))
+		return rc;
+	md_info_parse(file, &info);
+	if (info.problem)
+		return err_set(MCRDT_ECORRUPT, "%s: %s; left as it is", file, info.problem);
+	char base[NAME_MAX + 1];
+	snprintf(base, sizeof base, "%.*s", (int)info.base_len, file);
+	if ((rc = final_name(final, sizeof final, base, flags ? flags : "")))
+		return rc;
+	/* The source folder's slot may be evicted by opening the target. */
+	int src = fcntl(in_new ? f->new : f->cur, F_DUPFD_CLOEXEC, 0);
+	if (src < 0)
+		return err_sys(MCRDT_EIO, "cannot duplicate a descriptor");
+	if ((rc = md_folder_open(m, to, &t)) == 0 && rename_noreplace(src, file, t->cur, final) != 0) {
+		if (errno == ENOENT)
+			rc = err_set(MCRDT_ENOTFOUND, "%s vanished from %s", file, from);
+		else if (errno == EEXIST)
+			rc = err_set(MCRDT_EEXISTS, "%s already exists in %s", final, to);
+		else
+			rc = io_error(errno, "cannot move", file);
+	}
+	close(src);
+	if (rc == 0)
+		rc = md_dir_changed(m, t, true);
+	if (rc == 0 && (rc = md_folder_open(m, from, &f)) == 0)
+		rc = md_dir_changed(m, f, !in_new);
+	if (rc == 0 && file_out && !(*file_out = strdup(final)))
+		rc = err_set(MCRDT_ENOMEM, "out of memory");
+	return rc;
+}
+
 int md_remove(md *m, const char *mailbox, const char *file, bool in_new)
 {
 	struct md_folder *f;

@@ -120,6 +120,14 @@ void md_batch_abort(md *md);
  */
 int md_set_flags(md *md, const char *mailbox, const char *file, bool in_new,
 		 const char *flags, char **file_out);
+/*
+ * Moves a message file from folder from to folder to's cur/ as
+ * base:2,flags, without replacing anything (both directories synced, or
+ * at the batch's end). MCRDT_ENOTFOUND when it is gone, MCRDT_EEXISTS
+ * when the target name is taken.
+ */
+int md_move(md *md, const char *from, const char *file, bool in_new, const char *to, const char *flags,
+	    char **file_out);
 /* Removes a message file (MCRDT_ENOTFOUND if already gone). */
 int md_remove(md *md, const char *mailbox, const char *file, bool in_new);
 /* Opens a message for reading (O_NOFOLLOW). */

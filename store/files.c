@@ -42,13 +42,8 @@ struct collect_ctx {
 	size_t n, cap;
 };
 
-static int collect_one(void *ctx, const struct crdt_msgview *mv)
+int st_msg_fill(struct st_msg *x, const struct crdt_msgview *mv)
 {
-	struct collect_ctx *c = ctx;
-	int rc = GROW(c->v, c->cap, c->n + 1);
-	if (rc)
-		return rc;
-	struct st_msg *x = &c->v[c->n];
 	memset(x, 0, sizeof *x);
 	x->uid = mv->uid;
 	x->guid = mv->guid;
@@ -83,6 +78,15 @@ static int collect_one(void *ctx, const struct crdt_msgview *mv)
 		x->size = meta.size;
 		x->date = meta.internaldate;
 	}
+	return 0;
+}
+
+static int collect_one(void *ctx, const struct crdt_msgview *mv)
+{
+	struct collect_ctx *c = ctx;
+	int rc = GROW(c->v, c->cap, c->n + 1);
+	if (rc || (rc = st_msg_fill(&c->v[c->n], mv)))
+		return rc;
 	c->n++;
 	return 0;
 }

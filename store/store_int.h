@@ -135,6 +135,9 @@ struct st_msg {
 	int64_t date;
 };
 void st_msgs_free(struct st_msg *v, size_t n);
+/* Copies a message out of the model into *x (x->kw malloc'd). A meta that
+ * does not decode leaves base empty. */
+int st_msg_fill(struct st_msg *x, const struct crdt_msgview *mv);
 /* The shown messages of view mbox with UIDs in set (NULL: all), ascending. */
 int st_collect(mcrdt_store *s, crdt_dot mbox, const void *set, struct st_msg **out, size_t *n);
 /* Whether x has keyword kw (IMAP keywords are case-insensitive). */
