@@ -36,6 +36,9 @@ int cli_cat(int argc, char **argv);
 int cli_scan(int argc, char **argv);
 int cli_log(int argc, char **argv);
 int cli_fsck(int argc, char **argv);
+int cli_sync(int argc, char **argv);
+int cli_merge(int argc, char **argv);
+int cli_hub(int argc, char **argv);
 
 /* ---- arguments ---- */
 
@@ -118,6 +121,15 @@ int cli_select(mcrdt_store **s, mcrdt_mailbox **mb, const char *dir, const char 
 void cli_close(mcrdt_store *s, mcrdt_mailbox *mb);
 
 /* ---- output ---- */
+
+struct json;
+/* A report: "key value" lines, or with as_json one JSON object written
+ * through *jw (the result then points to it; NULL for lines). */
+struct json *cli_report_begin(struct json *jw, bool as_json);
+void cli_report_end(struct json *j);
+/* One "key value" line, or one key of the JSON object. */
+void cli_report_u64(struct json *j, const char *key, uint64_t v);
+void cli_report_str(struct json *j, const char *key, const char *v);
 
 /* Writes v[0..n) to stdout as an IMAP set in that order, consecutive
  * ascending numbers as ranges ("1:3,7,5"). */

@@ -68,49 +68,6 @@ int cli_init(int argc, char **argv)
 	return 0;
 }
 
-/* A report: "key value" lines, or with as_json one JSON object (written
- * through *jw, which the result then points to). */
-static struct json *report_begin(struct json *jw, bool as_json)
-{
-	if (!as_json)
-		return NULL;
-	json_init(jw, stdout);
-	json_object_begin(jw);
-	return jw;
-}
-
-static void report_end(struct json *j)
-{
-	if (j) {
-		json_object_end(j);
-		json_end(j);
-	}
-	fflush(stdout);
-}
-
-/* One "key value" line, or one key of a JSON object. */
-static void report_u64(struct json *j, const char *key, uint64_t v)
-{
-	if (j) {
-		json_key(j, key);
-		json_uint(j, v);
-	} else {
-		printf("%-16s %" PRIu64 "\n", key, v);
-	}
-}
-
-static void report_str(struct json *j, const char *key, const char *v)
-{
-	if (j) {
-		json_key(j, key);
-		json_string(j, v);
-	} else {
-		printf("%-16s ", key);
-		cli_print_text(*v ? v : "-");
-		printf("\n");
-	}
-}
-
 int cli_scan(int argc, char **argv)
 {
 	static const struct cli_help help = {
@@ -141,14 +98,14 @@ int cli_scan(int argc, char **argv)
 	}
 	mcrdt_store_close(s);
 
-	struct json jw, *j = report_begin(&jw, as_json);
-	report_u64(j, "added", r.added);
-	report_u64(j, "flags_changed", r.flags_changed);
-	report_u64(j, "vanished", r.vanished);
-	report_u64(j, "folders_added", r.folders_added);
-	report_u64(j, "folders_removed", r.folders_removed);
-	report_u64(j, "skipped", r.skipped);
-	report_end(j);
+	struct json jw, *j = cli_report_begin(&jw, as_json);
+	cli_report_u64(j, "added", r.added);
+	cli_report_u64(j, "flags_changed", r.flags_changed);
+	cli_report_u64(j, "vanished", r.vanished);
+	cli_report_u64(j, "folders_added", r.folders_added);
+	cli_report_u64(j, "folders_removed", r.folders_removed);
+	cli_report_u64(j, "skipped", r.skipped);
+	cli_report_end(j);
 	return 0;
 }
 
@@ -262,15 +219,15 @@ int cli_fsck(int argc, char **argv)
 			   : repair && (r.damage[0] || r.torn_bytes || r.set_aside) ? "repaired"
 										      : "healthy";
 	r.damage[sizeof r.damage - 1] = '\0';
-	struct json jw, *j = report_begin(&jw, as_json);
-	report_u64(j, "records", r.records);
-	report_u64(j, "torn_bytes", r.torn_bytes);
-	report_u64(j, "missing_files", r.missing_files);
-	report_u64(j, "untracked_files", r.untracked_files);
-	report_u64(j, "set_aside", r.set_aside);
-	report_str(j, "damage", r.damage);
-	report_str(j, "status", status);
-	report_end(j);
+	struct json jw, *j = cli_report_begin(&jw, as_json);
+	cli_report_u64(j, "records", r.records);
+	cli_report_u64(j, "torn_bytes", r.torn_bytes);
+	cli_report_u64(j, "missing_files", r.missing_files);
+	cli_report_u64(j, "untracked_files", r.untracked_files);
+	cli_report_u64(j, "set_aside", r.set_aside);
+	cli_report_str(j, "damage", r.damage);
+	cli_report_str(j, "status", status);
+	cli_report_end(j);
 	if (rc)
 		return cli_fail(rc, "fsck %s", argv[1]);
 	return 0;

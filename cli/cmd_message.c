@@ -157,7 +157,7 @@ static void format_date(char buf[32], int64_t t)
 		snprintf(buf, 32, "%" PRId64, t);
 }
 
-static void list_json(const struct mcrdt_message *v, size_t n)
+static void list_json(const struct mcrdt_message *v, size_t n, bool modseq)
 {
 	struct json j;
 	json_init(&j, stdout);
@@ -185,8 +185,10 @@ static void list_json(const struct mcrdt_message *v, size_t n)
 		json_uint(&j, m->size);
 		json_key(&j, "internaldate");
 		json_int(&j, m->internaldate);
-		json_key(&j, "modseq");
-		json_uint(&j, m->modseq);
+		if (modseq) {
+			json_key(&j, "modseq");
+			json_uint(&j, m->modseq);
+		}
 		json_object_end(&j);
 	}
 	json_array_end(&j);
@@ -224,18 +226,20 @@ static int list_text(const struct mcrdt_message *v, size_t n)
 int cli_list(int argc, char **argv)
 {
 	static const struct cli_help help = {
-		"mcrdt list DIR [-m MAILBOX] [--json]",
+		"mcrdt list DIR [-m MAILBOX] [--json [--modseq]]",
 		"Lists the messages of MAILBOX (default INBOX) in UID order, one per line:\n"
 		"UID, flags, size in bytes, internal date (UTC), MODSEQ and GUID. --json:\n"
 		"an array of objects with the keys uid, guid, flags (system flags),\n"
-		"keywords, size, internaldate (seconds since the epoch) and modseq.\n",
+		"keywords, size and internaldate (seconds since the epoch): what every\n"
+		"replica agrees on once synced. --modseq adds modseq, which is this\n"
+		"replica's own (IMAP CONDSTORE) and differs between replicas.\n",
 		false,
 		"DIR", 0,
 	};
 	const char *mailbox = "INBOX";
-	bool as_json = false;
+	bool as_json = false, modseq = false;
 	const struct cli_opt opts[] = { CLI_OPT_MAILBOX(&mailbox), CLI_OPT_JSON(&as_json),
-					{ NULL, 0, NULL, NULL } };
+					{ "modseq", 0, NULL, &modseq }, { NULL, 0, NULL, NULL } };
 	int nargs;
 	int rc = cli_parse(argc, argv, &help, opts, &nargs);
 	if (rc >= 0)
@@ -251,7 +255,7 @@ int cli_list(int argc, char **argv)
 		rc = cli_fail(rc, "fetch the messages of %s", mailbox);
 	} else {
 		if (as_json)
-			list_json(v, n);
+			list_json(v, n, modseq);
 		else
 			rc = list_text(v, n);
 		mcrdt_messages_free(v, n);

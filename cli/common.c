@@ -3,12 +3,14 @@
  * error line a failure prints, opening a store and selecting a mailbox,
  * flag words, and sets of UIDs as text.
  */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/json.h"
 
 /* Writes s to f with control bytes as \xNN: an error or a listing field
  * holds user input (mailbox names, file names) and must stay one line. */
@@ -274,5 +276,50 @@ void cli_print_set(const uint32_t *v, size_t n)
 		if (j > i)
 			printf(":%u", (unsigned)v[j]);
 		i = j + 1;
+	}
+}
+
+/* ---- reports ---- */
+
+/* A report: "key value" lines, or with as_json one JSON object (written
+ * through *jw, which the result then points to). */
+struct json *cli_report_begin(struct json *jw, bool as_json)
+{
+	if (!as_json)
+		return NULL;
+	json_init(jw, stdout);
+	json_object_begin(jw);
+	return jw;
+}
+
+void cli_report_end(struct json *j)
+{
+	if (j) {
+		json_object_end(j);
+		json_end(j);
+	}
+	fflush(stdout);
+}
+
+/* One "key value" line, or one key of a JSON object. */
+void cli_report_u64(struct json *j, const char *key, uint64_t v)
+{
+	if (j) {
+		json_key(j, key);
+		json_uint(j, v);
+	} else {
+		printf("%-16s %" PRIu64 "\n", key, v);
+	}
+}
+
+void cli_report_str(struct json *j, const char *key, const char *v)
+{
+	if (j) {
+		json_key(j, key);
+		json_string(j, v);
+	} else {
+		printf("%-16s ", key);
+		cli_print_text(*v ? v : "-");
+		printf("\n");
 	}
 }

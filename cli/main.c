@@ -27,6 +27,9 @@ static const struct {
 	{ "scan", cli_scan, "import changes other Maildir tools made" },
 	{ "log", cli_log, "print the op log" },
 	{ "fsck", cli_fsck, "check the log and the Maildir; --repair fixes them" },
+	{ "sync", cli_sync, "exchange ops with another replica or a git remote" },
+	{ "merge", cli_merge, "make two replicas (or plain Maildirs) identical, offline" },
+	{ "hub", cli_hub, "hub init PATH: a bare git repository to sync through" },
 	{ "demo", cli_demo, "three replicas diverge and converge (in memory)" },
 };
 

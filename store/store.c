@@ -338,6 +338,8 @@ int mcrdt_store_open(mcrdt_store **out, const char *dir, const struct mcrdt_open
 	if (rc == 0)
 		rc = open_replica(s);
 	if (rc == 0)
+		rc = st_journal_recover(s); /* a sync cut short */
+	if (rc == 0)
 		rc = ensure_inbox(s);
 	if (rc == 0 && fresh)
 		rc = st_scan(s, NULL); /* adopt what the Maildir already holds */

@@ -29,6 +29,7 @@
 #include "maildir/maildir.h"
 #include "mcrdt/errors.h"
 #include "mcrdt/store.h"
+#include "sync/git.h"
 #include "sync/log.h"
 
 /* Log records after which a snapshot is written at the end of a call, and
@@ -174,5 +175,33 @@ int st_transfer(mcrdt_store *s, const char *srcname, const struct st_msg *msgs, 
 /* Imports outside changes (the caller is inside st_begin). */
 int st_scan(mcrdt_store *s, struct mcrdt_scan_report *rep);
 void st_scans_free(mcrdt_store *s);
+
+/* ---- replication (apply.c, replicate.c) ---- */
+
+/* Peers' ops a sync read, and the body blob of each message one created. */
+struct st_body {
+	crdt_dot guid;
+	sync_oid oid;
+};
+struct st_incoming {
+	crdt_oplist ops;
+	struct st_body *bodies;
+	size_t nbodies, capbodies;
+};
+void st_incoming_free(struct st_incoming *in);
+
+struct st_apply_stats {
+	uint64_t ops_received;      /* applied (not duplicates, not buffered) */
+	uint64_t messages_received; /* files delivered from bodies */
+	uint64_t bytes_received;
+	uint64_t claims;            /* fresh UID claims the settle issued */
+	uint64_t duplicates;        /* copies of one message merged */
+};
+/* Applies peers' ops (inside st_begin): model, log, then the Maildir,
+ * through a journal (see apply.c). On an error before the log write the
+ * replica is unchanged (the handle reloads). g gives the bodies. */
+int st_apply(mcrdt_store *s, sync_git *g, struct st_incoming *in, struct st_apply_stats *st);
+/* Finishes (or drops) the journal a crashed apply left. */
+int st_journal_recover(mcrdt_store *s);
 
 #endif

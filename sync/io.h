@@ -42,4 +42,23 @@ static inline int write_all(int fd, const uint8_t *p, size_t len)
 	return 0;
 }
 
+/* Reads exactly len bytes, retrying short reads and EINTR; -1 with errno
+ * set (EIO for a file that ends early). */
+static inline int read_all(int fd, uint8_t *p, size_t len)
+{
+	while (len) {
+		ssize_t n = read(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 #endif

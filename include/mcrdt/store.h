@@ -413,6 +413,91 @@ struct mcrdt_fsck_report {
  */
 MCRDT_EXTERN(int) mcrdt_fsck(const char *dir, bool repair, struct mcrdt_fsck_report *out);
 
+/* ---- replication ---- */
+
+/*
+ * Replicas exchange ops through git (DESIGN.md "Replication"). Each store
+ * keeps a bare repository in mcrdt/git: its own ops (and the bodies of the
+ * messages they created) as commits on refs/mcrdt/<replica id>, and copies
+ * of every other replica's ref it has heard of.
+ */
+
+/* What a sync or merge did, summed over both sides for a two-way one. */
+struct mcrdt_sync_stats {
+	uint64_t ops_sent;          /* this replica's ops published */
+	uint64_t messages_sent;     /* message bodies published */
+	uint64_t bytes_sent;        /* bytes of those bodies */
+	uint64_t ops_received;      /* peers' ops applied */
+	uint64_t messages_received; /* message files written from peers' bodies */
+	uint64_t bytes_received;    /* bytes of those files */
+	uint64_t bytes_fetched;     /* bytes the git transfers brought */
+	uint64_t uid_moves;         /* fresh UID claims (a visible move when the UID was shown) */
+	uint64_t duplicates;        /* two imports of one message merged into one */
+	unsigned rounds;            /* exchanges: a two-way sync repeats until no new claims */
+	struct mcrdt_scan_report scan; /* outside changes imported before the exchange */
+};
+
+/* Called now and then during a long sync with what is done so far; phase
+ * is "scan", "publish", "fetch", "apply" or "push". A non-zero return
+ * cancels the sync (MCRDT_EIO "cancelled"); what was applied stays. */
+typedef int (*mcrdt_progress_fn)(void *ctx, const char *phase, const struct mcrdt_sync_stats *st);
+
+struct mcrdt_sync_opts {
+	unsigned version;          /* MCRDT_SYNC_OPTS_VERSION */
+	mcrdt_progress_fn progress;/* may be NULL */
+	void *progress_ctx;
+	unsigned max_rounds;       /* two-way exchanges at most; 0: 16 */
+};
+#define MCRDT_SYNC_OPTS_VERSION 1
+#define MCRDT_SYNC_OPTS_INIT { MCRDT_SYNC_OPTS_VERSION, NULL, NULL, 0 }
+
+/*
+ * Syncs store s with remote: outside changes are scanned first, this
+ * replica's new ops are published, every replica's ref is fetched from
+ * remote, what is new is applied (bodies written into the Maildir under
+ * their original base names), and the refs remote lacks are pushed.
+ *
+ * remote is another store's directory, a git repository path (a hub, see
+ * mcrdt_hub_init), or a file://, ssh:// or https:// URL (credentials: the
+ * ssh agent, $MCRDT_SSH_KEY or ~/.ssh/id_ed25519 / id_rsa; for https
+ * $MCRDT_GIT_USERNAME and $MCRDT_GIT_PASSWORD, or git's credential
+ * helpers). With another store's directory the sync is two-way: both
+ * stores are changed, and the exchange repeats until neither issues a new
+ * UID claim, so that when it returns (with nothing else running) both list
+ * the same mailboxes, UIDs, flags and messages.
+ *
+ * Peer input is untrusted: a damaged repository, a ref that is not a
+ * commit, an op out of range, a mailbox name that would escape the
+ * Maildir, a body whose size disagrees with its op, each fails the sync
+ * with MCRDT_ECORRUPT naming it, and this store keeps what it had; a later
+ * sync resumes once the cause is gone. A sync cut short (a crash, a kill)
+ * is finished by the next open, scan or sync: nothing is lost or doubled.
+ *
+ * opts and out may be NULL. Holds the store's lock while it applies;
+ * other processes wait (up to their lock_timeout_ms). Thread-safe as any
+ * store call. Errors: MCRDT_ECORRUPT, MCRDT_EIO (unreachable remote,
+ * authentication, a push the remote refused), MCRDT_EINVAL (a batch is
+ * open; remote is neither a store nor a repository), MCRDT_ELOCKED.
+ */
+MCRDT_EXTERN(int) mcrdt_sync(mcrdt_store *s, const char *remote, const struct mcrdt_sync_opts *opts,
+			     struct mcrdt_sync_stats *out);
+
+/*
+ * Merges two stores offline so that they end identical: a two-way
+ * mcrdt_sync of the stores in dirs a and b. A directory that holds a
+ * Maildir but no store is adopted first (as MCRDT_OPEN_CREATE does), so
+ * two plain Maildirs copied from one source merge: a message with the
+ * same base name and the same content on both sides is one message (its
+ * flags merged per flag), never doubled, never lost. opts and out may be
+ * NULL.
+ */
+MCRDT_EXTERN(int) mcrdt_merge(const char *a, const char *b, const struct mcrdt_sync_opts *opts,
+			      struct mcrdt_sync_stats *out);
+
+/* Creates an empty bare git repository at path for replicas to sync
+ * through. MCRDT_EEXISTS when path exists and is not an empty directory. */
+MCRDT_EXTERN(int) mcrdt_hub_init(const char *path);
+
 MCRDT_END_DECL
 
 #endif

@@ -237,6 +237,8 @@ t_deliver_list() {
 	size1=$(msg first | wc -c)
 	ok list "$D" --json
 	js 'len(d) == 3'
+	js 'all(sorted(r.keys()) == sorted(["uid","guid","flags","keywords","size","internaldate"]) for r in d)'
+	ok list "$D" --json --modseq
 	js 'all(sorted(r.keys()) == sorted(["uid","guid","flags","keywords","size","internaldate","modseq"]) for r in d)'
 	js '[r["uid"] for r in d] == [1, 2, 3]'
 	js 'all(len(r["guid"]) == 32 and all(c in "0123456789abcdef" for c in r["guid"]) for r in d)'
@@ -290,7 +292,7 @@ t_flags() {
 	put m3
 	ok flag "$D" 1:3 '+\Seen'
 	same "after +\\Seen" "$(rows)" "$(printf '%s\n' 'm1 \Seen -' 'm2 \Seen -' 'm3 \Seen -')"
-	ok list "$D" --json
+	ok list "$D" --json --modseq
 	local before
 	before=$(jv 'd[2]["modseq"]')
 	ok flag "$D" 2 '-\Seen'
@@ -299,7 +301,7 @@ t_flags() {
 	ok flag "$D" 2 '+\flagged'
 	same "after changes" "$(rows)" \
 		"$(printf '%s\n' 'm1 \Answered,\Draft,\Seen $Later,$Work' 'm2 \Flagged -' 'm3 \Flagged $Junk')"
-	ok list "$D" --json
+	ok list "$D" --json --modseq
 	js "d[2]['modseq'] > $before"
 	js 'max(r["modseq"] for r in d) == d[1]["modseq"]'
 	# Removing a keyword, options after the flags, '=' with nothing clears.
@@ -320,13 +322,13 @@ t_modseq() {
 	put m1
 	put m2
 	put m3
-	ok list "$D" --json
+	ok list "$D" --json --modseq
 	js '[r["modseq"] for r in d] == sorted(set(r["modseq"] for r in d))'
 	local m1 m3
 	m1=$(jv 'd[0]["modseq"]')
 	m3=$(jv 'd[2]["modseq"]')
 	ok flag "$D" 3 '+\Seen'
-	ok list "$D" --json
+	ok list "$D" --json --modseq
 	js "d[0]['modseq'] == $m1 and d[2]['modseq'] > $m3"
 	m3=$(jv 'd[2]["modseq"]')
 	ok status "$D" --json
@@ -440,7 +442,7 @@ t_status() {
 	same SIZE "$(st SIZE)" "$size"
 	ok mailbox "$D" list --json
 	same UIDVALIDITY "$(st UIDVALIDITY)" "$(jv '[m["uidvalidity"] for m in d if m["name"] == "INBOX"][0]')"
-	ok list "$D" --json
+	ok list "$D" --json --modseq
 	local hms
 	hms=$(st HIGHESTMODSEQ)
 	js "max(r['modseq'] for r in d) <= $hms"
