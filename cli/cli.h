@@ -7,7 +7,7 @@
  * reported an error, CLI_USAGE for bad usage. A failure prints exactly one
  * line on stderr, "mcrdt: <what failed>: <why>".
  *
- * Except for `demo`, the subcommands use only the public API
+ * Every subcommand, the demo included, uses only the public API
  * (the headers in include/mcrdt/).
  */
 #ifndef MCRDT_CLI_H

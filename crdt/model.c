@@ -1107,6 +1107,12 @@ int crdt_model_create(crdt_model *m, crdt_oplist *out, const char *name, uint32_
 		return err_set(MCRDT_EINVAL, "UIDVALIDITY must not be 0");
 	if (crdt_model_find(m, name, &g) == 0)
 		return err_set(MCRDT_EEXISTS, "mailbox '%s' exists", name);
+	/* Above every UIDVALIDITY known (mailboxes made in the same second,
+	 * or with a peer's clock ahead): a known mailbox is never the one
+	 * that has to give way, so its UIDVALIDITY stays as clients saw it. */
+	for (size_t i = 0; i < m->nmboxes; i++)
+		if (m->mboxes[i].uv_eff >= uidvalidity && m->mboxes[i].uv_eff < UINT32_MAX)
+			uidvalidity = m->mboxes[i].uv_eff + 1;
 	crdt_op op;
 	crdt_op_init(&op, CRDT_OP_MBOX_CREATE);
 	op.uidvalidity = uidvalidity;
