@@ -30,8 +30,7 @@ struct demo {
 
 static int fail(const char *what, int rc)
 {
-	fprintf(stderr, "mcrdt demo: %s: %s (%s)\n", what, mcrdt_error_last(), mcrdt_strerror(rc));
-	return CLI_FAILED;
+	return cli_fail(rc, "demo: %s", what);
 }
 
 static int deliver(mcrdt_store *s, const char *mailbox, const char *subject)
@@ -177,15 +176,13 @@ static int setup(struct demo *d, const char *where)
 	if (where) {
 		snprintf(d->root, sizeof d->root, "%s", where);
 		if (mkdir(d->root, 0700) != 0) {
-			fprintf(stderr, "mcrdt demo: cannot create %s (it must not exist yet)\n", d->root);
-			return CLI_FAILED;
+			return cli_error("demo: cannot create %s (it must not exist yet)", d->root);
 		}
 	} else {
 		const char *tmp = getenv("TMPDIR");
 		snprintf(d->root, sizeof d->root, "%s/mcrdt-demo.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 		if (!mkdtemp(d->root)) {
-			fprintf(stderr, "mcrdt demo: cannot create a directory under %s\n", tmp ? tmp : "/tmp");
-			return CLI_FAILED;
+			return cli_error("demo: cannot create a directory under %s", tmp && *tmp ? tmp : "/tmp");
 		}
 	}
 	snprintf(d->hub, sizeof d->hub, "%s/hub.git", d->root);

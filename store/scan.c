@@ -18,7 +18,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "common/grow.h"
@@ -132,7 +134,17 @@ static int reconcile(struct folder *f, const struct md_entry *e)
 	size_t nf = disk_flags(f, e->flags, flags, &sys);
 	struct st_msg *x = by_base(f, e->file, e->base_len);
 	if (!x) {
-		struct store_meta meta = { e->file, e->base_len, (uint64_t)e->size, e->mtime < 0 ? 0 : e->mtime };
+		/* The size peers check the body against: the file's, not what
+		 * its ",S=" says (another tool may have written it wrong). */
+		int fd;
+		struct stat st;
+		if (md_open_message(s->md, f->name, e->file, e->in_new, &fd) != 0) {
+			f->rep->skipped++; /* gone since the listing: the next scan sees */
+			return 0;
+		}
+		int64_t size = fstat(fd, &st) == 0 ? (int64_t)st.st_size : e->size;
+		close(fd);
+		struct store_meta meta = { e->file, e->base_len, (uint64_t)size, e->mtime < 0 ? 0 : e->mtime };
 		struct vbuf b = { 0 };
 		int rc = store_meta_encode(&meta, &b);
 		if (rc == 0)

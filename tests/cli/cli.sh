@@ -37,6 +37,11 @@
 #                stderr, and changes nothing
 #   concurrent   two processes deliver 100 messages each at once: 200
 #                messages, 200 UIDs, every body exactly once
+#   sync         hub init; sync through the hub and directly: list --json
+#                identical on both (every mailbox), bodies identical; --json
+#                summary; --quiet prints nothing; bad remotes fail cleanly
+#   merge        two plain Maildirs copied from one: merged, nothing doubled
+#   demo         the demo runs in a given directory and its replicas agree
 set -uo pipefail
 
 export LC_ALL=C.UTF-8
@@ -164,7 +169,7 @@ check() {
 	fi
 }
 
-SUBCOMMANDS=(init deliver mailbox list status flag copy move expunge cat scan log fsck demo)
+SUBCOMMANDS=(init deliver mailbox list status flag copy move expunge cat scan log fsck sync merge hub demo)
 
 t_help() {
 	ok --help
@@ -716,6 +721,97 @@ t_concurrent() {
 	same "bodies" "$(rows)" "$want"
 }
 
+# views A B: every mailbox of store A lists (--json) as in store B.
+views_same() {
+	local m
+	"$M" mailbox "$1" list --json >"$T/mb1" && "$M" mailbox "$2" list --json >"$T/mb2" ||
+		bad "mailbox list failed"
+	cmp -s "$T/mb1" "$T/mb2" || bad "mailboxes differ: $(cat "$T/mb1") vs $(cat "$T/mb2")"
+	for m in $(python3 -c 'import json,sys; print(" ".join(x["name"] for x in json.load(open(sys.argv[1])) if x["uidvalidity"]))' "$T/mb1"); do
+		"$M" list "$1" -m "$m" --json >"$T/l1" && "$M" list "$2" -m "$m" --json >"$T/l2" || bad "list $m failed"
+		cmp -s "$T/l1" "$T/l2" || bad "mailbox $m differs: $(cat "$T/l1") vs $(cat "$T/l2")"
+	done
+}
+
+t_sync() {
+	local A=$T/sa B=$T/sb H=$T/hub.git
+	ok hub init "$H"
+	grep -q ready "$T/out" || bad "hub init printed: $(cat "$T/out")"
+	no 1 hub init "$H"
+	no 2 hub create "$T/x"
+	ok init "$A" --name a
+	ok init "$B" --name b
+	D=$A
+	put one --flags '\Seen'
+	put two
+	ok mailbox "$A" create Work
+	put three -m Work
+	D=$B
+	put four
+	ok sync "$A" "$H" --quiet
+	[ ! -s "$T/out" ] || bad "--quiet printed: $(cat "$T/out")"
+	ok sync "$B" "$H" --json
+	js 'd["ops_received"] > 0 and d["messages_received"] == 3 and d["rounds"] == 1'
+	js 'sorted(d.keys()) == sorted(["ops_sent","messages_sent","bytes_sent","ops_received","messages_received","bytes_received","bytes_fetched","uid_moves","duplicates","rounds","scan_added","scan_flags_changed","scan_vanished"])'
+	# Changes on both sides, then a direct two-way sync: identical at once.
+	ok flag "$A" 2 '+\Flagged'
+	D=$A
+	put five
+	ok expunge "$B" 1
+	ok mailbox "$B" rename Work Play
+	ok sync "$A" "$B"
+	grep -q '^rounds' "$T/out" || bad "sync printed no summary: $(cat "$T/out")"
+	views_same "$A" "$B"
+	same "Play on A" "$(D=$A rows Play)" "three - -"
+	ok list "$A" --json
+	js 'len(d) == 3'
+	# A file dropped into new/ by hand is scanned and travels.
+	msg dropped >"$A/new/1700000000.M1P1.handmade,S=99"
+	ok sync "$A" "$B"
+	views_same "$A" "$B"
+	D=$B
+	rows | grep -q '^dropped - -$' || bad "the dropped file did not reach B: $(rows)"
+	# Nothing new: nothing sent, nothing received.
+	ok sync "$A" "$B" --json
+	js 'd["ops_received"] == 0 and d["messages_received"] == 0'
+	# Bad remotes: one line, exit 1, nothing changed.
+	ok list "$A" --json
+	cp "$T/out" "$T/before"
+	no 1 sync "$A" "$T/nowhere"
+	mkdir "$T/notgit"
+	no 1 sync "$A" "$T/notgit"
+	no 1 sync "$A" "$A"
+	no 2 sync "$A"
+	ok list "$A" --json
+	cmp -s "$T/out" "$T/before" || bad "a failed sync changed A"
+}
+
+t_merge() {
+	local A=$T/ma B=$T/mb f
+	mkdir -p "$A"/{cur,new,tmp} "$A/.Sub"/{cur,new,tmp}
+	for f in 1 2 3; do msg "m$f" >"$A/cur/1600000000.M${f}P1.src,S=50:2,S"; done
+	msg sub >"$A/.Sub/cur/1600000001.M1P1.src:2,"
+	cp -a "$A" "$B"
+	mv "$A/cur/1600000000.M1P1.src,S=50:2,S" "$A/cur/1600000000.M1P1.src,S=50:2,FS"
+	mv "$B/cur/1600000000.M1P1.src,S=50:2,S" "$B/cur/1600000000.M1P1.src,S=50:2,RS"
+	msg onlyb >"$B/new/1600000002.M9P9.b"
+	ok merge "$A" "$B" --json
+	js 'd["duplicates"] == 4'
+	views_same "$A" "$B"
+	D=$A
+	same "merged INBOX" "$(rows)" "$(printf '%s\n' 'm1 \Answered,\Flagged,\Seen -' 'm2 \Seen -' 'm3 \Seen -' 'onlyb - -')"
+	same "merged Sub" "$(rows Sub)" "sub - -"
+	same "files in A" "$(find "$A/cur" "$A/new" -type f | wc -l)" 4
+	same "files in B" "$(find "$B/cur" "$B/new" -type f | wc -l)" 4
+}
+
+t_demo() {
+	ok demo "$T/demo"
+	grep -q 'All three replicas agree' "$T/out" || bad "demo: $(tail -n 5 "$T/out")"
+	[ -d "$T/demo/laptop/.Work/cur" ] || bad "demo left no Maildir"
+	no 1 demo "$T/demo"
+}
+
 check help t_help
 check init_empty t_init_empty
 check init_adopt t_init_adopt
@@ -733,5 +829,8 @@ check log t_log
 check fsck t_fsck
 check bad_input t_bad_input
 check concurrent t_concurrent
+check sync t_sync
+check merge t_merge
+check demo t_demo
 
 exit $FAILED
