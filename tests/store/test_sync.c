@@ -14,6 +14,13 @@
  * Stores live in directories under one mkdtemp() directory in /tmp,
  * opened with no_fsync, removed at the end. The randomized test uses a
  * fixed seed (MCRDT_TEST_SEED overrides it), printed with every failure.
+ *
+ * The "known_bugs" case holds tests that fail through the implementation's
+ * fault (a killed sync loses peers' mail and can leave a ref lock that
+ * blocks every later sync; a replica joining later replaces INBOX, with a
+ * new UIDVALIDITY, on the replicas already in use). They run by default;
+ * MCRDT_TEST_SKIP_KNOWN_BUGS=1 leaves them out. MCRDT_TEST_KEEP=1 keeps
+ * the stores for a look afterwards.
  */
 #define _GNU_SOURCE
 #include "tests/check_run.h"
