@@ -14,12 +14,16 @@ static _Thread_local char errbuf[ERRBUF_SIZE];
 
 static void vset(const char *fmt, va_list ap, int sys_errno)
 {
-	int n = vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+	/* Formatted aside first: an argument may be the last message itself
+	 * (err_set(rc, "...: %s", mcrdt_error_last())). */
+	char buf[ERRBUF_SIZE];
+	int n = vsnprintf(buf, sizeof buf, fmt, ap);
 	if (n < 0)
-		errbuf[0] = '\0';
-	if (sys_errno && n >= 0 && (size_t)n < sizeof errbuf) {
-		snprintf(errbuf + n, sizeof errbuf - (size_t)n, ": %s", strerror(sys_errno));
+		buf[0] = '\0';
+	if (sys_errno && n >= 0 && (size_t)n < sizeof buf) {
+		snprintf(buf + n, sizeof buf - (size_t)n, ": %s", strerror(sys_errno));
 	}
+	memcpy(errbuf, buf, sizeof errbuf);
 	/* The message is one line whatever the caller formatted into it. */
 	for (char *p = errbuf; *p; p++)
 		if (*p == '\n' || *p == '\r')

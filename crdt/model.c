@@ -1174,6 +1174,41 @@ int crdt_model_delete(crdt_model *m, crdt_oplist *out, crdt_dot mbox)
 	return rc ? rc : for_group(m, out, canon, CRDT_OP_MBOX_DELETE, NULL, 0);
 }
 
+/* Whether mailbox b ever held a message or a UID claim. */
+static bool mbox_used(const struct mbox *b)
+{
+	return b->nmembers > 0 || b->hi > 0;
+}
+
+int crdt_model_give_way(crdt_model *m, crdt_oplist *out, size_t *n_out)
+{
+	size_t n = 0;
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < m->nmboxes; i++) {
+		const struct mbox *b = &m->mboxes[i];
+		const struct nameval *bn = mbox_name(b);
+		if (!b->live || b->guid.replica != m->self || mbox_used(b) || !bn)
+			continue;
+		bool other = false;
+		for (size_t k = 0; k < m->nmboxes && !other; k++) {
+			const struct mbox *c = &m->mboxes[k];
+			const struct nameval *cn = mbox_name(c);
+			other = k != i && c->live && c->guid.replica != m->self && mbox_used(c) && cn &&
+				cn->len == bn->len && memcmp(cn->name, bn->name, bn->len) == 0;
+		}
+		if (!other)
+			continue;
+		crdt_op op;
+		crdt_op_init(&op, CRDT_OP_MBOX_DELETE);
+		op.mbox = b->guid;
+		if ((rc = issue(m, out, &op)) == 0)
+			n++;
+	}
+	if (n_out)
+		*n_out = n;
+	return rc;
+}
+
 int crdt_model_subscribe(crdt_model *m, crdt_oplist *out, const char *name, bool on)
 {
 	size_t len;

@@ -113,6 +113,18 @@ int crdt_model_flags(crdt_model *m, crdt_oplist *out, crdt_dot msg, enum crdt_op
 		     const char *const *flags, size_t nflags);
 
 /*
+ * A replica that joins others brings mailboxes of its own that it never
+ * used: the INBOX every store makes at creation, say. Where such a
+ * mailbox of this replica (never a message, never a UID claimed) shares
+ * its name with a peer's mailbox that was used, this deletes this
+ * replica's one (a DELETE of that member alone), so that the visible
+ * mailbox keeps the used one's UID space and UIDVALIDITY instead of
+ * taking the newcomer's. Call it after receiving a batch, before the
+ * settle. *n_out (may be NULL) gets the mailboxes given up.
+ */
+int crdt_model_give_way(crdt_model *m, crdt_oplist *out, size_t *n_out);
+
+/*
  * Applies an op from a peer (or replays one from the log). Returns 0 when
  * applied (and any buffered ops it unblocked), MCRDT_EDUPLICATE when it was
  * already applied or is already buffered, MCRDT_EPENDING when it was

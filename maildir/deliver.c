@@ -121,6 +121,8 @@ int md_deliver(md *m, const char *mailbox, const void *data, size_t len,
 	if ((rc = final_name(final, sizeof final, base, opts->flags)))
 		return rc;
 	int fd = openat(f->tmp, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST && opts->base && unlinkat(f->tmp, base, 0) == 0)
+		fd = openat(f->tmp, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		if (errno == EEXIST)
 			return err_set(MCRDT_EEXISTS, "%s is already in %s/tmp", base, mailbox);

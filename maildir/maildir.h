@@ -85,7 +85,9 @@ int md_folder_rename(md *md, const char *from, const char *to);
 
 struct md_deliver_opts {
 	unsigned version;
-	const char *base;   /* keep this base name (a copy from a peer), or NULL */
+	const char *base;   /* keep this base name (a copy from a peer), or NULL; a
+			     * file of that name left in tmp/ is an earlier attempt
+			     * at this delivery that died, and is replaced */
 	const char *flags;  /* info letters; non-NULL delivers to cur/ */
 	int64_t mtime;      /* internal date (seconds), or -1 for now */
 };

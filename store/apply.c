@@ -196,16 +196,19 @@ static int check_op(const crdt_op *op)
 		free(norm);
 		free(dir);
 		if (rc || !same) {
-			char q[STORE_QUOTE_SIZE];
+			char q[STORE_QUOTE_SIZE], why[256];
+			snprintf(why, sizeof why, "%s", rc ? mcrdt_error_last() : "not in its canonical form");
 			return err_set(MCRDT_ECORRUPT, "%s: mailbox name %s refused: %s", where,
-				       store_quote(q, op->name.s, op->name.len),
-				       rc ? mcrdt_error_last() : "not in its canonical form");
+				       store_quote(q, op->name.s, op->name.len), why);
 		}
 	}
 	if (op->type == CRDT_OP_APPEND || op->type == CRDT_OP_COPY || op->type == CRDT_OP_MOVE) {
 		struct store_meta meta;
-		if (store_meta_decode(op->meta, op->meta_len, &meta) != 0)
-			return err_set(MCRDT_ECORRUPT, "%s: message metadata refused: %s", where, mcrdt_error_last());
+		if (store_meta_decode(op->meta, op->meta_len, &meta) != 0) {
+			char why[256];
+			snprintf(why, sizeof why, "%s", mcrdt_error_last());
+			return err_set(MCRDT_ECORRUPT, "%s: message metadata refused: %s", where, why);
+		}
 	}
 	return 0;
 }
@@ -945,6 +948,10 @@ int st_apply(mcrdt_store *s, sync_git *g, struct st_incoming *in, struct st_appl
 			rc = merge_copies(&a, guid, &now);
 		place_free(&now);
 	}
+	/* A fresh replica's unused mailboxes give way to its peers' used ones
+	 * (its INBOX above all), before the settle decides the views. */
+	if (rc == 0)
+		rc = crdt_model_give_way(s->m, &a.local, NULL);
 	for (size_t i = 0; rc == 0 && i < a.local.n; i++)
 		rc = crdt_oplist_push(&logged, &a.local.ops[i]);
 	crdt_oplist claims = CRDT_OPLIST_INIT;

@@ -274,6 +274,15 @@ static int two_way(struct run *r, mcrdt_store *a, const char *bdir, bool create)
 	snprintf(xgit, sizeof xgit, "%s/git", a->metadir);
 	snprintf(ygit, sizeof ygit, "%s/git", b ? b->metadir : "");
 	unsigned max = r->o->max_rounds ? r->o->max_rounds : 16;
+	/* The side with less history takes in the other's first: a replica
+	 * that joins gives way (crdt_model_give_way) before the other sees
+	 * its fresh mailboxes, so the used ones keep their UIDVALIDITY. */
+	struct side *first = &x, *second = &y;
+	const char *first_from = ygit, *second_from = xgit;
+	if (rc == 0 && sync_log_next(b->log) < sync_log_next(a->log)) {
+		first = &y, second = &x;
+		first_from = xgit, second_from = ygit;
+	}
 	for (unsigned round = 0; rc == 0; round++) {
 		if (round == max) {
 			rc = err_set(MCRDT_EIO, "the replicas did not settle in %u rounds", max);
@@ -281,8 +290,8 @@ static int two_way(struct run *r, mcrdt_store *a, const char *bdir, bool create)
 		}
 		uint64_t got_x = 0, got_y = 0;
 		if ((rc = prepare(r, &x, round == 0)) == 0 && (rc = prepare(r, &y, round == 0)) == 0 &&
-		    (rc = exchange(r, &x, ygit, false, &got_x)) == 0)
-			rc = exchange(r, &y, xgit, false, &got_y);
+		    (rc = exchange(r, first, first_from, false, &got_x)) == 0)
+			rc = exchange(r, second, second_from, false, &got_y);
 		r->st->rounds++;
 		if (rc == 0 && got_x == 0 && got_y == 0)
 			break;

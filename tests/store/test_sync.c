@@ -15,12 +15,11 @@
  * opened with no_fsync, removed at the end. The randomized test uses a
  * fixed seed (MCRDT_TEST_SEED overrides it), printed with every failure.
  *
- * The "known_bugs" case holds tests that fail through the implementation's
- * fault (a killed sync loses peers' mail and can leave a ref lock that
- * blocks every later sync; a replica joining later replaces INBOX, with a
- * new UIDVALIDITY, on the replicas already in use). They run by default;
- * MCRDT_TEST_SKIP_KNOWN_BUGS=1 leaves them out. MCRDT_TEST_KEEP=1 keeps
- * the stores for a look afterwards.
+ * The "crash_and_join" case: a sync killed at random points (and while it
+ * writes peers' files) loses nothing and leaves nothing that blocks the
+ * next one; a replica joining later leaves INBOX (its UIDVALIDITY and UIDs)
+ * as the replicas in use had it. MCRDT_TEST_KEEP=1 keeps the stores for a
+ * look afterwards.
  */
 #define _GNU_SOURCE
 #include "tests/check_run.h"
@@ -2036,16 +2035,12 @@ int main(void)
 	tcase_add_test(tu, untrusted_mailbox_name);
 	suite_add_tcase(s, tu);
 
-	/* Tests that fail through the implementation's fault (see the report
-	 * in the commit message): kept, not weakened. */
-	const char *skip = getenv("MCRDT_TEST_SKIP_KNOWN_BUGS");
-	TCase *tb = tcase_create("known_bugs");
+	TCase *tb = tcase_create("crash_and_join");
 	tcase_set_timeout(tb, 120);
 	tcase_add_test(tb, killed_sync);
 	tcase_add_test(tb, join_keeps_uidvalidity);
 	tcase_add_test(tb, killed_during_delivery);
-	if (!(skip && strcmp(skip, "1") == 0))
-		suite_add_tcase(s, tb);
+	suite_add_tcase(s, tb);
 
 	int rc = run_suite(s, CK_FORK_GETENV);
 	if (getenv("MCRDT_TEST_KEEP"))
