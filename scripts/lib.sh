@@ -5,7 +5,7 @@
 # The Debian packages the build needs, and those the test suite adds: the
 # real Maildir tools the interop tests run against ours, and python3, which
 # the command's tests read --json output with.
-MCRDT_BUILD_PKGS="build-essential cmake pkg-config libgit2-dev libxxhash-dev check"
+MCRDT_BUILD_PKGS="build-essential cmake pkg-config libgit2-dev zlib1g-dev libxxhash-dev check"
 MCRDT_TEST_PKGS="dovecot-core mblaze python3"
 
 # Installs the missing packages among "$@" (as root), or prints the line

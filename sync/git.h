@@ -19,8 +19,8 @@
  * prefix of it, so a replica's chain can be fetched from anyone who has
  * it, and a fetch that does not extend the chain held here is refused.
  *
- * A sync: fetch (every refs/mcrdt/* of the remote into a staging
- * namespace, refs/mcrdt-fetch/*), read what is new (sync_git_read_new),
+ * A sync: fetch (every refs/mcrdt/<R> of the remote into a staging
+ * namespace, refs/mcrdt-fetch/<R>), read what is new (sync_git_read_new),
  * apply it (the caller), adopt the staged refs, publish, push. Objects a
  * publish writes go into one pack per publish, never loose; packs are
  * consolidated when they pile up (sync_git_maintain).
@@ -178,8 +178,9 @@ int sync_git_hash(const void *data, size_t len, sync_oid *out);
 /* ---- upkeep ---- */
 
 /* Packs in the repository; when more than max_packs, repacks everything
- * reachable from refs/mcrdt/* into one pack and removes the others and
- * any loose objects. *packs_out (may be NULL) gets the count after. */
+ * reachable from the local and staged refs (refs/mcrdt/<R>,
+ * refs/mcrdt-fetch/<R>) into one pack and removes the others and any
+ * loose objects. *packs_out (may be NULL) gets the count after. */
 int sync_git_maintain(sync_git *g, unsigned max_packs, unsigned *packs_out);
 
 #endif

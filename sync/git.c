@@ -1,0 +1,2140 @@
+/*
+ * sync/git.c — the replication transport over libgit2 (see sync/git.h).
+ *
+ * Objects are written by our own pack writer: every object of a publish
+ * (or of a repack) goes, zlib-deflated at Z_BEST_SPEED and without
+ * deltas, into one pack stream that libgit2's indexer turns into a
+ * .pack/.idx pair. libgit2's packbuilder would search for deltas (costly
+ * for thousands of message bodies), and its treebuilder and odb writes
+ * make loose objects, so trees and commits are formatted here as well.
+ *
+ * A fetch from a repository on this machine copies the remote's packs
+ * (checked against their trailers) instead of going through libgit2's
+ * local transport, which rebuilds a pack with delta search.
+ */
+#include "sync/git.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <git2.h>
+#include <zlib.h>
+
+#include "common/error.h"
+#include "common/hashmap.h"
+#include "common/varint.h"
+#include "sync/codec.h"
+#include "sync/git_test.h"
+#include "sync/sha1.h"
+
+extern char **environ;
+
+#define NS_LOCAL "refs/mcrdt/"
+#define NS_STAGED "refs/mcrdt-fetch/"
+
+struct sync_git {
+	git_repository *repo;
+	git_odb *odb;
+	uint64_t self;
+	bool transport_only; /* tests: no local fast path */
+	char *gitdir; /* the repository's directory, with a trailing '/' */
+};
+
+/* ---- small helpers ---- */
+
+static const char *git_msg(void)
+{
+	const git_error *e = git_error_last();
+	return e && e->message ? e->message : "unknown libgit2 error";
+}
+
+/* err_set with ": <libgit2's last message>" appended. */
+static int git_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int git_fail(int code, const char *fmt, ...)
+{
+	char buf[768];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	return err_set(code, "%s: %s", buf, git_msg());
+}
+
+/* snprintf for paths (one too long comes out cut, and then fails to open). */
+static void pathf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void pathf(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+}
+
+static void hex16(char out[17], uint64_t v)
+{
+	snprintf(out, 17, "%016" PRIx64, v);
+}
+
+/* 16 lowercase hex digits, exactly. */
+static bool parse_hex16(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+	for (i = 0; s[i]; i++) {
+		char c = s[i];
+		if (i >= 16)
+			return false;
+		if (c >= '0' && c <= '9')
+			v = v << 4 | (uint64_t)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v = v << 4 | (uint64_t)(c - 'a' + 10);
+		else
+			return false;
+	}
+	if (i != 16)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* A decimal without sign or leading zeros, ending at a char in stop. */
+static const char *parse_dec(const char *s, const char *stop, uint64_t *out)
+{
+	uint64_t v = 0;
+	const char *p = s;
+	if (*p < '0' || *p > '9' || (*p == '0' && p[1] >= '0' && p[1] <= '9'))
+		return NULL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return NULL;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (!strchr(stop, *p))
+		return NULL;
+	*out = v;
+	return p;
+}
+
+static const char *oid_str(const git_oid *id, char buf[GIT_OID_HEXSZ + 1])
+{
+	return git_oid_tostr(buf, GIT_OID_HEXSZ + 1, id);
+}
+
+static void refname(char *out, size_t size, const char *ns, uint64_t r)
+{
+	char h[17];
+	hex16(h, r);
+	snprintf(out, size, "%s%s", ns, h);
+}
+
+/* The commit message's lines: "mcrdt <R> <from> <to>" then "log <N>". */
+struct chain_msg {
+	uint64_t r, from, to, log_next;
+};
+
+static bool parse_message(const char *msg, struct chain_msg *m)
+{
+	if (strncmp(msg, "mcrdt ", 6) != 0)
+		return false;
+	char h[17];
+	memcpy(h, msg + 6, 16);
+	h[16] = 0;
+	if (strlen(msg) < 23 || !parse_hex16(h, &m->r) || msg[22] != ' ')
+		return false;
+	const char *p = parse_dec(msg + 23, " ", &m->from);
+	if (!p || !(p = parse_dec(p + 1, "\n", &m->to)))
+		return false;
+	if (m->from < 1 || m->to < m->from || m->to > CRDT_COUNTER_MAX)
+		return false;
+	m->log_next = 0;
+	if (*p == '\n' && strncmp(p + 1, "log ", 4) == 0 && !parse_dec(p + 5, "\n", &m->log_next))
+		return false;
+	return true;
+}
+
+static bool is_body_op(enum crdt_op_type t)
+{
+	return t == CRDT_OP_APPEND || t == CRDT_OP_COPY || t == CRDT_OP_MOVE;
+}
+
+/* The oid of ref name (0), or 1 when there is no such ref. */
+static int ref_oid(sync_git *g, const char *name, git_oid *out)
+{
+	git_reference *ref = NULL, *res = NULL;
+	int rc = git_reference_lookup(&ref, g->repo, name);
+	if (rc == GIT_ENOTFOUND)
+		return 1;
+	if (rc < 0)
+		return git_fail(MCRDT_EIO, "reading ref %s", name);
+	rc = git_reference_resolve(&res, ref);
+	git_reference_free(ref);
+	if (rc < 0)
+		return git_fail(MCRDT_ECORRUPT, "resolving ref %s", name);
+	git_oid_cpy(out, git_reference_target(res));
+	git_reference_free(res);
+	return 0;
+}
+
+/* Names of the refs matching glob; *out a malloc'd array of strdup'd names. */
+static int list_refs(sync_git *g, const char *glob, char ***out, size_t *n)
+{
+	git_reference_iterator *it;
+	*out = NULL;
+	*n = 0;
+	if (git_reference_iterator_glob_new(&it, g->repo, glob) < 0)
+		return git_fail(MCRDT_EIO, "listing refs %s", glob);
+	const char *name;
+	int rc, ret = 0;
+	size_t cap = 0;
+	while ((rc = git_reference_next_name(&name, it)) == 0) {
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 16;
+			char **np = realloc(*out, cap * sizeof *np);
+			if (!np) {
+				ret = err_set(MCRDT_ENOMEM, "out of memory listing refs");
+				break;
+			}
+			*out = np;
+		}
+		if (!((*out)[*n] = strdup(name))) {
+			ret = err_set(MCRDT_ENOMEM, "out of memory listing refs");
+			break;
+		}
+		(*n)++;
+	}
+	if (!ret && rc != GIT_ITEROVER)
+		ret = git_fail(MCRDT_EIO, "listing refs %s", glob);
+	git_reference_iterator_free(it);
+	if (ret) {
+		for (size_t i = 0; i < *n; i++)
+			free((*out)[i]);
+		free(*out);
+		*out = NULL;
+		*n = 0;
+	}
+	return ret;
+}
+
+static void free_names(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+static int read_fd(int fd, uint8_t **buf, size_t *cap, size_t *len)
+{
+	struct stat sb;
+	size_t want = fstat(fd, &sb) == 0 && sb.st_size > 0 ? (size_t)sb.st_size + 1 : 65536;
+	*len = 0;
+	for (;;) {
+		if (*len + 1 > *cap || want > *cap) {
+			size_t nc = *cap ? *cap : 65536;
+			while (nc < want || nc < *len + 65536)
+				nc *= 2;
+			uint8_t *np = realloc(*buf, nc);
+			if (!np)
+				return err_set(MCRDT_ENOMEM, "out of memory reading a body (%zu bytes)", nc);
+			*buf = np;
+			*cap = nc;
+		}
+		ssize_t r = read(fd, *buf + *len, *cap - *len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			return 0;
+		*len += (size_t)r;
+		want = *len + 1;
+	}
+}
+
+/* ---- the pack writer ---- */
+
+/*
+ * A pack stream into libgit2's indexer. The object count leads the
+ * stream, so a writer that does not know it yet (a publish: bodies come
+ * one by one) spools the objects to an unlinked temporary file and sends
+ * them once finished.
+ */
+struct pack {
+	sync_git *g;
+	git_indexer *idx;
+	git_indexer_progress prog;
+	struct sha1_ctx sha;
+	z_stream z;
+	bool zinit;
+	int spool;          /* -1: straight into the indexer */
+	uint32_t count, expect;
+	bool skip_existing; /* leave out objects the repository holds */
+	uint8_t *zbuf;
+	size_t zcap;
+	struct hmap seen;   /* first 8 bytes of the oids written */
+	char name[GIT_OID_HEXSZ + 1];
+};
+
+static int pack_emit(struct pack *p, const void *data, size_t len)
+{
+	if (p->spool >= 0) {
+		const uint8_t *s = data;
+		while (len) {
+			ssize_t w = write(p->spool, s, len);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0)
+				return err_sys(MCRDT_EIO, "writing a pack spool in %sobjects/pack", p->g->gitdir);
+			s += w;
+			len -= (size_t)w;
+		}
+		return 0;
+	}
+	sha1_update(&p->sha, data, len);
+	if (git_indexer_append(p->idx, data, len, &p->prog) < 0)
+		return git_fail(MCRDT_EIO, "writing a pack into %sobjects/pack", p->g->gitdir);
+	return 0;
+}
+
+static int pack_header(struct pack *p, uint32_t count)
+{
+	uint8_t h[12] = { 'P', 'A', 'C', 'K', 0, 0, 0, 2 };
+	h[8] = (uint8_t)(count >> 24);
+	h[9] = (uint8_t)(count >> 16);
+	h[10] = (uint8_t)(count >> 8);
+	h[11] = (uint8_t)count;
+	return pack_emit(p, h, sizeof h);
+}
+
+/* expect: the object count when known (0: spool until pack_finish). */
+static int pack_open(struct pack *p, sync_git *g, uint32_t expect, bool skip_existing)
+{
+	memset(p, 0, sizeof *p);
+	p->g = g;
+	p->spool = -1;
+	p->expect = expect;
+	p->skip_existing = skip_existing;
+	hmap_init(&p->seen);
+	sha1_init(&p->sha);
+	if (deflateInit(&p->z, Z_BEST_SPEED) != Z_OK)
+		return err_set(MCRDT_ENOMEM, "zlib: cannot start a deflate stream");
+	p->zinit = true;
+	char dir[PATH_MAX];
+	pathf(dir, sizeof dir, "%sobjects/pack", g->gitdir);
+	git_indexer_options io;
+	git_indexer_options_init(&io, GIT_INDEXER_OPTIONS_VERSION);
+	if (git_indexer_new(&p->idx, dir, 0, g->odb, &io) < 0)
+		return git_fail(MCRDT_EIO, "starting a pack in %s", dir);
+	if (expect)
+		return pack_header(p, expect);
+	char tmp[PATH_MAX];
+	pathf(tmp, sizeof tmp, "%s/tmp_mcrdt_spool_XXXXXX", dir);
+	p->spool = mkstemp(tmp);
+	if (p->spool < 0)
+		return err_sys(MCRDT_EIO, "creating a pack spool %s", tmp);
+	unlink(tmp);
+	return 0;
+}
+
+static void pack_free(struct pack *p)
+{
+	if (p->idx)
+		git_indexer_free(p->idx);
+	if (p->zinit)
+		deflateEnd(&p->z);
+	if (p->spool >= 0)
+		close(p->spool);
+	free(p->zbuf);
+	hmap_free(&p->seen);
+	memset(p, 0, sizeof *p);
+	p->spool = -1;
+}
+
+/* Adds one object; *id_out (may be NULL) gets its id. */
+static int pack_add(struct pack *p, git_object_t type, const void *data, size_t len, git_oid *id_out)
+{
+	git_oid id;
+	if (git_odb_hash(&id, data, len, type) < 0)
+		return git_fail(MCRDT_EIO, "hashing an object");
+	if (id_out)
+		git_oid_cpy(id_out, &id);
+	uint64_t key;
+	memcpy(&key, id.id, sizeof key);
+	if (key == HMAP_EMPTY)
+		key--;
+	int rc = hmap_put_new(&p->seen, key, 0);
+	if (rc == MCRDT_EEXISTS)
+		return 0; /* (two ids sharing 64 bits: the second is left out; odds 2^-64) */
+	if (rc)
+		return rc;
+	if (p->skip_existing && git_odb_exists(p->g->odb, &id))
+		return 0;
+	if (p->expect && p->count == p->expect)
+		return err_set(MCRDT_EIO, "pack writer: more objects than the %" PRIu32 " announced", p->expect);
+
+	uint8_t hdr[16];
+	size_t nh = 0;
+	size_t sz = len;
+	uint8_t c = (uint8_t)((unsigned)type << 4 | (sz & 15));
+	sz >>= 4;
+	while (sz) {
+		hdr[nh++] = c | 0x80;
+		c = sz & 0x7f;
+		sz >>= 7;
+	}
+	hdr[nh++] = c;
+
+	uLong bound = deflateBound(&p->z, (uLong)len);
+	if (bound > p->zcap) {
+		uint8_t *nb = realloc(p->zbuf, bound);
+		if (!nb)
+			return err_set(MCRDT_ENOMEM, "out of memory deflating an object of %zu bytes", len);
+		p->zbuf = nb;
+		p->zcap = bound;
+	}
+	if (deflateReset(&p->z) != Z_OK)
+		return err_set(MCRDT_EIO, "zlib: deflateReset failed");
+	p->z.next_in = (Bytef *)(uintptr_t)data;
+	p->z.avail_in = (uInt)len;
+	p->z.next_out = p->zbuf;
+	p->z.avail_out = (uInt)p->zcap;
+	if (deflate(&p->z, Z_FINISH) != Z_STREAM_END)
+		return err_set(MCRDT_EIO, "zlib: deflating an object of %zu bytes failed", len);
+	if ((rc = pack_emit(p, hdr, nh)) || (rc = pack_emit(p, p->zbuf, p->z.total_out)))
+		return rc;
+	p->count++;
+	return 0;
+}
+
+/* Sends the trailer (and a spool), lets the indexer write .pack/.idx.
+ * Nothing is written when the pack would hold no object. */
+static int pack_finish(struct pack *p)
+{
+	int rc;
+	if (p->count == 0 && p->spool >= 0)
+		return 0;
+	if (p->spool >= 0) {
+		int fd = p->spool;
+		p->spool = -1;
+		if ((rc = pack_header(p, p->count))) {
+			close(fd);
+			return rc;
+		}
+		if (lseek(fd, 0, SEEK_SET) < 0) {
+			close(fd);
+			return err_sys(MCRDT_EIO, "rewinding a pack spool");
+		}
+		uint8_t *buf = malloc(1 << 20);
+		if (!buf) {
+			close(fd);
+			return err_set(MCRDT_ENOMEM, "out of memory sending a pack");
+		}
+		for (;;) {
+			ssize_t r = read(fd, buf, 1 << 20);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0) {
+				rc = err_sys(MCRDT_EIO, "reading a pack spool");
+				break;
+			}
+			if (r == 0)
+				break;
+			if ((rc = pack_emit(p, buf, (size_t)r)))
+				break;
+		}
+		free(buf);
+		close(fd);
+		if (rc)
+			return rc;
+	} else if (p->count != p->expect) {
+		return err_set(MCRDT_EIO, "pack writer: %" PRIu32 " objects written, %" PRIu32 " announced", p->count,
+			       p->expect);
+	}
+	uint8_t trailer[20];
+	sha1_final(&p->sha, trailer);
+	if (git_indexer_append(p->idx, trailer, sizeof trailer, &p->prog) < 0 ||
+	    git_indexer_commit(p->idx, &p->prog) < 0)
+		return git_fail(MCRDT_EIO, "writing a pack of %" PRIu32 " objects into %sobjects/pack", p->count,
+				p->g->gitdir);
+	snprintf(p->name, sizeof p->name, "%s", git_indexer_name(p->idx));
+	if (git_odb_refresh(p->g->odb) < 0)
+		return git_fail(MCRDT_EIO, "re-reading the packs of %s", p->g->gitdir);
+	return 0;
+}
+
+/* ---- opening ---- */
+
+static int repo_open(sync_git *g, const char *dir)
+{
+	if (git_repository_open_bare(&g->repo, dir) < 0)
+		return git_fail(MCRDT_EIO, "opening the repository %s", dir);
+	if (git_repository_odb(&g->odb, g->repo) < 0)
+		return git_fail(MCRDT_EIO, "opening the objects of %s", dir);
+	return 0;
+}
+
+static void repo_close(sync_git *g)
+{
+	git_odb_free(g->odb);
+	git_repository_free(g->repo);
+	g->odb = NULL;
+	g->repo = NULL;
+}
+
+static int init_bare(const char *dir, uint32_t mode)
+{
+	git_repository *repo;
+	git_repository_init_options o;
+	git_repository_init_options_init(&o, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+	o.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH;
+	o.mode = mode;
+	if (git_repository_init_ext(&repo, dir, &o) < 0)
+		return git_fail(MCRDT_EIO, "creating the repository %s", dir);
+	git_repository_free(repo);
+	return 0;
+}
+
+static bool dir_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return false;
+	struct dirent *e;
+	bool empty = true;
+	while (empty && (e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			empty = false;
+	closedir(d);
+	return empty;
+}
+
+int sync_git_open(sync_git **out, const char *dir, uint64_t self, bool create)
+{
+	*out = NULL;
+	if (self == 0)
+		return err_set(MCRDT_EINVAL, "sync_git_open %s: replica id 0", dir);
+	if (git_libgit2_init() < 0)
+		return git_fail(MCRDT_EIO, "starting libgit2");
+	sync_git *g = calloc(1, sizeof *g);
+	int rc = 0;
+	struct stat sb;
+	if (!g) {
+		rc = err_set(MCRDT_ENOMEM, "out of memory opening %s", dir);
+		goto fail;
+	}
+	g->self = self;
+	bool exists = stat(dir, &sb) == 0;
+	if (!exists && errno != ENOENT) {
+		rc = err_sys(MCRDT_EIO, "repository %s", dir);
+		goto fail;
+	}
+	if (!exists && !create) {
+		rc = err_set(MCRDT_ENOTFOUND, "no repository at %s", dir);
+		goto fail;
+	}
+	/* A directory made empty for it (mkdtemp) is as good as none. */
+	if (create && (!exists || (S_ISDIR(sb.st_mode) && dir_empty(dir))) && (rc = init_bare(dir, 0700)))
+		goto fail;
+	if ((rc = repo_open(g, dir)))
+		goto fail;
+	if (!(g->gitdir = strdup(git_repository_path(g->repo)))) {
+		rc = err_set(MCRDT_ENOMEM, "out of memory opening %s", dir);
+		goto fail;
+	}
+	*out = g;
+	return 0;
+fail:
+	if (g) {
+		repo_close(g);
+		free(g);
+	}
+	git_libgit2_shutdown();
+	return rc;
+}
+
+void sync_git_close(sync_git *g)
+{
+	if (!g)
+		return;
+	repo_close(g);
+	free(g->gitdir);
+	free(g);
+	git_libgit2_shutdown();
+}
+
+int sync_git_hub_init(const char *path)
+{
+	DIR *d = opendir(path);
+	if (d) {
+		closedir(d);
+		if (!dir_empty(path))
+			return err_set(MCRDT_EEXISTS, "hub %s: the directory is not empty", path);
+	} else if (errno != ENOENT) {
+		return errno == ENOTDIR ? err_set(MCRDT_EEXISTS, "hub %s: exists and is not a directory", path)
+					: err_sys(MCRDT_EIO, "hub %s", path);
+	}
+	if (git_libgit2_init() < 0)
+		return git_fail(MCRDT_EIO, "starting libgit2");
+	int rc = init_bare(path, GIT_REPOSITORY_INIT_SHARED_UMASK);
+	git_libgit2_shutdown();
+	return rc;
+}
+
+/* ---- publishing ---- */
+
+int sync_git_published(sync_git *g, uint64_t *counter, uint64_t *log_next)
+{
+	char name[64];
+	git_oid head;
+	*counter = 0;
+	if (log_next)
+		*log_next = 0;
+	refname(name, sizeof name, NS_LOCAL, g->self);
+	int rc = ref_oid(g, name, &head);
+	if (rc == 1)
+		return 0;
+	if (rc)
+		return rc;
+	git_commit *c;
+	char hx[GIT_OID_HEXSZ + 1];
+	if (git_commit_lookup(&c, g->repo, &head) < 0)
+		return git_fail(MCRDT_ECORRUPT, "%s: reading commit %s", name, oid_str(&head, hx));
+	struct chain_msg m;
+	bool ok = parse_message(git_commit_message(c), &m) && m.r == g->self;
+	git_commit_free(c);
+	if (!ok)
+		return err_set(MCRDT_ECORRUPT, "%s: commit %s has no \"mcrdt %016" PRIx64 " FROM TO\" line", name,
+			       oid_str(&head, hx), g->self);
+	*counter = m.to;
+	if (log_next)
+		*log_next = m.log_next;
+	return 0;
+}
+
+struct body_entry {
+	uint64_t counter;
+	git_oid id;
+};
+
+int sync_git_publish(sync_git *g, const crdt_op *ops, size_t n, uint64_t log_next, sync_git_body_fn body, void *ctx,
+		     struct sync_git_stats *st)
+{
+	if (n == 0)
+		return 0;
+	char name[64], rh[17];
+	refname(name, sizeof name, NS_LOCAL, g->self);
+	hex16(rh, g->self);
+	uint64_t published;
+	int rc = sync_git_published(g, &published, NULL);
+	if (rc)
+		return rc;
+	git_oid head;
+	bool has_head = published > 0;
+	if (has_head && (rc = ref_oid(g, name, &head)) != 0)
+		return rc == 1 ? err_set(MCRDT_EIO, "%s vanished during a publish", name) : rc;
+	for (size_t i = 0; i < n; i++) {
+		if (ops[i].id.replica != g->self)
+			return err_set(MCRDT_EINVAL, "publish on %s: op %zu is replica %016" PRIx64 "'s, not this one's",
+				       name, i, ops[i].id.replica);
+		if (ops[i].id.counter != published + 1 + i)
+			return err_set(MCRDT_EINVAL,
+				       "publish on %s: op %zu has counter %" PRIu64 ", expected %" PRIu64
+				       " (contiguous after %" PRIu64 ")",
+				       name, i, ops[i].id.counter, published + 1 + i, published);
+	}
+	uint64_t from = published + 1, to = published + n;
+
+	struct vbuf ob = { 0 }, tb = { 0 };
+	struct pack p;
+	struct body_entry *be = NULL;
+	size_t nbe = 0;
+	uint8_t *buf = NULL;
+	size_t cap = 0;
+	uint64_t nbodies = 0, body_bytes = 0;
+	git_oid ops_id, bodies_id, root_id, commit_id;
+	if ((rc = pack_open(&p, g, 0, true)))
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if ((rc = sync_encode_record(&ob, &ops[i])))
+			goto out;
+	if ((rc = pack_add(&p, GIT_OBJECT_BLOB, ob.p, ob.len, &ops_id)))
+		goto out;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!is_body_op(ops[i].type))
+			continue;
+		int fd = -1;
+		if ((rc = body(ctx, &ops[i], &fd))) {
+			if (fd >= 0)
+				close(fd);
+			goto out;
+		}
+		if (fd < 0)
+			continue;
+		size_t len;
+		int r = read_fd(fd, &buf, &cap, &len);
+		if (r < 0 && r != -1) {
+			close(fd);
+			rc = r;
+			goto out;
+		}
+		if (r == -1) {
+			rc = err_sys(MCRDT_EIO, "publish: reading the body of op %s:%" PRIu64, rh, ops[i].id.counter);
+			close(fd);
+			goto out;
+		}
+		close(fd);
+		if (!be && !(be = malloc(n * sizeof *be))) {
+			rc = err_set(MCRDT_ENOMEM, "out of memory publishing %zu ops", n);
+			goto out;
+		}
+		be[nbe].counter = ops[i].id.counter;
+		if ((rc = pack_add(&p, GIT_OBJECT_BLOB, buf, len, &be[nbe].id)))
+			goto out;
+		nbe++;
+		nbodies++;
+		body_bytes += len;
+	}
+
+	/* bodies/: names of one width in counter order, so already sorted. */
+	if (nbe) {
+		for (size_t i = 0; i < nbe; i++) {
+			char ent[32];
+			char h[17];
+			hex16(h, be[i].counter);
+			int k = snprintf(ent, sizeof ent, "100644 %s", h);
+			vbuf_reserve(&tb, (size_t)k + 1 + 20);
+			if (tb.err)
+				break;
+			memcpy(tb.p + tb.len, ent, (size_t)k + 1);
+			memcpy(tb.p + tb.len + k + 1, be[i].id.id, 20);
+			tb.len += (size_t)k + 1 + 20;
+		}
+		if ((rc = tb.err) || (rc = pack_add(&p, GIT_OBJECT_TREE, tb.p, tb.len, &bodies_id)))
+			goto out;
+	}
+	/* The root: "bodies/" sorts before "ops". */
+	tb.len = 0;
+	vbuf_reserve(&tb, 2 * 32 + 40);
+	if ((rc = tb.err))
+		goto out;
+	if (nbe) {
+		memcpy(tb.p + tb.len, "40000 bodies", 13);
+		memcpy(tb.p + tb.len + 13, bodies_id.id, 20);
+		tb.len += 33;
+	}
+	memcpy(tb.p + tb.len, "100644 ops", 11);
+	memcpy(tb.p + tb.len + 11, ops_id.id, 20);
+	tb.len += 31;
+	if ((rc = pack_add(&p, GIT_OBJECT_TREE, tb.p, tb.len, &root_id)))
+		goto out;
+
+	char cbuf[512], th[GIT_OID_HEXSZ + 1], ph[GIT_OID_HEXSZ + 1];
+	long long now = (long long)time(NULL);
+	int cl = snprintf(cbuf, sizeof cbuf,
+			  "tree %s\n%s%s%s"
+			  "author mcrdt <%s@mcrdt> %lld +0000\n"
+			  "committer mcrdt <%s@mcrdt> %lld +0000\n\n"
+			  "mcrdt %s %" PRIu64 " %" PRIu64 "\nlog %" PRIu64 "\n",
+			  oid_str(&root_id, th), has_head ? "parent " : "", has_head ? oid_str(&head, ph) : "",
+			  has_head ? "\n" : "", rh, now, rh, now, rh, from, to, log_next);
+	if ((rc = pack_add(&p, GIT_OBJECT_COMMIT, cbuf, (size_t)cl, &commit_id)))
+		goto out;
+	if ((rc = pack_finish(&p)))
+		goto out;
+
+	git_reference *ref;
+	if (git_reference_create_matching(&ref, g->repo, name, &commit_id, has_head, has_head ? &head : NULL,
+					  "mcrdt publish") < 0) {
+		rc = git_fail(MCRDT_EIO, "publish: moving %s to %s", name, oid_str(&commit_id, th));
+		goto out;
+	}
+	git_reference_free(ref);
+	if (st) {
+		st->ops_published += n;
+		st->bodies_published += nbodies;
+		st->body_bytes_published += body_bytes;
+	}
+out:
+	pack_free(&p);
+	vbuf_free(&ob);
+	vbuf_free(&tb);
+	free(be);
+	free(buf);
+	return rc;
+}
+
+/* ---- talking to remotes ---- */
+
+enum { T_AGENT = 1, T_KEY = 2, T_ENV = 4, T_HELPER = 8, T_USER = 16 };
+
+struct xfer {
+	sync_git *g;
+	const struct sync_git_remote *r;
+	struct sync_git_stats *st, run; /* run: st plus this transfer so far */
+	bool cancelled;
+	unsigned tried;
+	char *rejected; /* "refname: status" of the first refused update */
+};
+
+static int report(struct xfer *x)
+{
+	if (x->r->progress && x->r->progress(x->r->progress_ctx, &x->run)) {
+		x->cancelled = true;
+		git_error_set_str(GIT_ERROR_CALLBACK, "cancelled");
+		return -1;
+	}
+	return 0;
+}
+
+static int xfer_fail(struct xfer *x, const char *what)
+{
+	if (x->cancelled)
+		return err_set(MCRDT_EIO, "%s %s: cancelled", what, x->r->url);
+	return git_fail(MCRDT_EIO, "%s %s", what, x->r->url);
+}
+
+static void wipe(char *s, size_t n)
+{
+	volatile char *v = s;
+	while (n--)
+		*v++ = 0;
+}
+
+/* `git credential fill` for url: 0 with user and pass filled, or -1. */
+static int credential_fill(const char *url, char *user, size_t ulen, char *pass, size_t plen)
+{
+	if (strlen(url) > 4096 || strpbrk(url, "\r\n"))
+		return -1;
+	int in[2], out[2];
+	if (pipe(in) != 0)
+		return -1;
+	if (pipe(out) != 0) {
+		close(in[0]);
+		close(in[1]);
+		return -1;
+	}
+	/* The request fits the pipe: written before the helper starts, so a
+	 * helper that exits early cannot raise SIGPIPE here. */
+	char req[4200];
+	int rl = snprintf(req, sizeof req, "url=%s\n\n", url);
+	bool ok = write(in[1], req, (size_t)rl) == rl;
+	close(in[1]);
+	size_t ne = 0;
+	while (environ[ne])
+		ne++;
+	char **env = malloc((ne + 2) * sizeof *env);
+	pid_t pid = -1;
+	if (ok && env) {
+		size_t k = 0;
+		for (size_t i = 0; i < ne; i++)
+			if (strncmp(environ[i], "GIT_TERMINAL_PROMPT=", 20) != 0)
+				env[k++] = environ[i];
+		env[k++] = "GIT_TERMINAL_PROMPT=0";
+		env[k] = NULL;
+		posix_spawn_file_actions_t fa;
+		posix_spawn_file_actions_init(&fa);
+		posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+		posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+		posix_spawn_file_actions_addclose(&fa, in[0]);
+		posix_spawn_file_actions_addclose(&fa, out[0]);
+		posix_spawn_file_actions_addclose(&fa, out[1]);
+		char *argv[] = { "git", "credential", "fill", NULL };
+		if (posix_spawnp(&pid, "git", &fa, NULL, argv, env) != 0)
+			pid = -1;
+		posix_spawn_file_actions_destroy(&fa);
+	}
+	free(env);
+	close(in[0]);
+	close(out[1]);
+	char resp[8192];
+	size_t got = 0;
+	if (pid > 0) {
+		for (;;) {
+			ssize_t r = read(out[0], resp + got, sizeof resp - 1 - got);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+			if (got == sizeof resp - 1)
+				break;
+		}
+	}
+	close(out[0]);
+	int status = 1;
+	if (pid > 0)
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	resp[got] = 0;
+	int ret = -1;
+	if (pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		user[0] = pass[0] = 0;
+		for (char *line = resp, *nl; *line; line = nl + 1) {
+			nl = strchr(line, '\n');
+			if (!nl)
+				break;
+			*nl = 0;
+			if (strncmp(line, "username=", 9) == 0)
+				snprintf(user, ulen, "%s", line + 9);
+			else if (strncmp(line, "password=", 9) == 0)
+				snprintf(pass, plen, "%s", line + 9);
+		}
+		if (user[0] && pass[0])
+			ret = 0;
+	}
+	wipe(resp, sizeof resp);
+	return ret;
+}
+
+static int cb_credentials(git_credential **out, const char *url, const char *user_from_url, unsigned int allowed,
+			  void *payload)
+{
+	struct xfer *x = payload;
+	const char *user = user_from_url && *user_from_url ? user_from_url : "git";
+	if (allowed & GIT_CREDENTIAL_SSH_KEY) {
+		if (!(x->tried & T_AGENT)) {
+			x->tried |= T_AGENT;
+			return git_credential_ssh_key_from_agent(out, user);
+		}
+		if (!(x->tried & T_KEY)) {
+			x->tried |= T_KEY;
+			char path[PATH_MAX];
+			const char *env = getenv("MCRDT_SSH_KEY"), *home = getenv("HOME");
+			if (env && *env)
+				return git_credential_ssh_key_new(out, user, NULL, env, NULL);
+			static const char *const names[] = { ".ssh/id_ed25519", ".ssh/id_rsa" };
+			for (size_t i = 0; home && i < 2; i++) {
+				pathf(path, sizeof path, "%s/%s", home, names[i]);
+				if (access(path, R_OK) == 0)
+					return git_credential_ssh_key_new(out, user, NULL, path, NULL);
+			}
+		}
+	}
+	if (allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT) {
+		const char *u = getenv("MCRDT_GIT_USERNAME"), *pw = getenv("MCRDT_GIT_PASSWORD");
+		if (!(x->tried & T_ENV) && u && pw) {
+			x->tried |= T_ENV;
+			return git_credential_userpass_plaintext_new(out, u, pw);
+		}
+		if (!(x->tried & T_HELPER)) {
+			x->tried |= T_HELPER;
+			char cu[512], cp[512];
+			if (credential_fill(url, cu, sizeof cu, cp, sizeof cp) == 0) {
+				int rc = git_credential_userpass_plaintext_new(out, cu, cp);
+				wipe(cp, sizeof cp);
+				return rc;
+			}
+		}
+	}
+	if ((allowed & GIT_CREDENTIAL_USERNAME) && !(x->tried & T_USER)) {
+		x->tried |= T_USER;
+		return git_credential_username_new(out, user);
+	}
+	git_error_set_str(GIT_ERROR_NET, "authentication failed: no more credentials to try");
+	return GIT_EAUTH;
+}
+
+static int cb_fetch_progress(const git_indexer_progress *s, void *payload)
+{
+	struct xfer *x = payload;
+	if (x->st)
+		x->run = *x->st;
+	x->run.objects_fetched += s->received_objects;
+	x->run.bytes_fetched += s->received_bytes;
+	return report(x);
+}
+
+static int cb_push_progress(unsigned current, unsigned total, size_t bytes, void *payload)
+{
+	(void)current;
+	(void)total;
+	struct xfer *x = payload;
+	if (x->st)
+		x->run = *x->st;
+	x->run.bytes_pushed += bytes;
+	return report(x);
+}
+
+static int cb_push_update(const char *ref, const char *status, void *payload)
+{
+	struct xfer *x = payload;
+	if (status && !x->rejected) {
+		size_t n = strlen(ref) + strlen(status) + 3;
+		if ((x->rejected = malloc(n)))
+			snprintf(x->rejected, n, "%s: %s", ref, status);
+	}
+	return 0;
+}
+
+static void xfer_init(struct xfer *x, sync_git *g, const struct sync_git_remote *r, struct sync_git_stats *st)
+{
+	memset(x, 0, sizeof *x);
+	x->g = g;
+	x->r = r;
+	x->st = st;
+	if (st)
+		x->run = *st;
+}
+
+/* ---- fetching ---- */
+
+static int drop_staged(sync_git *g)
+{
+	char **names;
+	size_t n;
+	int rc = list_refs(g, NS_STAGED "*", &names, &n);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n && !rc; i++)
+		if (git_reference_remove(g->repo, names[i]) < 0)
+			rc = git_fail(MCRDT_EIO, "dropping the staged ref %s", names[i]);
+	free_names(names, n);
+	return rc;
+}
+
+/*
+ * The directory of a url that names a repository on this machine (a path
+ * or file://), or false. scp-like "host:path" is a colon before any
+ * slash, as git reads it.
+ */
+static bool local_dir(const char *url, char *out, size_t size)
+{
+	const char *path = url;
+	if (strncmp(url, "file://", 7) == 0)
+		path = url + 7;
+	else if (strstr(url, "://"))
+		return false;
+	else {
+		const char *colon = strchr(url, ':'), *slash = strchr(url, '/');
+		if (colon && (!slash || colon < slash))
+			return false;
+	}
+	struct stat sb;
+	if (!*path || stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
+		return false;
+	snprintf(out, size, "%s", path);
+	return true;
+}
+
+static int fetch_slow(sync_git *g, struct xfer *x)
+{
+	git_remote *rem;
+	if (git_remote_create_anonymous(&rem, g->repo, x->r->url) < 0)
+		return git_fail(MCRDT_EIO, "remote %s", x->r->url);
+	git_fetch_options fo;
+	git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
+	fo.callbacks.credentials = cb_credentials;
+	fo.callbacks.transfer_progress = cb_fetch_progress;
+	fo.callbacks.payload = x;
+	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+	fo.prune = GIT_FETCH_NO_PRUNE;
+	fo.update_fetchhead = 0;
+	char *spec = "+refs/mcrdt/*:refs/mcrdt-fetch/*";
+	git_strarray specs = { &spec, 1 };
+	int rc = 0;
+	if (git_remote_fetch(rem, &specs, &fo, "mcrdt fetch") < 0)
+		rc = xfer_fail(x, "fetch from");
+	else if (x->st) {
+		const git_indexer_progress *s = git_remote_stats(rem);
+		x->st->objects_fetched += s->received_objects;
+		x->st->bytes_fetched += s->received_bytes;
+	}
+	git_remote_free(rem);
+	return rc;
+}
+
+/* Reads a whole (small) file. */
+static int slurp(const char *path, uint8_t **out, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_sys(MCRDT_EIO, "opening %s", path);
+	size_t cap = 0;
+	*out = NULL;
+	int r = read_fd(fd, out, &cap, len);
+	close(fd);
+	if (r == -1) {
+		free(*out);
+		*out = NULL;
+		return err_sys(MCRDT_EIO, "reading %s", path);
+	}
+	return r;
+}
+
+/*
+ * Copies src to dst (through a temporary file next to it, renamed at the
+ * end) checking the trailer: the last 20 bytes are the SHA-1 of the rest.
+ * sum_out gets the trailer.
+ */
+static int copy_checked(const char *url, const char *src, const char *dst, uint8_t sum_out[20], uint64_t *bytes)
+{
+	int in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return err_sys(MCRDT_EIO, "remote %s: opening %s", url, src);
+	struct stat sb;
+	if (fstat(in, &sb) != 0 || sb.st_size < 32) {
+		close(in);
+		return err_set(MCRDT_EIO, "remote %s: %s is too short to be a pack file", url, src);
+	}
+	char tmp[PATH_MAX];
+	pathf(tmp, sizeof tmp, "%s.tmp_XXXXXX", dst);
+	int out = mkstemp(tmp);
+	if (out < 0) {
+		close(in);
+		return err_sys(MCRDT_EIO, "creating %s", tmp);
+	}
+	size_t bs = 1 << 20;
+	uint8_t *buf = malloc(bs), tail[20];
+	struct sha1_ctx sha;
+	sha1_init(&sha);
+	uint64_t left = (uint64_t)sb.st_size, body = left - 20;
+	int rc = buf ? 0 : err_set(MCRDT_ENOMEM, "out of memory copying %s", src);
+	uint64_t off = 0;
+	while (!rc && left) {
+		ssize_t r = read(in, buf, left < bs ? left : bs);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			rc = r < 0 ? err_sys(MCRDT_EIO, "remote %s: reading %s", url, src)
+				   : err_set(MCRDT_EIO, "remote %s: %s shrank while being copied", url, src);
+			break;
+		}
+		size_t n = (size_t)r;
+		if (off < body)
+			sha1_update(&sha, buf, off + n <= body ? n : (size_t)(body - off));
+		if (off + n > body) {
+			size_t from = off >= body ? 0 : (size_t)(body - off);
+			memcpy(tail + (off + from - body), buf + from, n - from);
+		}
+		for (size_t w = 0; w < n && !rc;) {
+			ssize_t k = write(out, buf + w, n - w);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k < 0)
+				rc = err_sys(MCRDT_EIO, "writing %s", tmp);
+			else
+				w += (size_t)k;
+		}
+		off += n;
+		left -= n;
+	}
+	free(buf);
+	close(in);
+	if (!rc) {
+		uint8_t sum[20];
+		sha1_final(&sha, sum);
+		if (memcmp(sum, tail, 20) != 0)
+			rc = err_set(MCRDT_EIO, "remote %s: %s is corrupt (its checksum does not match its bytes)", url,
+				     src);
+		memcpy(sum_out, tail, 20);
+	}
+	if (!rc && (fchmod(out, 0444) != 0 || fsync(out) != 0))
+		rc = err_sys(MCRDT_EIO, "writing %s", tmp);
+	if (close(out) != 0 && !rc)
+		rc = err_sys(MCRDT_EIO, "writing %s", tmp);
+	if (!rc && rename(tmp, dst) != 0)
+		rc = err_sys(MCRDT_EIO, "renaming %s to %s", tmp, dst);
+	if (rc)
+		unlink(tmp);
+	else if (bytes)
+		*bytes += (uint64_t)sb.st_size;
+	return rc;
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/*
+ * A remote pack index (version 2): checks its own trailer; *nobj the
+ * object count, *needed whether we lack any of its objects, packsum the
+ * checksum of the pack it indexes. 1 for an index we cannot read (the
+ * caller then takes the slow path).
+ */
+static int idx_check(sync_git *g, const char *url, const char *path, uint32_t *nobj, bool *needed,
+		     uint8_t packsum[20])
+{
+	uint8_t *d;
+	size_t len;
+	int rc = slurp(path, &d, &len);
+	if (rc)
+		return rc;
+	if (len < 8 + 1024 + 40 || memcmp(d, "\377tOc\0\0\0\2", 8) != 0) {
+		free(d);
+		return 1;
+	}
+	uint8_t sum[20];
+	struct sha1_ctx sha;
+	sha1_init(&sha);
+	sha1_update(&sha, d, len - 20);
+	sha1_final(&sha, sum);
+	uint32_t n = be32(d + 8 + 255 * 4);
+	if (memcmp(sum, d + len - 20, 20) != 0 || (uint64_t)n * 28 + 8 + 1024 + 40 > len) {
+		free(d);
+		return err_set(MCRDT_EIO, "remote %s: pack index %s is corrupt", url, path);
+	}
+	*nobj = n;
+	*needed = false;
+	for (uint32_t i = 0; i < n && !*needed; i++) {
+		git_oid id;
+		memcpy(id.id, d + 8 + 1024 + (size_t)i * 20, 20);
+		if (!git_odb_exists(g->odb, &id))
+			*needed = true;
+	}
+	memcpy(packsum, d + len - 40, 20);
+	free(d);
+	return 0;
+}
+
+struct staged_ref {
+	char *name; /* under NS_STAGED */
+	git_oid id;
+};
+
+/* The local fast path: 1 when it does not apply (the caller goes the slow way). */
+static int fetch_local(sync_git *g, struct xfer *x, const char *path)
+{
+	const char *url = x->r->url;
+	git_repository *rr;
+	if (git_repository_open_ext(&rr, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
+		return git_fail(MCRDT_EIO, "fetch from %s: not a git repository", url);
+	char objdir[PATH_MAX], p1[PATH_MAX], p2[PATH_MAX];
+	pathf(objdir, sizeof objdir, "%sobjects", git_repository_commondir(rr));
+	pathf(p1, sizeof p1, "%s/info/alternates", objdir);
+	struct staged_ref *refs = NULL;
+	size_t nrefs = 0;
+	int rc = 0;
+	DIR *d = NULL;
+	git_odb *rodb = NULL;
+	if (access(p1, F_OK) == 0 || strcmp(git_repository_commondir(rr), g->gitdir) == 0) {
+		rc = 1;
+		goto out;
+	}
+
+	/* The refs first: objects a concurrent writer adds after this are
+	 * harmless; a ref read after its objects were copied could name
+	 * objects we do not have. */
+	git_reference_iterator *it;
+	if (git_reference_iterator_glob_new(&it, rr, NS_LOCAL "*") < 0) {
+		rc = git_fail(MCRDT_EIO, "fetch from %s: listing refs", url);
+		goto out;
+	}
+	git_reference *ref;
+	int r;
+	size_t cap = 0;
+	while ((r = git_reference_next(&ref, it)) == 0) {
+		git_reference *res = NULL;
+		if (git_reference_resolve(&res, ref) < 0) {
+			git_reference_free(ref);
+			continue; /* a dangling symbolic ref: nothing to fetch */
+		}
+		if (nrefs == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct staged_ref *nr = realloc(refs, cap * sizeof *nr);
+			if (!nr) {
+				git_reference_free(res);
+				git_reference_free(ref);
+				rc = err_set(MCRDT_ENOMEM, "out of memory fetching");
+				break;
+			}
+			refs = nr;
+		}
+		const char *nm = git_reference_name(ref) + strlen(NS_LOCAL);
+		size_t nl = strlen(NS_STAGED) + strlen(nm) + 1;
+		if (!(refs[nrefs].name = malloc(nl))) {
+			git_reference_free(res);
+			git_reference_free(ref);
+			rc = err_set(MCRDT_ENOMEM, "out of memory fetching");
+			break;
+		}
+		snprintf(refs[nrefs].name, nl, "%s%s", NS_STAGED, nm);
+		git_oid_cpy(&refs[nrefs].id, git_reference_target(res));
+		nrefs++;
+		git_reference_free(res);
+		git_reference_free(ref);
+	}
+	if (!rc && r != GIT_ITEROVER)
+		rc = git_fail(MCRDT_EIO, "fetch from %s: listing refs", url);
+	git_reference_iterator_free(it);
+	if (rc)
+		goto out;
+
+	/* Packs: .pack then .idx, each through a temporary name (libgit2
+	 * finds a pack by its .idx). */
+	pathf(p1, sizeof p1, "%s/pack", objdir);
+	if (!(d = opendir(p1)) && errno != ENOENT) {
+		rc = err_sys(MCRDT_EIO, "fetch from %s: %s", url, p1);
+		goto out;
+	}
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		size_t nl = strlen(e->d_name);
+		if (nl < 5 + 4 || strncmp(e->d_name, "pack-", 5) != 0 || strcmp(e->d_name + nl - 4, ".idx") != 0)
+			continue;
+		char base[NAME_MAX + 1];
+		snprintf(base, sizeof base, "%.*s", (int)(nl - 4), e->d_name);
+		pathf(p2, sizeof p2, "%sobjects/pack/%s.idx", g->gitdir, base);
+		if (access(p2, F_OK) == 0)
+			continue; /* packs are named by their content */
+		char src[PATH_MAX];
+		pathf(src, sizeof src, "%s/%s.idx", p1, base);
+		uint32_t nobj = 0;
+		bool needed = true;
+		uint8_t want[20], got[20];
+		if ((rc = idx_check(g, url, src, &nobj, &needed, want)))
+			goto out;
+		if (!needed)
+			continue;
+		pathf(src, sizeof src, "%s/%s.pack", p1, base);
+		pathf(p2, sizeof p2, "%sobjects/pack/%s.pack", g->gitdir, base);
+		uint64_t bytes = 0;
+		if ((rc = copy_checked(url, src, p2, got, &bytes)))
+			goto out;
+		if (memcmp(want, got, 20) != 0) {
+			unlink(p2);
+			rc = err_set(MCRDT_EIO, "remote %s: %s does not match its index", url, src);
+			goto out;
+		}
+		pathf(src, sizeof src, "%s/%s.idx", p1, base);
+		pathf(p2, sizeof p2, "%sobjects/pack/%s.idx", g->gitdir, base);
+		if ((rc = copy_checked(url, src, p2, got, &bytes))) {
+			pathf(p2, sizeof p2, "%sobjects/pack/%s.pack", g->gitdir, base);
+			unlink(p2);
+			goto out;
+		}
+		x->run.objects_fetched += nobj;
+		x->run.bytes_fetched += bytes;
+		if (x->st) {
+			x->st->objects_fetched += nobj;
+			x->st->bytes_fetched += bytes;
+		}
+		if (report(x) != 0) {
+			rc = err_set(MCRDT_EIO, "fetch from %s: cancelled", url);
+			goto out;
+		}
+	}
+	if (d)
+		closedir(d);
+	d = NULL;
+	if (git_odb_refresh(g->odb) < 0) {
+		rc = git_fail(MCRDT_EIO, "fetch from %s: re-reading our packs", url);
+		goto out;
+	}
+
+	/* Loose objects (a repository we wrote has none), through the odbs. */
+	if (git_repository_odb(&rodb, rr) < 0) {
+		rc = git_fail(MCRDT_EIO, "fetch from %s: opening its objects", url);
+		goto out;
+	}
+	for (unsigned k = 0; k < 256 && !rc; k++) {
+		pathf(p1, sizeof p1, "%s/%02x", objdir, k);
+		if (!(d = opendir(p1)))
+			continue;
+		while ((e = readdir(d)) && !rc) {
+			char hx[GIT_OID_HEXSZ + 1];
+			git_oid id;
+			if (strlen(e->d_name) != GIT_OID_HEXSZ - 2)
+				continue;
+			snprintf(hx, sizeof hx, "%02x%s", k, e->d_name);
+			if (git_oid_fromstr(&id, hx) < 0 || git_odb_exists(g->odb, &id))
+				continue;
+			git_odb_object *o;
+			git_oid got;
+			if (git_odb_read(&o, rodb, &id) < 0) {
+				rc = git_fail(MCRDT_EIO, "fetch from %s: reading object %s", url, hx);
+				break;
+			}
+			if (git_odb_write(&got, g->odb, git_odb_object_data(o), git_odb_object_size(o),
+					  git_odb_object_type(o)) < 0)
+				rc = git_fail(MCRDT_EIO, "fetch from %s: storing object %s", url, hx);
+			else if (!git_oid_equal(&got, &id))
+				rc = err_set(MCRDT_EIO, "fetch from %s: object %s is corrupt", url, hx);
+			else {
+				x->run.objects_fetched++;
+				if (x->st)
+					x->st->objects_fetched++;
+			}
+			git_odb_object_free(o);
+		}
+		closedir(d);
+		d = NULL;
+	}
+	if (rc)
+		goto out;
+
+	for (size_t i = 0; i < nrefs; i++) {
+		char hx[GIT_OID_HEXSZ + 1];
+		if (!git_odb_exists(g->odb, &refs[i].id)) {
+			rc = err_set(MCRDT_EIO, "fetch from %s: ref refs/mcrdt/%s names %s, which it does not hold", url,
+				     refs[i].name + strlen(NS_STAGED), oid_str(&refs[i].id, hx));
+			goto out;
+		}
+		if (git_reference_create(&ref, g->repo, refs[i].name, &refs[i].id, 1, "mcrdt fetch") < 0) {
+			rc = git_fail(MCRDT_EIO, "fetch from %s: setting %s", url, refs[i].name);
+			goto out;
+		}
+		git_reference_free(ref);
+	}
+out:
+	if (d)
+		closedir(d);
+	for (size_t i = 0; i < nrefs; i++)
+		free(refs[i].name);
+	free(refs);
+	git_odb_free(rodb);
+	git_repository_free(rr);
+	return rc;
+}
+
+int sync_git_fetch(sync_git *g, const struct sync_git_remote *r, struct sync_git_stats *st)
+{
+	if (!r || !r->url || !*r->url)
+		return err_set(MCRDT_EINVAL, "fetch: no remote url");
+	struct xfer x;
+	xfer_init(&x, g, r, st);
+	int rc = drop_staged(g);
+	if (rc)
+		return rc;
+	char path[PATH_MAX];
+	if (!g->transport_only && local_dir(r->url, path, sizeof path) && (rc = fetch_local(g, &x, path)) != 1)
+		return rc;
+	return fetch_slow(g, &x);
+}
+
+void sync_git_test_transport_only(sync_git *g, bool on)
+{
+	g->transport_only = on;
+}
+
+/* ---- reading what is new ---- */
+
+struct replica_refs {
+	uint64_t r;
+	bool has_local, has_staged;
+	git_oid local, staged;
+};
+
+/* Checks that ref name's target is a commit. */
+static int check_commit_ref(sync_git *g, const char *name, const git_oid *id)
+{
+	git_object *o;
+	char hx[GIT_OID_HEXSZ + 1];
+	int rc = git_object_lookup(&o, g->repo, id, GIT_OBJECT_ANY);
+	if (rc == GIT_ENOTFOUND)
+		return err_set(MCRDT_ECORRUPT, "ref %s names object %s, which is missing", name, oid_str(id, hx));
+	if (rc < 0)
+		return git_fail(MCRDT_ECORRUPT, "ref %s: reading object %s", name, oid_str(id, hx));
+	git_object_t t = git_object_type(o);
+	git_object_free(o);
+	if (t != GIT_OBJECT_COMMIT)
+		return err_set(MCRDT_ECORRUPT, "ref %s points at a %s, not a commit", name, git_object_type2string(t));
+	return 0;
+}
+
+static int collect_refs(sync_git *g, const char *ns, bool staged, struct replica_refs **arr, size_t *n)
+{
+	char glob[64], **names;
+	size_t nn;
+	snprintf(glob, sizeof glob, "%s*", ns);
+	int rc = list_refs(g, glob, &names, &nn);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < nn && !rc; i++) {
+		uint64_t r;
+		git_oid id;
+		if (!parse_hex16(names[i] + strlen(ns), &r) || r == 0) {
+			rc = err_set(MCRDT_ECORRUPT, "ref %s: the name is not a replica id (16 lowercase hex digits)",
+				     names[i]);
+			break;
+		}
+		if ((rc = ref_oid(g, names[i], &id)) != 0) {
+			if (rc == 1)
+				rc = 0; /* gone meanwhile */
+			continue;
+		}
+		if ((rc = check_commit_ref(g, names[i], &id)))
+			break;
+		size_t k;
+		for (k = 0; k < *n && (*arr)[k].r != r; k++)
+			;
+		if (k == *n) {
+			struct replica_refs *na = realloc(*arr, (*n + 1) * sizeof *na);
+			if (!na) {
+				rc = err_set(MCRDT_ENOMEM, "out of memory reading refs");
+				break;
+			}
+			*arr = na;
+			memset(&na[k], 0, sizeof na[k]);
+			na[k].r = r;
+			(*n)++;
+		}
+		if (staged) {
+			(*arr)[k].has_staged = true;
+			(*arr)[k].staged = id;
+		} else {
+			(*arr)[k].has_local = true;
+			(*arr)[k].local = id;
+		}
+	}
+	free_names(names, nn);
+	return rc;
+}
+
+/*
+ * Reads commit c of replica r's chain and checks it (message, tree, ops,
+ * bodies). With fn, calls fn for each op above base instead of checking
+ * the bodies' layout again.
+ */
+static int chain_commit(sync_git *g, uint64_t r, const git_oid *cid, const struct chain_msg *m, uint64_t base,
+			sync_git_op_fn fn, void *ctx, struct sync_git_stats *st)
+{
+	char rh[17], ch[GIT_OID_HEXSZ + 1];
+	hex16(rh, r);
+	oid_str(cid, ch);
+	git_commit *c = NULL;
+	git_tree *tree = NULL, *bodies = NULL;
+	git_blob *ops = NULL;
+	uint8_t *types = NULL;
+	crdt_op op;
+	crdt_op_init(&op, CRDT_OP_APPEND);
+	int rc = 0;
+	if (git_commit_lookup(&c, g->repo, cid) < 0 || git_commit_tree(&tree, c) < 0) {
+		rc = git_fail(MCRDT_ECORRUPT, "replica %s: commit %s: cannot read it or its tree", rh, ch);
+		goto out;
+	}
+	size_t ne = git_tree_entrycount(tree);
+	const git_tree_entry *eo = git_tree_entry_byname(tree, "ops"), *eb = git_tree_entry_byname(tree, "bodies");
+	if (!eo || git_tree_entry_type(eo) != GIT_OBJECT_BLOB || git_tree_entry_filemode(eo) != GIT_FILEMODE_BLOB ||
+	    (eb && git_tree_entry_type(eb) != GIT_OBJECT_TREE) || ne != 1u + (eb != NULL)) {
+		rc = err_set(MCRDT_ECORRUPT,
+			     "replica %s: commit %s: the tree is not an 'ops' blob and an optional 'bodies' tree", rh,
+			     ch);
+		goto out;
+	}
+	if (git_blob_lookup(&ops, g->repo, git_tree_entry_id(eo)) < 0 ||
+	    (eb && git_tree_lookup(&bodies, g->repo, git_tree_entry_id(eb)) < 0)) {
+		rc = git_fail(MCRDT_ECORRUPT, "replica %s: commit %s: cannot read its ops or bodies", rh, ch);
+		goto out;
+	}
+	const uint8_t *p = git_blob_rawcontent(ops);
+	size_t len = (size_t)git_blob_rawsize(ops);
+	uint64_t count = m->to - m->from + 1;
+	if (count > len / 8 + 1) {
+		rc = err_set(MCRDT_ECORRUPT, "replica %s: commit %s claims %" PRIu64 " ops in %zu bytes", rh, ch,
+			     count, len);
+		goto out;
+	}
+	if (!fn && !(types = calloc((size_t)count, 1))) {
+		rc = err_set(MCRDT_ENOMEM, "out of memory reading commit %s", ch);
+		goto out;
+	}
+	size_t off = 0;
+	for (uint64_t k = 0; k < count; k++) {
+		size_t used;
+		crdt_op_reset(&op);
+		int d = sync_decode_record_into(p + off, len - off, 0, &op, &used);
+		if (d) {
+			rc = err_set(d == MCRDT_EVERSION ? MCRDT_EVERSION : MCRDT_ECORRUPT,
+				     "replica %s: commit %s: op %" PRIu64 " (byte %zu of its ops) %s: %s", rh, ch,
+				     m->from + k, off, d == MCRDT_EPENDING ? "is cut short" : "does not decode",
+				     mcrdt_error_last());
+			goto out;
+		}
+		off += used;
+		if (op.id.replica != r || op.id.counter != m->from + k) {
+			rc = err_set(MCRDT_ECORRUPT,
+				     "replica %s: commit %s: op %" PRIu64 " of the chain is named %016" PRIx64 ":%" PRIu64,
+				     rh, ch, m->from + k, op.id.replica, op.id.counter);
+			goto out;
+		}
+		if (!fn) {
+			types[k] = (uint8_t)op.type;
+			continue;
+		}
+		if (op.id.counter <= base)
+			continue;
+		const git_tree_entry *be = NULL;
+		if (bodies && is_body_op(op.type)) {
+			char h[17];
+			hex16(h, op.id.counter);
+			be = git_tree_entry_byname(bodies, h);
+		}
+		sync_oid bid;
+		if (be)
+			memcpy(bid.id, git_tree_entry_id(be)->id, 20);
+		if ((rc = fn(ctx, &op, be ? &bid : NULL)))
+			goto out;
+		if (st) {
+			st->ops_read++;
+			st->bodies_read += be != NULL;
+		}
+	}
+	if (off != len) {
+		rc = err_set(MCRDT_ECORRUPT, "replica %s: commit %s: %zu bytes after op %" PRIu64 " in its ops", rh, ch,
+			     len - off, m->to);
+		goto out;
+	}
+	if (fn || !bodies)
+		goto out;
+	size_t nb = git_tree_entrycount(bodies);
+	for (size_t i = 0; i < nb; i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(bodies, i);
+		uint64_t cnt;
+		const char *nm = git_tree_entry_name(e);
+		if (!parse_hex16(nm, &cnt) || cnt < m->from || cnt > m->to || !is_body_op(types[cnt - m->from]) ||
+		    git_tree_entry_type(e) != GIT_OBJECT_BLOB || git_tree_entry_filemode(e) != GIT_FILEMODE_BLOB) {
+			rc = err_set(MCRDT_ECORRUPT,
+				     "replica %s: commit %s: bodies/%s is not the body blob of a message op of the commit",
+				     rh, ch, nm);
+			goto out;
+		}
+		if (!git_odb_exists(g->odb, git_tree_entry_id(e))) {
+			char bh[GIT_OID_HEXSZ + 1];
+			rc = err_set(MCRDT_ECORRUPT, "replica %s: commit %s: body blob %s (bodies/%s) is missing", rh, ch,
+				     oid_str(git_tree_entry_id(e), bh), nm);
+			goto out;
+		}
+	}
+out:
+	crdt_op_free(&op);
+	free(types);
+	git_blob_free(ops);
+	git_tree_free(bodies);
+	git_tree_free(tree);
+	git_commit_free(c);
+	return rc;
+}
+
+struct chain_link {
+	git_oid id;
+	struct chain_msg m;
+};
+
+/* Replica r's commits from head back to the first that base covers, all
+ * checked; *out newest first. */
+static int chain_walk(sync_git *g, uint64_t r, const git_oid *head, uint64_t base, struct chain_link **out,
+		      size_t *n)
+{
+	char rh[17], ch[GIT_OID_HEXSZ + 1];
+	hex16(rh, r);
+	git_oid cur = *head;
+	size_t cap = 0;
+	uint64_t next_from = 0; /* from of the commit after cur (0: cur is the head) */
+	*out = NULL;
+	*n = 0;
+	for (;;) {
+		git_commit *c;
+		oid_str(&cur, ch);
+		if (git_commit_lookup(&c, g->repo, &cur) < 0)
+			return git_fail(MCRDT_ECORRUPT, "replica %s: commit %s", rh, ch);
+		struct chain_msg m;
+		bool ok = parse_message(git_commit_message(c), &m);
+		unsigned np = git_commit_parentcount(c);
+		git_oid parent;
+		if (np == 1)
+			git_oid_cpy(&parent, git_commit_parent_id(c, 0));
+		git_commit_free(c);
+		if (!ok || m.r != r)
+			return err_set(MCRDT_ECORRUPT,
+				       "replica %s: commit %s: the message does not start \"mcrdt %s FROM TO\"", rh, ch, rh);
+		if (next_from && m.to + 1 != next_from)
+			return err_set(MCRDT_ECORRUPT,
+				       "replica %s: commit %s holds ops %" PRIu64 "..%" PRIu64
+				       ", the next commit starts at %" PRIu64 " (not contiguous)",
+				       rh, ch, m.from, m.to, next_from);
+		if (m.to <= base)
+			return 0;
+		if (np > 1)
+			return err_set(MCRDT_ECORRUPT, "replica %s: commit %s has %u parents (a chain has one)", rh, ch,
+				       np);
+		if (np == 0 && m.from != 1)
+			return err_set(MCRDT_ECORRUPT,
+				       "replica %s: commit %s is the first of the chain but starts at op %" PRIu64, rh, ch,
+				       m.from);
+		int rc = chain_commit(g, r, &cur, &m, base, NULL, NULL, NULL);
+		if (rc)
+			return rc;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct chain_link *nl = realloc(*out, cap * sizeof *nl);
+			if (!nl)
+				return err_set(MCRDT_ENOMEM, "out of memory reading replica %s", rh);
+			*out = nl;
+		}
+		(*out)[*n].id = cur;
+		(*out)[*n].m = m;
+		(*n)++;
+		if (np == 0)
+			return 0;
+		next_from = m.from;
+		cur = parent;
+	}
+}
+
+int sync_git_read_new(sync_git *g, const crdt_vv *known, sync_git_op_fn fn, void *ctx, struct sync_git_stats *st)
+{
+	struct replica_refs *rr = NULL;
+	size_t n = 0;
+	int rc = collect_refs(g, NS_LOCAL, false, &rr, &n);
+	if (!rc)
+		rc = collect_refs(g, NS_STAGED, true, &rr, &n);
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct replica_refs *e = &rr[i];
+		char rh[17], sh[GIT_OID_HEXSZ + 1], lh[GIT_OID_HEXSZ + 1];
+		hex16(rh, e->r);
+		if (e->r == g->self) {
+			if (!e->has_staged || (e->has_local && git_oid_equal(&e->staged, &e->local)))
+				continue;
+			int d = e->has_local ? git_graph_descendant_of(g->repo, &e->local, &e->staged) : 0;
+			if (d < 0)
+				rc = git_fail(MCRDT_EIO, "replica %s (this one): comparing commits", rh);
+			else if (d == 0)
+				rc = err_set(MCRDT_ECORRUPT,
+					     "replica %s (this one): the remote holds commit %s of our chain, which is not "
+					     "in ours (%s): this replica lost ops it published; re-create it with a new id",
+					     rh, oid_str(&e->staged, sh), e->has_local ? oid_str(&e->local, lh) : "empty");
+			continue;
+		}
+		const git_oid *head = e->has_staged ? &e->staged : &e->local;
+		if (e->has_staged && e->has_local && !git_oid_equal(&e->staged, &e->local)) {
+			int ahead = git_graph_descendant_of(g->repo, &e->staged, &e->local);
+			int behind = ahead == 0 ? git_graph_descendant_of(g->repo, &e->local, &e->staged) : 0;
+			if (ahead < 0 || behind < 0) {
+				rc = git_fail(MCRDT_EIO, "replica %s: comparing commits", rh);
+				break;
+			}
+			if (!ahead && !behind) {
+				rc = err_set(MCRDT_ECORRUPT,
+					     "replica %s: the remote's history (commit %s) does not extend ours (commit %s)",
+					     rh, oid_str(&e->staged, sh), oid_str(&e->local, lh));
+				break;
+			}
+			if (behind)
+				head = &e->local;
+		}
+		uint64_t base = crdt_vv_base(known, e->r);
+		struct chain_link *links;
+		size_t nl;
+		rc = chain_walk(g, e->r, head, base, &links, &nl);
+		for (size_t k = nl; k-- > 0 && !rc;)
+			rc = chain_commit(g, e->r, &links[k].id, &links[k].m, base, fn, ctx, st);
+		free(links);
+	}
+	free(rr);
+	return rc;
+}
+
+int sync_git_adopt(sync_git *g)
+{
+	char **names;
+	size_t n;
+	int rc = list_refs(g, NS_STAGED "*", &names, &n);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n && !rc; i++) {
+		uint64_t r;
+		git_oid staged, local;
+		if (!parse_hex16(names[i] + strlen(NS_STAGED), &r) || r == 0 || r == g->self)
+			continue;
+		if ((rc = ref_oid(g, names[i], &staged)) == 1) {
+			rc = 0;
+			continue;
+		}
+		if (rc)
+			break;
+		char lname[64], hx[GIT_OID_HEXSZ + 1];
+		refname(lname, sizeof lname, NS_LOCAL, r);
+		int has = ref_oid(g, lname, &local);
+		if (has < 0) {
+			rc = has;
+			break;
+		}
+		if (has == 0) {
+			if (git_oid_equal(&local, &staged))
+				continue;
+			int d = git_graph_descendant_of(g->repo, &staged, &local);
+			if (d < 0) {
+				rc = git_fail(MCRDT_EIO, "adopt %s: comparing commits", names[i]);
+				break;
+			}
+			if (d == 0)
+				continue;
+		}
+		git_reference *ref;
+		if (git_reference_create_matching(&ref, g->repo, lname, &staged, has == 0, has == 0 ? &local : NULL,
+						  "mcrdt adopt") < 0) {
+			rc = git_fail(MCRDT_EIO, "adopt: moving %s to %s", lname, oid_str(&staged, hx));
+			break;
+		}
+		git_reference_free(ref);
+	}
+	free_names(names, n);
+	return rc;
+}
+
+int sync_git_push(sync_git *g, const struct sync_git_remote *r, struct sync_git_stats *st)
+{
+	if (!r || !r->url || !*r->url)
+		return err_set(MCRDT_EINVAL, "push: no remote url");
+	char **names;
+	size_t n;
+	int rc = list_refs(g, NS_LOCAL "*", &names, &n);
+	if (rc)
+		return rc;
+	char **specs = calloc(n ? n : 1, sizeof *specs);
+	size_t ns = 0;
+	if (!specs)
+		rc = err_set(MCRDT_ENOMEM, "out of memory pushing");
+	for (size_t i = 0; i < n && !rc; i++) {
+		uint64_t rid;
+		git_oid local, staged;
+		if (!parse_hex16(names[i] + strlen(NS_LOCAL), &rid))
+			continue;
+		if ((rc = ref_oid(g, names[i], &local)) != 0) {
+			rc = rc == 1 ? 0 : rc;
+			continue;
+		}
+		char sname[64];
+		refname(sname, sizeof sname, NS_STAGED, rid);
+		int has = ref_oid(g, sname, &staged);
+		if (has < 0) {
+			rc = has;
+			break;
+		}
+		if (has == 0) {
+			if (git_oid_equal(&local, &staged))
+				continue;
+			int d = git_graph_descendant_of(g->repo, &local, &staged);
+			if (d < 0) {
+				rc = git_fail(MCRDT_EIO, "push: comparing %s with %s", names[i], sname);
+				break;
+			}
+			if (d == 0)
+				continue; /* the remote is ahead (or apart): not ours to push */
+		}
+		size_t l = 2 * strlen(names[i]) + 2;
+		if (!(specs[ns] = malloc(l))) {
+			rc = err_set(MCRDT_ENOMEM, "out of memory pushing");
+			break;
+		}
+		snprintf(specs[ns++], l, "%s:%s", names[i], names[i]);
+	}
+	if (rc || ns == 0)
+		goto out;
+
+	struct xfer x;
+	xfer_init(&x, g, r, st);
+	git_remote *rem;
+	if (git_remote_create_anonymous(&rem, g->repo, r->url) < 0) {
+		rc = git_fail(MCRDT_EIO, "remote %s", r->url);
+		goto out;
+	}
+	git_push_options po;
+	git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
+	po.callbacks.credentials = cb_credentials;
+	po.callbacks.push_transfer_progress = cb_push_progress;
+	po.callbacks.push_update_reference = cb_push_update;
+	po.callbacks.payload = &x;
+	git_strarray sa = { specs, ns };
+	if (git_remote_push(rem, &sa, &po) < 0) {
+		char what[160];
+		snprintf(what, sizeof what, "push of %.*s%s to", (int)(strchr(specs[0], ':') - specs[0]), specs[0],
+			 ns > 1 ? " (and others)" : "");
+		rc = xfer_fail(&x, what);
+	}
+	else if (x.rejected)
+		rc = err_set(MCRDT_EIO, "push to %s: the remote refused %s (another replica pushed first: sync again)",
+			     r->url, x.rejected);
+	else if (st) {
+		st->refs_pushed += ns;
+		st->bytes_pushed = x.run.bytes_pushed;
+	}
+	free(x.rejected);
+	git_remote_free(rem);
+out:
+	for (size_t i = 0; i < ns; i++)
+		free(specs[i]);
+	free(specs);
+	free_names(names, n);
+	return rc;
+}
+
+/* ---- bodies ---- */
+
+int sync_git_blob_read(sync_git *g, const sync_oid *id, struct sync_git_blob *out)
+{
+	git_oid oid;
+	git_object *o;
+	char hx[GIT_OID_HEXSZ + 1];
+	memset(out, 0, sizeof *out);
+	memcpy(oid.id, id->id, 20);
+	int rc = git_object_lookup(&o, g->repo, &oid, GIT_OBJECT_ANY);
+	if (rc == GIT_ENOTFOUND)
+		return err_set(MCRDT_ENOTFOUND, "blob %s is not in %s", oid_str(&oid, hx), g->gitdir);
+	if (rc < 0)
+		return git_fail(MCRDT_ECORRUPT, "reading blob %s in %s", oid_str(&oid, hx), g->gitdir);
+	if (git_object_type(o) != GIT_OBJECT_BLOB) {
+		git_object_t t = git_object_type(o);
+		git_object_free(o);
+		return err_set(MCRDT_ECORRUPT, "object %s is a %s, not a blob", oid_str(&oid, hx),
+			       git_object_type2string(t));
+	}
+	git_blob *b = (git_blob *)o;
+	out->data = git_blob_rawcontent(b);
+	out->len = (size_t)git_blob_rawsize(b);
+	out->handle = b;
+	return 0;
+}
+
+void sync_git_blob_free(struct sync_git_blob *b)
+{
+	if (b && b->handle)
+		git_blob_free(b->handle);
+	if (b)
+		memset(b, 0, sizeof *b);
+}
+
+int sync_git_hash(const void *data, size_t len, sync_oid *out)
+{
+	git_oid id;
+	if (git_odb_hash(&id, data, len, GIT_OBJECT_BLOB) < 0)
+		return git_fail(MCRDT_EIO, "hashing %zu bytes", len);
+	memcpy(out->id, id.id, 20);
+	return 0;
+}
+
+/* ---- upkeep ---- */
+
+static int count_packs(sync_git *g, unsigned *n)
+{
+	char dir[PATH_MAX];
+	pathf(dir, sizeof dir, "%sobjects/pack", g->gitdir);
+	DIR *d = opendir(dir);
+	*n = 0;
+	if (!d)
+		return errno == ENOENT ? 0 : err_sys(MCRDT_EIO, "listing %s", dir);
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+		if (l > 5 && strcmp(e->d_name + l - 5, ".pack") == 0)
+			(*n)++;
+	}
+	closedir(d);
+	return 0;
+}
+
+struct oidset {
+	git_oid *v;
+	size_t n, cap;
+};
+
+static int oidset_add(struct oidset *s, const git_oid *id)
+{
+	if (s->n == s->cap) {
+		size_t nc = s->cap ? s->cap * 2 : 1024;
+		git_oid *nv = realloc(s->v, nc * sizeof *nv);
+		if (!nv)
+			return err_set(MCRDT_ENOMEM, "out of memory listing objects");
+		s->v = nv;
+		s->cap = nc;
+	}
+	s->v[s->n++] = *id;
+	return 0;
+}
+
+static int add_tree(sync_git *g, const git_oid *id, struct oidset *s)
+{
+	git_tree *t;
+	char hx[GIT_OID_HEXSZ + 1];
+	int rc = oidset_add(s, id);
+	if (rc)
+		return rc;
+	if (git_tree_lookup(&t, g->repo, id) < 0)
+		return git_fail(MCRDT_ECORRUPT, "maintain: reading tree %s", oid_str(id, hx));
+	size_t n = git_tree_entrycount(t);
+	for (size_t i = 0; i < n && !rc; i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(t, i);
+		git_object_t ty = git_tree_entry_type(e);
+		if (ty == GIT_OBJECT_TREE)
+			rc = add_tree(g, git_tree_entry_id(e), s);
+		else if (ty == GIT_OBJECT_BLOB)
+			rc = oidset_add(s, git_tree_entry_id(e));
+	}
+	git_tree_free(t);
+	return rc;
+}
+
+static int cmp_oid(const void *a, const void *b)
+{
+	return git_oid_cmp(a, b);
+}
+
+/* Every object reachable from the local and staged refs, sorted, unique. */
+static int reachable(sync_git *g, struct oidset *s)
+{
+	static const char *const globs[] = { NS_LOCAL "*", NS_STAGED "*" };
+	struct hmap seen;
+	hmap_init(&seen);
+	int rc = 0;
+	for (size_t k = 0; k < 2 && !rc; k++) {
+		char **names;
+		size_t n;
+		if ((rc = list_refs(g, globs[k], &names, &n)))
+			break;
+		for (size_t i = 0; i < n && !rc; i++) {
+			git_oid cur;
+			if ((rc = ref_oid(g, names[i], &cur)) == 1) {
+				rc = 0;
+				continue;
+			}
+			/* Chains are linear: follow first parents until a commit seen. */
+			while (!rc) {
+				uint64_t key;
+				memcpy(&key, cur.id, sizeof key);
+				if (key == HMAP_EMPTY)
+					key--;
+				if (hmap_put_new(&seen, key, 0) == MCRDT_EEXISTS)
+					break;
+				git_commit *c;
+				char hx[GIT_OID_HEXSZ + 1];
+				if (git_commit_lookup(&c, g->repo, &cur) < 0) {
+					rc = git_fail(MCRDT_ECORRUPT, "maintain: %s: reading commit %s", names[i],
+						      oid_str(&cur, hx));
+					break;
+				}
+				if (!(rc = oidset_add(s, &cur)))
+					rc = add_tree(g, git_commit_tree_id(c), s);
+				unsigned np = git_commit_parentcount(c);
+				if (np)
+					cur = *git_commit_parent_id(c, 0);
+				git_commit_free(c);
+				if (np != 1)
+					break; /* (a merge is not ours: read_new refuses it) */
+			}
+		}
+		free_names(names, n);
+	}
+	hmap_free(&seen);
+	if (rc)
+		return rc;
+	qsort(s->v, s->n, sizeof *s->v, cmp_oid);
+	size_t w = 0;
+	for (size_t i = 0; i < s->n; i++)
+		if (w == 0 || !git_oid_equal(&s->v[w - 1], &s->v[i]))
+			s->v[w++] = s->v[i];
+	s->n = w;
+	return 0;
+}
+
+/* Removes every pack but keep's, and every loose object. */
+static int remove_old(sync_git *g, const char *keep)
+{
+	char dir[PATH_MAX], path[PATH_MAX + NAME_MAX + 2];
+	pathf(dir, sizeof dir, "%sobjects/pack", g->gitdir);
+	DIR *d = opendir(dir);
+	if (!d)
+		return err_sys(MCRDT_EIO, "listing %s", dir);
+	char keepbase[64];
+	snprintf(keepbase, sizeof keepbase, "pack-%s.", keep);
+	struct dirent *e;
+	int rc = 0;
+	while ((e = readdir(d))) {
+		const char *nm = e->d_name;
+		size_t l = strlen(nm);
+		if (strncmp(nm, "pack-", 5) != 0 || strncmp(nm, keepbase, strlen(keepbase)) == 0)
+			continue;
+		if (!(l > 5 && strcmp(nm + l - 5, ".pack") == 0) && !(l > 4 && strcmp(nm + l - 4, ".idx") == 0) &&
+		    !(l > 4 && strcmp(nm + l - 4, ".rev") == 0))
+			continue;
+		pathf(path, sizeof path, "%s/%s", dir, nm);
+		if (unlink(path) != 0 && !rc)
+			rc = err_sys(MCRDT_EIO, "maintain: removing %s", path);
+	}
+	closedir(d);
+	for (unsigned k = 0; k < 256; k++) {
+		pathf(dir, sizeof dir, "%sobjects/%02x", g->gitdir, k);
+		if (!(d = opendir(dir)))
+			continue;
+		while ((e = readdir(d))) {
+			if (strlen(e->d_name) != GIT_OID_HEXSZ - 2)
+				continue;
+			pathf(path, sizeof path, "%s/%s", dir, e->d_name);
+			if (unlink(path) != 0 && !rc)
+				rc = err_sys(MCRDT_EIO, "maintain: removing %s", path);
+		}
+		closedir(d);
+		rmdir(dir);
+	}
+	return rc;
+}
+
+int sync_git_maintain(sync_git *g, unsigned max_packs, unsigned *packs_out)
+{
+	unsigned np;
+	int rc = count_packs(g, &np);
+	if (rc)
+		return rc;
+	if (np <= max_packs) {
+		if (packs_out)
+			*packs_out = np;
+		return 0;
+	}
+	struct oidset s = { 0 };
+	struct pack p;
+	memset(&p, 0, sizeof p);
+	p.spool = -1;
+	if ((rc = reachable(g, &s)))
+		goto out;
+	if (s.n == 0 || s.n > UINT32_MAX) {
+		rc = s.n ? err_set(MCRDT_ETOOBIG, "maintain: %zu objects do not fit one pack", s.n) : 0;
+		goto out;
+	}
+	if ((rc = pack_open(&p, g, (uint32_t)s.n, false)))
+		goto out;
+	for (size_t i = 0; i < s.n && !rc; i++) {
+		git_odb_object *o;
+		char hx[GIT_OID_HEXSZ + 1];
+		if (git_odb_read(&o, g->odb, &s.v[i]) < 0) {
+			rc = git_fail(MCRDT_ECORRUPT, "maintain: reading object %s", oid_str(&s.v[i], hx));
+			break;
+		}
+		rc = pack_add(&p, git_odb_object_type(o), git_odb_object_data(o), git_odb_object_size(o), NULL);
+		git_odb_object_free(o);
+	}
+	if (rc || (rc = pack_finish(&p)))
+		goto out;
+	/* Drop libgit2's open packs before their files go. */
+	char keep[sizeof p.name], *dir = strdup(g->gitdir);
+	if (!dir) {
+		rc = err_set(MCRDT_ENOMEM, "out of memory");
+		goto out;
+	}
+	memcpy(keep, p.name, sizeof keep);
+	pack_free(&p);
+	repo_close(g);
+	rc = keep[0] ? remove_old(g, keep) : err_set(MCRDT_EIO, "maintain: the new pack has no name");
+	int ro = repo_open(g, dir);
+	free(dir);
+	if (!rc)
+		rc = ro;
+out:
+	pack_free(&p);
+	free(s.v);
+	if (!rc && (rc = count_packs(g, &np)) == 0 && packs_out)
+		*packs_out = np;
+	return rc;
+}

@@ -1,0 +1,26 @@
+/*
+ * sync/sha1.h — SHA-1 (FIPS 180-4), for the trailer of the packs the git
+ * transport writes. Object ids come from libgit2 (git_odb_hash); libgit2
+ * exports no general-purpose SHA-1, and a pack's trailer is the SHA-1 of
+ * every byte before it.
+ *
+ * Not for anything that needs collision resistance. Pure; thread-safe.
+ */
+#ifndef MCRDT_SYNC_SHA1_H
+#define MCRDT_SYNC_SHA1_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct sha1_ctx {
+	uint32_t h[5];
+	uint64_t len;       /* bytes so far */
+	uint8_t buf[64];
+	size_t nbuf;
+};
+
+void sha1_init(struct sha1_ctx *c);
+void sha1_update(struct sha1_ctx *c, const void *data, size_t len);
+void sha1_final(struct sha1_ctx *c, uint8_t out[20]);
+
+#endif
