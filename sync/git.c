@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -265,6 +266,52 @@ static int read_fd(int fd, uint8_t **buf, size_t *cap, size_t *len)
 
 /* ---- the pack writer ---- */
 
+/* One zlib stream and its output buffer: the pack's own, or a worker's. */
+struct deflater {
+	z_stream z;
+	bool init;
+	uint8_t *buf;
+	size_t cap, out;
+};
+
+static int deflater_run(struct deflater *d, const void *data, size_t len)
+{
+	if (!d->init) {
+		memset(&d->z, 0, sizeof d->z);
+		if (deflateInit(&d->z, Z_BEST_SPEED) != Z_OK)
+			return err_set(MCRDT_ENOMEM, "zlib: cannot start a deflate stream");
+		d->init = true;
+	} else if (deflateReset(&d->z) != Z_OK) {
+		return err_set(MCRDT_EIO, "zlib: deflateReset failed");
+	}
+	if (len > UINT32_MAX / 2)
+		return err_set(MCRDT_ETOOBIG, "an object of %zu bytes is too big for the pack writer", len);
+	uLong bound = deflateBound(&d->z, (uLong)len);
+	if (bound > d->cap) {
+		uint8_t *nb = realloc(d->buf, bound);
+		if (!nb)
+			return err_set(MCRDT_ENOMEM, "out of memory deflating an object of %zu bytes", len);
+		d->buf = nb;
+		d->cap = bound;
+	}
+	d->z.next_in = (Bytef *)(uintptr_t)data;
+	d->z.avail_in = (uInt)len;
+	d->z.next_out = d->buf;
+	d->z.avail_out = (uInt)d->cap;
+	if (deflate(&d->z, Z_FINISH) != Z_STREAM_END)
+		return err_set(MCRDT_EIO, "zlib: deflating an object of %zu bytes failed", len);
+	d->out = d->z.total_out;
+	return 0;
+}
+
+static void deflater_free(struct deflater *d)
+{
+	if (d->init)
+		deflateEnd(&d->z);
+	free(d->buf);
+	memset(d, 0, sizeof *d);
+}
+
 /*
  * A pack stream into libgit2's indexer. The object count leads the
  * stream, so a writer that does not know it yet (a publish: bodies come
@@ -276,13 +323,10 @@ struct pack {
 	git_indexer *idx;
 	git_indexer_progress prog;
 	struct sha1_ctx sha;
-	z_stream z;
-	bool zinit;
+	struct deflater d;
 	int spool;          /* -1: straight into the indexer */
 	uint32_t count, expect;
 	bool skip_existing; /* leave out objects the repository holds */
-	uint8_t *zbuf;
-	size_t zcap;
 	struct hmap seen;   /* first 8 bytes of the oids written */
 	char name[GIT_OID_HEXSZ + 1];
 };
@@ -328,9 +372,6 @@ static int pack_open(struct pack *p, sync_git *g, uint32_t expect, bool skip_exi
 	p->skip_existing = skip_existing;
 	hmap_init(&p->seen);
 	sha1_init(&p->sha);
-	if (deflateInit(&p->z, Z_BEST_SPEED) != Z_OK)
-		return err_set(MCRDT_ENOMEM, "zlib: cannot start a deflate stream");
-	p->zinit = true;
 	char dir[PATH_MAX];
 	pathf(dir, sizeof dir, "%sobjects/pack", g->gitdir);
 	git_indexer_options io;
@@ -352,38 +393,35 @@ static void pack_free(struct pack *p)
 {
 	if (p->idx)
 		git_indexer_free(p->idx);
-	if (p->zinit)
-		deflateEnd(&p->z);
+	deflater_free(&p->d);
 	if (p->spool >= 0)
 		close(p->spool);
-	free(p->zbuf);
 	hmap_free(&p->seen);
 	memset(p, 0, sizeof *p);
 	p->spool = -1;
 }
 
 /* Adds one object; *id_out (may be NULL) gets its id. */
-static int pack_add(struct pack *p, git_object_t type, const void *data, size_t len, git_oid *id_out)
+/* 1 when id is written already (or, skip_existing, held): leave it out. */
+static int pack_seen(struct pack *p, const git_oid *id)
 {
-	git_oid id;
-	if (git_odb_hash(&id, data, len, type) < 0)
-		return git_fail(MCRDT_EIO, "hashing an object");
-	if (id_out)
-		git_oid_cpy(id_out, &id);
 	uint64_t key;
-	memcpy(&key, id.id, sizeof key);
+	memcpy(&key, id->id, sizeof key);
 	if (key == HMAP_EMPTY)
 		key--;
 	int rc = hmap_put_new(&p->seen, key, 0);
 	if (rc == MCRDT_EEXISTS)
-		return 0; /* (two ids sharing 64 bits: the second is left out; odds 2^-64) */
+		return 1; /* (two ids sharing 64 bits: the second is left out; odds 2^-64) */
 	if (rc)
 		return rc;
-	if (p->skip_existing && git_odb_exists(p->g->odb, &id))
-		return 0;
+	return p->skip_existing && git_odb_exists(p->g->odb, id);
+}
+
+/* Appends an object already deflated: its header, then z. */
+static int pack_put(struct pack *p, git_object_t type, size_t len, const uint8_t *z, size_t zlen)
+{
 	if (p->expect && p->count == p->expect)
 		return err_set(MCRDT_EIO, "pack writer: more objects than the %" PRIu32 " announced", p->expect);
-
 	uint8_t hdr[16];
 	size_t nh = 0;
 	size_t sz = len;
@@ -395,27 +433,26 @@ static int pack_add(struct pack *p, git_object_t type, const void *data, size_t 
 		sz >>= 7;
 	}
 	hdr[nh++] = c;
-
-	uLong bound = deflateBound(&p->z, (uLong)len);
-	if (bound > p->zcap) {
-		uint8_t *nb = realloc(p->zbuf, bound);
-		if (!nb)
-			return err_set(MCRDT_ENOMEM, "out of memory deflating an object of %zu bytes", len);
-		p->zbuf = nb;
-		p->zcap = bound;
-	}
-	if (deflateReset(&p->z) != Z_OK)
-		return err_set(MCRDT_EIO, "zlib: deflateReset failed");
-	p->z.next_in = (Bytef *)(uintptr_t)data;
-	p->z.avail_in = (uInt)len;
-	p->z.next_out = p->zbuf;
-	p->z.avail_out = (uInt)p->zcap;
-	if (deflate(&p->z, Z_FINISH) != Z_STREAM_END)
-		return err_set(MCRDT_EIO, "zlib: deflating an object of %zu bytes failed", len);
-	if ((rc = pack_emit(p, hdr, nh)) || (rc = pack_emit(p, p->zbuf, p->z.total_out)))
+	int rc;
+	if ((rc = pack_emit(p, hdr, nh)) || (rc = pack_emit(p, z, zlen)))
 		return rc;
 	p->count++;
 	return 0;
+}
+
+static int pack_add(struct pack *p, git_object_t type, const void *data, size_t len, git_oid *id_out)
+{
+	git_oid id;
+	if (git_odb_hash(&id, data, len, type) < 0)
+		return git_fail(MCRDT_EIO, "hashing an object");
+	if (id_out)
+		git_oid_cpy(id_out, &id);
+	int rc = pack_seen(p, &id);
+	if (rc)
+		return rc < 0 ? rc : 0;
+	if ((rc = deflater_run(&p->d, data, len)))
+		return rc;
+	return pack_put(p, type, len, p->d.buf, p->d.out);
 }
 
 /* Sends the trailer (and a spool), lets the indexer write .pack/.idx.
@@ -628,6 +665,155 @@ struct body_entry {
 	git_oid id;
 };
 
+/*
+ * The bodies of a publish, hashed and deflated by worker threads while
+ * this thread asks body() for them and reads them (body() is the
+ * caller's: it runs on the calling thread only). A job is one body; the
+ * pack (its spool, dedup set and the odb) is touched under mu only.
+ */
+#define BODY_WORKERS_MAX 4
+#define BODY_QUEUE 8
+
+struct body_job {
+	uint8_t *buf;
+	size_t len, cap;
+	size_t k; /* its entry in be */
+};
+
+struct body_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;     /* a job queued, a job freed, or closing */
+	struct body_job jobs[BODY_QUEUE];
+	struct body_job *todo[BODY_QUEUE], *idle[BODY_QUEUE];
+	size_t ntodo, nidle;
+	bool closing;
+	int err;               /* the first failure, its message in msg */
+	char msg[512];
+	struct pack *p;
+	struct body_entry *be;
+};
+
+static void pool_fail(struct body_pool *bp, int rc)
+{
+	if (!bp->err) {
+		bp->err = rc;
+		snprintf(bp->msg, sizeof bp->msg, "%s", mcrdt_error_last());
+	}
+}
+
+static void *body_worker(void *arg)
+{
+	struct body_pool *bp = arg;
+	struct deflater d = { 0 };
+	pthread_mutex_lock(&bp->mu);
+	for (;;) {
+		while (!bp->ntodo && !bp->closing)
+			pthread_cond_wait(&bp->cv, &bp->mu);
+		if (!bp->ntodo)
+			break;
+		struct body_job *j = bp->todo[--bp->ntodo];
+		int err = bp->err;
+		pthread_mutex_unlock(&bp->mu);
+		git_oid id;
+		int rc = 0, seen = 0;
+		if (!err && git_odb_hash(&id, j->buf, j->len, GIT_OBJECT_BLOB) < 0)
+			rc = git_fail(MCRDT_EIO, "hashing a body of %zu bytes", j->len);
+		if (!err && !rc) {
+			pthread_mutex_lock(&bp->mu);
+			git_oid_cpy(&bp->be[j->k].id, &id);
+			seen = pack_seen(bp->p, &id);
+			pthread_mutex_unlock(&bp->mu);
+			rc = seen < 0 ? seen : 0;
+		}
+		if (!err && !rc && !seen)
+			rc = deflater_run(&d, j->buf, j->len);
+		pthread_mutex_lock(&bp->mu);
+		if (!err && !rc && !seen)
+			rc = pack_put(bp->p, GIT_OBJECT_BLOB, j->len, d.buf, d.out);
+		if (rc)
+			pool_fail(bp, rc);
+		bp->idle[bp->nidle++] = j;
+		pthread_cond_broadcast(&bp->cv);
+	}
+	pthread_mutex_unlock(&bp->mu);
+	deflater_free(&d);
+	return NULL;
+}
+
+static int publish_bodies(sync_git *g, struct pack *p, const crdt_op *ops, size_t n, sync_git_body_fn body,
+			  void *ctx, struct body_entry *be, size_t *nbe, uint64_t *bytes)
+{
+	char rh[17];
+	hex16(rh, g->self);
+	struct body_pool bp;
+	memset(&bp, 0, sizeof bp);
+	bp.p = p;
+	bp.be = be;
+	for (size_t i = 0; i < BODY_QUEUE; i++)
+		bp.idle[bp.nidle++] = &bp.jobs[i];
+	pthread_mutex_init(&bp.mu, NULL);
+	pthread_cond_init(&bp.cv, NULL);
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t nw = ncpu < 1 ? 1 : ncpu > BODY_WORKERS_MAX ? BODY_WORKERS_MAX : (size_t)ncpu, started = 0;
+	pthread_t th[BODY_WORKERS_MAX];
+	while (started < nw && pthread_create(&th[started], NULL, body_worker, &bp) == 0)
+		started++;
+	int rc = started ? 0 : err_set(MCRDT_EIO, "publish: cannot start a thread");
+
+	for (size_t i = 0; i < n && !rc; i++) {
+		if (!is_body_op(ops[i].type))
+			continue;
+		int fd = -1;
+		if ((rc = body(ctx, &ops[i], &fd))) {
+			if (fd >= 0)
+				close(fd);
+			break;
+		}
+		if (fd < 0)
+			continue;
+		pthread_mutex_lock(&bp.mu);
+		while (!bp.nidle && !bp.err)
+			pthread_cond_wait(&bp.cv, &bp.mu);
+		struct body_job *j = bp.err ? NULL : bp.idle[--bp.nidle];
+		pthread_mutex_unlock(&bp.mu);
+		if (!j) {
+			close(fd);
+			break;
+		}
+		int r = read_fd(fd, &j->buf, &j->cap, &j->len);
+		if (r == -1)
+			rc = err_sys(MCRDT_EIO, "publish: reading the body of op %s:%" PRIu64, rh, ops[i].id.counter);
+		else
+			rc = r;
+		close(fd);
+		pthread_mutex_lock(&bp.mu);
+		if (rc) {
+			bp.idle[bp.nidle++] = j;
+		} else {
+			j->k = *nbe;
+			be[*nbe].counter = ops[i].id.counter;
+			(*nbe)++;
+			*bytes += j->len;
+			bp.todo[bp.ntodo++] = j;
+			pthread_cond_broadcast(&bp.cv);
+		}
+		pthread_mutex_unlock(&bp.mu);
+	}
+	pthread_mutex_lock(&bp.mu);
+	bp.closing = true;
+	pthread_cond_broadcast(&bp.cv);
+	pthread_mutex_unlock(&bp.mu);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	if (!rc && bp.err)
+		rc = err_set(bp.err, "%s", bp.msg);
+	for (size_t i = 0; i < BODY_QUEUE; i++)
+		free(bp.jobs[i].buf);
+	pthread_cond_destroy(&bp.cv);
+	pthread_mutex_destroy(&bp.mu);
+	return rc;
+}
+
 int sync_git_publish(sync_git *g, const crdt_op *ops, size_t n, uint64_t log_next, sync_git_body_fn body, void *ctx,
 		     struct sync_git_stats *st)
 {
@@ -660,8 +846,6 @@ int sync_git_publish(sync_git *g, const crdt_op *ops, size_t n, uint64_t log_nex
 	struct pack p;
 	struct body_entry *be = NULL;
 	size_t nbe = 0;
-	uint8_t *buf = NULL;
-	size_t cap = 0;
 	uint64_t nbodies = 0, body_bytes = 0;
 	git_oid ops_id, bodies_id, root_id, commit_id;
 	if ((rc = pack_open(&p, g, 0, true)))
@@ -672,41 +856,13 @@ int sync_git_publish(sync_git *g, const crdt_op *ops, size_t n, uint64_t log_nex
 	if ((rc = pack_add(&p, GIT_OBJECT_BLOB, ob.p, ob.len, &ops_id)))
 		goto out;
 
-	for (size_t i = 0; i < n; i++) {
-		if (!is_body_op(ops[i].type))
-			continue;
-		int fd = -1;
-		if ((rc = body(ctx, &ops[i], &fd))) {
-			if (fd >= 0)
-				close(fd);
-			goto out;
-		}
-		if (fd < 0)
-			continue;
-		size_t len;
-		int r = read_fd(fd, &buf, &cap, &len);
-		if (r < 0 && r != -1) {
-			close(fd);
-			rc = r;
-			goto out;
-		}
-		if (r == -1) {
-			rc = err_sys(MCRDT_EIO, "publish: reading the body of op %s:%" PRIu64, rh, ops[i].id.counter);
-			close(fd);
-			goto out;
-		}
-		close(fd);
-		if (!be && !(be = malloc(n * sizeof *be))) {
-			rc = err_set(MCRDT_ENOMEM, "out of memory publishing %zu ops", n);
-			goto out;
-		}
-		be[nbe].counter = ops[i].id.counter;
-		if ((rc = pack_add(&p, GIT_OBJECT_BLOB, buf, len, &be[nbe].id)))
-			goto out;
-		nbe++;
-		nbodies++;
-		body_bytes += len;
+	if (!(be = malloc(n * sizeof *be))) {
+		rc = err_set(MCRDT_ENOMEM, "out of memory publishing %zu ops", n);
+		goto out;
 	}
+	if ((rc = publish_bodies(g, &p, ops, n, body, ctx, be, &nbe, &body_bytes)))
+		goto out;
+	nbodies = nbe;
 
 	/* bodies/: names of one width in counter order, so already sorted. */
 	if (nbe) {
@@ -772,7 +928,6 @@ out:
 	vbuf_free(&ob);
 	vbuf_free(&tb);
 	free(be);
-	free(buf);
 	return rc;
 }
 
@@ -991,6 +1146,22 @@ static void xfer_init(struct xfer *x, sync_git *g, const struct sync_git_remote 
 
 /* ---- fetching ---- */
 
+/*
+ * An anonymous remote for url. url.<base>.insteadOf rewriting is skipped:
+ * libgit2 1.5 matches config names against it with a regex and leaks a
+ * PCRE2 match block (~20 KiB) per config entry that does not match
+ * (libgit2 PR #6382, fixed in 1.6), which a long-running syncer would
+ * pile up.
+ */
+static int remote_new(git_remote **out, sync_git *g, const char *url)
+{
+	git_remote_create_options o;
+	git_remote_create_options_init(&o, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+	o.repository = g->repo;
+	o.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+	return git_remote_create_with_opts(out, url, &o);
+}
+
 static int drop_staged(sync_git *g)
 {
 	char **names;
@@ -1032,7 +1203,7 @@ static bool local_dir(const char *url, char *out, size_t size)
 static int fetch_slow(sync_git *g, struct xfer *x)
 {
 	git_remote *rem;
-	if (git_remote_create_anonymous(&rem, g->repo, x->r->url) < 0)
+	if (remote_new(&rem, g, x->r->url) < 0)
 		return git_fail(MCRDT_EIO, "remote %s", x->r->url);
 	git_fetch_options fo;
 	git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
@@ -1839,7 +2010,7 @@ int sync_git_push(sync_git *g, const struct sync_git_remote *r, struct sync_git_
 	struct xfer x;
 	xfer_init(&x, g, r, st);
 	git_remote *rem;
-	if (git_remote_create_anonymous(&rem, g->repo, r->url) < 0) {
+	if (remote_new(&rem, g, r->url) < 0) {
 		rc = git_fail(MCRDT_EIO, "remote %s", r->url);
 		goto out;
 	}
