@@ -175,6 +175,26 @@ int main(int argc, char **argv)
 		       (t1 - t0) / floor, st.objects_fetched, (double)st.bytes_fetched / 1e6);
 	}
 
+	/* Pushes of it all to an empty hub: copying packs, and libgit2's transport. */
+	for (int way = 0; way < 2; way++) {
+		if (way == 1 && getenv("BENCH_GIT_NO_TRANSPORT"))
+			break;
+		char hub[700];
+		snprintf(hub, sizeof hub, "%s/hub%d", root, way);
+		if (sync_git_hub_init(hub))
+			die("hub init");
+		sync_git_test_transport_only(a, way == 1);
+		struct sync_git_remote hr = { hub, NULL, NULL };
+		memset(&st, 0, sizeof st);
+		t0 = now();
+		if (sync_git_push(a, &hr, &st))
+			die("push");
+		t1 = now();
+		printf("push to an empty local hub, %s: %.2f s (%.1fx cp), %.1f MB\n",
+		       way ? "libgit2 local transport" : "pack copy", t1 - t0, (t1 - t0) / floor,
+		       (double)st.bytes_pushed / 1e6);
+	}
+
 	/* Repack everything B holds into one new pack. */
 	t0 = now();
 	unsigned np;

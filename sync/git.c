@@ -1336,7 +1336,7 @@ static uint32_t be32(const uint8_t *p)
  * checksum of the pack it indexes. 1 for an index we cannot read (the
  * caller then takes the slow path).
  */
-static int idx_check(sync_git *g, const char *url, const char *path, uint32_t *nobj, bool *needed,
+static int idx_check(git_odb *odb, const char *url, const char *path, uint32_t *nobj, bool *needed,
 		     uint8_t packsum[20])
 {
 	uint8_t *d;
@@ -1363,7 +1363,7 @@ static int idx_check(sync_git *g, const char *url, const char *path, uint32_t *n
 	for (uint32_t i = 0; i < n && !*needed; i++) {
 		git_oid id;
 		memcpy(id.id, d + 8 + 1024 + (size_t)i * 20, 20);
-		if (!git_odb_exists(g->odb, &id))
+		if (!git_odb_exists(odb, &id))
 			*needed = true;
 	}
 	memcpy(packsum, d + len - 40, 20);
@@ -1376,6 +1376,130 @@ struct staged_ref {
 	git_oid id;
 };
 
+static void count_moved(struct xfer *x, bool fetch, uint64_t objects, uint64_t bytes)
+{
+	if (fetch) {
+		x->run.objects_fetched += objects;
+		x->run.bytes_fetched += bytes;
+	} else {
+		x->run.bytes_pushed += bytes;
+	}
+	if (x->st && fetch) {
+		x->st->objects_fetched += objects;
+		x->st->bytes_fetched += bytes;
+	} else if (x->st) {
+		x->st->bytes_pushed += bytes;
+	}
+}
+
+/*
+ * Copies into the objects directory dstdir (whose odb is dst) what srcdir
+ * (odb src) holds and dst lacks: every pack with an object dst lacks, as
+ * files (checked against their checksums), and loose objects through the
+ * odbs. fetch: counts as fetched, else as pushed.
+ */
+static int copy_objects(struct xfer *x, bool fetch, const char *srcdir, git_odb *sodb, const char *dstdir,
+			git_odb *dst)
+{
+	const char *url = x->r->url, *what = fetch ? "fetch from" : "push to";
+	char p1[PATH_MAX], p2[PATH_MAX];
+	int rc = 0;
+	DIR *d;
+
+	/* Packs: .pack then .idx, each through a temporary name (libgit2
+	 * finds a pack by its .idx). */
+	pathf(p1, sizeof p1, "%s/pack", srcdir);
+	if (!(d = opendir(p1)) && errno != ENOENT) {
+		rc = err_sys(MCRDT_EIO, "%s %s: %s", what, url, p1);
+		goto out;
+	}
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		size_t nl = strlen(e->d_name);
+		if (nl < 5 + 4 || strncmp(e->d_name, "pack-", 5) != 0 || strcmp(e->d_name + nl - 4, ".idx") != 0)
+			continue;
+		char base[NAME_MAX + 1];
+		snprintf(base, sizeof base, "%.*s", (int)(nl - 4), e->d_name);
+		pathf(p2, sizeof p2, "%s/pack/%s.idx", dstdir, base);
+		if (access(p2, F_OK) == 0)
+			continue; /* packs are named by their content */
+		char src[PATH_MAX];
+		pathf(src, sizeof src, "%s/%s.idx", p1, base);
+		uint32_t nobj = 0;
+		bool needed = true;
+		uint8_t want[20], got[20];
+		if ((rc = idx_check(dst, url, src, &nobj, &needed, want)))
+			goto out;
+		if (!needed)
+			continue;
+		pathf(src, sizeof src, "%s/%s.pack", p1, base);
+		pathf(p2, sizeof p2, "%s/pack/%s.pack", dstdir, base);
+		uint64_t bytes = 0;
+		if ((rc = copy_checked(url, src, p2, got, &bytes)))
+			goto out;
+		if (memcmp(want, got, 20) != 0) {
+			unlink(p2);
+			rc = err_set(MCRDT_EIO, "remote %s: %s does not match its index", url, src);
+			goto out;
+		}
+		pathf(src, sizeof src, "%s/%s.idx", p1, base);
+		pathf(p2, sizeof p2, "%s/pack/%s.idx", dstdir, base);
+		if ((rc = copy_checked(url, src, p2, got, &bytes))) {
+			pathf(p2, sizeof p2, "%s/pack/%s.pack", dstdir, base);
+			unlink(p2);
+			goto out;
+		}
+		count_moved(x, fetch, nobj, bytes);
+		if (report(x) != 0) {
+			rc = err_set(MCRDT_EIO, "%s %s: cancelled", what, url);
+			goto out;
+		}
+	}
+	if (d)
+		closedir(d);
+	d = NULL;
+	if (git_odb_refresh(dst) < 0) {
+		rc = git_fail(MCRDT_EIO, "%s %s: re-reading the packs", what, url);
+		goto out;
+	}
+
+	/* Loose objects (a repository we wrote has none), through the odbs. */
+	for (unsigned k = 0; k < 256 && !rc; k++) {
+		pathf(p1, sizeof p1, "%s/%02x", srcdir, k);
+		if (!(d = opendir(p1)))
+			continue;
+		while ((e = readdir(d)) && !rc) {
+			char hx[GIT_OID_HEXSZ + 1];
+			git_oid id;
+			if (strlen(e->d_name) != GIT_OID_HEXSZ - 2)
+				continue;
+			snprintf(hx, sizeof hx, "%02x%s", k, e->d_name);
+			if (git_oid_fromstr(&id, hx) < 0 || git_odb_exists(dst, &id))
+				continue;
+			git_odb_object *o;
+			git_oid got;
+			if (git_odb_read(&o, sodb, &id) < 0) {
+				rc = git_fail(MCRDT_EIO, "%s %s: reading object %s", what, url, hx);
+				break;
+			}
+			if (git_odb_write(&got, dst, git_odb_object_data(o), git_odb_object_size(o),
+					  git_odb_object_type(o)) < 0)
+				rc = git_fail(MCRDT_EIO, "%s %s: storing object %s", what, url, hx);
+			else if (!git_oid_equal(&got, &id))
+				rc = err_set(MCRDT_EIO, "%s %s: object %s is corrupt", what, url, hx);
+			else
+				count_moved(x, fetch, 1, git_odb_object_size(o));
+			git_odb_object_free(o);
+		}
+		closedir(d);
+		d = NULL;
+	}
+out:
+	if (d)
+		closedir(d);
+	return rc;
+}
+
 /* The local fast path: 1 when it does not apply (the caller goes the slow way). */
 static int fetch_local(sync_git *g, struct xfer *x, const char *path)
 {
@@ -1383,7 +1507,7 @@ static int fetch_local(sync_git *g, struct xfer *x, const char *path)
 	git_repository *rr;
 	if (git_repository_open_ext(&rr, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
 		return git_fail(MCRDT_EIO, "fetch from %s: not a git repository", url);
-	char objdir[PATH_MAX], p1[PATH_MAX], p2[PATH_MAX];
+	char objdir[PATH_MAX], p1[PATH_MAX];
 	pathf(objdir, sizeof objdir, "%sobjects", git_repository_commondir(rr));
 	pathf(p1, sizeof p1, "%s/info/alternates", objdir);
 	struct staged_ref *refs = NULL;
@@ -1444,107 +1568,13 @@ static int fetch_local(sync_git *g, struct xfer *x, const char *path)
 	if (rc)
 		goto out;
 
-	/* Packs: .pack then .idx, each through a temporary name (libgit2
-	 * finds a pack by its .idx). */
-	pathf(p1, sizeof p1, "%s/pack", objdir);
-	if (!(d = opendir(p1)) && errno != ENOENT) {
-		rc = err_sys(MCRDT_EIO, "fetch from %s: %s", url, p1);
-		goto out;
-	}
-	struct dirent *e;
-	while (d && (e = readdir(d))) {
-		size_t nl = strlen(e->d_name);
-		if (nl < 5 + 4 || strncmp(e->d_name, "pack-", 5) != 0 || strcmp(e->d_name + nl - 4, ".idx") != 0)
-			continue;
-		char base[NAME_MAX + 1];
-		snprintf(base, sizeof base, "%.*s", (int)(nl - 4), e->d_name);
-		pathf(p2, sizeof p2, "%sobjects/pack/%s.idx", g->gitdir, base);
-		if (access(p2, F_OK) == 0)
-			continue; /* packs are named by their content */
-		char src[PATH_MAX];
-		pathf(src, sizeof src, "%s/%s.idx", p1, base);
-		uint32_t nobj = 0;
-		bool needed = true;
-		uint8_t want[20], got[20];
-		if ((rc = idx_check(g, url, src, &nobj, &needed, want)))
-			goto out;
-		if (!needed)
-			continue;
-		pathf(src, sizeof src, "%s/%s.pack", p1, base);
-		pathf(p2, sizeof p2, "%sobjects/pack/%s.pack", g->gitdir, base);
-		uint64_t bytes = 0;
-		if ((rc = copy_checked(url, src, p2, got, &bytes)))
-			goto out;
-		if (memcmp(want, got, 20) != 0) {
-			unlink(p2);
-			rc = err_set(MCRDT_EIO, "remote %s: %s does not match its index", url, src);
-			goto out;
-		}
-		pathf(src, sizeof src, "%s/%s.idx", p1, base);
-		pathf(p2, sizeof p2, "%sobjects/pack/%s.idx", g->gitdir, base);
-		if ((rc = copy_checked(url, src, p2, got, &bytes))) {
-			pathf(p2, sizeof p2, "%sobjects/pack/%s.pack", g->gitdir, base);
-			unlink(p2);
-			goto out;
-		}
-		x->run.objects_fetched += nobj;
-		x->run.bytes_fetched += bytes;
-		if (x->st) {
-			x->st->objects_fetched += nobj;
-			x->st->bytes_fetched += bytes;
-		}
-		if (report(x) != 0) {
-			rc = err_set(MCRDT_EIO, "fetch from %s: cancelled", url);
-			goto out;
-		}
-	}
-	if (d)
-		closedir(d);
-	d = NULL;
-	if (git_odb_refresh(g->odb) < 0) {
-		rc = git_fail(MCRDT_EIO, "fetch from %s: re-reading our packs", url);
-		goto out;
-	}
-
-	/* Loose objects (a repository we wrote has none), through the odbs. */
 	if (git_repository_odb(&rodb, rr) < 0) {
 		rc = git_fail(MCRDT_EIO, "fetch from %s: opening its objects", url);
 		goto out;
 	}
-	for (unsigned k = 0; k < 256 && !rc; k++) {
-		pathf(p1, sizeof p1, "%s/%02x", objdir, k);
-		if (!(d = opendir(p1)))
-			continue;
-		while ((e = readdir(d)) && !rc) {
-			char hx[GIT_OID_HEXSZ + 1];
-			git_oid id;
-			if (strlen(e->d_name) != GIT_OID_HEXSZ - 2)
-				continue;
-			snprintf(hx, sizeof hx, "%02x%s", k, e->d_name);
-			if (git_oid_fromstr(&id, hx) < 0 || git_odb_exists(g->odb, &id))
-				continue;
-			git_odb_object *o;
-			git_oid got;
-			if (git_odb_read(&o, rodb, &id) < 0) {
-				rc = git_fail(MCRDT_EIO, "fetch from %s: reading object %s", url, hx);
-				break;
-			}
-			if (git_odb_write(&got, g->odb, git_odb_object_data(o), git_odb_object_size(o),
-					  git_odb_object_type(o)) < 0)
-				rc = git_fail(MCRDT_EIO, "fetch from %s: storing object %s", url, hx);
-			else if (!git_oid_equal(&got, &id))
-				rc = err_set(MCRDT_EIO, "fetch from %s: object %s is corrupt", url, hx);
-			else {
-				x->run.objects_fetched++;
-				if (x->st)
-					x->st->objects_fetched++;
-			}
-			git_odb_object_free(o);
-		}
-		closedir(d);
-		d = NULL;
-	}
-	if (rc)
+	char mine[PATH_MAX];
+	pathf(mine, sizeof mine, "%sobjects", g->gitdir);
+	if ((rc = copy_objects(x, true, objdir, rodb, mine, g->odb)))
 		goto out;
 
 	for (size_t i = 0; i < nrefs; i++) {
@@ -1957,6 +1987,78 @@ int sync_git_adopt(sync_git *g)
 	return rc;
 }
 
+/*
+ * The local fast path of a push: our packs (and loose objects) that the
+ * remote lacks are copied into it, then each ref moves by compare and
+ * swap from the value read here, never backwards or sideways. 1 when it
+ * does not apply (the caller goes the slow way).
+ */
+static int push_local(sync_git *g, struct xfer *x, const char *path, char **specs, size_t ns)
+{
+	const char *url = x->r->url;
+	git_repository *rr;
+	git_odb *rodb = NULL;
+	if (git_repository_open_ext(&rr, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
+		return git_fail(MCRDT_EIO, "push to %s: not a git repository", url);
+	char objdir[PATH_MAX], p1[PATH_MAX], mine[PATH_MAX];
+	pathf(objdir, sizeof objdir, "%sobjects", git_repository_commondir(rr));
+	pathf(p1, sizeof p1, "%s/info/alternates", objdir);
+	pathf(mine, sizeof mine, "%sobjects", g->gitdir);
+	int rc = 0;
+	if (access(p1, F_OK) == 0 || strcmp(git_repository_commondir(rr), g->gitdir) == 0) {
+		rc = 1;
+		goto out;
+	}
+	if (git_repository_odb(&rodb, rr) < 0) {
+		rc = git_fail(MCRDT_EIO, "push to %s: opening its objects", url);
+		goto out;
+	}
+	if ((rc = copy_objects(x, false, mine, g->odb, objdir, rodb)))
+		goto out;
+	for (size_t i = 0; i < ns && !rc; i++) {
+		char name[128], hx[GIT_OID_HEXSZ + 1];
+		snprintf(name, sizeof name, "%.*s", (int)(strchr(specs[i], ':') - specs[i]), specs[i]);
+		git_oid local, cur;
+		if ((rc = ref_oid(g, name, &local)) != 0) {
+			rc = rc == 1 ? 0 : rc;
+			continue;
+		}
+		int has = git_reference_name_to_id(&cur, rr, name);
+		if (has < 0 && has != GIT_ENOTFOUND) {
+			rc = git_fail(MCRDT_EIO, "push to %s: reading its %s", url, name);
+			break;
+		}
+		if (has == 0 && git_oid_equal(&cur, &local))
+			continue;
+		if (has == 0 && (!git_odb_exists(g->odb, &cur) || git_graph_descendant_of(g->repo, &local, &cur) != 1)) {
+			rc = err_set(MCRDT_EIO,
+				     "push to %s: the remote refused %s: it holds %s, which %s does not extend "
+				     "(another replica pushed first: sync again)",
+				     url, name, oid_str(&cur, hx), name);
+			break;
+		}
+		git_reference *ref;
+		int r = git_reference_create_matching(&ref, rr, name, &local, has == 0, has == 0 ? &cur : NULL,
+						      "mcrdt push");
+		if (r == GIT_EMODIFIED || r == GIT_EEXISTS) {
+			rc = err_set(MCRDT_EIO, "push to %s: the remote refused %s: it moved meanwhile (sync again)", url,
+				     name);
+			break;
+		}
+		if (r < 0) {
+			rc = git_fail(MCRDT_EIO, "push to %s: moving its %s", url, name);
+			break;
+		}
+		git_reference_free(ref);
+		if (x->st)
+			x->st->refs_pushed++;
+	}
+out:
+	git_odb_free(rodb);
+	git_repository_free(rr);
+	return rc;
+}
+
 int sync_git_push(sync_git *g, const struct sync_git_remote *r, struct sync_git_stats *st)
 {
 	if (!r || !r->url || !*r->url)
@@ -2009,6 +2111,10 @@ int sync_git_push(sync_git *g, const struct sync_git_remote *r, struct sync_git_
 
 	struct xfer x;
 	xfer_init(&x, g, r, st);
+	char path[PATH_MAX];
+	if (!g->transport_only && local_dir(r->url, path, sizeof path) && (rc = push_local(g, &x, path, specs, ns)) != 1)
+		goto out;
+	rc = 0;
 	git_remote *rem;
 	if (remote_new(&rem, g, r->url) < 0) {
 		rc = git_fail(MCRDT_EIO, "remote %s", r->url);
