@@ -313,95 +313,113 @@ static void deflater_free(struct deflater *d)
 }
 
 /*
- * A pack stream into libgit2's indexer. The object count leads the
- * stream, so a writer that does not know it yet (a publish: bodies come
- * one by one) spools the objects to an unlinked temporary file and sends
- * them once finished.
+ * A pack written here, .pack and .idx (version 2) both: objects go,
+ * deflated, into a temporary file under objects/pack as they come (the
+ * object count in the header is filled in at the end, so a publish need
+ * not know in advance how many bodies it will find), each with its id,
+ * offset and CRC-32 noted for the index; pack_finish adds the SHA-1
+ * trailer, writes the index, syncs both and renames them into place,
+ * .pack first (libgit2 and git find a pack by its .idx).
+ *
+ * libgit2's indexer (git_odb_write_pack) would inflate and hash every
+ * object again, which for a publish of message bodies took as long as
+ * writing them; the ids and offsets are known here already.
  */
+struct pack_entry {
+	git_oid id;
+	uint64_t off;
+	uint32_t crc;
+};
+
 struct pack {
 	sync_git *g;
-	git_indexer *idx;
-	git_indexer_progress prog;
-	struct sha1_ctx sha;
-	struct deflater d;
-	int spool;          /* -1: straight into the indexer */
-	uint32_t count, expect;
+	int fd;             /* the temporary pack, or -1 */
+	char tmp[PATH_MAX];
+	uint64_t off;       /* bytes so far, buffered ones included */
+	uint8_t *wbuf;      /* write buffer */
+	size_t wlen;
+	struct pack_entry *e;
+	size_t count, cap;
 	bool skip_existing; /* leave out objects the repository holds */
 	struct hmap seen;   /* first 8 bytes of the oids written */
+	struct deflater d;
 	char name[GIT_OID_HEXSZ + 1];
 };
 
-static int pack_emit(struct pack *p, const void *data, size_t len)
+#define PACK_WBUF (1u << 20)
+
+static int write_all(int fd, const void *data, size_t len, const char *path)
 {
-	if (p->spool >= 0) {
-		const uint8_t *s = data;
-		while (len) {
-			ssize_t w = write(p->spool, s, len);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0)
-				return err_sys(MCRDT_EIO, "writing a pack spool in %sobjects/pack", p->g->gitdir);
-			s += w;
-			len -= (size_t)w;
-		}
-		return 0;
+	const uint8_t *s = data;
+	while (len) {
+		ssize_t w = write(fd, s, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return err_sys(errno == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO, "writing %s", path);
+		s += w;
+		len -= (size_t)w;
 	}
-	sha1_update(&p->sha, data, len);
-	if (git_indexer_append(p->idx, data, len, &p->prog) < 0)
-		return git_fail(MCRDT_EIO, "writing a pack into %sobjects/pack", p->g->gitdir);
 	return 0;
 }
 
-static int pack_header(struct pack *p, uint32_t count)
+static int pack_flush(struct pack *p)
 {
-	uint8_t h[12] = { 'P', 'A', 'C', 'K', 0, 0, 0, 2 };
-	h[8] = (uint8_t)(count >> 24);
-	h[9] = (uint8_t)(count >> 16);
-	h[10] = (uint8_t)(count >> 8);
-	h[11] = (uint8_t)count;
-	return pack_emit(p, h, sizeof h);
+	int rc = write_all(p->fd, p->wbuf, p->wlen, p->tmp);
+	p->wlen = 0;
+	return rc;
 }
 
-/* expect: the object count when known (0: spool until pack_finish). */
-static int pack_open(struct pack *p, sync_git *g, uint32_t expect, bool skip_existing)
+static int pack_emit(struct pack *p, const void *data, size_t len)
+{
+	int rc;
+	if (p->wlen + len > PACK_WBUF && (rc = pack_flush(p)))
+		return rc;
+	if (len > PACK_WBUF) {
+		if ((rc = write_all(p->fd, data, len, p->tmp)))
+			return rc;
+	} else {
+		memcpy(p->wbuf + p->wlen, data, len);
+		p->wlen += len;
+	}
+	p->off += len;
+	return 0;
+}
+
+static int pack_open(struct pack *p, sync_git *g, bool skip_existing)
 {
 	memset(p, 0, sizeof *p);
 	p->g = g;
-	p->spool = -1;
-	p->expect = expect;
 	p->skip_existing = skip_existing;
 	hmap_init(&p->seen);
-	sha1_init(&p->sha);
-	char dir[PATH_MAX];
-	pathf(dir, sizeof dir, "%sobjects/pack", g->gitdir);
-	git_indexer_options io;
-	git_indexer_options_init(&io, GIT_INDEXER_OPTIONS_VERSION);
-	if (git_indexer_new(&p->idx, dir, 0, g->odb, &io) < 0)
-		return git_fail(MCRDT_EIO, "starting a pack in %s", dir);
-	if (expect)
-		return pack_header(p, expect);
-	char tmp[PATH_MAX];
-	pathf(tmp, sizeof tmp, "%s/tmp_mcrdt_spool_XXXXXX", dir);
-	p->spool = mkstemp(tmp);
-	if (p->spool < 0)
-		return err_sys(MCRDT_EIO, "creating a pack spool %s", tmp);
-	unlink(tmp);
-	return 0;
+	pathf(p->tmp, sizeof p->tmp, "%sobjects/pack/tmp_mcrdt_pack_XXXXXX", g->gitdir);
+	p->fd = mkstemp(p->tmp);
+	if (p->fd < 0) {
+		int rc = err_sys(MCRDT_EIO, "creating a pack %s", p->tmp);
+		p->tmp[0] = 0;
+		return rc;
+	}
+	if (!(p->wbuf = malloc(PACK_WBUF)))
+		return err_set(MCRDT_ENOMEM, "out of memory writing a pack");
+	static const uint8_t hdr[12] = { 'P', 'A', 'C', 'K', 0, 0, 0, 2 }; /* the count comes last */
+	return pack_emit(p, hdr, sizeof hdr);
 }
 
 static void pack_free(struct pack *p)
 {
-	if (p->idx)
-		git_indexer_free(p->idx);
+	if (p->fd >= 0 && p->g) {
+		close(p->fd);
+		if (p->tmp[0])
+			unlink(p->tmp);
+	}
 	deflater_free(&p->d);
-	if (p->spool >= 0)
-		close(p->spool);
+	free(p->wbuf);
+	free(p->e);
 	hmap_free(&p->seen);
 	memset(p, 0, sizeof *p);
-	p->spool = -1;
+	p->fd = -1;
 }
 
-/* Adds one object; *id_out (may be NULL) gets its id. */
 /* 1 when id is written already (or, skip_existing, held): leave it out. */
 static int pack_seen(struct pack *p, const git_oid *id)
 {
@@ -417,11 +435,19 @@ static int pack_seen(struct pack *p, const git_oid *id)
 	return p->skip_existing && git_odb_exists(p->g->odb, id);
 }
 
-/* Appends an object already deflated: its header, then z. */
-static int pack_put(struct pack *p, git_object_t type, size_t len, const uint8_t *z, size_t zlen)
+/* Appends object id, already deflated: its header, then z. */
+static int pack_put(struct pack *p, const git_oid *id, git_object_t type, size_t len, const uint8_t *z, size_t zlen)
 {
-	if (p->expect && p->count == p->expect)
-		return err_set(MCRDT_EIO, "pack writer: more objects than the %" PRIu32 " announced", p->expect);
+	if (p->count == UINT32_MAX)
+		return err_set(MCRDT_ETOOBIG, "a pack holds at most %" PRIu32 " objects", UINT32_MAX);
+	if (p->count == p->cap) {
+		size_t nc = p->cap ? p->cap * 2 : 256;
+		struct pack_entry *ne = realloc(p->e, nc * sizeof *ne);
+		if (!ne)
+			return err_set(MCRDT_ENOMEM, "out of memory writing a pack");
+		p->e = ne;
+		p->cap = nc;
+	}
 	uint8_t hdr[16];
 	size_t nh = 0;
 	size_t sz = len;
@@ -433,6 +459,10 @@ static int pack_put(struct pack *p, git_object_t type, size_t len, const uint8_t
 		sz >>= 7;
 	}
 	hdr[nh++] = c;
+	struct pack_entry *e = &p->e[p->count];
+	e->id = *id;
+	e->off = p->off;
+	e->crc = (uint32_t)crc32(crc32(crc32(0L, Z_NULL, 0), hdr, (uInt)nh), z, (uInt)zlen);
 	int rc;
 	if ((rc = pack_emit(p, hdr, nh)) || (rc = pack_emit(p, z, zlen)))
 		return rc;
@@ -452,60 +482,150 @@ static int pack_add(struct pack *p, git_object_t type, const void *data, size_t 
 		return rc < 0 ? rc : 0;
 	if ((rc = deflater_run(&p->d, data, len)))
 		return rc;
-	return pack_put(p, type, len, p->d.buf, p->d.out);
+	return pack_put(p, &id, type, len, p->d.buf, p->d.out);
 }
 
-/* Sends the trailer (and a spool), lets the indexer write .pack/.idx.
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	return git_oid_cmp(&((const struct pack_entry *)a)->id, &((const struct pack_entry *)b)->id);
+}
+
+static int sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return err_sys(MCRDT_EIO, "opening %s", dir);
+	int rc = fsync(fd) == 0 ? 0 : err_sys(MCRDT_EIO, "syncing %s", dir);
+	close(fd);
+	return rc;
+}
+
+/* The pack's index (version 2) into a malloc'd buffer. */
+static uint8_t *pack_index(struct pack *p, const uint8_t packsum[20], size_t *len)
+{
+	size_t n = p->count, nlarge = 0;
+	for (size_t i = 0; i < n; i++)
+		nlarge += p->e[i].off >= UINT32_C(0x80000000);
+	*len = 8 + 1024 + n * (20 + 4 + 4) + nlarge * 8 + 40;
+	uint8_t *b = malloc(*len), *q = b;
+	if (!b)
+		return NULL;
+	memcpy(q, "\377tOc\0\0\0\2", 8);
+	q += 8;
+	size_t k = 0;
+	for (unsigned f = 0; f < 256; f++) {
+		while (k < n && p->e[k].id.id[0] <= f)
+			k++;
+		put32(q + 4 * f, (uint32_t)k);
+	}
+	q += 1024;
+	for (size_t i = 0; i < n; i++, q += 20)
+		memcpy(q, p->e[i].id.id, 20);
+	for (size_t i = 0; i < n; i++, q += 4)
+		put32(q, p->e[i].crc);
+	uint8_t *large = q + 4 * n;
+	size_t li = 0;
+	for (size_t i = 0; i < n; i++, q += 4) {
+		uint64_t off = p->e[i].off;
+		if (off < UINT32_C(0x80000000)) {
+			put32(q, (uint32_t)off);
+		} else {
+			put32(q, UINT32_C(0x80000000) | (uint32_t)li);
+			put32(large + 8 * li, (uint32_t)(off >> 32));
+			put32(large + 8 * li + 4, (uint32_t)off);
+			li++;
+		}
+	}
+	q = large + 8 * nlarge;
+	memcpy(q, packsum, 20);
+	struct sha1_ctx sha;
+	sha1_init(&sha);
+	sha1_update(&sha, b, (size_t)(q + 20 - b));
+	sha1_final(&sha, q + 20);
+	return b;
+}
+
+/* The count, the trailer, the index; both synced and renamed into place.
  * Nothing is written when the pack would hold no object. */
 static int pack_finish(struct pack *p)
 {
+	char dir[PATH_MAX], path[PATH_MAX], itmp[PATH_MAX];
+	pathf(dir, sizeof dir, "%sobjects/pack", p->g->gitdir);
 	int rc;
-	if (p->count == 0 && p->spool >= 0)
+	if (p->count == 0)
 		return 0;
-	if (p->spool >= 0) {
-		int fd = p->spool;
-		p->spool = -1;
-		if ((rc = pack_header(p, p->count))) {
-			close(fd);
-			return rc;
-		}
-		if (lseek(fd, 0, SEEK_SET) < 0) {
-			close(fd);
-			return err_sys(MCRDT_EIO, "rewinding a pack spool");
-		}
-		uint8_t *buf = malloc(1 << 20);
-		if (!buf) {
-			close(fd);
-			return err_set(MCRDT_ENOMEM, "out of memory sending a pack");
-		}
-		for (;;) {
-			ssize_t r = read(fd, buf, 1 << 20);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r < 0) {
-				rc = err_sys(MCRDT_EIO, "reading a pack spool");
-				break;
-			}
-			if (r == 0)
-				break;
-			if ((rc = pack_emit(p, buf, (size_t)r)))
-				break;
-		}
-		free(buf);
-		close(fd);
-		if (rc)
-			return rc;
-	} else if (p->count != p->expect) {
-		return err_set(MCRDT_EIO, "pack writer: %" PRIu32 " objects written, %" PRIu32 " announced", p->count,
-			       p->expect);
+	if ((rc = pack_flush(p)))
+		return rc;
+	uint8_t cnt[4];
+	put32(cnt, (uint32_t)p->count);
+	if (pwrite(p->fd, cnt, 4, 8) != 4)
+		return err_sys(MCRDT_EIO, "writing %s", p->tmp);
+	/* The trailer: SHA-1 of everything, read back (from the page cache). */
+	struct sha1_ctx sha;
+	sha1_init(&sha);
+	for (uint64_t at = 0; at < p->off;) {
+		size_t want = p->off - at < PACK_WBUF ? (size_t)(p->off - at) : PACK_WBUF;
+		ssize_t r = pread(p->fd, p->wbuf, want, (off_t)at);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? err_sys(MCRDT_EIO, "reading back %s", p->tmp)
+				     : err_set(MCRDT_EIO, "%s shrank while being written", p->tmp);
+		sha1_update(&sha, p->wbuf, (size_t)r);
+		at += (uint64_t)r;
 	}
-	uint8_t trailer[20];
-	sha1_final(&p->sha, trailer);
-	if (git_indexer_append(p->idx, trailer, sizeof trailer, &p->prog) < 0 ||
-	    git_indexer_commit(p->idx, &p->prog) < 0)
-		return git_fail(MCRDT_EIO, "writing a pack of %" PRIu32 " objects into %sobjects/pack", p->count,
-				p->g->gitdir);
-	snprintf(p->name, sizeof p->name, "%s", git_indexer_name(p->idx));
+	uint8_t sum[20];
+	sha1_final(&sha, sum);
+	if ((rc = write_all(p->fd, sum, 20, p->tmp)))
+		return rc;
+	if (fchmod(p->fd, 0444) != 0 || fsync(p->fd) != 0)
+		return err_sys(MCRDT_EIO, "syncing %s", p->tmp);
+
+	qsort(p->e, p->count, sizeof *p->e, cmp_entry);
+	size_t ilen;
+	uint8_t *idx = pack_index(p, sum, &ilen);
+	if (!idx)
+		return err_set(MCRDT_ENOMEM, "out of memory writing a pack index");
+	pathf(itmp, sizeof itmp, "%s/tmp_mcrdt_idx_XXXXXX", dir);
+	int ifd = mkstemp(itmp);
+	if (ifd < 0) {
+		free(idx);
+		return err_sys(MCRDT_EIO, "creating %s", itmp);
+	}
+	rc = write_all(ifd, idx, ilen, itmp);
+	free(idx);
+	if (!rc && (fchmod(ifd, 0444) != 0 || fsync(ifd) != 0))
+		rc = err_sys(MCRDT_EIO, "syncing %s", itmp);
+	if (close(ifd) != 0 && !rc)
+		rc = err_sys(MCRDT_EIO, "writing %s", itmp);
+	for (int i = 0; i < 20; i++)
+		snprintf(p->name + 2 * i, 3, "%02x", sum[i]);
+	if (!rc) {
+		pathf(path, sizeof path, "%s/pack-%s.pack", dir, p->name);
+		if (rename(p->tmp, path) != 0)
+			rc = err_sys(MCRDT_EIO, "renaming %s to %s", p->tmp, path);
+		else
+			p->tmp[0] = 0;
+	}
+	if (!rc) {
+		pathf(path, sizeof path, "%s/pack-%s.idx", dir, p->name);
+		if (rename(itmp, path) != 0)
+			rc = err_sys(MCRDT_EIO, "renaming %s to %s", itmp, path);
+	}
+	if (rc) {
+		unlink(itmp);
+		return rc;
+	}
+	if ((rc = sync_dir(dir)))
+		return rc;
 	if (git_odb_refresh(p->g->odb) < 0)
 		return git_fail(MCRDT_EIO, "re-reading the packs of %s", p->g->gitdir);
 	return 0;
@@ -564,6 +684,10 @@ int sync_git_open(sync_git **out, const char *dir, uint64_t self, bool create)
 		return err_set(MCRDT_EINVAL, "sync_git_open %s: replica id 0", dir);
 	if (git_libgit2_init() < 0)
 		return git_fail(MCRDT_EIO, "starting libgit2");
+	/* Packs, indexes and refs reach the disk before a ref names them: a
+	 * crash must not leave a ref to a pack that is not there. (A process-
+	 * wide libgit2 setting: other users in the process get it too.) */
+	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
 	sync_git *g = calloc(1, sizeof *g);
 	int rc = 0;
 	struct stat sb;
@@ -729,7 +853,7 @@ static void *body_worker(void *arg)
 			rc = deflater_run(&d, j->buf, j->len);
 		pthread_mutex_lock(&bp->mu);
 		if (!err && !rc && !seen)
-			rc = pack_put(bp->p, GIT_OBJECT_BLOB, j->len, d.buf, d.out);
+			rc = pack_put(bp->p, &id, GIT_OBJECT_BLOB, j->len, d.buf, d.out);
 		if (rc)
 			pool_fail(bp, rc);
 		bp->idle[bp->nidle++] = j;
@@ -848,7 +972,7 @@ int sync_git_publish(sync_git *g, const crdt_op *ops, size_t n, uint64_t log_nex
 	size_t nbe = 0;
 	uint64_t nbodies = 0, body_bytes = 0;
 	git_oid ops_id, bodies_id, root_id, commit_id;
-	if ((rc = pack_open(&p, g, 0, true)))
+	if ((rc = pack_open(&p, g, true)))
 		goto out;
 	for (size_t i = 0; i < n; i++)
 		if ((rc = sync_encode_record(&ob, &ops[i])))
@@ -2373,14 +2497,14 @@ int sync_git_maintain(sync_git *g, unsigned max_packs, unsigned *packs_out)
 	struct oidset s = { 0 };
 	struct pack p;
 	memset(&p, 0, sizeof p);
-	p.spool = -1;
+	p.fd = -1;
 	if ((rc = reachable(g, &s)))
 		goto out;
 	if (s.n == 0 || s.n > UINT32_MAX) {
 		rc = s.n ? err_set(MCRDT_ETOOBIG, "maintain: %zu objects do not fit one pack", s.n) : 0;
 		goto out;
 	}
-	if ((rc = pack_open(&p, g, (uint32_t)s.n, false)))
+	if ((rc = pack_open(&p, g, false)))
 		goto out;
 	for (size_t i = 0; i < s.n && !rc; i++) {
 		git_odb_object *o;
