@@ -27,6 +27,7 @@
 #include "sync/codec.h"
 #include "sync/git.h"
 #include "sync/git_test.h"
+#include "sync/sha1.h"
 #include "tests/check_run.h"
 
 #define RA UINT64_C(0xa1a1a1a1a1a1a1a1)
@@ -1107,13 +1108,104 @@ START_TEST(big_publish_is_one_pack)
 }
 END_TEST
 
+/* The pack trailer's SHA-1: FIPS 180 vectors, whole and in odd pieces. */
+START_TEST(sha1_vectors)
+{
+	static const struct {
+		const char *in;
+		size_t reps;
+		const char *hex;
+	} v[] = {
+		{ "", 1, "da39a3ee5e6b4b0d3255bfef95601890afd80709" },
+		{ "abc", 1, "a9993e364706816aba3e25717850c26c9cd0d89d" },
+		{ "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 1,
+		  "84983e441c3bd26ebaae4aa1f95129e5e54670f1" },
+		{ "a", 1000000, "34aa973cd4c4daa4f61eeb2bdbad27316534016f" },
+		{ "0123456701234567012345670123456701234567012345670123456701234567", 10,
+		  "dea356a2cddd90c7a7ecedc5ebb563934f460452" },
+	};
+	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+		size_t l = strlen(v[i].in), total = l * v[i].reps;
+		char *all = malloc(total + 1);
+		for (size_t r = 0; r < v[i].reps; r++)
+			memcpy(all + r * l, v[i].in, l);
+		for (size_t piece = 1; piece <= 131; piece += 65) {
+			struct sha1_ctx c;
+			uint8_t out[20];
+			char hex[41];
+			sha1_init(&c);
+			for (size_t at = 0; at < total; at += piece)
+				sha1_update(&c, all + at, total - at < piece ? total - at : piece);
+			sha1_final(&c, out);
+			for (int k = 0; k < 20; k++)
+				snprintf(hex + 2 * k, 3, "%02x", out[k]);
+			ck_assert_str_eq(hex, v[i].hex);
+		}
+		free(all);
+	}
+}
+END_TEST
+
+static int cancel_progress(void *ctx, const struct sync_git_stats *st)
+{
+	unsigned *calls = ctx;
+	(*calls)++;
+	ck_assert_ptr_nonnull(st);
+	return 1;
+}
+
+/* A progress callback's non-zero return cancels; bad remotes are EIO. */
+START_TEST(cancel_and_bad_remotes)
+{
+	char *d = tmpdir();
+	char *ra = path_join(d, "a"), *rb = path_join(d, "b"), *junk = path_join(d, "junk");
+	sync_git *a = open_repo(ra, RA), *b = open_repo(rb, RB);
+	publish(a, RA, 1, 10);
+	for (int way = 0; way < 2; way++) {
+		sync_git_test_transport_only(b, way == 1);
+		unsigned calls = 0;
+		struct sync_git_remote rem = { ra, cancel_progress, &calls };
+		int rc = sync_git_fetch(b, &rem, NULL);
+		if (way == 1 && rc == 0) {
+			/* libgit2 reports at most every half second: a fetch this
+			 * small may end before any report. */
+			ck_assert_uint_eq(calls, 0);
+		} else {
+			ck_assert_msg(rc == MCRDT_EIO, "way %d: not cancelled (%u calls)", way, calls);
+			assert_msg_has("cancelled");
+			ck_assert_uint_gt(calls, 0);
+		}
+		/* Not a repository; not there at all. */
+		ck_assert_int_eq(mkdir(junk, 0700) == 0 || errno == EEXIST, 1);
+		rem = (struct sync_git_remote){ junk, NULL, NULL };
+		ck_assert_int_eq(sync_git_fetch(b, &rem, NULL), MCRDT_EIO);
+		assert_msg_has(junk);
+		char gone[700];
+		snprintf(gone, sizeof gone, "%s/nowhere", d);
+		rem = (struct sync_git_remote){ gone, NULL, NULL };
+		ck_assert_int_eq(sync_git_fetch(b, &rem, NULL), MCRDT_EIO);
+		assert_msg_has(gone);
+		ck_assert_int_eq(sync_git_push(a, &rem, NULL), MCRDT_EIO);
+		assert_msg_has(gone);
+	}
+	sync_git_close(a);
+	sync_git_close(b);
+	free(ra);
+	free(rb);
+	free(junk);
+	rm_rf(d);
+}
+END_TEST
+
 int main(void)
 {
 	git_libgit2_init(); /* the tests build evil peers with libgit2 */
 	Suite *s = suite_create("git");
 	TCase *tc = tcase_create("git");
 	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, sha1_vectors);
 	tcase_add_test(tc, open_and_publish_nothing);
+	tcase_add_test(tc, cancel_and_bad_remotes);
 	tcase_add_test(tc, body_error_stops_publish);
 	tcase_add_test(tc, publish_fetch_read);
 	tcase_add_test(tc, hub_roundtrip);
