@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -265,125 +266,188 @@ static int read_fd(int fd, uint8_t **buf, size_t *cap, size_t *len)
 
 /* ---- the pack writer ---- */
 
+/* One zlib stream and its output buffer: the pack's own, or a worker's. */
+struct deflater {
+	z_stream z;
+	bool init;
+	uint8_t *buf;
+	size_t cap, out;
+};
+
+static int deflater_run(struct deflater *d, const void *data, size_t len)
+{
+	if (!d->init) {
+		memset(&d->z, 0, sizeof d->z);
+		if (deflateInit(&d->z, Z_BEST_SPEED) != Z_OK)
+			return err_set(MCRDT_ENOMEM, "zlib: cannot start a deflate stream");
+		d->init = true;
+	} else if (deflateReset(&d->z) != Z_OK) {
+		return err_set(MCRDT_EIO, "zlib: deflateReset failed");
+	}
+	if (len > UINT32_MAX / 2)
+		return err_set(MCRDT_ETOOBIG, "an object of %zu bytes is too big for the pack writer", len);
+	uLong bound = deflateBound(&d->z, (uLong)len);
+	if (bound > d->cap) {
+		uint8_t *nb = realloc(d->buf, bound);
+		if (!nb)
+			return err_set(MCRDT_ENOMEM, "out of memory deflating an object of %zu bytes", len);
+		d->buf = nb;
+		d->cap = bound;
+	}
+	d->z.next_in = (Bytef *)(uintptr_t)data;
+	d->z.avail_in = (uInt)len;
+	d->z.next_out = d->buf;
+	d->z.avail_out = (uInt)d->cap;
+	if (deflate(&d->z, Z_FINISH) != Z_STREAM_END)
+		return err_set(MCRDT_EIO, "zlib: deflating an object of %zu bytes failed", len);
+	d->out = d->z.total_out;
+	return 0;
+}
+
+static void deflater_free(struct deflater *d)
+{
+	if (d->init)
+		deflateEnd(&d->z);
+	free(d->buf);
+	memset(d, 0, sizeof *d);
+}
+
 /*
- * A pack stream into libgit2's indexer. The object count leads the
- * stream, so a writer that does not know it yet (a publish: bodies come
- * one by one) spools the objects to an unlinked temporary file and sends
- * them once finished.
+ * A pack written here, .pack and .idx (version 2) both: objects go,
+ * deflated, into a temporary file under objects/pack as they come (the
+ * object count in the header is filled in at the end, so a publish need
+ * not know in advance how many bodies it will find), each with its id,
+ * offset and CRC-32 noted for the index; pack_finish adds the SHA-1
+ * trailer, writes the index, syncs both and renames them into place,
+ * .pack first (libgit2 and git find a pack by its .idx).
+ *
+ * libgit2's indexer (git_odb_write_pack) would inflate and hash every
+ * object again, which for a publish of message bodies took as long as
+ * writing them; the ids and offsets are known here already.
  */
+struct pack_entry {
+	git_oid id;
+	uint64_t off;
+	uint32_t crc;
+};
+
 struct pack {
 	sync_git *g;
-	git_indexer *idx;
-	git_indexer_progress prog;
-	struct sha1_ctx sha;
-	z_stream z;
-	bool zinit;
-	int spool;          /* -1: straight into the indexer */
-	uint32_t count, expect;
+	int fd;             /* the temporary pack, or -1 */
+	char tmp[PATH_MAX];
+	uint64_t off;       /* bytes so far, buffered ones included */
+	uint8_t *wbuf;      /* write buffer */
+	size_t wlen;
+	struct pack_entry *e;
+	size_t count, cap;
 	bool skip_existing; /* leave out objects the repository holds */
-	uint8_t *zbuf;
-	size_t zcap;
 	struct hmap seen;   /* first 8 bytes of the oids written */
+	struct deflater d;
 	char name[GIT_OID_HEXSZ + 1];
 };
 
-static int pack_emit(struct pack *p, const void *data, size_t len)
+#define PACK_WBUF (1u << 20)
+
+static int write_all(int fd, const void *data, size_t len, const char *path)
 {
-	if (p->spool >= 0) {
-		const uint8_t *s = data;
-		while (len) {
-			ssize_t w = write(p->spool, s, len);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0)
-				return err_sys(MCRDT_EIO, "writing a pack spool in %sobjects/pack", p->g->gitdir);
-			s += w;
-			len -= (size_t)w;
-		}
-		return 0;
+	const uint8_t *s = data;
+	while (len) {
+		ssize_t w = write(fd, s, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return err_sys(errno == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO, "writing %s", path);
+		s += w;
+		len -= (size_t)w;
 	}
-	sha1_update(&p->sha, data, len);
-	if (git_indexer_append(p->idx, data, len, &p->prog) < 0)
-		return git_fail(MCRDT_EIO, "writing a pack into %sobjects/pack", p->g->gitdir);
 	return 0;
 }
 
-static int pack_header(struct pack *p, uint32_t count)
+static int pack_flush(struct pack *p)
 {
-	uint8_t h[12] = { 'P', 'A', 'C', 'K', 0, 0, 0, 2 };
-	h[8] = (uint8_t)(count >> 24);
-	h[9] = (uint8_t)(count >> 16);
-	h[10] = (uint8_t)(count >> 8);
-	h[11] = (uint8_t)count;
-	return pack_emit(p, h, sizeof h);
+	int rc = write_all(p->fd, p->wbuf, p->wlen, p->tmp);
+	p->wlen = 0;
+	return rc;
 }
 
-/* expect: the object count when known (0: spool until pack_finish). */
-static int pack_open(struct pack *p, sync_git *g, uint32_t expect, bool skip_existing)
+static int pack_emit(struct pack *p, const void *data, size_t len)
+{
+	int rc;
+	if (p->wlen + len > PACK_WBUF && (rc = pack_flush(p)))
+		return rc;
+	if (len > PACK_WBUF) {
+		if ((rc = write_all(p->fd, data, len, p->tmp)))
+			return rc;
+	} else {
+		memcpy(p->wbuf + p->wlen, data, len);
+		p->wlen += len;
+	}
+	p->off += len;
+	return 0;
+}
+
+static int pack_open(struct pack *p, sync_git *g, bool skip_existing)
 {
 	memset(p, 0, sizeof *p);
 	p->g = g;
-	p->spool = -1;
-	p->expect = expect;
 	p->skip_existing = skip_existing;
 	hmap_init(&p->seen);
-	sha1_init(&p->sha);
-	if (deflateInit(&p->z, Z_BEST_SPEED) != Z_OK)
-		return err_set(MCRDT_ENOMEM, "zlib: cannot start a deflate stream");
-	p->zinit = true;
-	char dir[PATH_MAX];
-	pathf(dir, sizeof dir, "%sobjects/pack", g->gitdir);
-	git_indexer_options io;
-	git_indexer_options_init(&io, GIT_INDEXER_OPTIONS_VERSION);
-	if (git_indexer_new(&p->idx, dir, 0, g->odb, &io) < 0)
-		return git_fail(MCRDT_EIO, "starting a pack in %s", dir);
-	if (expect)
-		return pack_header(p, expect);
-	char tmp[PATH_MAX];
-	pathf(tmp, sizeof tmp, "%s/tmp_mcrdt_spool_XXXXXX", dir);
-	p->spool = mkstemp(tmp);
-	if (p->spool < 0)
-		return err_sys(MCRDT_EIO, "creating a pack spool %s", tmp);
-	unlink(tmp);
-	return 0;
+	pathf(p->tmp, sizeof p->tmp, "%sobjects/pack/tmp_mcrdt_pack_XXXXXX", g->gitdir);
+	p->fd = mkstemp(p->tmp);
+	if (p->fd < 0) {
+		int rc = err_sys(MCRDT_EIO, "creating a pack %s", p->tmp);
+		p->tmp[0] = 0;
+		return rc;
+	}
+	if (!(p->wbuf = malloc(PACK_WBUF)))
+		return err_set(MCRDT_ENOMEM, "out of memory writing a pack");
+	static const uint8_t hdr[12] = { 'P', 'A', 'C', 'K', 0, 0, 0, 2 }; /* the count comes last */
+	return pack_emit(p, hdr, sizeof hdr);
 }
 
 static void pack_free(struct pack *p)
 {
-	if (p->idx)
-		git_indexer_free(p->idx);
-	if (p->zinit)
-		deflateEnd(&p->z);
-	if (p->spool >= 0)
-		close(p->spool);
-	free(p->zbuf);
+	if (p->fd >= 0 && p->g) {
+		close(p->fd);
+		if (p->tmp[0])
+			unlink(p->tmp);
+	}
+	deflater_free(&p->d);
+	free(p->wbuf);
+	free(p->e);
 	hmap_free(&p->seen);
 	memset(p, 0, sizeof *p);
-	p->spool = -1;
+	p->fd = -1;
 }
 
-/* Adds one object; *id_out (may be NULL) gets its id. */
-static int pack_add(struct pack *p, git_object_t type, const void *data, size_t len, git_oid *id_out)
+/* 1 when id is written already (or, skip_existing, held): leave it out. */
+static int pack_seen(struct pack *p, const git_oid *id)
 {
-	git_oid id;
-	if (git_odb_hash(&id, data, len, type) < 0)
-		return git_fail(MCRDT_EIO, "hashing an object");
-	if (id_out)
-		git_oid_cpy(id_out, &id);
 	uint64_t key;
-	memcpy(&key, id.id, sizeof key);
+	memcpy(&key, id->id, sizeof key);
 	if (key == HMAP_EMPTY)
 		key--;
 	int rc = hmap_put_new(&p->seen, key, 0);
 	if (rc == MCRDT_EEXISTS)
-		return 0; /* (two ids sharing 64 bits: the second is left out; odds 2^-64) */
+		return 1; /* (two ids sharing 64 bits: the second is left out; odds 2^-64) */
 	if (rc)
 		return rc;
-	if (p->skip_existing && git_odb_exists(p->g->odb, &id))
-		return 0;
-	if (p->expect && p->count == p->expect)
-		return err_set(MCRDT_EIO, "pack writer: more objects than the %" PRIu32 " announced", p->expect);
+	return p->skip_existing && git_odb_exists(p->g->odb, id);
+}
 
+/* Appends object id, already deflated: its header, then z. */
+static int pack_put(struct pack *p, const git_oid *id, git_object_t type, size_t len, const uint8_t *z, size_t zlen)
+{
+	if (p->count == UINT32_MAX)
+		return err_set(MCRDT_ETOOBIG, "a pack holds at most %" PRIu32 " objects", UINT32_MAX);
+	if (p->count == p->cap) {
+		size_t nc = p->cap ? p->cap * 2 : 256;
+		struct pack_entry *ne = realloc(p->e, nc * sizeof *ne);
+		if (!ne)
+			return err_set(MCRDT_ENOMEM, "out of memory writing a pack");
+		p->e = ne;
+		p->cap = nc;
+	}
 	uint8_t hdr[16];
 	size_t nh = 0;
 	size_t sz = len;
@@ -395,80 +459,173 @@ static int pack_add(struct pack *p, git_object_t type, const void *data, size_t 
 		sz >>= 7;
 	}
 	hdr[nh++] = c;
-
-	uLong bound = deflateBound(&p->z, (uLong)len);
-	if (bound > p->zcap) {
-		uint8_t *nb = realloc(p->zbuf, bound);
-		if (!nb)
-			return err_set(MCRDT_ENOMEM, "out of memory deflating an object of %zu bytes", len);
-		p->zbuf = nb;
-		p->zcap = bound;
-	}
-	if (deflateReset(&p->z) != Z_OK)
-		return err_set(MCRDT_EIO, "zlib: deflateReset failed");
-	p->z.next_in = (Bytef *)(uintptr_t)data;
-	p->z.avail_in = (uInt)len;
-	p->z.next_out = p->zbuf;
-	p->z.avail_out = (uInt)p->zcap;
-	if (deflate(&p->z, Z_FINISH) != Z_STREAM_END)
-		return err_set(MCRDT_EIO, "zlib: deflating an object of %zu bytes failed", len);
-	if ((rc = pack_emit(p, hdr, nh)) || (rc = pack_emit(p, p->zbuf, p->z.total_out)))
+	struct pack_entry *e = &p->e[p->count];
+	e->id = *id;
+	e->off = p->off;
+	e->crc = (uint32_t)crc32(crc32(crc32(0L, Z_NULL, 0), hdr, (uInt)nh), z, (uInt)zlen);
+	int rc;
+	if ((rc = pack_emit(p, hdr, nh)) || (rc = pack_emit(p, z, zlen)))
 		return rc;
 	p->count++;
 	return 0;
 }
 
-/* Sends the trailer (and a spool), lets the indexer write .pack/.idx.
+static int pack_add(struct pack *p, git_object_t type, const void *data, size_t len, git_oid *id_out)
+{
+	git_oid id;
+	if (git_odb_hash(&id, data, len, type) < 0)
+		return git_fail(MCRDT_EIO, "hashing an object");
+	if (id_out)
+		git_oid_cpy(id_out, &id);
+	int rc = pack_seen(p, &id);
+	if (rc)
+		return rc < 0 ? rc : 0;
+	if ((rc = deflater_run(&p->d, data, len)))
+		return rc;
+	return pack_put(p, &id, type, len, p->d.buf, p->d.out);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	return git_oid_cmp(&((const struct pack_entry *)a)->id, &((const struct pack_entry *)b)->id);
+}
+
+static int sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return err_sys(MCRDT_EIO, "opening %s", dir);
+	int rc = fsync(fd) == 0 ? 0 : err_sys(MCRDT_EIO, "syncing %s", dir);
+	close(fd);
+	return rc;
+}
+
+/* The pack's index (version 2) into a malloc'd buffer. */
+static uint8_t *pack_index(struct pack *p, const uint8_t packsum[20], size_t *len)
+{
+	size_t n = p->count, nlarge = 0;
+	for (size_t i = 0; i < n; i++)
+		nlarge += p->e[i].off >= UINT32_C(0x80000000);
+	*len = 8 + 1024 + n * (20 + 4 + 4) + nlarge * 8 + 40;
+	uint8_t *b = malloc(*len), *q = b;
+	if (!b)
+		return NULL;
+	memcpy(q, "\377tOc\0\0\0\2", 8);
+	q += 8;
+	size_t k = 0;
+	for (unsigned f = 0; f < 256; f++) {
+		while (k < n && p->e[k].id.id[0] <= f)
+			k++;
+		put32(q + 4 * f, (uint32_t)k);
+	}
+	q += 1024;
+	for (size_t i = 0; i < n; i++, q += 20)
+		memcpy(q, p->e[i].id.id, 20);
+	for (size_t i = 0; i < n; i++, q += 4)
+		put32(q, p->e[i].crc);
+	uint8_t *large = q + 4 * n;
+	size_t li = 0;
+	for (size_t i = 0; i < n; i++, q += 4) {
+		uint64_t off = p->e[i].off;
+		if (off < UINT32_C(0x80000000)) {
+			put32(q, (uint32_t)off);
+		} else {
+			put32(q, UINT32_C(0x80000000) | (uint32_t)li);
+			put32(large + 8 * li, (uint32_t)(off >> 32));
+			put32(large + 8 * li + 4, (uint32_t)off);
+			li++;
+		}
+	}
+	q = large + 8 * nlarge;
+	memcpy(q, packsum, 20);
+	struct sha1_ctx sha;
+	sha1_init(&sha);
+	sha1_update(&sha, b, (size_t)(q + 20 - b));
+	sha1_final(&sha, q + 20);
+	return b;
+}
+
+/* The count, the trailer, the index; both synced and renamed into place.
  * Nothing is written when the pack would hold no object. */
 static int pack_finish(struct pack *p)
 {
+	char dir[PATH_MAX], path[PATH_MAX], itmp[PATH_MAX];
+	pathf(dir, sizeof dir, "%sobjects/pack", p->g->gitdir);
 	int rc;
-	if (p->count == 0 && p->spool >= 0)
+	if (p->count == 0)
 		return 0;
-	if (p->spool >= 0) {
-		int fd = p->spool;
-		p->spool = -1;
-		if ((rc = pack_header(p, p->count))) {
-			close(fd);
-			return rc;
-		}
-		if (lseek(fd, 0, SEEK_SET) < 0) {
-			close(fd);
-			return err_sys(MCRDT_EIO, "rewinding a pack spool");
-		}
-		uint8_t *buf = malloc(1 << 20);
-		if (!buf) {
-			close(fd);
-			return err_set(MCRDT_ENOMEM, "out of memory sending a pack");
-		}
-		for (;;) {
-			ssize_t r = read(fd, buf, 1 << 20);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r < 0) {
-				rc = err_sys(MCRDT_EIO, "reading a pack spool");
-				break;
-			}
-			if (r == 0)
-				break;
-			if ((rc = pack_emit(p, buf, (size_t)r)))
-				break;
-		}
-		free(buf);
-		close(fd);
-		if (rc)
-			return rc;
-	} else if (p->count != p->expect) {
-		return err_set(MCRDT_EIO, "pack writer: %" PRIu32 " objects written, %" PRIu32 " announced", p->count,
-			       p->expect);
+	if ((rc = pack_flush(p)))
+		return rc;
+	uint8_t cnt[4];
+	put32(cnt, (uint32_t)p->count);
+	if (pwrite(p->fd, cnt, 4, 8) != 4)
+		return err_sys(MCRDT_EIO, "writing %s", p->tmp);
+	/* The trailer: SHA-1 of everything, read back (from the page cache). */
+	struct sha1_ctx sha;
+	sha1_init(&sha);
+	for (uint64_t at = 0; at < p->off;) {
+		size_t want = p->off - at < PACK_WBUF ? (size_t)(p->off - at) : PACK_WBUF;
+		ssize_t r = pread(p->fd, p->wbuf, want, (off_t)at);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? err_sys(MCRDT_EIO, "reading back %s", p->tmp)
+				     : err_set(MCRDT_EIO, "%s shrank while being written", p->tmp);
+		sha1_update(&sha, p->wbuf, (size_t)r);
+		at += (uint64_t)r;
 	}
-	uint8_t trailer[20];
-	sha1_final(&p->sha, trailer);
-	if (git_indexer_append(p->idx, trailer, sizeof trailer, &p->prog) < 0 ||
-	    git_indexer_commit(p->idx, &p->prog) < 0)
-		return git_fail(MCRDT_EIO, "writing a pack of %" PRIu32 " objects into %sobjects/pack", p->count,
-				p->g->gitdir);
-	snprintf(p->name, sizeof p->name, "%s", git_indexer_name(p->idx));
+	uint8_t sum[20];
+	sha1_final(&sha, sum);
+	if ((rc = write_all(p->fd, sum, 20, p->tmp)))
+		return rc;
+	if (fchmod(p->fd, 0444) != 0 || fsync(p->fd) != 0)
+		return err_sys(MCRDT_EIO, "syncing %s", p->tmp);
+
+	qsort(p->e, p->count, sizeof *p->e, cmp_entry);
+	size_t ilen;
+	uint8_t *idx = pack_index(p, sum, &ilen);
+	if (!idx)
+		return err_set(MCRDT_ENOMEM, "out of memory writing a pack index");
+	pathf(itmp, sizeof itmp, "%s/tmp_mcrdt_idx_XXXXXX", dir);
+	int ifd = mkstemp(itmp);
+	if (ifd < 0) {
+		free(idx);
+		return err_sys(MCRDT_EIO, "creating %s", itmp);
+	}
+	rc = write_all(ifd, idx, ilen, itmp);
+	free(idx);
+	if (!rc && (fchmod(ifd, 0444) != 0 || fsync(ifd) != 0))
+		rc = err_sys(MCRDT_EIO, "syncing %s", itmp);
+	if (close(ifd) != 0 && !rc)
+		rc = err_sys(MCRDT_EIO, "writing %s", itmp);
+	for (int i = 0; i < 20; i++)
+		snprintf(p->name + 2 * i, 3, "%02x", sum[i]);
+	if (!rc) {
+		pathf(path, sizeof path, "%s/pack-%s.pack", dir, p->name);
+		if (rename(p->tmp, path) != 0)
+			rc = err_sys(MCRDT_EIO, "renaming %s to %s", p->tmp, path);
+		else
+			p->tmp[0] = 0;
+	}
+	if (!rc) {
+		pathf(path, sizeof path, "%s/pack-%s.idx", dir, p->name);
+		if (rename(itmp, path) != 0)
+			rc = err_sys(MCRDT_EIO, "renaming %s to %s", itmp, path);
+	}
+	if (rc) {
+		unlink(itmp);
+		return rc;
+	}
+	if ((rc = sync_dir(dir)))
+		return rc;
 	if (git_odb_refresh(p->g->odb) < 0)
 		return git_fail(MCRDT_EIO, "re-reading the packs of %s", p->g->gitdir);
 	return 0;
@@ -506,6 +663,20 @@ static int init_bare(const char *dir, uint32_t mode)
 	return 0;
 }
 
+static bool dir_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return false;
+	struct dirent *e;
+	bool empty = true;
+	while (empty && (e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			empty = false;
+	closedir(d);
+	return empty;
+}
+
 int sync_git_open(sync_git **out, const char *dir, uint64_t self, bool create)
 {
 	*out = NULL;
@@ -513,6 +684,10 @@ int sync_git_open(sync_git **out, const char *dir, uint64_t self, bool create)
 		return err_set(MCRDT_EINVAL, "sync_git_open %s: replica id 0", dir);
 	if (git_libgit2_init() < 0)
 		return git_fail(MCRDT_EIO, "starting libgit2");
+	/* Packs, indexes and refs reach the disk before a ref names them: a
+	 * crash must not leave a ref to a pack that is not there. (A process-
+	 * wide libgit2 setting: other users in the process get it too.) */
+	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
 	sync_git *g = calloc(1, sizeof *g);
 	int rc = 0;
 	struct stat sb;
@@ -521,18 +696,18 @@ int sync_git_open(sync_git **out, const char *dir, uint64_t self, bool create)
 		goto fail;
 	}
 	g->self = self;
-	if (stat(dir, &sb) != 0) {
-		if (errno != ENOENT) {
-			rc = err_sys(MCRDT_EIO, "repository %s", dir);
-			goto fail;
-		}
-		if (!create) {
-			rc = err_set(MCRDT_ENOTFOUND, "no repository at %s", dir);
-			goto fail;
-		}
-		if ((rc = init_bare(dir, 0700)))
-			goto fail;
+	bool exists = stat(dir, &sb) == 0;
+	if (!exists && errno != ENOENT) {
+		rc = err_sys(MCRDT_EIO, "repository %s", dir);
+		goto fail;
 	}
+	if (!exists && !create) {
+		rc = err_set(MCRDT_ENOTFOUND, "no repository at %s", dir);
+		goto fail;
+	}
+	/* A directory made empty for it (mkdtemp) is as good as none. */
+	if (create && (!exists || (S_ISDIR(sb.st_mode) && dir_empty(dir))) && (rc = init_bare(dir, 0700)))
+		goto fail;
 	if ((rc = repo_open(g, dir)))
 		goto fail;
 	if (!(g->gitdir = strdup(git_repository_path(g->repo)))) {
@@ -564,13 +739,8 @@ int sync_git_hub_init(const char *path)
 {
 	DIR *d = opendir(path);
 	if (d) {
-		struct dirent *e;
-		bool empty = true;
-		while ((e = readdir(d)))
-			if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-				empty = false;
 		closedir(d);
-		if (!empty)
+		if (!dir_empty(path))
 			return err_set(MCRDT_EEXISTS, "hub %s: the directory is not empty", path);
 	} else if (errno != ENOENT) {
 		return errno == ENOTDIR ? err_set(MCRDT_EEXISTS, "hub %s: exists and is not a directory", path)
@@ -619,6 +789,155 @@ struct body_entry {
 	git_oid id;
 };
 
+/*
+ * The bodies of a publish, hashed and deflated by worker threads while
+ * this thread asks body() for them and reads them (body() is the
+ * caller's: it runs on the calling thread only). A job is one body; the
+ * pack (its spool, dedup set and the odb) is touched under mu only.
+ */
+#define BODY_WORKERS_MAX 4
+#define BODY_QUEUE 8
+
+struct body_job {
+	uint8_t *buf;
+	size_t len, cap;
+	size_t k; /* its entry in be */
+};
+
+struct body_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;     /* a job queued, a job freed, or closing */
+	struct body_job jobs[BODY_QUEUE];
+	struct body_job *todo[BODY_QUEUE], *idle[BODY_QUEUE];
+	size_t ntodo, nidle;
+	bool closing;
+	int err;               /* the first failure, its message in msg */
+	char msg[512];
+	struct pack *p;
+	struct body_entry *be;
+};
+
+static void pool_fail(struct body_pool *bp, int rc)
+{
+	if (!bp->err) {
+		bp->err = rc;
+		snprintf(bp->msg, sizeof bp->msg, "%s", mcrdt_error_last());
+	}
+}
+
+static void *body_worker(void *arg)
+{
+	struct body_pool *bp = arg;
+	struct deflater d = { 0 };
+	pthread_mutex_lock(&bp->mu);
+	for (;;) {
+		while (!bp->ntodo && !bp->closing)
+			pthread_cond_wait(&bp->cv, &bp->mu);
+		if (!bp->ntodo)
+			break;
+		struct body_job *j = bp->todo[--bp->ntodo];
+		int err = bp->err;
+		pthread_mutex_unlock(&bp->mu);
+		git_oid id;
+		int rc = 0, seen = 0;
+		if (!err && git_odb_hash(&id, j->buf, j->len, GIT_OBJECT_BLOB) < 0)
+			rc = git_fail(MCRDT_EIO, "hashing a body of %zu bytes", j->len);
+		if (!err && !rc) {
+			pthread_mutex_lock(&bp->mu);
+			git_oid_cpy(&bp->be[j->k].id, &id);
+			seen = pack_seen(bp->p, &id);
+			pthread_mutex_unlock(&bp->mu);
+			rc = seen < 0 ? seen : 0;
+		}
+		if (!err && !rc && !seen)
+			rc = deflater_run(&d, j->buf, j->len);
+		pthread_mutex_lock(&bp->mu);
+		if (!err && !rc && !seen)
+			rc = pack_put(bp->p, &id, GIT_OBJECT_BLOB, j->len, d.buf, d.out);
+		if (rc)
+			pool_fail(bp, rc);
+		bp->idle[bp->nidle++] = j;
+		pthread_cond_broadcast(&bp->cv);
+	}
+	pthread_mutex_unlock(&bp->mu);
+	deflater_free(&d);
+	return NULL;
+}
+
+static int publish_bodies(sync_git *g, struct pack *p, const crdt_op *ops, size_t n, sync_git_body_fn body,
+			  void *ctx, struct body_entry *be, size_t *nbe, uint64_t *bytes)
+{
+	char rh[17];
+	hex16(rh, g->self);
+	struct body_pool bp;
+	memset(&bp, 0, sizeof bp);
+	bp.p = p;
+	bp.be = be;
+	for (size_t i = 0; i < BODY_QUEUE; i++)
+		bp.idle[bp.nidle++] = &bp.jobs[i];
+	pthread_mutex_init(&bp.mu, NULL);
+	pthread_cond_init(&bp.cv, NULL);
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t nw = ncpu < 1 ? 1 : ncpu > BODY_WORKERS_MAX ? BODY_WORKERS_MAX : (size_t)ncpu, started = 0;
+	pthread_t th[BODY_WORKERS_MAX];
+	while (started < nw && pthread_create(&th[started], NULL, body_worker, &bp) == 0)
+		started++;
+	int rc = started ? 0 : err_set(MCRDT_EIO, "publish: cannot start a thread");
+
+	for (size_t i = 0; i < n && !rc; i++) {
+		if (!is_body_op(ops[i].type))
+			continue;
+		int fd = -1;
+		if ((rc = body(ctx, &ops[i], &fd))) {
+			if (fd >= 0)
+				close(fd);
+			break;
+		}
+		if (fd < 0)
+			continue;
+		pthread_mutex_lock(&bp.mu);
+		while (!bp.nidle && !bp.err)
+			pthread_cond_wait(&bp.cv, &bp.mu);
+		struct body_job *j = bp.err ? NULL : bp.idle[--bp.nidle];
+		pthread_mutex_unlock(&bp.mu);
+		if (!j) {
+			close(fd);
+			break;
+		}
+		int r = read_fd(fd, &j->buf, &j->cap, &j->len);
+		if (r == -1)
+			rc = err_sys(MCRDT_EIO, "publish: reading the body of op %s:%" PRIu64, rh, ops[i].id.counter);
+		else
+			rc = r;
+		close(fd);
+		pthread_mutex_lock(&bp.mu);
+		if (rc) {
+			bp.idle[bp.nidle++] = j;
+		} else {
+			j->k = *nbe;
+			be[*nbe].counter = ops[i].id.counter;
+			(*nbe)++;
+			*bytes += j->len;
+			bp.todo[bp.ntodo++] = j;
+			pthread_cond_broadcast(&bp.cv);
+		}
+		pthread_mutex_unlock(&bp.mu);
+	}
+	pthread_mutex_lock(&bp.mu);
+	bp.closing = true;
+	pthread_cond_broadcast(&bp.cv);
+	pthread_mutex_unlock(&bp.mu);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	if (!rc && bp.err)
+		rc = err_set(bp.err, "%s", bp.msg);
+	for (size_t i = 0; i < BODY_QUEUE; i++)
+		free(bp.jobs[i].buf);
+	pthread_cond_destroy(&bp.cv);
+	pthread_mutex_destroy(&bp.mu);
+	return rc;
+}
+
 int sync_git_publish(sync_git *g, const crdt_op *ops, size_t n, uint64_t log_next, sync_git_body_fn body, void *ctx,
 		     struct sync_git_stats *st)
 {
@@ -651,11 +970,9 @@ int sync_git_publish(sync_git *g, const crdt_op *ops, size_t n, uint64_t log_nex
 	struct pack p;
 	struct body_entry *be = NULL;
 	size_t nbe = 0;
-	uint8_t *buf = NULL;
-	size_t cap = 0;
 	uint64_t nbodies = 0, body_bytes = 0;
 	git_oid ops_id, bodies_id, root_id, commit_id;
-	if ((rc = pack_open(&p, g, 0, true)))
+	if ((rc = pack_open(&p, g, true)))
 		goto out;
 	for (size_t i = 0; i < n; i++)
 		if ((rc = sync_encode_record(&ob, &ops[i])))
@@ -663,41 +980,13 @@ int sync_git_publish(sync_git *g, const crdt_op *ops, size_t n, uint64_t log_nex
 	if ((rc = pack_add(&p, GIT_OBJECT_BLOB, ob.p, ob.len, &ops_id)))
 		goto out;
 
-	for (size_t i = 0; i < n; i++) {
-		if (!is_body_op(ops[i].type))
-			continue;
-		int fd = -1;
-		if ((rc = body(ctx, &ops[i], &fd))) {
-			if (fd >= 0)
-				close(fd);
-			goto out;
-		}
-		if (fd < 0)
-			continue;
-		size_t len;
-		int r = read_fd(fd, &buf, &cap, &len);
-		if (r < 0 && r != -1) {
-			close(fd);
-			rc = r;
-			goto out;
-		}
-		if (r == -1) {
-			rc = err_sys(MCRDT_EIO, "publish: reading the body of op %s:%" PRIu64, rh, ops[i].id.counter);
-			close(fd);
-			goto out;
-		}
-		close(fd);
-		if (!be && !(be = malloc(n * sizeof *be))) {
-			rc = err_set(MCRDT_ENOMEM, "out of memory publishing %zu ops", n);
-			goto out;
-		}
-		be[nbe].counter = ops[i].id.counter;
-		if ((rc = pack_add(&p, GIT_OBJECT_BLOB, buf, len, &be[nbe].id)))
-			goto out;
-		nbe++;
-		nbodies++;
-		body_bytes += len;
+	if (!(be = malloc(n * sizeof *be))) {
+		rc = err_set(MCRDT_ENOMEM, "out of memory publishing %zu ops", n);
+		goto out;
 	}
+	if ((rc = publish_bodies(g, &p, ops, n, body, ctx, be, &nbe, &body_bytes)))
+		goto out;
+	nbodies = nbe;
 
 	/* bodies/: names of one width in counter order, so already sorted. */
 	if (nbe) {
@@ -763,7 +1052,6 @@ out:
 	vbuf_free(&ob);
 	vbuf_free(&tb);
 	free(be);
-	free(buf);
 	return rc;
 }
 
@@ -982,6 +1270,22 @@ static void xfer_init(struct xfer *x, sync_git *g, const struct sync_git_remote 
 
 /* ---- fetching ---- */
 
+/*
+ * An anonymous remote for url. url.<base>.insteadOf rewriting is skipped:
+ * libgit2 1.5 matches config names against it with a regex and leaks a
+ * PCRE2 match block (~20 KiB) per config entry that does not match
+ * (libgit2 PR #6382, fixed in 1.6), which a long-running syncer would
+ * pile up.
+ */
+static int remote_new(git_remote **out, sync_git *g, const char *url)
+{
+	git_remote_create_options o;
+	git_remote_create_options_init(&o, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+	o.repository = g->repo;
+	o.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+	return git_remote_create_with_opts(out, url, &o);
+}
+
 static int drop_staged(sync_git *g)
 {
 	char **names;
@@ -1023,7 +1327,7 @@ static bool local_dir(const char *url, char *out, size_t size)
 static int fetch_slow(sync_git *g, struct xfer *x)
 {
 	git_remote *rem;
-	if (git_remote_create_anonymous(&rem, g->repo, x->r->url) < 0)
+	if (remote_new(&rem, g, x->r->url) < 0)
 		return git_fail(MCRDT_EIO, "remote %s", x->r->url);
 	git_fetch_options fo;
 	git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
@@ -1156,7 +1460,7 @@ static uint32_t be32(const uint8_t *p)
  * checksum of the pack it indexes. 1 for an index we cannot read (the
  * caller then takes the slow path).
  */
-static int idx_check(sync_git *g, const char *url, const char *path, uint32_t *nobj, bool *needed,
+static int idx_check(git_odb *odb, const char *url, const char *path, uint32_t *nobj, bool *needed,
 		     uint8_t packsum[20])
 {
 	uint8_t *d;
@@ -1183,7 +1487,7 @@ static int idx_check(sync_git *g, const char *url, const char *path, uint32_t *n
 	for (uint32_t i = 0; i < n && !*needed; i++) {
 		git_oid id;
 		memcpy(id.id, d + 8 + 1024 + (size_t)i * 20, 20);
-		if (!git_odb_exists(g->odb, &id))
+		if (!git_odb_exists(odb, &id))
 			*needed = true;
 	}
 	memcpy(packsum, d + len - 40, 20);
@@ -1196,6 +1500,130 @@ struct staged_ref {
 	git_oid id;
 };
 
+static void count_moved(struct xfer *x, bool fetch, uint64_t objects, uint64_t bytes)
+{
+	if (fetch) {
+		x->run.objects_fetched += objects;
+		x->run.bytes_fetched += bytes;
+	} else {
+		x->run.bytes_pushed += bytes;
+	}
+	if (x->st && fetch) {
+		x->st->objects_fetched += objects;
+		x->st->bytes_fetched += bytes;
+	} else if (x->st) {
+		x->st->bytes_pushed += bytes;
+	}
+}
+
+/*
+ * Copies into the objects directory dstdir (whose odb is dst) what srcdir
+ * (odb src) holds and dst lacks: every pack with an object dst lacks, as
+ * files (checked against their checksums), and loose objects through the
+ * odbs. fetch: counts as fetched, else as pushed.
+ */
+static int copy_objects(struct xfer *x, bool fetch, const char *srcdir, git_odb *sodb, const char *dstdir,
+			git_odb *dst)
+{
+	const char *url = x->r->url, *what = fetch ? "fetch from" : "push to";
+	char p1[PATH_MAX], p2[PATH_MAX];
+	int rc = 0;
+	DIR *d;
+
+	/* Packs: .pack then .idx, each through a temporary name (libgit2
+	 * finds a pack by its .idx). */
+	pathf(p1, sizeof p1, "%s/pack", srcdir);
+	if (!(d = opendir(p1)) && errno != ENOENT) {
+		rc = err_sys(MCRDT_EIO, "%s %s: %s", what, url, p1);
+		goto out;
+	}
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		size_t nl = strlen(e->d_name);
+		if (nl < 5 + 4 || strncmp(e->d_name, "pack-", 5) != 0 || strcmp(e->d_name + nl - 4, ".idx") != 0)
+			continue;
+		char base[NAME_MAX + 1];
+		snprintf(base, sizeof base, "%.*s", (int)(nl - 4), e->d_name);
+		pathf(p2, sizeof p2, "%s/pack/%s.idx", dstdir, base);
+		if (access(p2, F_OK) == 0)
+			continue; /* packs are named by their content */
+		char src[PATH_MAX];
+		pathf(src, sizeof src, "%s/%s.idx", p1, base);
+		uint32_t nobj = 0;
+		bool needed = true;
+		uint8_t want[20], got[20];
+		if ((rc = idx_check(dst, url, src, &nobj, &needed, want)))
+			goto out;
+		if (!needed)
+			continue;
+		pathf(src, sizeof src, "%s/%s.pack", p1, base);
+		pathf(p2, sizeof p2, "%s/pack/%s.pack", dstdir, base);
+		uint64_t bytes = 0;
+		if ((rc = copy_checked(url, src, p2, got, &bytes)))
+			goto out;
+		if (memcmp(want, got, 20) != 0) {
+			unlink(p2);
+			rc = err_set(MCRDT_EIO, "remote %s: %s does not match its index", url, src);
+			goto out;
+		}
+		pathf(src, sizeof src, "%s/%s.idx", p1, base);
+		pathf(p2, sizeof p2, "%s/pack/%s.idx", dstdir, base);
+		if ((rc = copy_checked(url, src, p2, got, &bytes))) {
+			pathf(p2, sizeof p2, "%s/pack/%s.pack", dstdir, base);
+			unlink(p2);
+			goto out;
+		}
+		count_moved(x, fetch, nobj, bytes);
+		if (report(x) != 0) {
+			rc = err_set(MCRDT_EIO, "%s %s: cancelled", what, url);
+			goto out;
+		}
+	}
+	if (d)
+		closedir(d);
+	d = NULL;
+	if (git_odb_refresh(dst) < 0) {
+		rc = git_fail(MCRDT_EIO, "%s %s: re-reading the packs", what, url);
+		goto out;
+	}
+
+	/* Loose objects (a repository we wrote has none), through the odbs. */
+	for (unsigned k = 0; k < 256 && !rc; k++) {
+		pathf(p1, sizeof p1, "%s/%02x", srcdir, k);
+		if (!(d = opendir(p1)))
+			continue;
+		while ((e = readdir(d)) && !rc) {
+			char hx[GIT_OID_HEXSZ + 1];
+			git_oid id;
+			if (strlen(e->d_name) != GIT_OID_HEXSZ - 2)
+				continue;
+			snprintf(hx, sizeof hx, "%02x%s", k, e->d_name);
+			if (git_oid_fromstr(&id, hx) < 0 || git_odb_exists(dst, &id))
+				continue;
+			git_odb_object *o;
+			git_oid got;
+			if (git_odb_read(&o, sodb, &id) < 0) {
+				rc = git_fail(MCRDT_EIO, "%s %s: reading object %s", what, url, hx);
+				break;
+			}
+			if (git_odb_write(&got, dst, git_odb_object_data(o), git_odb_object_size(o),
+					  git_odb_object_type(o)) < 0)
+				rc = git_fail(MCRDT_EIO, "%s %s: storing object %s", what, url, hx);
+			else if (!git_oid_equal(&got, &id))
+				rc = err_set(MCRDT_EIO, "%s %s: object %s is corrupt", what, url, hx);
+			else
+				count_moved(x, fetch, 1, git_odb_object_size(o));
+			git_odb_object_free(o);
+		}
+		closedir(d);
+		d = NULL;
+	}
+out:
+	if (d)
+		closedir(d);
+	return rc;
+}
+
 /* The local fast path: 1 when it does not apply (the caller goes the slow way). */
 static int fetch_local(sync_git *g, struct xfer *x, const char *path)
 {
@@ -1203,7 +1631,7 @@ static int fetch_local(sync_git *g, struct xfer *x, const char *path)
 	git_repository *rr;
 	if (git_repository_open_ext(&rr, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
 		return git_fail(MCRDT_EIO, "fetch from %s: not a git repository", url);
-	char objdir[PATH_MAX], p1[PATH_MAX], p2[PATH_MAX];
+	char objdir[PATH_MAX], p1[PATH_MAX];
 	pathf(objdir, sizeof objdir, "%sobjects", git_repository_commondir(rr));
 	pathf(p1, sizeof p1, "%s/info/alternates", objdir);
 	struct staged_ref *refs = NULL;
@@ -1264,107 +1692,13 @@ static int fetch_local(sync_git *g, struct xfer *x, const char *path)
 	if (rc)
 		goto out;
 
-	/* Packs: .pack then .idx, each through a temporary name (libgit2
-	 * finds a pack by its .idx). */
-	pathf(p1, sizeof p1, "%s/pack", objdir);
-	if (!(d = opendir(p1)) && errno != ENOENT) {
-		rc = err_sys(MCRDT_EIO, "fetch from %s: %s", url, p1);
-		goto out;
-	}
-	struct dirent *e;
-	while (d && (e = readdir(d))) {
-		size_t nl = strlen(e->d_name);
-		if (nl < 5 + 4 || strncmp(e->d_name, "pack-", 5) != 0 || strcmp(e->d_name + nl - 4, ".idx") != 0)
-			continue;
-		char base[NAME_MAX + 1];
-		snprintf(base, sizeof base, "%.*s", (int)(nl - 4), e->d_name);
-		pathf(p2, sizeof p2, "%sobjects/pack/%s.idx", g->gitdir, base);
-		if (access(p2, F_OK) == 0)
-			continue; /* packs are named by their content */
-		char src[PATH_MAX];
-		pathf(src, sizeof src, "%s/%s.idx", p1, base);
-		uint32_t nobj = 0;
-		bool needed = true;
-		uint8_t want[20], got[20];
-		if ((rc = idx_check(g, url, src, &nobj, &needed, want)))
-			goto out;
-		if (!needed)
-			continue;
-		pathf(src, sizeof src, "%s/%s.pack", p1, base);
-		pathf(p2, sizeof p2, "%sobjects/pack/%s.pack", g->gitdir, base);
-		uint64_t bytes = 0;
-		if ((rc = copy_checked(url, src, p2, got, &bytes)))
-			goto out;
-		if (memcmp(want, got, 20) != 0) {
-			unlink(p2);
-			rc = err_set(MCRDT_EIO, "remote %s: %s does not match its index", url, src);
-			goto out;
-		}
-		pathf(src, sizeof src, "%s/%s.idx", p1, base);
-		pathf(p2, sizeof p2, "%sobjects/pack/%s.idx", g->gitdir, base);
-		if ((rc = copy_checked(url, src, p2, got, &bytes))) {
-			pathf(p2, sizeof p2, "%sobjects/pack/%s.pack", g->gitdir, base);
-			unlink(p2);
-			goto out;
-		}
-		x->run.objects_fetched += nobj;
-		x->run.bytes_fetched += bytes;
-		if (x->st) {
-			x->st->objects_fetched += nobj;
-			x->st->bytes_fetched += bytes;
-		}
-		if (report(x) != 0) {
-			rc = err_set(MCRDT_EIO, "fetch from %s: cancelled", url);
-			goto out;
-		}
-	}
-	if (d)
-		closedir(d);
-	d = NULL;
-	if (git_odb_refresh(g->odb) < 0) {
-		rc = git_fail(MCRDT_EIO, "fetch from %s: re-reading our packs", url);
-		goto out;
-	}
-
-	/* Loose objects (a repository we wrote has none), through the odbs. */
 	if (git_repository_odb(&rodb, rr) < 0) {
 		rc = git_fail(MCRDT_EIO, "fetch from %s: opening its objects", url);
 		goto out;
 	}
-	for (unsigned k = 0; k < 256 && !rc; k++) {
-		pathf(p1, sizeof p1, "%s/%02x", objdir, k);
-		if (!(d = opendir(p1)))
-			continue;
-		while ((e = readdir(d)) && !rc) {
-			char hx[GIT_OID_HEXSZ + 1];
-			git_oid id;
-			if (strlen(e->d_name) != GIT_OID_HEXSZ - 2)
-				continue;
-			snprintf(hx, sizeof hx, "%02x%s", k, e->d_name);
-			if (git_oid_fromstr(&id, hx) < 0 || git_odb_exists(g->odb, &id))
-				continue;
-			git_odb_object *o;
-			git_oid got;
-			if (git_odb_read(&o, rodb, &id) < 0) {
-				rc = git_fail(MCRDT_EIO, "fetch from %s: reading object %s", url, hx);
-				break;
-			}
-			if (git_odb_write(&got, g->odb, git_odb_object_data(o), git_odb_object_size(o),
-					  git_odb_object_type(o)) < 0)
-				rc = git_fail(MCRDT_EIO, "fetch from %s: storing object %s", url, hx);
-			else if (!git_oid_equal(&got, &id))
-				rc = err_set(MCRDT_EIO, "fetch from %s: object %s is corrupt", url, hx);
-			else {
-				x->run.objects_fetched++;
-				if (x->st)
-					x->st->objects_fetched++;
-			}
-			git_odb_object_free(o);
-		}
-		closedir(d);
-		d = NULL;
-	}
-	if (rc)
+	char mine[PATH_MAX];
+	pathf(mine, sizeof mine, "%sobjects", g->gitdir);
+	if ((rc = copy_objects(x, true, objdir, rodb, mine, g->odb)))
 		goto out;
 
 	for (size_t i = 0; i < nrefs; i++) {
@@ -1777,6 +2111,78 @@ int sync_git_adopt(sync_git *g)
 	return rc;
 }
 
+/*
+ * The local fast path of a push: our packs (and loose objects) that the
+ * remote lacks are copied into it, then each ref moves by compare and
+ * swap from the value read here, never backwards or sideways. 1 when it
+ * does not apply (the caller goes the slow way).
+ */
+static int push_local(sync_git *g, struct xfer *x, const char *path, char **specs, size_t ns)
+{
+	const char *url = x->r->url;
+	git_repository *rr;
+	git_odb *rodb = NULL;
+	if (git_repository_open_ext(&rr, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
+		return git_fail(MCRDT_EIO, "push to %s: not a git repository", url);
+	char objdir[PATH_MAX], p1[PATH_MAX], mine[PATH_MAX];
+	pathf(objdir, sizeof objdir, "%sobjects", git_repository_commondir(rr));
+	pathf(p1, sizeof p1, "%s/info/alternates", objdir);
+	pathf(mine, sizeof mine, "%sobjects", g->gitdir);
+	int rc = 0;
+	if (access(p1, F_OK) == 0 || strcmp(git_repository_commondir(rr), g->gitdir) == 0) {
+		rc = 1;
+		goto out;
+	}
+	if (git_repository_odb(&rodb, rr) < 0) {
+		rc = git_fail(MCRDT_EIO, "push to %s: opening its objects", url);
+		goto out;
+	}
+	if ((rc = copy_objects(x, false, mine, g->odb, objdir, rodb)))
+		goto out;
+	for (size_t i = 0; i < ns && !rc; i++) {
+		char name[128], hx[GIT_OID_HEXSZ + 1];
+		snprintf(name, sizeof name, "%.*s", (int)(strchr(specs[i], ':') - specs[i]), specs[i]);
+		git_oid local, cur;
+		if ((rc = ref_oid(g, name, &local)) != 0) {
+			rc = rc == 1 ? 0 : rc;
+			continue;
+		}
+		int has = git_reference_name_to_id(&cur, rr, name);
+		if (has < 0 && has != GIT_ENOTFOUND) {
+			rc = git_fail(MCRDT_EIO, "push to %s: reading its %s", url, name);
+			break;
+		}
+		if (has == 0 && git_oid_equal(&cur, &local))
+			continue;
+		if (has == 0 && (!git_odb_exists(g->odb, &cur) || git_graph_descendant_of(g->repo, &local, &cur) != 1)) {
+			rc = err_set(MCRDT_EIO,
+				     "push to %s: the remote refused %s: it holds %s, which %s does not extend "
+				     "(another replica pushed first: sync again)",
+				     url, name, oid_str(&cur, hx), name);
+			break;
+		}
+		git_reference *ref;
+		int r = git_reference_create_matching(&ref, rr, name, &local, has == 0, has == 0 ? &cur : NULL,
+						      "mcrdt push");
+		if (r == GIT_EMODIFIED || r == GIT_EEXISTS) {
+			rc = err_set(MCRDT_EIO, "push to %s: the remote refused %s: it moved meanwhile (sync again)", url,
+				     name);
+			break;
+		}
+		if (r < 0) {
+			rc = git_fail(MCRDT_EIO, "push to %s: moving its %s", url, name);
+			break;
+		}
+		git_reference_free(ref);
+		if (x->st)
+			x->st->refs_pushed++;
+	}
+out:
+	git_odb_free(rodb);
+	git_repository_free(rr);
+	return rc;
+}
+
 int sync_git_push(sync_git *g, const struct sync_git_remote *r, struct sync_git_stats *st)
 {
 	if (!r || !r->url || !*r->url)
@@ -1829,8 +2235,12 @@ int sync_git_push(sync_git *g, const struct sync_git_remote *r, struct sync_git_
 
 	struct xfer x;
 	xfer_init(&x, g, r, st);
+	char path[PATH_MAX];
+	if (!g->transport_only && local_dir(r->url, path, sizeof path) && (rc = push_local(g, &x, path, specs, ns)) != 1)
+		goto out;
+	rc = 0;
 	git_remote *rem;
-	if (git_remote_create_anonymous(&rem, g->repo, r->url) < 0) {
+	if (remote_new(&rem, g, r->url) < 0) {
 		rc = git_fail(MCRDT_EIO, "remote %s", r->url);
 		goto out;
 	}
@@ -1841,8 +2251,12 @@ int sync_git_push(sync_git *g, const struct sync_git_remote *r, struct sync_git_
 	po.callbacks.push_update_reference = cb_push_update;
 	po.callbacks.payload = &x;
 	git_strarray sa = { specs, ns };
-	if (git_remote_push(rem, &sa, &po) < 0)
-		rc = xfer_fail(&x, "push to");
+	if (git_remote_push(rem, &sa, &po) < 0) {
+		char what[160];
+		snprintf(what, sizeof what, "push of %.*s%s to", (int)(strchr(specs[0], ':') - specs[0]), specs[0],
+			 ns > 1 ? " (and others)" : "");
+		rc = xfer_fail(&x, what);
+	}
 	else if (x.rejected)
 		rc = err_set(MCRDT_EIO, "push to %s: the remote refused %s (another replica pushed first: sync again)",
 			     r->url, x.rejected);
@@ -2083,14 +2497,14 @@ int sync_git_maintain(sync_git *g, unsigned max_packs, unsigned *packs_out)
 	struct oidset s = { 0 };
 	struct pack p;
 	memset(&p, 0, sizeof p);
-	p.spool = -1;
+	p.fd = -1;
 	if ((rc = reachable(g, &s)))
 		goto out;
 	if (s.n == 0 || s.n > UINT32_MAX) {
 		rc = s.n ? err_set(MCRDT_ETOOBIG, "maintain: %zu objects do not fit one pack", s.n) : 0;
 		goto out;
 	}
-	if ((rc = pack_open(&p, g, (uint32_t)s.n, false)))
+	if ((rc = pack_open(&p, g, false)))
 		goto out;
 	for (size_t i = 0; i < s.n && !rc; i++) {
 		git_odb_object *o;

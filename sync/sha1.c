@@ -10,37 +10,50 @@ static inline uint32_t rol(uint32_t x, unsigned n)
 	return (x << n) | (x >> (32 - n));
 }
 
+/* The 80 rounds unrolled over a rolling 16-word schedule. */
+#define W(t) (w[(t) & 15])
+#define NEXT(t) (W(t) = rol(W((t) + 13) ^ W((t) + 8) ^ W((t) + 2) ^ W(t), 1))
+#define R0(a, b, c, d, e, t) (e += rol(a, 5) + (d ^ (b & (c ^ d))) + 0x5a827999 + W(t), b = rol(b, 30))
+#define R1(a, b, c, d, e, t) (e += rol(a, 5) + (d ^ (b & (c ^ d))) + 0x5a827999 + NEXT(t), b = rol(b, 30))
+#define R2(a, b, c, d, e, t) (e += rol(a, 5) + (b ^ c ^ d) + 0x6ed9eba1 + NEXT(t), b = rol(b, 30))
+#define R3(a, b, c, d, e, t) (e += rol(a, 5) + (((b | c) & d) | (b & c)) + 0x8f1bbcdc + NEXT(t), b = rol(b, 30))
+#define R4(a, b, c, d, e, t) (e += rol(a, 5) + (b ^ c ^ d) + 0xca62c1d6 + NEXT(t), b = rol(b, 30))
+#define FIVE(R, t)                      \
+	do {                            \
+		R(a, b, c, d, e, (t));     \
+		R(e, a, b, c, d, (t) + 1); \
+		R(d, e, a, b, c, (t) + 2); \
+		R(c, d, e, a, b, (t) + 3); \
+		R(b, c, d, e, a, (t) + 4); \
+	} while (0)
+
 static void block(uint32_t h[5], const uint8_t *p)
 {
-	uint32_t w[80];
+	uint32_t w[16];
 	for (int t = 0; t < 16; t++)
 		w[t] = (uint32_t)p[4 * t] << 24 | (uint32_t)p[4 * t + 1] << 16 | (uint32_t)p[4 * t + 2] << 8 |
 		       (uint32_t)p[4 * t + 3];
-	for (int t = 16; t < 80; t++)
-		w[t] = rol(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1);
 	uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-	for (int t = 0; t < 80; t++) {
-		uint32_t f, k;
-		if (t < 20) {
-			f = (b & c) | (~b & d);
-			k = 0x5a827999;
-		} else if (t < 40) {
-			f = b ^ c ^ d;
-			k = 0x6ed9eba1;
-		} else if (t < 60) {
-			f = (b & c) | (b & d) | (c & d);
-			k = 0x8f1bbcdc;
-		} else {
-			f = b ^ c ^ d;
-			k = 0xca62c1d6;
-		}
-		uint32_t tmp = rol(a, 5) + f + e + k + w[t];
-		e = d;
-		d = c;
-		c = rol(b, 30);
-		b = a;
-		a = tmp;
-	}
+	FIVE(R0, 0);
+	FIVE(R0, 5);
+	FIVE(R0, 10);
+	R0(a, b, c, d, e, 15);
+	R1(e, a, b, c, d, 16);
+	R1(d, e, a, b, c, 17);
+	R1(c, d, e, a, b, 18);
+	R1(b, c, d, e, a, 19);
+	FIVE(R2, 20);
+	FIVE(R2, 25);
+	FIVE(R2, 30);
+	FIVE(R2, 35);
+	FIVE(R3, 40);
+	FIVE(R3, 45);
+	FIVE(R3, 50);
+	FIVE(R3, 55);
+	FIVE(R4, 60);
+	FIVE(R4, 65);
+	FIVE(R4, 70);
+	FIVE(R4, 75);
 	h[0] += a;
 	h[1] += b;
 	h[2] += c;

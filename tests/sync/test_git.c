@@ -1,0 +1,1223 @@
+/*
+ * tests/sync/test_git.c — the git transport (sync/git.h): what one replica
+ * publishes another reads back, op for op and byte for byte, through a
+ * local path, a file:// url, libgit2's transport and a hub; peers' bad
+ * refs, commits, trees and records are refused naming what is wrong
+ * before any op of that replica is handed over; packs stay one per
+ * publish and are consolidated; `git fsck --strict` finds nothing to say
+ * about the repositories written.
+ *
+ * Evil peers are built with libgit2 directly (loose objects, hand-made
+ * trees and commits).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <git2.h>
+
+#include "common/varint.h"
+#include "sync/codec.h"
+#include "sync/git.h"
+#include "sync/git_test.h"
+#include "sync/sha1.h"
+#include "tests/check_run.h"
+
+#define RA UINT64_C(0xa1a1a1a1a1a1a1a1)
+#define RB UINT64_C(0x00000000000000b2)
+#define RC UINT64_C(0x0c0c0c0c0c0c0c0c)
+#define RE UINT64_C(0x00000000eeeeeeee)
+
+/* ---- helpers ---- */
+
+static void assert_msg_has(const char *what)
+{
+	const char *msg = mcrdt_error_last();
+	ck_assert_msg(strstr(msg, what) != NULL, "error message \"%s\" does not mention \"%s\"", msg, what);
+}
+
+static char *tmpdir(void)
+{
+	char *d = strdup("/tmp/mcrdt-git-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(d));
+	return d;
+}
+
+static void rm_rf(char *d)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+	ck_assert_int_eq(system(cmd), 0);
+	free(d);
+}
+
+static char *path_join(const char *a, const char *b)
+{
+	size_t n = strlen(a) + strlen(b) + 2;
+	char *p = malloc(n);
+	snprintf(p, n, "%s/%s", a, b);
+	return p;
+}
+
+static bool have_git(void)
+{
+	static int have = -1;
+	if (have < 0)
+		have = system("git --version >/dev/null 2>&1") == 0;
+	return have;
+}
+
+/* `git fsck --strict` on dir says nothing and succeeds (when git exists). */
+static void assert_fsck_clean(const char *dir)
+{
+	if (!have_git())
+		return;
+	char cmd[600], out[4096] = "";
+	snprintf(cmd, sizeof cmd, "git -C '%s' fsck --strict 2>&1", dir);
+	FILE *f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(f);
+	size_t n = fread(out, 1, sizeof out - 1, f);
+	out[n] = 0;
+	int st = pclose(f);
+	/* The one thing fsck may say: a bare repository's HEAD names a branch
+	 * that does not exist (as after `git init --bare`); mcrdt has no branches. */
+	static const char *const fine[] = { "notice: HEAD points to an unborn branch (master)\n",
+					    "notice: No default references\n" };
+	for (size_t i = 0; i < 2; i++) {
+		char *at = strstr(out, fine[i]);
+		if (at)
+			memmove(at, at + strlen(fine[i]), strlen(at + strlen(fine[i])) + 1);
+	}
+	n = strlen(out);
+	ck_assert_msg(st == 0 && n == 0, "git fsck --strict %s: status %d: %s", dir, st, out);
+}
+
+static unsigned count_files(const char *dir, const char *suffix)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;
+	unsigned n = 0;
+	struct dirent *e;
+	size_t sl = strlen(suffix);
+	while ((e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+		if (l > sl && strcmp(e->d_name + l - sl, suffix) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static unsigned count_packs(const char *repo)
+{
+	char *p = path_join(repo, "objects/pack");
+	unsigned n = count_files(p, ".pack");
+	free(p);
+	return n;
+}
+
+static unsigned count_loose(const char *repo)
+{
+	unsigned n = 0;
+	for (unsigned k = 0; k < 256; k++) {
+		char p[600];
+		snprintf(p, sizeof p, "%s/objects/%02x", repo, k);
+		DIR *d = opendir(p);
+		if (!d)
+			continue;
+		struct dirent *e;
+		while ((e = readdir(d)))
+			n += strlen(e->d_name) == 38;
+		closedir(d);
+	}
+	return n;
+}
+
+/* ---- ops and bodies ---- */
+
+/* Replica r's op c: 1 creates INBOX; every 5th subscribes; the rest
+ * append a message to INBOX. */
+static void make_op(crdt_op *op, uint64_t r, uint64_t c)
+{
+	if (c == 1) {
+		crdt_op_init(op, CRDT_OP_MBOX_CREATE);
+		ck_assert_int_eq(crdt_op_set_name(op, "INBOX", 5), 0);
+		op->uidvalidity = 1;
+	} else if (c % 5 == 0) {
+		crdt_op_init(op, CRDT_OP_SUBSCRIBE);
+		ck_assert_int_eq(crdt_op_set_name(op, "Sent", 4), 0);
+	} else {
+		crdt_op_init(op, CRDT_OP_APPEND);
+		op->mbox = (crdt_dot){ r, 1 };
+		op->space = (crdt_dot){ r, 1 };
+		op->uid = (uint32_t)c;
+		ck_assert_int_eq(crdt_op_add_flag(op, "\\Seen", 5), 0);
+	}
+	op->id = (crdt_dot){ r, c };
+	if (c > 1)
+		ck_assert_int_eq(crdt_vv_set_base(&op->deps, r, c - 1), 0);
+	ck_assert_msg(crdt_op_validate(op) == 0, "fixture op %" PRIu64 ": %s", c, mcrdt_error_last());
+}
+
+static crdt_op *make_ops(uint64_t r, uint64_t from, size_t n)
+{
+	crdt_op *ops = calloc(n, sizeof *ops);
+	for (size_t i = 0; i < n; i++)
+		make_op(&ops[i], r, from + i);
+	return ops;
+}
+
+static void free_ops(crdt_op *ops, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		crdt_op_free(&ops[i]);
+	free(ops);
+}
+
+static uint64_t mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= UINT64_C(0xff51afd7ed558ccd);
+	x ^= x >> 33;
+	x *= UINT64_C(0xc4ceb9fe1a85ec53);
+	return x ^ (x >> 33);
+}
+
+/* Every 7th message is gone by publish time (no body). */
+static bool has_body(uint64_t c)
+{
+	return c % 7 != 0;
+}
+
+struct bodies {
+	size_t min, max; /* sizes */
+	unsigned calls;
+};
+
+/* Text-like bytes of replica r's message c (a mail, more or less). */
+static size_t body_of(const struct bodies *bs, uint64_t r, uint64_t c, char **out)
+{
+	static const char *const words[] = { "the",  "mail", "of",   "Subject:", "replica", "sync", "and",
+					     "to",   "From:", "hello", "meeting", "tomorrow", "at",  "ten\r\n" };
+	uint64_t s = mix(r * 1000003 + c);
+	size_t len = bs->min + (size_t)(s % (bs->max - bs->min + 1));
+	char *b = malloc(len + 1);
+	size_t i = 0;
+	while (i < len) {
+		s = mix(s + 1);
+		const char *w = words[s % 14];
+		size_t wl = strlen(w);
+		for (size_t k = 0; k < wl && i < len; k++)
+			b[i++] = w[k];
+		if (i < len)
+			b[i++] = ' ';
+	}
+	*out = b;
+	return len;
+}
+
+static int body_fn(void *ctx, const crdt_op *op, int *fd_out)
+{
+	struct bodies *bs = ctx;
+	bs->calls++;
+	*fd_out = -1;
+	if (!has_body(op->id.counter))
+		return 0;
+	char *b;
+	size_t len = body_of(bs, op->id.replica, op->id.counter, &b);
+	char tmp[] = "/tmp/mcrdt-body-XXXXXX";
+	int fd = mkstemp(tmp);
+	ck_assert_int_ge(fd, 0);
+	unlink(tmp);
+	ck_assert_int_eq(write(fd, b, len), (ssize_t)len);
+	ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+	free(b);
+	*fd_out = fd;
+	return 0;
+}
+
+static const struct bodies SMALL = { 10, 3000, 0 };
+
+static sync_git *open_repo(const char *dir, uint64_t self)
+{
+	sync_git *g;
+	int rc = sync_git_open(&g, dir, self, true);
+	ck_assert_msg(rc == 0, "open %s: %s", dir, mcrdt_error_last());
+	return g;
+}
+
+/* Publishes r's ops [from, from + n) with SMALL bodies. */
+static void publish(sync_git *g, uint64_t r, uint64_t from, size_t n)
+{
+	crdt_op *ops = make_ops(r, from, n);
+	struct bodies bs = SMALL;
+	int rc = sync_git_publish(g, ops, n, from + n - 1, body_fn, &bs, NULL);
+	ck_assert_msg(rc == 0, "publish: %s", mcrdt_error_last());
+	free_ops(ops, n);
+}
+
+static void fetch(sync_git *g, const char *url)
+{
+	struct sync_git_remote r = { url, NULL, NULL };
+	int rc = sync_git_fetch(g, &r, NULL);
+	ck_assert_msg(rc == 0, "fetch %s: %s", url, mcrdt_error_last());
+}
+
+static void push(sync_git *g, const char *url)
+{
+	struct sync_git_remote r = { url, NULL, NULL };
+	int rc = sync_git_push(g, &r, NULL);
+	ck_assert_msg(rc == 0, "push %s: %s", url, mcrdt_error_last());
+}
+
+/* What read_new handed over. */
+struct seen {
+	sync_git *g;
+	size_t n;
+	struct {
+		uint64_t r, c;
+		int type;
+		bool body;
+	} v[4096];
+	unsigned fail_after; /* 0: never */
+	bool no_bodies;      /* the peer published none (hand-made commits) */
+};
+
+static int seen_fn(void *ctx, const crdt_op *op, const sync_oid *body)
+{
+	struct seen *s = ctx;
+	ck_assert_uint_lt(s->n, 4096);
+	s->v[s->n].r = op->id.replica;
+	s->v[s->n].c = op->id.counter;
+	s->v[s->n].type = op->type;
+	s->v[s->n].body = body != NULL;
+	s->n++;
+	/* The op is the one published; its body is the bytes given. */
+	crdt_op want;
+	make_op(&want, op->id.replica, op->id.counter);
+	const char *diff = crdt_op_diff(&want, op);
+	ck_assert_msg(diff == NULL, "op %" PRIx64 ":%" PRIu64 " differs in %s", op->id.replica, op->id.counter, diff);
+	crdt_op_free(&want);
+	bool want_body = !s->no_bodies && op->type == CRDT_OP_APPEND && has_body(op->id.counter);
+	ck_assert_int_eq(body != NULL, want_body);
+	if (body) {
+		char *b;
+		size_t len = body_of(&SMALL, op->id.replica, op->id.counter, &b);
+		sync_oid h;
+		ck_assert_int_eq(sync_git_hash(b, len, &h), 0);
+		ck_assert_mem_eq(h.id, body->id, 20);
+		struct sync_git_blob blob;
+		int rc = sync_git_blob_read(s->g, body, &blob);
+		ck_assert_msg(rc == 0, "blob: %s", mcrdt_error_last());
+		ck_assert_uint_eq(blob.len, len);
+		ck_assert_mem_eq(blob.data, b, len);
+		sync_git_blob_free(&blob);
+		free(b);
+	}
+	if (s->fail_after && s->n == s->fail_after)
+		return 42;
+	return 0;
+}
+
+/* Reads what is new beyond known; returns read_new's result. */
+static int read_new(sync_git *g, const crdt_vv *known, struct seen *s)
+{
+	s->g = g;
+	s->n = 0;
+	return sync_git_read_new(g, known, seen_fn, s, NULL);
+}
+
+/* s holds exactly r's ops (from, to], oldest first, at offset at. */
+static void assert_seen(const struct seen *s, size_t at, uint64_t r, uint64_t from, uint64_t to)
+{
+	ck_assert_uint_ge(s->n, at + (to - from));
+	for (uint64_t c = from + 1; c <= to; c++) {
+		ck_assert_uint_eq(s->v[at + c - from - 1].r, r);
+		ck_assert_uint_eq(s->v[at + c - from - 1].c, c);
+	}
+}
+
+static size_t count_seen(const struct seen *s, uint64_t r)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < s->n; i++)
+		n += s->v[i].r == r;
+	return n;
+}
+
+/* ---- building evil peers with libgit2 ---- */
+
+static git_repository *git_open(const char *dir)
+{
+	git_repository *repo;
+	ck_assert_int_eq(git_repository_open_bare(&repo, dir), 0);
+	return repo;
+}
+
+static void encode_ops(struct vbuf *b, const crdt_op *ops, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		ck_assert_int_eq(sync_encode_record(b, &ops[i]), 0);
+}
+
+/* A commit of replica r on parent (NULL: first) with message "mcrdt r from to"
+ * (or msg), an ops blob of the bytes given and no bodies. */
+static git_oid evil_commit(git_repository *repo, uint64_t r, const git_oid *parent, uint64_t from, uint64_t to,
+			   const void *ops, size_t len, const char *msg)
+{
+	git_odb *odb;
+	ck_assert_int_eq(git_repository_odb(&odb, repo), 0);
+	git_oid blob, tree, commit;
+	ck_assert_int_eq(git_odb_write(&blob, odb, ops, len, GIT_OBJECT_BLOB), 0);
+	git_treebuilder *tb;
+	ck_assert_int_eq(git_treebuilder_new(&tb, repo, NULL), 0);
+	ck_assert_int_eq(git_treebuilder_insert(NULL, tb, "ops", &blob, GIT_FILEMODE_BLOB), 0);
+	ck_assert_int_eq(git_treebuilder_write(&tree, tb), 0);
+	git_treebuilder_free(tb);
+	char buf[256];
+	if (!msg) {
+		snprintf(buf, sizeof buf, "mcrdt %016" PRIx64 " %" PRIu64 " %" PRIu64 "\nlog 0\n", r, from, to);
+		msg = buf;
+	}
+	git_signature *sig;
+	ck_assert_int_eq(git_signature_new(&sig, "evil", "evil@example.org", 1700000000, 0), 0);
+	git_tree *t;
+	ck_assert_int_eq(git_tree_lookup(&t, repo, &tree), 0);
+	git_commit *p = NULL;
+	if (parent)
+		ck_assert_int_eq(git_commit_lookup(&p, repo, parent), 0);
+	const git_commit *parents[1] = { p };
+	ck_assert_int_eq(git_commit_create(&commit, repo, NULL, sig, sig, NULL, msg, t, p ? 1 : 0, parents), 0);
+	git_commit_free(p);
+	git_tree_free(t);
+	git_signature_free(sig);
+	git_odb_free(odb);
+	return commit;
+}
+
+static void set_ref(git_repository *repo, const char *ns, uint64_t r, const git_oid *id)
+{
+	char name[128];
+	snprintf(name, sizeof name, "%s%016" PRIx64, ns, r);
+	git_reference *ref;
+	ck_assert_int_eq(git_reference_create(&ref, repo, name, id, 1, NULL), 0);
+	git_reference_free(ref);
+}
+
+/* Replica r's good ops [from, to] as one evil-made commit. */
+static git_oid good_commit(git_repository *repo, uint64_t r, const git_oid *parent, uint64_t from, uint64_t to)
+{
+	crdt_op *ops = make_ops(r, from, (size_t)(to - from + 1));
+	struct vbuf b = { 0 };
+	encode_ops(&b, ops, (size_t)(to - from + 1));
+	git_oid id = evil_commit(repo, r, parent, from, to, b.p, b.len, NULL);
+	vbuf_free(&b);
+	free_ops(ops, (size_t)(to - from + 1));
+	return id;
+}
+
+/* ---- tests ---- */
+
+START_TEST(open_and_publish_nothing)
+{
+	char *d = tmpdir();
+	char *repo = path_join(d, "r");
+	sync_git *g;
+	ck_assert_int_eq(sync_git_open(&g, repo, RA, false), MCRDT_ENOTFOUND);
+	g = open_repo(repo, RA);
+	struct stat sb;
+	ck_assert_int_eq(stat(repo, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0700);
+	uint64_t c = 9, l = 9;
+	ck_assert_int_eq(sync_git_published(g, &c, &l), 0);
+	ck_assert_uint_eq(c, 0);
+	ck_assert_uint_eq(l, 0);
+	/* n == 0: nothing at all. */
+	struct bodies bs = SMALL;
+	ck_assert_int_eq(sync_git_publish(g, NULL, 0, 5, body_fn, &bs, NULL), 0);
+	ck_assert_int_eq(sync_git_published(g, &c, &l), 0);
+	ck_assert_uint_eq(c, 0);
+	ck_assert_uint_eq(count_packs(repo), 0);
+	ck_assert_uint_eq(count_loose(repo), 0);
+	ck_assert_uint_eq(bs.calls, 0);
+
+	/* Not contiguous from published + 1, or not ours: EINVAL, nothing written. */
+	crdt_op *ops = make_ops(RA, 2, 3);
+	ck_assert_int_eq(sync_git_publish(g, ops, 3, 0, body_fn, &bs, NULL), MCRDT_EINVAL);
+	assert_msg_has("counter 2, expected 1");
+	free_ops(ops, 3);
+	ops = make_ops(RB, 1, 3);
+	ck_assert_int_eq(sync_git_publish(g, ops, 3, 0, body_fn, &bs, NULL), MCRDT_EINVAL);
+	assert_msg_has("00000000000000b2");
+	free_ops(ops, 3);
+	publish(g, RA, 1, 4);
+	ops = make_ops(RA, 5, 3);
+	crdt_op_free(&ops[1]);
+	make_op(&ops[1], RA, 7); /* a gap: 5, 7, 7 */
+	ck_assert_int_eq(sync_git_publish(g, ops, 3, 0, body_fn, &bs, NULL), MCRDT_EINVAL);
+	free_ops(ops, 3);
+	ck_assert_int_eq(sync_git_published(g, &c, &l), 0);
+	ck_assert_uint_eq(c, 4);
+	ck_assert_uint_eq(l, 4);
+	ck_assert_uint_eq(count_packs(repo), 1);
+
+	sync_git_close(g);
+	assert_fsck_clean(repo);
+	/* The hub: created empty; refused over a non-empty directory. */
+	char *hub = path_join(d, "hub");
+	ck_assert_int_eq(sync_git_hub_init(hub), 0);
+	ck_assert_int_eq(sync_git_hub_init(hub), MCRDT_EEXISTS);
+	ck_assert_int_eq(sync_git_hub_init(repo), MCRDT_EEXISTS);
+	assert_fsck_clean(hub);
+	free(hub);
+	free(repo);
+	rm_rf(d);
+}
+END_TEST
+
+static int failing_body(void *ctx, const crdt_op *op, int *fd)
+{
+	(void)ctx;
+	(void)op;
+	*fd = -1;
+	return MCRDT_ENOSPC;
+}
+
+START_TEST(body_error_stops_publish)
+{
+	char *d = tmpdir();
+	sync_git *g = open_repo(d, RA);
+	crdt_op *ops = make_ops(RA, 1, 5);
+	ck_assert_int_eq(sync_git_publish(g, ops, 5, 5, failing_body, NULL, NULL), MCRDT_ENOSPC);
+	uint64_t c;
+	ck_assert_int_eq(sync_git_published(g, &c, NULL), 0);
+	ck_assert_uint_eq(c, 0);
+	ck_assert_uint_eq(count_packs(d), 0);
+	free_ops(ops, 5);
+	sync_git_close(g);
+	rm_rf(d);
+}
+END_TEST
+
+/* Two batches from A, read by B through each kind of url. */
+START_TEST(publish_fetch_read)
+{
+	static const char *const kinds[] = { "path", "file", "transport" };
+	char *d = tmpdir();
+	char *ra = path_join(d, "a");
+	sync_git *a = open_repo(ra, RA);
+	struct bodies bs = SMALL;
+	struct sync_git_stats st = { 0 };
+	crdt_op *ops = make_ops(RA, 1, 20);
+	ck_assert_int_eq(sync_git_publish(a, ops, 20, 33, body_fn, &bs, &st), 0);
+	free_ops(ops, 20);
+	ck_assert_uint_eq(st.ops_published, 20);
+	ck_assert_uint_eq(st.bodies_published, 13); /* APPENDs: 2..20 but 5, 10, 15, 20; bodies: not 7, 14 */
+	publish(a, RA, 21, 15);
+	uint64_t c, l;
+	ck_assert_int_eq(sync_git_published(a, &c, &l), 0);
+	ck_assert_uint_eq(c, 35);
+	ck_assert_uint_eq(l, 35);
+	ck_assert_uint_eq(count_packs(ra), 2);
+	ck_assert_uint_eq(count_loose(ra), 0);
+	assert_fsck_clean(ra);
+
+	for (size_t k = 0; k < 3; k++) {
+		char name[16], url[600];
+		snprintf(name, sizeof name, "b%zu", k);
+		char *rb = path_join(d, name);
+		sync_git *b = open_repo(rb, RB);
+		if (k == 2)
+			sync_git_test_transport_only(b, true);
+		snprintf(url, sizeof url, "%s%s", k == 1 ? "file://" : "", ra);
+		struct sync_git_stats fs = { 0 };
+		struct sync_git_remote rem = { url, NULL, NULL };
+		ck_assert_msg(sync_git_fetch(b, &rem, &fs) == 0, "%s: %s", kinds[k], mcrdt_error_last());
+		ck_assert_uint_gt(fs.objects_fetched, 0);
+		ck_assert_uint_gt(fs.bytes_fetched, 0);
+
+		struct seen *s = calloc(1, sizeof *s);
+		crdt_vv known = CRDT_VV_INIT;
+		ck_assert_msg(read_new(b, &known, s) == 0, "%s: %s", kinds[k], mcrdt_error_last());
+		ck_assert_uint_eq(s->n, 35);
+		assert_seen(s, 0, RA, 0, 35);
+		/* What known covers is skipped (a commit that straddles it too). */
+		ck_assert_int_eq(crdt_vv_set_base(&known, RA, 20), 0);
+		ck_assert_int_eq(read_new(b, &known, s), 0);
+		ck_assert_uint_eq(s->n, 15);
+		assert_seen(s, 0, RA, 20, 35);
+		ck_assert_int_eq(crdt_vv_set_base(&known, RA, 27), 0);
+		struct sync_git_stats rs = { 0 };
+		s->n = 0;
+		ck_assert_int_eq(sync_git_read_new(b, &known, seen_fn, s, &rs), 0);
+		ck_assert_uint_eq(s->n, 8);
+		ck_assert_uint_eq(rs.ops_read, 8);
+		assert_seen(s, 0, RA, 27, 35);
+		ck_assert_int_eq(crdt_vv_set_base(&known, RA, 35), 0);
+		ck_assert_int_eq(read_new(b, &known, s), 0);
+		ck_assert_uint_eq(s->n, 0);
+		/* fn's error stops the walk and is returned. */
+		crdt_vv_clear(&known);
+		s->fail_after = 3;
+		ck_assert_int_eq(read_new(b, &known, s), 42);
+		ck_assert_uint_eq(s->n, 3);
+		s->fail_after = 0;
+
+		/* Adopted, the local ref holds it; a second fetch stages it again. */
+		ck_assert_int_eq(sync_git_adopt(b), 0);
+		fetch(b, url);
+		ck_assert_int_eq(read_new(b, &known, s), 0);
+		ck_assert_uint_eq(s->n, 35);
+		assert_fsck_clean(rb);
+		crdt_vv_free(&known);
+		free(s);
+		sync_git_close(b);
+		free(rb);
+	}
+	sync_git_close(a);
+	free(ra);
+	rm_rf(d);
+}
+END_TEST
+
+/* A and B sync through a hub; C sees both chains from the hub alone. */
+START_TEST(hub_roundtrip)
+{
+	char *d = tmpdir();
+	char *hub = path_join(d, "hub"), *ra = path_join(d, "a"), *rb = path_join(d, "b"), *rc = path_join(d, "c");
+	ck_assert_int_eq(sync_git_hub_init(hub), 0);
+	sync_git *a = open_repo(ra, RA), *b = open_repo(rb, RB), *c = open_repo(rc, RC);
+	publish(a, RA, 1, 12);
+	publish(b, RB, 1, 9);
+	struct sync_git_stats st = { 0 };
+	struct sync_git_remote rem = { hub, NULL, NULL };
+	fetch(a, hub); /* an empty hub: nothing staged */
+	ck_assert_int_eq(sync_git_push(a, &rem, &st), 0);
+	ck_assert_uint_eq(st.refs_pushed, 1);
+	/* B: fetch the hub, read A, adopt, publish more, push both. */
+	fetch(b, hub);
+	struct seen *s = calloc(1, sizeof *s);
+	crdt_vv known = CRDT_VV_INIT;
+	ck_assert_int_eq(read_new(b, &known, s), 0);
+	assert_seen(s, 0, RA, 0, 12);
+	ck_assert_uint_eq(s->n, 12);
+	ck_assert_int_eq(sync_git_adopt(b), 0);
+	publish(b, RB, 10, 6);
+	sync_git_test_transport_only(b, true); /* B pushes through libgit2's transport, A copies packs */
+	memset(&st, 0, sizeof st);
+	ck_assert_int_eq(sync_git_push(b, &rem, &st), 0);
+	ck_assert_uint_eq(st.refs_pushed, 1); /* A's ref is the hub's already */
+	assert_fsck_clean(hub);
+
+	sync_git_test_transport_only(c, true);
+	fetch(c, hub);
+	ck_assert_int_eq(read_new(c, &known, s), 0);
+	ck_assert_uint_eq(s->n, 12 + 15);
+	ck_assert_uint_eq(count_seen(s, RA), 12);
+	ck_assert_uint_eq(count_seen(s, RB), 15);
+	size_t at = s->v[0].r == RA ? 0 : 15;
+	assert_seen(s, at, RA, 0, 12);
+	assert_seen(s, at ? 0 : 12, RB, 0, 15);
+	ck_assert_int_eq(sync_git_adopt(c), 0);
+	/* C pushes nothing: the hub holds all it has. */
+	memset(&st, 0, sizeof st);
+	ck_assert_int_eq(sync_git_push(c, &rem, &st), 0);
+	ck_assert_uint_eq(st.refs_pushed, 0);
+	/* Own ref untouched by adopt: C has none. */
+	uint64_t cnt;
+	ck_assert_int_eq(sync_git_published(c, &cnt, NULL), 0);
+	ck_assert_uint_eq(cnt, 0);
+
+	/* A stale push is refused naming the ref: C holds A:1..12 locally,
+	 * the hub moves on to A:1..20, C's view of the hub is older still. */
+	publish(a, RA, 13, 8);
+	char *rd = path_join(d, "d");
+	sync_git *dd = open_repo(rd, RE);
+	publish(a, RA, 21, 2);   /* A now at 22, the hub at 12 */
+	fetch(dd, ra);           /* D: A at 22 */
+	ck_assert_int_eq(read_new(dd, &known, s), 0);
+	ck_assert_int_eq(sync_git_adopt(dd), 0);
+	fetch(dd, hub);          /* D's view of the hub: A at 12 */
+	publish(a, RA, 23, 3);
+	push(a, hub);            /* the hub: A at 25 */
+	for (int way = 0; way < 2; way++) {
+		sync_git_test_transport_only(dd, way == 1);
+		ck_assert_int_eq(sync_git_push(dd, &rem, NULL), MCRDT_EIO);
+		assert_msg_has("refs/mcrdt/a1a1a1a1a1a1a1a1");
+		assert_msg_has(hub);
+	}
+	sync_git_test_transport_only(dd, false);
+	/* Synced again, D sees A's newer ops and pushes nothing stale. */
+	fetch(dd, hub);
+	ck_assert_int_eq(read_new(dd, &known, s), 0);
+	ck_assert_uint_eq(count_seen(s, RA), 25);
+	ck_assert_int_eq(sync_git_adopt(dd), 0);
+	push(dd, hub);
+	assert_fsck_clean(hub);
+	assert_fsck_clean(rd);
+
+	sync_git_close(dd);
+	free(rd);
+	crdt_vv_free(&known);
+	free(s);
+	sync_git_close(a);
+	sync_git_close(b);
+	sync_git_close(c);
+	free(hub);
+	free(ra);
+	free(rb);
+	free(rc);
+	rm_rf(d);
+}
+END_TEST
+
+/* B fetches evil E (which built its refs by hand) and reads: the result of
+ * read_new, with fn's calls in s. */
+struct evil {
+	char *d, *re, *rb;
+	git_repository *e;
+	sync_git *b;
+	struct seen *s;
+	crdt_vv known;
+};
+
+static void evil_open(struct evil *ev)
+{
+	ev->d = tmpdir();
+	ev->re = path_join(ev->d, "e");
+	ev->rb = path_join(ev->d, "b");
+	sync_git *tmp = open_repo(ev->re, RE);
+	sync_git_close(tmp);
+	ev->e = git_open(ev->re);
+	ev->b = open_repo(ev->rb, RB);
+	ev->s = calloc(1, sizeof *ev->s);
+	ev->s->no_bodies = true;
+	crdt_vv_init(&ev->known);
+}
+
+static int evil_read(struct evil *ev)
+{
+	fetch(ev->b, ev->re);
+	return read_new(ev->b, &ev->known, ev->s);
+}
+
+static void evil_close(struct evil *ev)
+{
+	git_repository_free(ev->e);
+	sync_git_close(ev->b);
+	crdt_vv_free(&ev->known);
+	free(ev->s);
+	free(ev->re);
+	free(ev->rb);
+	rm_rf(ev->d);
+}
+
+START_TEST(ref_to_a_blob)
+{
+	struct evil ev;
+	evil_open(&ev);
+	git_oid blob;
+	ck_assert_int_eq(git_blob_create_from_buffer(&blob, ev.e, "x", 1), 0);
+	set_ref(ev.e, "refs/mcrdt/", RA, &blob);
+	ck_assert_int_eq(evil_read(&ev), MCRDT_ECORRUPT);
+	assert_msg_has("refs/mcrdt-fetch/a1a1a1a1a1a1a1a1 points at a blob, not a commit");
+	ck_assert_uint_eq(ev.s->n, 0);
+	evil_close(&ev);
+}
+END_TEST
+
+START_TEST(bad_ref_name)
+{
+	struct evil ev;
+	evil_open(&ev);
+	git_oid c1 = good_commit(ev.e, RA, NULL, 1, 3);
+	git_reference *ref;
+	ck_assert_int_eq(git_reference_create(&ref, ev.e, "refs/mcrdt/A1A1A1A1A1A1A1A1", &c1, 1, NULL), 0);
+	git_reference_free(ref);
+	ck_assert_int_eq(evil_read(&ev), MCRDT_ECORRUPT);
+	assert_msg_has("refs/mcrdt-fetch/A1A1A1A1A1A1A1A1");
+	ck_assert_uint_eq(ev.s->n, 0);
+	evil_close(&ev);
+}
+END_TEST
+
+/* A good commit, then one whose ops blob is garbage: fn never sees A. */
+START_TEST(garbage_ops)
+{
+	struct evil ev;
+	evil_open(&ev);
+	git_oid c1 = good_commit(ev.e, RA, NULL, 1, 3);
+	static const uint8_t junk[] = "this is not a record at all, not even close";
+	git_oid c2 = evil_commit(ev.e, RA, &c1, 4, 6, junk, sizeof junk, NULL);
+	set_ref(ev.e, "refs/mcrdt/", RA, &c2);
+	ck_assert_int_eq(evil_read(&ev), MCRDT_ECORRUPT);
+	assert_msg_has("replica a1a1a1a1a1a1a1a1");
+	assert_msg_has(git_oid_tostr_s(&c2));
+	ck_assert_uint_eq(ev.s->n, 0);
+
+	/* A record cut short inside the blob is corrupt too (not pending). */
+	crdt_op *ops = make_ops(RA, 4, 3);
+	struct vbuf b = { 0 };
+	encode_ops(&b, ops, 3);
+	git_oid c3 = evil_commit(ev.e, RA, &c1, 4, 6, b.p, b.len - 3, NULL);
+	set_ref(ev.e, "refs/mcrdt/", RA, &c3);
+	ck_assert_int_eq(evil_read(&ev), MCRDT_ECORRUPT);
+	assert_msg_has(git_oid_tostr_s(&c3));
+	ck_assert_uint_eq(ev.s->n, 0);
+	/* Counters that skip one along the chain. */
+	git_oid c4 = evil_commit(ev.e, RA, &c1, 5, 7, b.p, b.len, NULL);
+	set_ref(ev.e, "refs/mcrdt/", RA, &c4);
+	ck_assert_int_eq(evil_read(&ev), MCRDT_ECORRUPT);
+	ck_assert_uint_eq(ev.s->n, 0);
+	/* A first commit that does not start at 1. */
+	git_oid c5 = evil_commit(ev.e, RA, NULL, 4, 6, b.p, b.len, NULL);
+	set_ref(ev.e, "refs/mcrdt/", RA, &c5);
+	ck_assert_int_eq(evil_read(&ev), MCRDT_ECORRUPT);
+	assert_msg_has("first of the chain");
+	ck_assert_uint_eq(ev.s->n, 0);
+	/* A message that is not ours. */
+	git_oid c6 = evil_commit(ev.e, RA, &c1, 4, 6, b.p, b.len, "hello\n");
+	set_ref(ev.e, "refs/mcrdt/", RA, &c6);
+	ck_assert_int_eq(evil_read(&ev), MCRDT_ECORRUPT);
+	ck_assert_uint_eq(ev.s->n, 0);
+	/* The good chain goes through. */
+	git_oid c7 = evil_commit(ev.e, RA, &c1, 4, 6, b.p, b.len, NULL);
+	set_ref(ev.e, "refs/mcrdt/", RA, &c7);
+	ck_assert_msg(evil_read(&ev) == 0, "%s", mcrdt_error_last());
+	ck_assert_uint_eq(ev.s->n, 6);
+	assert_seen(ev.s, 0, RA, 0, 6);
+	vbuf_free(&b);
+	free_ops(ops, 3);
+	evil_close(&ev);
+}
+END_TEST
+
+/* Ops under A's name that are B's (or C's). */
+START_TEST(ops_of_another_replica)
+{
+	struct evil ev;
+	evil_open(&ev);
+	git_oid ca = good_commit(ev.e, RA, NULL, 1, 4);
+	set_ref(ev.e, "refs/mcrdt/", RA, &ca); /* a good chain beside */
+	crdt_op *ops = make_ops(RC, 1, 4);
+	struct vbuf b = { 0 };
+	encode_ops(&b, ops, 4);
+	git_oid c1 = evil_commit(ev.e, RC + 1, NULL, 1, 4, b.p, b.len, NULL);
+	set_ref(ev.e, "refs/mcrdt/", RC + 1, &c1);
+	ck_assert_int_eq(evil_read(&ev), MCRDT_ECORRUPT);
+	assert_msg_has("replica 0c0c0c0c0c0c0c0d");
+	assert_msg_has("0c0c0c0c0c0c0c0c:1");
+	ck_assert_uint_eq(count_seen(ev.s, RC), 0);
+	ck_assert_uint_eq(count_seen(ev.s, RC + 1), 0);
+	vbuf_free(&b);
+	free_ops(ops, 4);
+	evil_close(&ev);
+}
+END_TEST
+
+/* A staged ref that does not extend the local ref of its replica. */
+START_TEST(diverged_chain)
+{
+	struct evil ev;
+	evil_open(&ev);
+	ev.s->no_bodies = false; /* A's chain is real; E's never gets through */
+	/* B holds A's real chain 1..3, 4..6. */
+	char *ra = path_join(ev.d, "a");
+	sync_git *a = open_repo(ra, RA);
+	publish(a, RA, 1, 3);
+	publish(a, RA, 4, 3);
+	fetch(ev.b, ra);
+	ck_assert_int_eq(read_new(ev.b, &ev.known, ev.s), 0);
+	ck_assert_int_eq(sync_git_adopt(ev.b), 0);
+	ck_assert_int_eq(crdt_vv_set_base(&ev.known, RA, 6), 0);
+	/* E offers another 1..7 for A. */
+	git_oid c1 = good_commit(ev.e, RA, NULL, 1, 7);
+	set_ref(ev.e, "refs/mcrdt/", RA, &c1);
+	ck_assert_int_eq(evil_read(&ev), MCRDT_ECORRUPT);
+	assert_msg_has("does not extend ours");
+	ck_assert_uint_eq(ev.s->n, 0);
+	/* Adopt leaves the local ref alone. */
+	ck_assert_int_eq(sync_git_adopt(ev.b), 0);
+	/* And a remote that is behind is no error: nothing new. */
+	sync_git *e2;
+	char *r2 = path_join(ev.d, "a2");
+	publish(a, RA, 7, 2);
+	e2 = open_repo(r2, RC);
+	fetch(e2, ra);
+	ck_assert_int_eq(sync_git_adopt(e2), 0);
+	fetch(ev.b, r2); /* E2 has A at 8; B at 6: extends */
+	ck_assert_int_eq(read_new(ev.b, &ev.known, ev.s), 0);
+	ck_assert_uint_eq(ev.s->n, 2);
+	ck_assert_int_eq(sync_git_adopt(ev.b), 0);
+	fetch(ev.b, ra);
+	sync_git_close(e2);
+	free(r2);
+	sync_git_close(a);
+	free(ra);
+	evil_close(&ev);
+}
+END_TEST
+
+/* A replica restored from an old backup meets the remote holding more of
+ * its own chain than it has. */
+START_TEST(remote_has_newer_own_ref)
+{
+	char *d = tmpdir();
+	char *ra = path_join(d, "a"), *old = path_join(d, "old"), *hub = path_join(d, "hub");
+	ck_assert_int_eq(sync_git_hub_init(hub), 0);
+	sync_git *a = open_repo(ra, RA);
+	publish(a, RA, 1, 5);
+	char cmd[1200];
+	snprintf(cmd, sizeof cmd, "cp -a '%s' '%s'", ra, old);
+	ck_assert_int_eq(system(cmd), 0);
+	publish(a, RA, 6, 5);
+	push(a, hub);
+	sync_git *o = open_repo(old, RA);
+	fetch(o, hub);
+	struct seen *s = calloc(1, sizeof *s);
+	crdt_vv known = CRDT_VV_INIT;
+	ck_assert_int_eq(read_new(o, &known, s), MCRDT_ECORRUPT);
+	assert_msg_has("a1a1a1a1a1a1a1a1 (this one)");
+	/* The up-to-date replica itself is fine with the hub. */
+	fetch(a, hub);
+	ck_assert_int_eq(read_new(a, &known, s), 0);
+	ck_assert_uint_eq(s->n, 0);
+	free(s);
+	crdt_vv_free(&known);
+	sync_git_close(o);
+	sync_git_close(a);
+	free(ra);
+	free(old);
+	free(hub);
+	rm_rf(d);
+}
+END_TEST
+
+/* Flips bytes in the middle of a file (made writable first). */
+static void damage(const char *path, off_t at)
+{
+	ck_assert_int_eq(chmod(path, 0644), 0);
+	int fd = open(path, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	uint8_t b[16];
+	ck_assert_int_eq(pread(fd, b, sizeof b, at), (ssize_t)sizeof b);
+	for (size_t i = 0; i < sizeof b; i++)
+		b[i] ^= 0x5a;
+	ck_assert_int_eq(pwrite(fd, b, sizeof b, at), (ssize_t)sizeof b);
+	close(fd);
+}
+
+static char *first_file(const char *dir, const char *suffix)
+{
+	DIR *d = opendir(dir);
+	ck_assert_ptr_nonnull(d);
+	struct dirent *e;
+	char *found = NULL;
+	size_t sl = strlen(suffix);
+	while ((e = readdir(d)) && !found) {
+		size_t l = strlen(e->d_name);
+		if (l > sl && strcmp(e->d_name + l - sl, suffix) == 0)
+			found = path_join(dir, e->d_name);
+	}
+	closedir(d);
+	ck_assert_ptr_nonnull(found);
+	return found;
+}
+
+START_TEST(corrupt_hub)
+{
+	char *d = tmpdir();
+	char *ra = path_join(d, "a"), *hub = path_join(d, "hub");
+	ck_assert_int_eq(sync_git_hub_init(hub), 0);
+	sync_git *a = open_repo(ra, RA);
+	publish(a, RA, 1, 30);
+	push(a, hub);
+	sync_git_close(a);
+	char *pd = path_join(hub, "objects/pack");
+	char *pack = first_file(pd, ".pack");
+	struct stat sb;
+	ck_assert_int_eq(stat(pack, &sb), 0);
+	damage(pack, sb.st_size / 2);
+	for (int k = 0; k < 2; k++) {
+		char name[8];
+		snprintf(name, sizeof name, "b%d", k);
+		char *rb = path_join(d, name);
+		sync_git *b = open_repo(rb, RB);
+		sync_git_test_transport_only(b, k == 1);
+		struct sync_git_remote rem = { hub, NULL, NULL };
+		int rc = sync_git_fetch(b, &rem, NULL);
+		if (rc == 0) {
+			struct seen *s = calloc(1, sizeof *s);
+			crdt_vv known = CRDT_VV_INIT;
+			rc = read_new(b, &known, s);
+			free(s);
+			crdt_vv_free(&known);
+		}
+		ck_assert_msg(rc < 0, "way %d: a damaged pack went through", k);
+		ck_assert_str_ne(mcrdt_error_last(), "");
+		sync_git_close(b);
+		free(rb);
+	}
+	free(pack);
+	free(pd);
+
+	/* A loose object damaged on a peer. */
+	char *re = path_join(d, "e");
+	sync_git *tmp = open_repo(re, RE);
+	sync_git_close(tmp);
+	git_repository *e = git_open(re);
+	git_oid c1 = good_commit(e, RA, NULL, 1, 4);
+	set_ref(e, "refs/mcrdt/", RA, &c1);
+	git_commit *cm;
+	ck_assert_int_eq(git_commit_lookup(&cm, e, &c1), 0);
+	git_tree *t;
+	ck_assert_int_eq(git_commit_tree(&t, cm), 0);
+	const git_oid *ops_id = git_tree_entry_id(git_tree_entry_byname(t, "ops"));
+	char loose[700], hx[41];
+	git_oid_tostr(hx, sizeof hx, ops_id);
+	snprintf(loose, sizeof loose, "%s/objects/%.2s/%s", re, hx, hx + 2);
+	git_tree_free(t);
+	git_commit_free(cm);
+	git_repository_free(e);
+	ck_assert_int_eq(stat(loose, &sb), 0);
+	damage(loose, sb.st_size / 2);
+	for (int k = 0; k < 2; k++) {
+		char name[8];
+		snprintf(name, sizeof name, "c%d", k);
+		char *rb = path_join(d, name);
+		sync_git *b = open_repo(rb, RB);
+		sync_git_test_transport_only(b, k == 1);
+		struct sync_git_remote rem = { re, NULL, NULL };
+		int rc = sync_git_fetch(b, &rem, NULL);
+		struct seen *s = calloc(1, sizeof *s);
+		if (rc == 0) {
+			crdt_vv known = CRDT_VV_INIT;
+			rc = read_new(b, &known, s);
+			crdt_vv_free(&known);
+		}
+		ck_assert_msg(rc < 0, "way %d: a damaged loose object went through", k);
+		ck_assert_uint_eq(s->n, 0);
+		free(s);
+		sync_git_close(b);
+		free(rb);
+	}
+	free(re);
+	free(ra);
+	free(hub);
+	rm_rf(d);
+}
+END_TEST
+
+START_TEST(maintain_consolidates)
+{
+	char *d = tmpdir();
+	char *ra = path_join(d, "a"), *rb = path_join(d, "b");
+	sync_git *a = open_repo(ra, RA);
+	for (int i = 0; i < 20; i++)
+		publish(a, RA, (uint64_t)i * 6 + 1, 6);
+	ck_assert_uint_eq(count_packs(ra), 20);
+	unsigned np = 0;
+	ck_assert_int_eq(sync_git_maintain(a, 20, &np), 0);
+	ck_assert_uint_eq(np, 20);
+	ck_assert_int_eq(sync_git_maintain(a, 4, &np), 0);
+	ck_assert_uint_eq(np, 1);
+	ck_assert_uint_eq(count_packs(ra), 1);
+	ck_assert_uint_eq(count_loose(ra), 0);
+	assert_fsck_clean(ra);
+	/* Everything still there: the handle reads bodies and publishes on. */
+	for (uint64_t c = 2; c <= 120; c++) {
+		if (c % 5 == 0 || !has_body(c))
+			continue;
+		char *b;
+		size_t len = body_of(&SMALL, RA, c, &b);
+		sync_oid id;
+		ck_assert_int_eq(sync_git_hash(b, len, &id), 0);
+		struct sync_git_blob blob;
+		ck_assert_msg(sync_git_blob_read(a, &id, &blob) == 0, "body %" PRIu64 ": %s", c, mcrdt_error_last());
+		ck_assert_mem_eq(blob.data, b, len);
+		sync_git_blob_free(&blob);
+		free(b);
+	}
+	publish(a, RA, 121, 3);
+	ck_assert_uint_eq(count_packs(ra), 2);
+	sync_git *b = open_repo(rb, RB);
+	fetch(b, ra);
+	struct seen *s = calloc(1, sizeof *s);
+	crdt_vv known = CRDT_VV_INIT;
+	ck_assert_int_eq(read_new(b, &known, s), 0);
+	ck_assert_uint_eq(s->n, 123);
+	assert_seen(s, 0, RA, 0, 123);
+	/* B consolidates what it fetched (staged, not adopted yet) too. */
+	ck_assert_int_eq(sync_git_maintain(b, 1, &np), 0);
+	ck_assert_uint_eq(np, 1);
+	ck_assert_int_eq(read_new(b, &known, s), 0);
+	ck_assert_uint_eq(s->n, 123);
+	assert_fsck_clean(rb);
+	/* Missing and non-blob objects. */
+	sync_oid none = { { 1, 2, 3 } };
+	struct sync_git_blob blob;
+	ck_assert_int_eq(sync_git_blob_read(b, &none, &blob), MCRDT_ENOTFOUND);
+	git_repository *gr = git_open(rb);
+	git_oid head;
+	ck_assert_int_eq(git_reference_name_to_id(&head, gr, "refs/mcrdt-fetch/a1a1a1a1a1a1a1a1"), 0);
+	git_repository_free(gr);
+	memcpy(none.id, head.id, 20);
+	ck_assert_int_eq(sync_git_blob_read(b, &none, &blob), MCRDT_ECORRUPT);
+	assert_msg_has("commit, not a blob");
+	free(s);
+	crdt_vv_free(&known);
+	sync_git_close(b);
+	sync_git_close(a);
+	free(ra);
+	free(rb);
+	rm_rf(d);
+}
+END_TEST
+
+/* 10,000 bodies in one publish: one pack, no loose object. */
+START_TEST(big_publish_is_one_pack)
+{
+	char *d = tmpdir();
+	sync_git *a = open_repo(d, RA);
+	size_t n = 14700;
+	crdt_op *ops = make_ops(RA, 1, n);
+	struct bodies bs = { 200, 4000, 0 };
+	struct sync_git_stats st = { 0 };
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert_msg(sync_git_publish(a, ops, n, n, body_fn, &bs, &st) == 0, "%s", mcrdt_error_last());
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ck_assert_uint_ge(st.bodies_published, 10000);
+	ck_assert_uint_eq(count_packs(d), 1);
+	ck_assert_uint_eq(count_loose(d), 0);
+	printf("big_publish_is_one_pack: %" PRIu64 " bodies, %.1f MB in %.2f s\n", st.bodies_published,
+	       (double)st.body_bytes_published / 1e6,
+	       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	assert_fsck_clean(d);
+	free_ops(ops, n);
+	sync_git_close(a);
+	rm_rf(d);
+}
+END_TEST
+
+/* The pack trailer's SHA-1: FIPS 180 vectors, whole and in odd pieces. */
+START_TEST(sha1_vectors)
+{
+	static const struct {
+		const char *in;
+		size_t reps;
+		const char *hex;
+	} v[] = {
+		{ "", 1, "da39a3ee5e6b4b0d3255bfef95601890afd80709" },
+		{ "abc", 1, "a9993e364706816aba3e25717850c26c9cd0d89d" },
+		{ "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 1,
+		  "84983e441c3bd26ebaae4aa1f95129e5e54670f1" },
+		{ "a", 1000000, "34aa973cd4c4daa4f61eeb2bdbad27316534016f" },
+		{ "0123456701234567012345670123456701234567012345670123456701234567", 10,
+		  "dea356a2cddd90c7a7ecedc5ebb563934f460452" },
+	};
+	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+		size_t l = strlen(v[i].in), total = l * v[i].reps;
+		char *all = malloc(total + 1);
+		for (size_t r = 0; r < v[i].reps; r++)
+			memcpy(all + r * l, v[i].in, l);
+		for (size_t piece = 1; piece <= 131; piece += 65) {
+			struct sha1_ctx c;
+			uint8_t out[20];
+			char hex[41];
+			sha1_init(&c);
+			for (size_t at = 0; at < total; at += piece)
+				sha1_update(&c, all + at, total - at < piece ? total - at : piece);
+			sha1_final(&c, out);
+			for (int k = 0; k < 20; k++)
+				snprintf(hex + 2 * k, 3, "%02x", out[k]);
+			ck_assert_str_eq(hex, v[i].hex);
+		}
+		free(all);
+	}
+}
+END_TEST
+
+static int cancel_progress(void *ctx, const struct sync_git_stats *st)
+{
+	unsigned *calls = ctx;
+	(*calls)++;
+	ck_assert_ptr_nonnull(st);
+	return 1;
+}
+
+/* A progress callback's non-zero return cancels; bad remotes are EIO. */
+START_TEST(cancel_and_bad_remotes)
+{
+	char *d = tmpdir();
+	char *ra = path_join(d, "a"), *rb = path_join(d, "b"), *junk = path_join(d, "junk");
+	sync_git *a = open_repo(ra, RA), *b = open_repo(rb, RB);
+	publish(a, RA, 1, 10);
+	for (int way = 0; way < 2; way++) {
+		sync_git_test_transport_only(b, way == 1);
+		unsigned calls = 0;
+		struct sync_git_remote rem = { ra, cancel_progress, &calls };
+		int rc = sync_git_fetch(b, &rem, NULL);
+		if (way == 1 && rc == 0) {
+			/* libgit2 reports at most every half second: a fetch this
+			 * small may end before any report. */
+			ck_assert_uint_eq(calls, 0);
+		} else {
+			ck_assert_msg(rc == MCRDT_EIO, "way %d: not cancelled (%u calls)", way, calls);
+			assert_msg_has("cancelled");
+			ck_assert_uint_gt(calls, 0);
+		}
+		/* Not a repository; not there at all. */
+		ck_assert_int_eq(mkdir(junk, 0700) == 0 || errno == EEXIST, 1);
+		rem = (struct sync_git_remote){ junk, NULL, NULL };
+		ck_assert_int_eq(sync_git_fetch(b, &rem, NULL), MCRDT_EIO);
+		assert_msg_has(junk);
+		char gone[700];
+		snprintf(gone, sizeof gone, "%s/nowhere", d);
+		rem = (struct sync_git_remote){ gone, NULL, NULL };
+		ck_assert_int_eq(sync_git_fetch(b, &rem, NULL), MCRDT_EIO);
+		assert_msg_has(gone);
+		ck_assert_int_eq(sync_git_push(a, &rem, NULL), MCRDT_EIO);
+		assert_msg_has(gone);
+	}
+	sync_git_close(a);
+	sync_git_close(b);
+	free(ra);
+	free(rb);
+	free(junk);
+	rm_rf(d);
+}
+END_TEST
+
+int main(void)
+{
+	git_libgit2_init(); /* the tests build evil peers with libgit2 */
+	Suite *s = suite_create("git");
+	TCase *tc = tcase_create("git");
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, sha1_vectors);
+	tcase_add_test(tc, open_and_publish_nothing);
+	tcase_add_test(tc, cancel_and_bad_remotes);
+	tcase_add_test(tc, body_error_stops_publish);
+	tcase_add_test(tc, publish_fetch_read);
+	tcase_add_test(tc, hub_roundtrip);
+	tcase_add_test(tc, ref_to_a_blob);
+	tcase_add_test(tc, bad_ref_name);
+	tcase_add_test(tc, garbage_ops);
+	tcase_add_test(tc, ops_of_another_replica);
+	tcase_add_test(tc, diverged_chain);
+	tcase_add_test(tc, remote_has_newer_own_ref);
+	tcase_add_test(tc, corrupt_hub);
+	tcase_add_test(tc, maintain_consolidates);
+	tcase_add_test(tc, big_publish_is_one_pack);
+	suite_add_tcase(s, tc);
+	return run_suite(s, CK_FORK_GETENV);
+}
