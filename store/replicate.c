@@ -76,6 +76,9 @@ static int side_open(struct side *x, mcrdt_store *s)
 			      &x->lockfd);
 	if (rc == 0)
 		rc = sync_git_open(&x->g, dir, s->replica, true);
+	/* Holding the sync lock, any ref lock file is a killed sync's. */
+	if (rc == 0)
+		rc = sync_git_clear_locks(x->g, NULL);
 	return rc;
 }
 

@@ -2539,3 +2539,53 @@ out:
 		*packs_out = np;
 	return rc;
 }
+
+/* ---- locks a killed sync left ---- */
+
+static int clear_locks_in(int fd, const char *path, unsigned depth, unsigned *n)
+{
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return err_sys(MCRDT_EIO, "cannot read %s", path);
+	}
+	int rc = 0;
+	struct dirent *e;
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		size_t len = strlen(e->d_name);
+		if (len > 5 && strcmp(e->d_name + len - 5, ".lock") == 0) {
+			if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+				(*n)++;
+			continue;
+		}
+		if (depth == 0)
+			continue;
+		int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub >= 0) {
+			char next[PATH_MAX];
+			snprintf(next, sizeof next, "%s/%s", path, e->d_name);
+			rc = clear_locks_in(sub, next, depth - 1, n);
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+int sync_git_clear_locks(sync_git *g, unsigned *removed_out)
+{
+	unsigned n = 0;
+	int fd = open(g->gitdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return err_sys(MCRDT_EIO, "cannot open %s", g->gitdir);
+	/* The top level (packed-refs.lock, HEAD.lock, config.lock) and refs/. */
+	int rc = clear_locks_in(fd, g->gitdir, 0, &n);
+	char refs[PATH_MAX];
+	snprintf(refs, sizeof refs, "%srefs", g->gitdir);
+	if (rc == 0 && (fd = open(refs, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
+		rc = clear_locks_in(fd, refs, 8, &n);
+	if (removed_out)
+		*removed_out = n;
+	return rc;
+}
