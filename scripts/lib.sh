@@ -6,7 +6,7 @@
 # real Maildir tools the interop tests run against ours, and python3, which
 # the command's tests read --json output with.
 MCRDT_BUILD_PKGS="build-essential cmake pkg-config libgit2-dev zlib1g-dev libxxhash-dev check"
-MCRDT_TEST_PKGS="dovecot-core mblaze python3"
+MCRDT_TEST_PKGS="dovecot-core mblaze python3 git"
 
 # Installs the missing packages among "$@" (as root), or prints the line
 # to run and fails (as anyone else).
