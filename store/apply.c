@@ -87,6 +87,7 @@ struct apply {
 	struct tracked *t;
 	size_t nt, capt;
 	struct hmap index;          /* hash of guid (probed) -> index in t */
+	struct hmap bases;          /* hashes of (folder, base) of new messages */
 	char **names_before;        /* visible mailboxes before */
 	size_t nbefore;
 	crdt_oplist local;          /* this replica's ops: merged copies */
@@ -275,6 +276,14 @@ static int merge_copies(struct apply *a, crdt_dot guid, const struct place *x)
 	mcrdt_store *s = a->s;
 	crdt_dot view;
 	if (crdt_model_find(s->m, x->folder, &view) != 0)
+		return 0;
+	/* The common case costs a lookup, not a walk of the mailbox: no file
+	 * of that name at the last scan, and no other new message of this
+	 * batch with it. */
+	uint64_t key = XXH3_64bits_withSeed(x->m.base, strlen(x->m.base), XXH3_64bits(x->folder, strlen(x->folder)));
+	bool twice = hmap_put_new(&a->bases, key == HMAP_EMPTY ? 0 : key, 1) == MCRDT_EEXISTS;
+	const struct md_scan_state *scanned = st_scan_state(s, x->folder);
+	if (!twice && scanned && scanned->valid && !st_listing_find(&scanned->last, x->m.base))
 		return 0;
 	struct owner_ctx o = { x->m.base, guid, { 0 }, false };
 	int rc = crdt_model_each(s->m, view, 1, UINT32_MAX, find_base, &o);
@@ -875,6 +884,7 @@ static void apply_free(struct apply *a)
 	}
 	free(a->t);
 	hmap_free(&a->index);
+	hmap_free(&a->bases);
 	crdt_strv_free(a->names_before, a->nbefore);
 	crdt_oplist_free(&a->local);
 }
@@ -903,6 +913,7 @@ int st_apply(mcrdt_store *s, sync_git *g, struct st_incoming *in, struct st_appl
 	memset(&a, 0, sizeof a);
 	a.s = s, a.g = g, a.in = in, a.st = st;
 	hmap_init(&a.index);
+	hmap_init(&a.bases);
 	qsort(in->bodies, in->nbodies, sizeof *in->bodies, cmp_body);
 	int rc = 0;
 	for (size_t i = 0; rc == 0 && i < in->ops.n; i++)

@@ -39,11 +39,19 @@ void st_scans_free(mcrdt_store *s)
 	s->nscans = s->capscans = 0;
 }
 
-static struct md_scan_state *scan_state(mcrdt_store *s, const char *mailbox)
+const struct md_scan_state *st_scan_state(const mcrdt_store *s, const char *mailbox)
 {
 	for (size_t i = 0; i < s->nscans; i++)
 		if (strcmp(s->scans[i].mailbox, mailbox) == 0)
 			return &s->scans[i].st;
+	return NULL;
+}
+
+static struct md_scan_state *scan_state(mcrdt_store *s, const char *mailbox)
+{
+	const struct md_scan_state *known = st_scan_state(s, mailbox);
+	if (known)
+		return (struct md_scan_state *)known;
 	if (GROW(s->scans, s->capscans, s->nscans + 1))
 		return NULL;
 	struct st_scan *e = &s->scans[s->nscans];
