@@ -3,14 +3,19 @@
  *
  * Objects are written by our own pack writer: every object of a publish
  * (or of a repack) goes, zlib-deflated at Z_BEST_SPEED and without
- * deltas, into one pack stream that libgit2's indexer turns into a
- * .pack/.idx pair. libgit2's packbuilder would search for deltas (costly
- * for thousands of message bodies), and its treebuilder and odb writes
- * make loose objects, so trees and commits are formatted here as well.
+ * deltas, into one .pack, and the .idx is written alongside (the ids,
+ * offsets and CRCs are known here, so libgit2's indexer pass that would
+ * inflate and hash everything again is not needed). A publish hashes and
+ * deflates its bodies on worker threads. libgit2's packbuilder would
+ * search for deltas (costly for thousands of message bodies), and its
+ * treebuilder and odb writes make loose objects, so trees and commits are
+ * formatted here as well; `git fsck --strict` checks the result in the
+ * tests.
  *
- * A fetch from a repository on this machine copies the remote's packs
- * (checked against their trailers) instead of going through libgit2's
- * local transport, which rebuilds a pack with delta search.
+ * A fetch from, or a push to, a repository on this machine copies packs
+ * (checked against their checksums) instead of going through libgit2's
+ * local transport, which rebuilds a pack with delta search; every other
+ * url goes through libgit2's transports.
  */
 #include "sync/git.h"
 

@@ -142,8 +142,11 @@ int sync_git_fetch(sync_git *g, const struct sync_git_remote *r, struct sync_git
  * ref of this replica itself is not an ancestor of (or equal to) the local
  * one: the remote holds ops of ours we lost (a replica restored from an
  * old backup must be re-created with a new id), and when a staged ref does
- * not extend the local ref of its replica. A non-zero return from fn stops
- * the walk and is returned.
+ * not extend the local ref of its replica (the two have diverged: neither
+ * contains the other; a staged ref behind the local one is no error, the
+ * local one is read). A record of a newer format is MCRDT_EVERSION (naming
+ * replica and commit) rather than MCRDT_ECORRUPT. A non-zero return from
+ * fn stops the walk and is returned.
  */
 typedef int (*sync_git_op_fn)(void *ctx, const crdt_op *op, const sync_oid *body);
 int sync_git_read_new(sync_git *g, const crdt_vv *known, sync_git_op_fn fn, void *ctx,
