@@ -63,6 +63,8 @@ static int cmp_body(const void *a, const void *b)
 static const sync_oid *body_of(const struct st_incoming *in, crdt_dot guid)
 {
 	struct st_body key = { guid, { { 0 } } };
+	if (!in || !in->nbodies)
+		return NULL;
 	const struct st_body *b = bsearch(&key, in->bodies, in->nbodies, sizeof key, cmp_body);
 	return b ? &b->oid : NULL;
 }
@@ -914,7 +916,8 @@ int st_apply(mcrdt_store *s, sync_git *g, struct st_incoming *in, struct st_appl
 	a.s = s, a.g = g, a.in = in, a.st = st;
 	hmap_init(&a.index);
 	hmap_init(&a.bases);
-	qsort(in->bodies, in->nbodies, sizeof *in->bodies, cmp_body);
+	if (in->nbodies)
+		qsort(in->bodies, in->nbodies, sizeof *in->bodies, cmp_body);
 	int rc = 0;
 	for (size_t i = 0; rc == 0 && i < in->ops.n; i++)
 		rc = check_op(&in->ops.ops[i]);

@@ -177,7 +177,7 @@ static int cmp_entry_base(const void *key, const void *elem)
 
 struct md_entry *st_listing_find(const struct md_listing *l, const char *base)
 {
-	return bsearch(base, l->e, l->n, sizeof *l->e, cmp_entry_base);
+	return l->n ? bsearch(base, l->e, l->n, sizeof *l->e, cmp_entry_base) : NULL;
 }
 
 int st_locate(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,

@@ -1602,7 +1602,7 @@ static int copy_objects(struct xfer *x, bool fetch, const char *srcdir, git_odb 
 			git_oid id;
 			if (strlen(e->d_name) != GIT_OID_HEXSZ - 2)
 				continue;
-			snprintf(hx, sizeof hx, "%02x%s", k, e->d_name);
+			snprintf(hx, sizeof hx, "%02x%.38s", k, e->d_name);
 			if (git_oid_fromstr(&id, hx) < 0 || git_odb_exists(dst, &id))
 				continue;
 			git_odb_object *o;

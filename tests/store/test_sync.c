@@ -612,7 +612,7 @@ static void fx_open(struct fx *f, size_t n)
 	f->top = tmp_dir();
 	f->n = n;
 	for (size_t i = 0; i < n; i++) {
-		char name[8];
+		char name[32];
 		snprintf(name, sizeof name, "r%zu", i);
 		f->dirs[i] = path_join(f->top, name);
 		f->s[i] = open_named(f->dirs[i], name);
