@@ -110,6 +110,8 @@ int md_deliver(md *md, const char *mailbox, const void *data, size_t len,
  * synced once at its end (commit or abort), not once per file. Folder
  * renames and deletes are refused while a batch is open. */
 int md_batch_begin(md *md);
+/* Folders one batch's deliveries may go to (MCRDT_ERANGE past it). */
+#define MD_BATCH_FOLDERS 8
 int md_batch_commit(md *md);
 /* Drops the batch's undelivered files from tmp/ and syncs the directories
  * its flag renames and removals changed. */

@@ -15,7 +15,7 @@ struct md_folder {
 	bool unsynced_new, unsynced_cur; /* changed in a batch, synced at its end */
 };
 
-#define MD_FOLDER_CACHE 8
+#define MD_FOLDER_CACHE MD_BATCH_FOLDERS
 
 struct md_pending {     /* a batch delivery waiting for its commit */
 	struct md_folder *f;/* cache slot; pinned while a batch runs */

@@ -93,6 +93,7 @@ struct apply {
 	char **names_before;        /* visible mailboxes before */
 	size_t nbefore;
 	crdt_oplist local;          /* this replica's ops: merged copies */
+	struct st_kwcache kwc;
 };
 
 static void place_free(struct place *p)
@@ -106,17 +107,8 @@ static void place_free(struct place *p)
 static int capture(mcrdt_store *s, crdt_dot guid, struct place *p)
 {
 	place_free(p);
-	struct crdt_msginfo info;
-	int rc = crdt_model_message(s->m, guid, &info);
-	if (rc == MCRDT_ENOTFOUND)
-		return 0;
-	if (rc)
-		return rc;
-	struct crdt_msgview mv = { info.uid, guid, 0, info.flags, info.nflags, info.meta, info.meta_len };
-	if ((rc = st_msg_fill(&p->m, &mv)) == 0 && !(p->folder = strdup(info.mailbox)))
-		rc = err_set(MCRDT_ENOMEM, "out of memory");
-	crdt_msginfo_free(&info);
-	return rc;
+	int rc = st_msg_get(s, guid, &p->m, &p->folder);
+	return rc == MCRDT_ENOTFOUND ? 0 : rc;
 }
 
 /* Starts following guid, noting where it is now. */
@@ -139,16 +131,18 @@ static int track(struct apply *a, crdt_dot guid)
 	return capture(a->s, guid, &t->before);
 }
 
+struct guid_list {
+	crdt_dot *v;
+	size_t n, cap;
+};
+
 static int track_view(void *ctx, const struct crdt_msgview *v)
 {
-	crdt_dot *g;
-	struct { crdt_dot *v; size_t n, cap; } *list = ctx;
+	struct guid_list *list = ctx;
 	int rc = GROW(list->v, list->cap, list->n + 1);
-	if (rc)
-		return rc;
-	g = &list->v[list->n++];
-	*g = v->guid;
-	return 0;
+	if (rc == 0)
+		list->v[list->n++] = v->guid;
+	return rc;
 }
 
 /* The messages an op may put somewhere else on disk. */
@@ -169,7 +163,7 @@ static int track_op(struct apply *a, const crdt_op *op)
 		return track(a, op->msg);
 	case CRDT_OP_MBOX_RENAME:
 	case CRDT_OP_MBOX_DELETE: {
-		struct { crdt_dot *v; size_t n, cap; } list = { NULL, 0, 0 };
+		struct guid_list list = { NULL, 0, 0 };
 		int rc = crdt_model_each(a->s->m, op->mbox, 1, UINT32_MAX, track_view, &list);
 		if (rc == MCRDT_ENOTFOUND)
 			rc = 0; /* a mailbox this replica has not seen yet */
@@ -221,30 +215,14 @@ static int check_op(const crdt_op *op)
 /* The content id of a local message's file. */
 static int local_oid(struct apply *a, const char *folder, const struct st_msg *x, sync_oid *out)
 {
-	mcrdt_store *s = a->s;
-	struct md_keywords kw = { { 0 } };
-	char *file = NULL;
-	bool in_new;
-	int fd = -1, rc = md_keywords_load(s->md, folder, &kw);
-	if (rc == 0)
-		rc = st_locate(s, folder, &kw, x, &file, &in_new);
-	if (rc == 0)
-		rc = md_open_message(s->md, folder, file, in_new, &fd);
-	struct stat st;
-	uint8_t *p = NULL;
-	if (rc == 0 && fstat(fd, &st) != 0)
-		rc = err_sys(MCRDT_EIO, "cannot stat %s", file);
-	if (rc == 0 && !(p = malloc((size_t)st.st_size + 1)))
-		rc = err_set(MCRDT_ENOMEM, "out of memory");
-	if (rc == 0 && read_all(fd, p, (size_t)st.st_size) != 0)
-		rc = err_sys(MCRDT_EIO, "cannot read %s", file);
-	if (rc == 0)
-		rc = sync_git_hash(p, (size_t)st.st_size, out);
-	if (fd >= 0)
-		close(fd);
-	free(p);
-	free(file);
-	md_keywords_free(&kw);
+	struct md_keywords *kw = st_kwcache_get(a->s, &a->kwc, folder);
+	uint8_t *data;
+	size_t len;
+	int rc = kw ? st_read_body(a->s, folder, kw, x, &data, &len, NULL, NULL) : MCRDT_EIO;
+	if (rc == 0) {
+		rc = sync_git_hash(data, len, out);
+		free(data);
+	}
 	return rc;
 }
 
@@ -365,24 +343,7 @@ static void plan_free(struct plan *p)
 static int copy_msg(struct st_msg *dst, const struct st_msg *src)
 {
 	*dst = *src;
-	dst->kw = NULL;
-	dst->nkw = 0;
-	if (!src->nkw)
-		return 0;
-	size_t bytes = 0;
-	for (size_t i = 0; i < src->nkw; i++)
-		bytes += strlen(src->kw[i]) + 1;
-	if (!(dst->kw = malloc(src->nkw * sizeof *dst->kw + bytes)))
-		return err_set(MCRDT_ENOMEM, "out of memory");
-	char *p = (char *)(dst->kw + src->nkw);
-	for (size_t i = 0; i < src->nkw; i++) {
-		size_t len = strlen(src->kw[i]) + 1;
-		memcpy(p, src->kw[i], len);
-		dst->kw[i] = p;
-		p += len;
-	}
-	dst->nkw = src->nkw;
-	return 0;
+	return st_msg_set_kw(dst, (const char *const *)src->kw, src->nkw);
 }
 
 static int plan_add(struct plan *p, enum pl_kind kind, const char *from, const char *to, const struct st_msg *was,
@@ -453,15 +414,12 @@ static int plan_deliver(struct apply *a, struct plan *p, const struct side *x)
 	if (!oid)
 		return err_set(MCRDT_ECORRUPT, "message %016" PRIx64 ".%" PRIu64 " (%s in '%s') came without its body",
 			       x->guid.replica, x->guid.counter, x->m->base, x->folder);
-	struct sync_git_blob blob;
-	int rc = sync_git_blob_read(a->g, oid, &blob);
-	if (rc)
-		return rc;
-	if (blob.len != x->m->size)
+	uint64_t size;
+	int rc = sync_git_blob_size(a->g, oid, &size);
+	if (rc == 0 && size != x->m->size)
 		rc = err_set(MCRDT_ECORRUPT,
-			     "message %016" PRIx64 ".%" PRIu64 " (%s): its body has %zu bytes, its op says %" PRIu64,
-			     x->guid.replica, x->guid.counter, x->m->base, blob.len, x->m->size);
-	sync_git_blob_free(&blob);
+			     "message %016" PRIx64 ".%" PRIu64 " (%s): its body has %" PRIu64 " bytes, its op says %" PRIu64,
+			     x->guid.replica, x->guid.counter, x->m->base, size, x->m->size);
 	return rc ? rc : plan_add(p, PL_DELIVER, NULL, x->folder, NULL, x->m, oid);
 }
 
@@ -576,23 +534,15 @@ static void get_msg(struct vreader *r, struct st_msg *x)
 	x->sys = (unsigned)vread_max(r, 0xff, "journal flags");
 	size_t nkw = (size_t)vread_max(r, CRDT_FLAGS_MAX, "journal keywords");
 	char *names[CRDT_FLAGS_MAX];
-	size_t bytes = 0, got = 0;
+	size_t got = 0;
 	for (size_t i = 0; i < nkw && !r->err; i++) {
 		uint64_t len = vread_max(r, CRDT_FLAG_MAX, "journal keyword");
 		const uint8_t *q = vread_bytes(r, len, "journal keyword");
 		if (q && (names[got] = strndup((const char *)q, len)) != NULL)
-			bytes += len + 1, got++;
+			got++;
 	}
-	if (got && !r->err && (x->kw = malloc(got * sizeof *x->kw + bytes))) {
-		char *o = (char *)(x->kw + got);
-		for (size_t i = 0; i < got; i++) {
-			size_t len = strlen(names[i]) + 1;
-			memcpy(o, names[i], len);
-			x->kw[i] = o;
-			o += len;
-		}
-		x->nkw = got;
-	}
+	if (!r->err && st_msg_set_kw(x, (const char *const *)names, got) != 0)
+		r->err = MCRDT_ENOMEM;
 	for (size_t i = 0; i < got; i++)
 		free(names[i]);
 	x->size = vread(r);
@@ -716,35 +666,6 @@ static int letters_in(mcrdt_store *s, const char *folder, struct md_keywords *kw
 	return rc ? rc : st_letters(kw, x->sys, x->kw, x->nkw, out);
 }
 
-/* Keywords of the folders a plan touches, loaded once each. */
-struct kwcache {
-	char *folder[8];
-	struct md_keywords kw[8];
-	unsigned next;
-};
-
-static struct md_keywords *kw_of(mcrdt_store *s, struct kwcache *c, const char *folder)
-{
-	for (size_t i = 0; i < 8; i++)
-		if (c->folder[i] && strcmp(c->folder[i], folder) == 0)
-			return &c->kw[i];
-	unsigned i = c->next++ % 8;
-	free(c->folder[i]);
-	md_keywords_free(&c->kw[i]);
-	c->folder[i] = NULL;
-	if (md_keywords_load(s->md, folder, &c->kw[i]) != 0 || !(c->folder[i] = strdup(folder)))
-		return NULL;
-	return &c->kw[i];
-}
-
-static void kwcache_free(struct kwcache *c)
-{
-	for (size_t i = 0; i < 8; i++) {
-		free(c->folder[i]);
-		md_keywords_free(&c->kw[i]);
-	}
-}
-
 static int deliver(struct apply *a, const struct pl *e, struct md_keywords *kw)
 {
 	mcrdt_store *s = a->s;
@@ -768,15 +689,15 @@ static int deliver(struct apply *a, const struct pl *e, struct md_keywords *kw)
 	return rc;
 }
 
-static int step(struct apply *a, const struct pl *e, struct kwcache *kc, bool recovering)
+static int step(struct apply *a, const struct pl *e, bool recovering)
 {
 	mcrdt_store *s = a->s;
 	if (e->kind == PL_MKDIR) {
 		int rc = md_folder_create(s->md, e->to);
 		return rc == MCRDT_EEXISTS ? 0 : rc;
 	}
-	struct md_keywords *from = e->from ? kw_of(s, kc, e->from) : NULL;
-	struct md_keywords *to = e->to ? kw_of(s, kc, e->to) : NULL;
+	struct md_keywords *from = e->from ? st_kwcache_get(s, &a->kwc, e->from) : NULL;
+	struct md_keywords *to = e->to ? st_kwcache_get(s, &a->kwc, e->to) : NULL;
 	if ((e->from && !from) || (e->to && !to))
 		return err_set(MCRDT_EIO, "cannot read the keywords of '%s': %s", e->from ? e->from : e->to,
 			       mcrdt_error_last());
@@ -836,14 +757,15 @@ static int rmdir_step(mcrdt_store *s, const char *folder)
 static int execute(struct apply *a, const struct plan *p, bool recovering)
 {
 	mcrdt_store *s = a->s;
-	struct kwcache kc = { { 0 }, { { { 0 } } }, 0 };
 	int rc = 0;
 	for (size_t i = 0; rc == 0 && i < p->n; i++)
 		if (p->v[i].kind == PL_MKDIR)
-			rc = step(a, &p->v[i], &kc, recovering);
+			rc = step(a, &p->v[i], recovering);
 	/* Files in batches: one data sync per batch, one sync per directory.
-	 * A batch's deliveries may reach at most a few folders. */
-	const char *open_folders[6];
+	 * A batch's deliveries may reach MD_BATCH_FOLDERS folders; one slot
+	 * stays for the folders moves and removals read from. */
+	enum { BATCH_TO = MD_BATCH_FOLDERS - 1 };
+	const char *open_folders[BATCH_TO];
 	size_t nopen = 0;
 	bool in = false;
 	for (size_t i = 0; rc == 0 && i < p->n; i++) {
@@ -853,7 +775,7 @@ static int execute(struct apply *a, const struct plan *p, bool recovering)
 		bool known = false;
 		for (size_t k = 0; k < nopen && !known; k++)
 			known = e->to && strcmp(open_folders[k], e->to) == 0;
-		if (in && e->to && !known && nopen == 6) {
+		if (in && e->to && !known && nopen == BATCH_TO) {
 			rc = st_files_end(s, 0);
 			in = false;
 		}
@@ -862,17 +784,16 @@ static int execute(struct apply *a, const struct plan *p, bool recovering)
 			in = rc == 0;
 			nopen = 0;
 		}
-		if (rc == 0 && e->to && !known && nopen < 6)
+		if (rc == 0 && e->to && !known && nopen < BATCH_TO)
 			open_folders[nopen++] = e->to;
 		if (rc == 0)
-			rc = step(a, e, &kc, recovering);
+			rc = step(a, e, recovering);
 	}
 	if (in)
 		rc = st_files_end(s, rc);
 	for (size_t i = 0; rc == 0 && i < p->n; i++)
 		if (p->v[i].kind == PL_RMDIR)
 			rc = rmdir_step(s, p->v[i].from);
-	kwcache_free(&kc);
 	return rc;
 }
 
@@ -889,6 +810,7 @@ static void apply_free(struct apply *a)
 	hmap_free(&a->bases);
 	crdt_strv_free(a->names_before, a->nbefore);
 	crdt_oplist_free(&a->local);
+	st_kwcache_free(&a->kwc);
 }
 
 static int visible_names(mcrdt_store *s, char ***out, size_t *n)
@@ -1034,6 +956,7 @@ int st_journal_recover(mcrdt_store *s)
 		a.s = s, a.g = g;
 		if ((rc = execute(&a, &p, true)) == 0)
 			journal_remove(s);
+		st_kwcache_free(&a.kwc);
 		sync_git_close(g);
 	}
 	plan_free(&p);

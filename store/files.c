@@ -18,6 +18,7 @@
 #include "common/varint.h"
 #include "store/imap.h"
 #include "store/meta.h"
+#include "sync/io.h"
 
 /* ---- messages copied out of the model ---- */
 
@@ -42,43 +43,67 @@ struct collect_ctx {
 	size_t n, cap;
 };
 
+int st_msg_set_kw(struct st_msg *x, const char *const *names, size_t n)
+{
+	x->kw = NULL;
+	x->nkw = 0;
+	if (!n)
+		return 0;
+	size_t bytes = 0;
+	for (size_t i = 0; i < n; i++)
+		bytes += strlen(names[i]) + 1;
+	/* One block: the pointers, then the strings. */
+	if (!(x->kw = malloc(n * sizeof *x->kw + bytes)))
+		return err_set(MCRDT_ENOMEM, "out of memory");
+	char *p = (char *)(x->kw + n);
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(names[i]) + 1;
+		memcpy(p, names[i], len);
+		x->kw[i] = p;
+		p += len;
+	}
+	x->nkw = n;
+	return 0;
+}
+
 int st_msg_fill(struct st_msg *x, const struct crdt_msgview *mv)
 {
 	memset(x, 0, sizeof *x);
 	x->uid = mv->uid;
 	x->guid = mv->guid;
 	x->modseq = mv->modseq;
-	size_t bytes = 0, nkw = 0;
+	const char *kw[CRDT_FLAGS_MAX];
+	size_t nkw = 0;
 	for (size_t i = 0; i < mv->nflags; i++) {
 		unsigned bit = sys_of(mv->flags[i]);
 		x->sys |= bit;
-		if (!bit) {
-			bytes += strlen(mv->flags[i]) + 1;
-			nkw++;
-		}
+		if (!bit && nkw < CRDT_FLAGS_MAX)
+			kw[nkw++] = mv->flags[i];
 	}
-	if (nkw) {
-		/* One block: the pointers, then the strings. */
-		if (!(x->kw = malloc(nkw * sizeof *x->kw + bytes)))
-			return err_set(MCRDT_ENOMEM, "out of memory");
-		char *p = (char *)(x->kw + nkw);
-		for (size_t i = 0; i < mv->nflags; i++) {
-			if (sys_of(mv->flags[i]))
-				continue;
-			size_t len = strlen(mv->flags[i]) + 1;
-			memcpy(p, mv->flags[i], len);
-			x->kw[x->nkw++] = p;
-			p += len;
-		}
-	}
+	int rc = st_msg_set_kw(x, kw, nkw);
 	struct store_meta meta;
-	if (store_meta_decode(mv->meta, mv->meta_len, &meta) == 0) {
+	if (rc == 0 && store_meta_decode(mv->meta, mv->meta_len, &meta) == 0) {
 		memcpy(x->base, meta.base, meta.base_len);
 		x->base[meta.base_len] = '\0';
 		x->size = meta.size;
 		x->date = meta.internaldate;
 	}
-	return 0;
+	return rc;
+}
+
+int st_msg_get(mcrdt_store *s, crdt_dot guid, struct st_msg *x, char **mailbox)
+{
+	struct crdt_msginfo info;
+	int rc = crdt_model_message(s->m, guid, &info);
+	if (rc)
+		return rc;
+	struct crdt_msgview mv = { info.uid, guid, 0, info.flags, info.nflags, info.meta, info.meta_len };
+	if ((rc = st_msg_fill(x, &mv)) == 0 && !(*mailbox = strdup(info.mailbox))) {
+		free(x->kw);
+		rc = err_set(MCRDT_ENOMEM, "out of memory");
+	}
+	crdt_msginfo_free(&info);
+	return rc;
 }
 
 static int collect_one(void *ctx, const struct crdt_msgview *mv)
@@ -216,42 +241,76 @@ int st_locate(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw,
 	return rc;
 }
 
-/* Reads x's file whole; *file and *in_new say where it was. */
-static int read_body(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
-		     uint8_t **data, size_t *len, char **file, bool *in_new)
+int st_open_body(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
+		 int *fd, char **file, bool *in_new)
 {
-	int fd, rc = st_locate(s, mailbox, kw, x, file, in_new);
+	char *name = NULL;
+	bool is_new = false;
+	int rc = st_locate(s, mailbox, kw, x, &name, &is_new);
+	if (rc == 0)
+		rc = md_open_message(s->md, mailbox, name, is_new, fd);
+	if (rc == 0 && file) {
+		*file = name;
+		*in_new = is_new;
+		return 0;
+	}
+	free(name);
+	return rc;
+}
+
+int st_read_body(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
+		 uint8_t **data, size_t *len, char **file, bool *in_new)
+{
+	int fd, rc = st_open_body(s, mailbox, kw, x, &fd, file, in_new);
 	if (rc)
 		return rc;
-	if ((rc = md_open_message(s->md, mailbox, *file, *in_new, &fd))) {
-		free(*file);
-		return rc;
-	}
 	struct stat st;
 	uint8_t *p = NULL;
-	size_t got = 0;
 	if (fstat(fd, &st) != 0)
 		rc = err_sys(MCRDT_EIO, "cannot stat message %s", x->base);
 	else if (!(p = malloc((size_t)st.st_size + 1)))
 		rc = err_set(MCRDT_ENOMEM, "out of memory reading message %s", x->base);
-	while (rc == 0 && got < (size_t)st.st_size) {
-		ssize_t r = read(fd, p + got, (size_t)st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			rc = err_sys(MCRDT_EIO, "cannot read message %s", x->base);
-		else
-			got += (size_t)r;
-	}
+	else if (read_all(fd, p, (size_t)st.st_size) != 0)
+		rc = err_sys(MCRDT_EIO, "cannot read message %s", x->base);
 	close(fd);
 	if (rc) {
 		free(p);
-		free(*file);
+		if (file)
+			free(*file);
 		return rc;
 	}
 	*data = p;
-	*len = got;
+	*len = (size_t)st.st_size;
 	return 0;
+}
+
+/* ---- keyword letters of the folders one call touches ---- */
+
+struct md_keywords *st_kwcache_get(mcrdt_store *s, struct st_kwcache *c, const char *folder)
+{
+	for (size_t i = 0; i < ST_KWCACHE; i++)
+		if (c->folder[i] && strcmp(c->folder[i], folder) == 0)
+			return &c->kw[i];
+	unsigned i = c->next++ % ST_KWCACHE;
+	free(c->folder[i]);
+	md_keywords_free(&c->kw[i]);
+	c->folder[i] = NULL;
+	if (md_keywords_load(s->md, folder, &c->kw[i]) != 0)
+		return NULL;
+	if (!(c->folder[i] = strdup(folder))) {
+		err_set(MCRDT_ENOMEM, "out of memory");
+		return NULL;
+	}
+	return &c->kw[i];
+}
+
+void st_kwcache_free(struct st_kwcache *c)
+{
+	for (size_t i = 0; i < ST_KWCACHE; i++) {
+		free(c->folder[i]);
+		md_keywords_free(&c->kw[i]);
+	}
+	memset(c, 0, sizeof *c);
 }
 
 int st_make_meta(const char *file, uint64_t size, int64_t date, struct vbuf *out)
@@ -296,7 +355,7 @@ int st_transfer(mcrdt_store *s, const char *srcname, const struct st_msg *msgs, 
 			uint8_t *data;
 			size_t len;
 			char letters[MD_FLAGS_MAX + 1];
-			if ((rc = read_body(s, srcname, &skw, &msgs[i], &data, &len, &sources[i], &src_new[i])))
+			if ((rc = st_read_body(s, srcname, &skw, &msgs[i], &data, &len, &sources[i], &src_new[i])))
 				break;
 			if ((rc = st_kw_assign(s, dstname, &dkw, msgs[i].kw, msgs[i].nkw)) == 0)
 				rc = st_letters(&dkw, msgs[i].sys, msgs[i].kw, msgs[i].nkw, letters);

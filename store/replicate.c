@@ -114,29 +114,28 @@ static int collect_own(void *ctx, const crdt_op *op, uint64_t index)
 	return rc;
 }
 
+struct body_ctx {
+	mcrdt_store *s;
+	struct st_kwcache kwc;
+};
+
 /* The file of the message op created, for its body (-1: gone). */
 static int body_fd(void *ctx, const crdt_op *op, int *fd_out)
 {
-	mcrdt_store *s = ctx;
-	*fd_out = -1;
-	struct crdt_msginfo info;
-	if (crdt_model_message(s->m, op->id, &info) != 0)
-		return 0;
-	struct crdt_msgview mv = { info.uid, op->id, 0, info.flags, info.nflags, info.meta, info.meta_len };
+	struct body_ctx *c = ctx;
 	struct st_msg x;
-	struct md_keywords kw = { { 0 } };
-	char *file = NULL;
-	bool in_new;
-	int rc = st_msg_fill(&x, &mv);
-	if (rc == 0 && (rc = md_keywords_load(s->md, info.mailbox, &kw)) == 0 &&
-	    st_locate(s, info.mailbox, &kw, &x, &file, &in_new) == 0) {
-		if (md_open_message(s->md, info.mailbox, file, in_new, fd_out) != 0)
-			*fd_out = -1; /* gone since: a scan turns that into an expunge */
-	}
-	free(file);
+	char *mailbox;
+	*fd_out = -1;
+	int rc = st_msg_get(c->s, op->id, &x, &mailbox);
+	if (rc)
+		return rc == MCRDT_ENOTFOUND ? 0 : rc; /* expunged since: no body to give */
+	struct md_keywords *kw = st_kwcache_get(c->s, &c->kwc, mailbox);
+	if (!kw)
+		rc = MCRDT_EIO;
+	if (kw && st_open_body(c->s, mailbox, kw, &x, fd_out, NULL, NULL) != 0)
+		*fd_out = -1; /* the file is gone: the next scan makes that an expunge */
 	free(x.kw);
-	md_keywords_free(&kw);
-	crdt_msginfo_free(&info);
+	free(mailbox);
 	return rc;
 }
 
@@ -152,8 +151,10 @@ static int publish(struct side *x)
 		from = 0; /* a hint from another log: read it all */
 	struct own_ctx c = { s->replica, counter, CRDT_OPLIST_INIT };
 	rc = sync_log_replay(s->log, from, collect_own, &c);
+	struct body_ctx bc = { s, { { NULL }, { { { NULL } } }, 0 } };
 	if (rc == 0 && c.ops.n)
-		rc = sync_git_publish(x->g, c.ops.ops, c.ops.n, sync_log_next(s->log), body_fd, s, &x->gst);
+		rc = sync_git_publish(x->g, c.ops.ops, c.ops.n, sync_log_next(s->log), body_fd, &bc, &x->gst);
+	st_kwcache_free(&bc.kwc);
 	crdt_oplist_free(&c.ops);
 	return rc;
 }
@@ -180,10 +181,6 @@ static int prepare(struct run *r, struct side *x, bool scan)
 	fold(r, x, &before);
 	return st_end(x->s, rc);
 }
-
-struct read_ctx {
-	struct st_incoming *in;
-};
 
 static int take_op(void *ctx, const crdt_op *op, const sync_oid *body)
 {

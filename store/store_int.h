@@ -139,6 +139,11 @@ void st_msgs_free(struct st_msg *v, size_t n);
 /* Copies a message out of the model into *x (x->kw malloc'd). A meta that
  * does not decode leaves base empty. */
 int st_msg_fill(struct st_msg *x, const struct crdt_msgview *mv);
+/* Live message guid copied out (*mailbox, its view's name, malloc'd):
+ * MCRDT_ENOTFOUND when it is not live. */
+int st_msg_get(mcrdt_store *s, crdt_dot guid, struct st_msg *x, char **mailbox);
+/* Sets x's keywords to copies of names (one malloc'd block in x->kw). */
+int st_msg_set_kw(struct st_msg *x, const char *const *names, size_t n);
 /* The shown messages of view mbox with UIDs in set (NULL: all), ascending. */
 int st_collect(mcrdt_store *s, crdt_dot mbox, const void *set, struct st_msg **out, size_t *n);
 /* Whether x has keyword kw (IMAP keywords are case-insensitive). */
@@ -157,6 +162,24 @@ struct md_entry *st_listing_find(const struct md_listing *l, const char *base);
 /* Finds a message's file in its folder: *file (caller frees), *in_new. */
 int st_locate(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
 	      char **file, bool *in_new);
+/* Opens x's file for reading: *fd; *file (caller frees) and *in_new say
+ * where it was, when file is not NULL. */
+int st_open_body(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
+		 int *fd, char **file, bool *in_new);
+/* Reads x's file whole into *data (malloc'd), as st_open_body. */
+int st_read_body(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
+		 uint8_t **data, size_t *len, char **file, bool *in_new);
+/* The keyword letters of the folders one call touches, each read once
+ * (a few at a time). Zero-initialise; st_kwcache_get gives NULL with the
+ * error set when the folder's cannot be read. */
+#define ST_KWCACHE 8
+struct st_kwcache {
+	char *folder[ST_KWCACHE];
+	struct md_keywords kw[ST_KWCACHE];
+	unsigned next;
+};
+struct md_keywords *st_kwcache_get(mcrdt_store *s, struct st_kwcache *c, const char *folder);
+void st_kwcache_free(struct st_kwcache *c);
 /* The meta bytes of a message whose file is called file. */
 struct vbuf;
 int st_make_meta(const char *file, uint64_t size, int64_t date, struct vbuf *out);

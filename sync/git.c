@@ -2306,6 +2306,25 @@ int sync_git_blob_read(sync_git *g, const sync_oid *id, struct sync_git_blob *ou
 	return 0;
 }
 
+int sync_git_blob_size(sync_git *g, const sync_oid *id, uint64_t *size)
+{
+	git_oid oid;
+	git_object_t type;
+	size_t len;
+	char hx[GIT_OID_HEXSZ + 1];
+	memcpy(oid.id, id->id, 20);
+	int rc = git_odb_read_header(&len, &type, g->odb, &oid);
+	if (rc == GIT_ENOTFOUND)
+		return err_set(MCRDT_ENOTFOUND, "blob %s is not in %s", oid_str(&oid, hx), g->gitdir);
+	if (rc < 0)
+		return git_fail(MCRDT_ECORRUPT, "reading blob %s in %s", oid_str(&oid, hx), g->gitdir);
+	if (type != GIT_OBJECT_BLOB)
+		return err_set(MCRDT_ECORRUPT, "object %s is a %s, not a blob", oid_str(&oid, hx),
+			       git_object_type2string(type));
+	*size = len;
+	return 0;
+}
+
 void sync_git_blob_free(struct sync_git_blob *b)
 {
 	if (b && b->handle)

@@ -175,6 +175,9 @@ struct sync_git_blob {
  * not a blob or fails its hash. */
 int sync_git_blob_read(sync_git *g, const sync_oid *id, struct sync_git_blob *out);
 void sync_git_blob_free(struct sync_git_blob *b);
+/* A blob's size from its header, without inflating it (the same errors;
+ * the bytes are checked against the id when sync_git_blob_read reads them). */
+int sync_git_blob_size(sync_git *g, const sync_oid *id, uint64_t *size);
 /* The blob id bytes would have (content identity across replicas). */
 int sync_git_hash(const void *data, size_t len, sync_oid *out);
 
