@@ -36,6 +36,8 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
+#define BENCH_NAME "bench_store"
+#include "bench/harness.h"
 #include "mcrdt/mcrdt.h"
 
 #define ROUNDS 3
@@ -46,57 +48,16 @@
 
 static char g_root[4096]; /* the mkdtemp directory, removed at exit */
 
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("bench_store: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	exit(1);
-}
-
-/* An API call that must succeed. */
-#define CK(call)                                                                                 \
-	do {                                                                                     \
-		int ck_rc_ = (call);                                                             \
-		if (ck_rc_ != 0)                                                                 \
-			fail("%s:%d: %s returned %d (%s): %s", __FILE__, __LINE__, #call, ck_rc_, \
-			     mcrdt_strerror(ck_rc_), mcrdt_error_last());                        \
-	} while (0)
-
-static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if ((type == FTW_DP ? rmdir(path) : unlink(path)) != 0)
-		fprintf(stderr, "bench_store: cannot remove %s: %s\n", path, strerror(errno));
-	return 0;
-}
-
 static void cleanup(void)
 {
 	if (g_root[0])
-		nftw(g_root, rm_one, 64, FTW_DEPTH | FTW_PHYS);
+		rm_tree(g_root);
 }
 
 static void path_in(char *out, size_t cap, const char *name)
 {
 	if ((size_t)snprintf(out, cap, "%s/%s", g_root, name) >= cap)
 		fail("path too long");
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof *v, cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static uint64_t rng = 0x9e3779b97f4a7c15u;

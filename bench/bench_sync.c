@@ -37,6 +37,8 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
+#define BENCH_NAME "bench_sync"
+#include "bench/harness.h"
 #include "mcrdt/mcrdt.h"
 
 #define ROUNDS 3
@@ -45,39 +47,6 @@
 #define DV_UID 65534 /* doveadm runs as this user when we are root (Dovecot refuses root) */
 
 static char g_root[4096];
-
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("bench_sync: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	exit(1);
-}
-
-#define CK(call)                                                                                 \
-	do {                                                                                     \
-		int ck_rc_ = (call);                                                             \
-		if (ck_rc_ != 0)                                                                 \
-			fail("%s:%d: %s returned %d (%s): %s", __FILE__, __LINE__, #call, ck_rc_, \
-			     mcrdt_strerror(ck_rc_), mcrdt_error_last());                        \
-	} while (0)
-
-static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if ((type == FTW_DP ? rmdir(path) : unlink(path)) != 0)
-		fprintf(stderr, "bench_sync: cannot remove %s: %s\n", path, strerror(errno));
-	return 0;
-}
-
-static void rm_tree(const char *dir)
-{
-	nftw(dir, rm_one, 64, FTW_DEPTH | FTW_PHYS);
-}
 
 static bool g_ok;
 static void cleanup(void)
@@ -100,20 +69,6 @@ static void path_in(char *out, size_t cap, const char *fmt, ...)
 	va_end(ap);
 	if ((size_t)snprintf(out, cap, "%s/%s", g_root, name) >= cap)
 		fail("path too long");
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(const double *in, int n)
-{
-	double v[16];
-	memcpy(v, in, (size_t)n * sizeof *v);
-	qsort(v, (size_t)n, sizeof *v, cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static uint64_t rng = 0x2545f4914f6cdd1du;

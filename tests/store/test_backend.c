@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include "tests/check_run.h"
+#include "tests/tmpdir.h"
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
@@ -53,36 +54,6 @@
 			      msg_ ? msg_ : "", #code);                                            \
 		ck_assert_msg(msg_ && *msg_, "%s: empty error message", #call);                   \
 	} while (0)
-
-static int rm_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-	(void)sb;
-	(void)type;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
-/* One directory per run, removed by main at the end, so that a test that
- * fails halfway (and skips its own cleanup) leaves nothing behind. */
-static char base_dir[] = "/tmp/mcrdt-backend-XXXXXX";
-
-static char *tmp_dir(void)
-{
-	char tmpl[sizeof base_dir + 16];
-	snprintf(tmpl, sizeof tmpl, "%s/t-XXXXXX", base_dir);
-	char *d = mkdtemp(tmpl);
-	ck_assert_msg(d != NULL, "mkdtemp %s: %s", tmpl, strerror(errno));
-	return strdup(d);
-}
-
-static void rm_tree(char *dir)
-{
-	if (!dir)
-		return;
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	free(dir);
-}
 
 static mcrdt_store *open_with(const char *dir, const struct mcrdt_open_opts *o)
 {
@@ -1441,10 +1412,8 @@ END_TEST
 
 int main(void)
 {
-	if (!mkdtemp(base_dir)) {
-		perror("mkdtemp");
+	if (tmp_base_make("backend") != 0)
 		return 1;
-	}
 	Suite *s = suite_create("store_backend");
 	TCase *tc = tcase_create("backend");
 	tcase_set_timeout(tc, 120);
@@ -1471,6 +1440,6 @@ int main(void)
 		suite_add_tcase(s, p);
 	}
 	int rc = run_suite(s, CK_FORK_GETENV);
-	rm_tree(strdup(base_dir));
+	tmp_base_remove();
 	return rc;
 }

@@ -23,6 +23,7 @@
  */
 #define _GNU_SOURCE
 #include "tests/check_run.h"
+#include "tests/tmpdir.h"
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
@@ -62,38 +63,6 @@ static char note[128] = "";
 		int rc_ = (call);                                                                  \
 		ck_assert_msg(rc_ == 0, "%s: %d (%s)%s", #call, rc_, mcrdt_error_last(), note);    \
 	} while (0)
-
-static int rm_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-	(void)sb;
-	(void)type;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
-static char base_dir[] = "/tmp/mcrdt-sync-XXXXXX";
-
-static char *tmp_dir(void)
-{
-	char tmpl[sizeof base_dir + 16];
-	snprintf(tmpl, sizeof tmpl, "%s/t-XXXXXX", base_dir);
-	char *d = mkdtemp(tmpl);
-	ck_assert_msg(d != NULL, "mkdtemp %s: %s", tmpl, strerror(errno));
-	return strdup(d);
-}
-
-static void rm_tree(char *dir)
-{
-	if (!dir)
-		return;
-	if (getenv("MCRDT_TEST_KEEP")) {
-		free(dir);
-		return;
-	}
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	free(dir);
-}
 
 /* dir/sub as a new string. */
 static char *path_join(const char *dir, const char *sub)
@@ -1996,10 +1965,8 @@ END_TEST
 
 int main(void)
 {
-	if (!mkdtemp(base_dir)) {
-		perror("mkdtemp");
+	if (tmp_base_make("sync") != 0)
 		return 1;
-	}
 	Suite *s = suite_create("store_sync");
 	TCase *tc = tcase_create("convergence");
 	tcase_set_timeout(tc, 120);
@@ -2043,9 +2010,6 @@ int main(void)
 	suite_add_tcase(s, tb);
 
 	int rc = run_suite(s, CK_FORK_GETENV);
-	if (getenv("MCRDT_TEST_KEEP"))
-		fprintf(stderr, "kept %s\n", base_dir);
-	else
-		rm_tree(strdup(base_dir));
+	tmp_base_remove();
 	return rc;
 }
