@@ -499,7 +499,7 @@ static size_t count_body(mcrdt_store *s, const char *body)
 	return c;
 }
 
-/* The row of mbox whose body is body (NULL when none); *n_out the count. */
+/* Whether mbox has a message with this body; its row into *out (may be NULL). */
 static bool find_body(mcrdt_store *s, const char *mbox, const char *body, struct row *out)
 {
 	size_t n;
