@@ -16,6 +16,7 @@
  *    concurrently and sync through a hub, then all sync until converged.
  *
  * Usage: bench_sync DIR [N_FULL [N_BIG]]   (defaults 10000, 100000)
+ * $MCRDT_BENCH_ONLY=full|incremental|moves runs one section (for profiling).
  * Everything happens in a fresh mkdtemp directory under DIR, removed at the
  * end (kept after a failure when $MCRDT_BENCH_KEEP is set). Figures, not
  * asserts: the exit status is non-zero only when a call fails or two
@@ -1193,9 +1194,13 @@ int main(int argc, char **argv)
 	printf("bench_sync in %s (mcrdt %s), N_FULL %ld, N_BIG %ld; doveadm: %s\n", g_root, MCRDT_VERSION, nfull,
 	       nbig, g_have_doveadm ? (geteuid() == 0 ? "yes (run as nobody)" : "yes") : "not installed");
 	double t0 = now();
-	section_full((uint32_t)nfull);
-	section_incremental((uint32_t)nbig);
-	section_moves();
+	const char *only = getenv("MCRDT_BENCH_ONLY");
+	if (!only || strcmp(only, "full") == 0)
+		section_full((uint32_t)nfull);
+	if (!only || strcmp(only, "incremental") == 0)
+		section_incremental((uint32_t)nbig);
+	if (!only || strcmp(only, "moves") == 0)
+		section_moves();
 	printf("\nall results checked in %.0f s; removing %s\n", now() - t0, g_root);
 	g_ok = true;
 	return 0;

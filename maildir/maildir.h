@@ -155,6 +155,9 @@ struct md_entry {
 	size_t base_len;
 	bool in_new;
 	char flags[MD_FLAGS_MAX + 1];
+	/* md_list stats every file. md_scan's listing (md_scan_state.last) does
+	 * not: there size is ",S=" or -1, mtime -1, and an empty file has no
+	 * problem yet; the entries of its changes are stat'ed. */
 	int64_t size;        /* from ",S=" when present, else stat */
 	int64_t mtime;       /* seconds: the internal date */
 	const char *problem; /* NULL, or why this file is not a usable message */
@@ -194,7 +197,9 @@ void md_scan_state_free(struct md_scan_state *st);
  * Changes since st was last filled: new files, flag renames (new/ to cur/
  * included), vanished files. A folder whose directories are unchanged since
  * a scan that ran in a later second is not re-read, so a scan with no
- * change costs O(1) per folder, not O(messages).
+ * change costs O(1) per folder, not O(messages); a re-read costs a readdir
+ * and a stat per change, not per file. out may be NULL: st is refreshed
+ * and nothing is reported (a first look, compared by the caller).
  */
 int md_scan(md *md, const char *mailbox, struct md_scan_state *st, struct md_changes *out);
 

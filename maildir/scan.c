@@ -71,12 +71,41 @@ static int push(struct md_listing *l, struct md_entry *e)
 	return 0;
 }
 
+/* What a file's name and type say of it; size and mtime from st when given. */
+static void describe(struct md_entry *e, const char *name, bool in_new, unsigned pass, const struct stat *st,
+		     unsigned char type)
+{
+	struct md_info info;
+	md_info_parse(name, &info);
+	e->base_len = info.base_len;
+	e->in_new = in_new;
+	e->pass = pass;
+	memcpy(e->flags, info.flags, sizeof e->flags);
+	e->problem = info.problem;
+	if (type == DT_LNK)
+		e->problem = "a symbolic link";
+	else if (type != DT_REG)
+		e->problem = "not a regular file";
+	else if (st && st->st_size == 0)
+		e->problem = "an empty file";
+	e->size = md_name_size(name);
+	if (e->size < 0 && st)
+		e->size = st->st_size;
+	e->mtime = st ? st->st_mtim.tv_sec : -1;
+}
+
+static unsigned char mode_type(mode_t m)
+{
+	return S_ISREG(m) ? DT_REG : S_ISLNK(m) ? DT_LNK : DT_UNKNOWN;
+}
+
 /*
- * Reads one of new/ and cur/ into l. Returns 1 when a file vanished
- * between readdir and stat: it was renamed or removed under us, so the
- * pass is not to be trusted alone.
+ * Reads one of new/ and cur/ into l; with full, every file is stat'ed
+ * (else only those whose type readdir does not tell). Returns 1 when a
+ * file vanished between readdir and stat: it was renamed or removed under
+ * us, so the pass is not to be trusted alone.
  */
-static int read_dir(int dirfd, bool in_new, unsigned pass, const char *mailbox, struct md_listing *l)
+static int read_dir(int dirfd, bool in_new, unsigned pass, bool full, const char *mailbox, struct md_listing *l)
 {
 	DIR *d = dir_stream(dirfd, mailbox);
 	if (!d)
@@ -87,29 +116,20 @@ static int read_dir(int dirfd, bool in_new, unsigned pass, const char *mailbox, 
 		if (de->d_name[0] == '.')
 			continue;
 		struct stat st;
-		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-			if (errno == ENOENT)
-				moved = 1;
-			else
-				rc = err_sys(MCRDT_EIO, "cannot stat %s in %s", de->d_name, mailbox);
-			continue;
+		unsigned char type = de->d_type;
+		bool looked = full || type == DT_UNKNOWN;
+		if (looked) {
+			if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+				if (errno == ENOENT)
+					moved = 1;
+				else
+					rc = err_sys(MCRDT_EIO, "cannot stat %s in %s", de->d_name, mailbox);
+				continue;
+			}
+			type = mode_type(st.st_mode);
 		}
-		struct md_info info;
-		md_info_parse(de->d_name, &info);
 		struct md_entry e = { 0 };
-		e.base_len = info.base_len;
-		e.in_new = in_new;
-		e.pass = pass;
-		memcpy(e.flags, info.flags, sizeof e.flags);
-		e.problem = info.problem;
-		if (!S_ISREG(st.st_mode))
-			e.problem = S_ISLNK(st.st_mode) ? "a symbolic link" : "not a regular file";
-		else if (st.st_size == 0)
-			e.problem = "an empty file";
-		e.size = md_name_size(de->d_name);
-		if (e.size < 0)
-			e.size = st.st_size;
-		e.mtime = st.st_mtim.tv_sec;
+		describe(&e, de->d_name, in_new, pass, looked ? &st : NULL, type);
 		if (!(e.file = strdup(de->d_name)))
 			rc = err_set(MCRDT_ENOMEM, "out of memory listing a folder");
 		else if ((rc = push(l, &e)))
@@ -141,7 +161,7 @@ static int cmp_entry(const void *a, const void *b)
 	return (int)x->in_new - (int)y->in_new;
 }
 
-int md_list(md *m, const char *mailbox, struct md_listing *out)
+static int list_folder(md *m, const char *mailbox, bool full, struct md_listing *out)
 {
 	struct md_folder *f;
 	int rc = md_folder_open(m, mailbox, &f);
@@ -159,9 +179,9 @@ int md_list(md *m, const char *mailbox, struct md_listing *out)
 		size_t before = l.n;
 		if ((rc = dir_mtime(f->new, mailbox, &n0)) || (rc = dir_mtime(f->cur, mailbox, &c0)))
 			break;
-		int moved = read_dir(f->new, true, pass, mailbox, &l);
+		int moved = read_dir(f->new, true, pass, full, mailbox, &l);
 		if (moved >= 0) {
-			int moved2 = read_dir(f->cur, false, pass, mailbox, &l);
+			int moved2 = read_dir(f->cur, false, pass, full, mailbox, &l);
 			moved = moved2 < 0 ? moved2 : moved | moved2;
 		}
 		if ((rc = moved < 0 ? moved : 0))
@@ -197,6 +217,11 @@ int md_list(md *m, const char *mailbox, struct md_listing *out)
 	return 0;
 }
 
+int md_list(md *m, const char *mailbox, struct md_listing *out)
+{
+	return list_folder(m, mailbox, true, out);
+}
+
 static int change(struct md_changes *out, enum md_change_kind kind, const struct md_entry *e)
 {
 	int rc = GROW(out->c, out->cap, out->n + 1);
@@ -209,6 +234,44 @@ static int change(struct md_changes *out, enum md_change_kind kind, const struct
 		return err_set(MCRDT_ENOMEM, "out of memory");
 	out->n++;
 	return 0;
+}
+
+/* Fills in what only a stat tells of a changed file. Returns 1 when the
+ * file is no longer there (it moved since the listing): the entry stays
+ * as listed. */
+static int look(struct md_folder *f, const char *mailbox, struct md_entry *e)
+{
+	struct stat st;
+	if (fstatat(e->in_new ? f->new : f->cur, e->file, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return errno == ENOENT ? 1 : err_sys(MCRDT_EIO, "cannot stat %s in %s", e->file, mailbox);
+	describe(e, e->file, e->in_new, e->pass, &st, mode_type(st.st_mode));
+	return 0;
+}
+
+/* The differences between two listings, each added or renamed file stat'ed
+ * (so the cost is the listing's plus one stat per change). Returns 1 when
+ * a changed file moved before its stat. */
+static int diff(struct md_folder *f, const char *mailbox, const struct md_listing *now,
+		const struct md_listing *was, struct md_changes *out)
+{
+	size_t i = 0, j = 0, from = out->n;
+	int rc = 0, moved = 0;
+	while (rc == 0 && (i < now->n || j < was->n)) {
+		int c = i == now->n ? 1 : j == was->n ? -1 : cmp_base(&now->e[i], &was->e[j]);
+		if (c < 0) {
+			rc = change(out, MD_ADDED, &now->e[i++]);
+		} else if (c > 0) {
+			rc = change(out, MD_VANISHED, &was->e[j++]);
+		} else {
+			if (now->e[i].in_new != was->e[j].in_new || strcmp(now->e[i].file, was->e[j].file) != 0)
+				rc = change(out, MD_FLAGS_CHANGED, &now->e[i]);
+			i++, j++;
+		}
+	}
+	for (size_t k = from; rc >= 0 && k < out->n; k++)
+		if (out->c[k].kind != MD_VANISHED && (rc = look(f, mailbox, &out->c[k].entry)) > 0)
+			moved = 1, rc = 0;
+	return rc < 0 ? rc : moved;
 }
 
 int md_scan(md *m, const char *mailbox, struct md_scan_state *st, struct md_changes *out)
@@ -225,31 +288,19 @@ int md_scan(md *m, const char *mailbox, struct md_scan_state *st, struct md_chan
 		return 0;
 	int64_t started = (int64_t)time(NULL);
 	struct md_listing now;
-	if ((rc = md_list(m, mailbox, &now)))
+	if ((rc = list_folder(m, mailbox, false, &now)))
 		return rc;
-	const struct md_listing *was = &st->last;
-	size_t i = 0, j = 0;
-	while (rc == 0 && (i < now.n || j < was->n)) {
-		int c = i == now.n ? 1 : j == was->n ? -1 : cmp_base(&now.e[i], &was->e[j]);
-		if (c < 0) {
-			rc = change(out, MD_ADDED, &now.e[i++]);
-		} else if (c > 0) {
-			rc = change(out, MD_VANISHED, &was->e[j++]);
-		} else {
-			if (now.e[i].in_new != was->e[j].in_new || strcmp(now.e[i].file, was->e[j].file) != 0)
-				rc = change(out, MD_FLAGS_CHANGED, &now.e[i]);
-			i++, j++;
-		}
-	}
-	if (rc) {
+	int moved = out ? diff(f, mailbox, &now, &st->last, out) : 0;
+	if (moved < 0) {
 		md_listing_free(&now);
-		return rc;
+		return moved;
 	}
 	md_listing_free(&st->last);
 	st->last = now;
 	st->new_mtime_ns = nm;
 	st->cur_mtime_ns = cm;
-	st->scanned_at = started;
+	/* A file that moved while we looked: the next scan reads again. */
+	st->scanned_at = moved ? 0 : started;
 	st->valid = true;
 	st->rescans++;
 	return 0;

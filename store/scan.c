@@ -133,7 +133,7 @@ static size_t disk_flags(struct folder *f, const char *letters, const char **out
 static int reconcile(struct folder *f, const struct md_entry *e)
 {
 	mcrdt_store *s = f->s;
-	if (e->problem || !store_base_ok(e->file, e->base_len) || e->size < 0) {
+	if (e->problem || !store_base_ok(e->file, e->base_len)) {
 		f->rep->skipped++;
 		return 0;
 	}
@@ -150,9 +150,13 @@ static int reconcile(struct folder *f, const struct md_entry *e)
 			f->rep->skipped++; /* gone since the listing: the next scan sees */
 			return 0;
 		}
-		int64_t size = fstat(fd, &st) == 0 ? (int64_t)st.st_size : e->size;
+		int sr = fstat(fd, &st);
 		close(fd);
-		struct store_meta meta = { e->file, e->base_len, (uint64_t)size, e->mtime < 0 ? 0 : e->mtime };
+		if (sr != 0 || st.st_size == 0) {
+			f->rep->skipped++; /* an empty file is no message (yet) */
+			return 0;
+		}
+		struct store_meta meta = { e->file, e->base_len, (uint64_t)st.st_size, st.st_mtim.tv_sec };
 		struct vbuf b = { 0 };
 		int rc = store_meta_encode(&meta, &b);
 		if (rc == 0)
@@ -195,7 +199,7 @@ static int scan_folder(mcrdt_store *s, const char *name, struct mcrdt_scan_repor
 		return err_set(MCRDT_ENOMEM, "out of memory");
 	bool full = !st->valid;
 	struct md_changes ch = { 0 };
-	int rc = md_scan(s->md, name, st, &ch);
+	int rc = md_scan(s->md, name, st, full ? NULL : &ch);
 	if (rc || (!full && ch.n == 0)) {
 		md_changes_free(&ch);
 		return rc;

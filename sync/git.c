@@ -682,19 +682,39 @@ static bool dir_empty(const char *path)
 	return empty;
 }
 
+/*
+ * libgit2 starts once per process and stays up: starting it parses the
+ * system's CA certificates (milliseconds), and a sync opens two
+ * repositories. Its global state is freed at exit by nobody, which is
+ * what a process-wide library costs anyway.
+ */
+static int g_started; /* 1 up, -1 failed */
+static void start_once(void)
+{
+	g_started = git_libgit2_init() < 0 ? -1 : 1;
+	/* Packs, indexes and refs reach the disk before a ref names them: a
+	 * crash must not leave a ref to a pack that is not there. (A process-
+	 * wide libgit2 setting: other users in the process get it too.) */
+	if (g_started > 0)
+		git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
+}
+
+static int git_start(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, start_once);
+	return g_started > 0 ? 0 : git_fail(MCRDT_EIO, "starting libgit2");
+}
+
 int sync_git_open(sync_git **out, const char *dir, uint64_t self, bool create)
 {
 	*out = NULL;
 	if (self == 0)
 		return err_set(MCRDT_EINVAL, "sync_git_open %s: replica id 0", dir);
-	if (git_libgit2_init() < 0)
-		return git_fail(MCRDT_EIO, "starting libgit2");
-	/* Packs, indexes and refs reach the disk before a ref names them: a
-	 * crash must not leave a ref to a pack that is not there. (A process-
-	 * wide libgit2 setting: other users in the process get it too.) */
-	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
+	int rc = git_start();
+	if (rc)
+		return rc;
 	sync_git *g = calloc(1, sizeof *g);
-	int rc = 0;
 	struct stat sb;
 	if (!g) {
 		rc = err_set(MCRDT_ENOMEM, "out of memory opening %s", dir);
@@ -726,7 +746,6 @@ fail:
 		repo_close(g);
 		free(g);
 	}
-	git_libgit2_shutdown();
 	return rc;
 }
 
@@ -737,7 +756,6 @@ void sync_git_close(sync_git *g)
 	repo_close(g);
 	free(g->gitdir);
 	free(g);
-	git_libgit2_shutdown();
 }
 
 int sync_git_hub_init(const char *path)
@@ -751,11 +769,8 @@ int sync_git_hub_init(const char *path)
 		return errno == ENOTDIR ? err_set(MCRDT_EEXISTS, "hub %s: exists and is not a directory", path)
 					: err_sys(MCRDT_EIO, "hub %s", path);
 	}
-	if (git_libgit2_init() < 0)
-		return git_fail(MCRDT_EIO, "starting libgit2");
-	int rc = init_bare(path, GIT_REPOSITORY_INIT_SHARED_UMASK);
-	git_libgit2_shutdown();
-	return rc;
+	int rc = git_start();
+	return rc ? rc : init_bare(path, GIT_REPOSITORY_INIT_SHARED_UMASK);
 }
 
 /* ---- publishing ---- */
