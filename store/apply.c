@@ -94,6 +94,8 @@ struct apply {
 	size_t nbefore;
 	crdt_oplist local;          /* this replica's ops: merged copies */
 	struct st_kwcache kwc;
+	sync_git_prefetch *pf;      /* bodies read ahead while files are written */
+	size_t ndelivery;           /* the plan's deliveries reached so far */
 };
 
 static void place_free(struct place *p)
@@ -672,7 +674,9 @@ static int deliver(struct apply *a, const struct pl *e, struct md_keywords *kw)
 	char letters[MD_FLAGS_MAX + 1];
 	int rc = letters_in(s, e->to, kw, &e->now, letters);
 	struct sync_git_blob blob = { 0 };
-	if (rc == 0 && (rc = sync_git_blob_read(a->g, &e->oid, &blob)) == 0) {
+	if (rc == 0)
+		rc = a->pf ? sync_git_prefetch_take(a->pf, a->ndelivery - 1, &blob) : sync_git_blob_read(a->g, &e->oid, &blob);
+	if (rc == 0) {
 		struct md_deliver_opts o = MD_DELIVER_OPTS_INIT;
 		o.base = e->now.base;
 		o.flags = letters;
@@ -754,10 +758,32 @@ static int rmdir_step(mcrdt_store *s, const char *folder)
 	return rc == MCRDT_ENOTFOUND ? 0 : rc;
 }
 
+/* Reading bodies (inflate, hash check) takes as long as writing them: a
+ * thread reads ahead when there are enough to pay for it. */
+enum { PREFETCH_MIN = 16, PREFETCH_BYTES = 64 << 20 };
+
+static int prefetch_start(struct apply *a, const struct plan *p, sync_oid **ids)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < p->n; i++)
+		n += p->v[i].kind == PL_DELIVER;
+	if (n < PREFETCH_MIN)
+		return 0;
+	if (!(*ids = malloc(n * sizeof **ids)))
+		return err_set(MCRDT_ENOMEM, "out of memory");
+	n = 0;
+	for (size_t i = 0; i < p->n; i++)
+		if (p->v[i].kind == PL_DELIVER)
+			(*ids)[n++] = p->v[i].oid;
+	return sync_git_prefetch_start(a->g, *ids, n, PREFETCH_BYTES, &a->pf);
+}
+
 static int execute(struct apply *a, const struct plan *p, bool recovering)
 {
 	mcrdt_store *s = a->s;
-	int rc = 0;
+	sync_oid *ids = NULL;
+	a->ndelivery = 0;
+	int rc = prefetch_start(a, p, &ids);
 	for (size_t i = 0; rc == 0 && i < p->n; i++)
 		if (p->v[i].kind == PL_MKDIR)
 			rc = step(a, &p->v[i], recovering);
@@ -786,11 +812,15 @@ static int execute(struct apply *a, const struct plan *p, bool recovering)
 		}
 		if (rc == 0 && e->to && !known && nopen < BATCH_TO)
 			open_folders[nopen++] = e->to;
+		a->ndelivery += e->kind == PL_DELIVER;
 		if (rc == 0)
 			rc = step(a, e, recovering);
 	}
 	if (in)
 		rc = st_files_end(s, rc);
+	sync_git_prefetch_stop(a->pf);
+	a->pf = NULL;
+	free(ids);
 	for (size_t i = 0; rc == 0 && i < p->n; i++)
 		if (p->v[i].kind == PL_RMDIR)
 			rc = rmdir_step(s, p->v[i].from);

@@ -2296,29 +2296,167 @@ out:
 
 /* ---- bodies ---- */
 
-int sync_git_blob_read(sync_git *g, const sync_oid *id, struct sync_git_blob *out)
+/* One body blob from odb: the object's own bytes, checked against id by
+ * libgit2 (strict hash verification is its default). */
+static int blob_read(git_odb *odb, const char *gitdir, const sync_oid *id, struct sync_git_blob *out)
 {
 	git_oid oid;
-	git_object *o;
+	git_odb_object *o;
 	char hx[GIT_OID_HEXSZ + 1];
 	memset(out, 0, sizeof *out);
 	memcpy(oid.id, id->id, 20);
-	int rc = git_object_lookup(&o, g->repo, &oid, GIT_OBJECT_ANY);
+	int rc = git_odb_read(&o, odb, &oid);
 	if (rc == GIT_ENOTFOUND)
-		return err_set(MCRDT_ENOTFOUND, "blob %s is not in %s", oid_str(&oid, hx), g->gitdir);
+		return err_set(MCRDT_ENOTFOUND, "blob %s is not in %s", oid_str(&oid, hx), gitdir);
 	if (rc < 0)
-		return git_fail(MCRDT_ECORRUPT, "reading blob %s in %s", oid_str(&oid, hx), g->gitdir);
-	if (git_object_type(o) != GIT_OBJECT_BLOB) {
-		git_object_t t = git_object_type(o);
-		git_object_free(o);
+		return git_fail(MCRDT_ECORRUPT, "reading blob %s in %s", oid_str(&oid, hx), gitdir);
+	if (git_odb_object_type(o) != GIT_OBJECT_BLOB) {
+		git_object_t t = git_odb_object_type(o);
+		git_odb_object_free(o);
 		return err_set(MCRDT_ECORRUPT, "object %s is a %s, not a blob", oid_str(&oid, hx),
 			       git_object_type2string(t));
 	}
-	git_blob *b = (git_blob *)o;
-	out->data = git_blob_rawcontent(b);
-	out->len = (size_t)git_blob_rawsize(b);
-	out->handle = b;
+	out->data = git_odb_object_data(o);
+	out->len = git_odb_object_size(o);
+	out->handle = o;
 	return 0;
+}
+
+int sync_git_blob_read(sync_git *g, const sync_oid *id, struct sync_git_blob *out)
+{
+	return blob_read(g->odb, g->gitdir, id, out);
+}
+
+/* ---- reading ahead ---- */
+
+struct pf_slot {
+	struct sync_git_blob b;
+	int rc;
+	char *err; /* the reader's message when rc */
+};
+
+struct sync_git_prefetch {
+	git_odb *odb; /* the reader thread's own: libgit2 handles are per thread */
+	char *gitdir;
+	const sync_oid *ids;
+	size_t n, max_bytes;
+	struct pf_slot *slot;
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;   /* a blob read, a blob taken, or stopping */
+	size_t read;         /* slots [0, read) are filled */
+	size_t taken;        /* slots [0, taken) are the caller's or freed */
+	size_t held;         /* bytes in filled slots not taken */
+	bool stop;
+};
+
+static void *pf_run(void *arg)
+{
+	struct sync_git_prefetch *p = arg;
+	for (size_t i = 0; i < p->n; i++) {
+		pthread_mutex_lock(&p->mu);
+		while (!p->stop && i > p->taken && p->held >= p->max_bytes)
+			pthread_cond_wait(&p->cv, &p->mu);
+		bool stop = p->stop;
+		pthread_mutex_unlock(&p->mu);
+		if (stop)
+			break;
+		struct pf_slot x = { { 0 }, 0, NULL };
+		if ((x.rc = blob_read(p->odb, p->gitdir, &p->ids[i], &x.b)))
+			x.err = strdup(mcrdt_error_last());
+		pthread_mutex_lock(&p->mu);
+		p->slot[i] = x;
+		p->held += x.b.len;
+		p->read = i + 1;
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+	}
+	return NULL;
+}
+
+static void pf_free(struct sync_git_prefetch *p)
+{
+	if (p->odb)
+		git_odb_free(p->odb);
+	free(p->gitdir);
+	free(p->slot);
+	free(p);
+}
+
+int sync_git_prefetch_start(sync_git *g, const sync_oid *ids, size_t n, size_t max_bytes,
+			    sync_git_prefetch **out)
+{
+	*out = NULL;
+	struct sync_git_prefetch *p = calloc(1, sizeof *p);
+	if (!p || !(p->slot = calloc(n ? n : 1, sizeof *p->slot)) || !(p->gitdir = strdup(g->gitdir))) {
+		if (p)
+			pf_free(p);
+		return err_set(MCRDT_ENOMEM, "out of memory reading ahead");
+	}
+	char objects[PATH_MAX];
+	pathf(objects, sizeof objects, "%sobjects", g->gitdir);
+	if (git_odb_open(&p->odb, objects) < 0) {
+		int rc = git_fail(MCRDT_EIO, "opening the objects of %s", g->gitdir);
+		pf_free(p);
+		return rc;
+	}
+	p->ids = ids, p->n = n, p->max_bytes = max_bytes ? max_bytes : 1;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	if (pthread_create(&p->th, NULL, pf_run, p) != 0) {
+		pthread_cond_destroy(&p->cv);
+		pthread_mutex_destroy(&p->mu);
+		pf_free(p);
+		return err_set(MCRDT_EIO, "cannot start a thread to read ahead");
+	}
+	*out = p;
+	return 0;
+}
+
+int sync_git_prefetch_take(sync_git_prefetch *p, size_t i, struct sync_git_blob *out)
+{
+	memset(out, 0, sizeof *out);
+	if (i >= p->n || i < p->taken)
+		return err_set(MCRDT_EINVAL, "blob %zu of %zu read ahead was taken already or is out of range", i, p->n);
+	pthread_mutex_lock(&p->mu);
+	while (p->read <= i)
+		pthread_cond_wait(&p->cv, &p->mu);
+	for (; p->taken < i; p->taken++) { /* skipped: freed */
+		p->held -= p->slot[p->taken].b.len;
+		sync_git_blob_free(&p->slot[p->taken].b);
+		free(p->slot[p->taken].err);
+	}
+	struct pf_slot x = p->slot[i];
+	memset(&p->slot[i], 0, sizeof p->slot[i]);
+	p->held -= x.b.len;
+	p->taken = i + 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	if (x.rc) {
+		int rc = err_set(x.rc, "%s", x.err ? x.err : "reading ahead failed");
+		free(x.err);
+		return rc;
+	}
+	*out = x.b;
+	return 0;
+}
+
+void sync_git_prefetch_stop(sync_git_prefetch *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stop = true;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	pthread_join(p->th, NULL);
+	for (size_t i = p->taken; i < p->read; i++) {
+		sync_git_blob_free(&p->slot[i].b);
+		free(p->slot[i].err);
+	}
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+	pf_free(p);
 }
 
 int sync_git_blob_size(sync_git *g, const sync_oid *id, uint64_t *size)
@@ -2343,7 +2481,7 @@ int sync_git_blob_size(sync_git *g, const sync_oid *id, uint64_t *size)
 void sync_git_blob_free(struct sync_git_blob *b)
 {
 	if (b && b->handle)
-		git_blob_free(b->handle);
+		git_odb_object_free(b->handle);
 	if (b)
 		memset(b, 0, sizeof *b);
 }

@@ -175,6 +175,22 @@ struct sync_git_blob {
  * not a blob or fails its hash. */
 int sync_git_blob_read(sync_git *g, const sync_oid *id, struct sync_git_blob *out);
 void sync_git_blob_free(struct sync_git_blob *b);
+/*
+ * Reading ahead: a thread with its own handle on g's objects reads
+ * ids[0..n) in order while the caller writes, holding at most max_bytes
+ * of blobs not yet taken (at least one). ids must outlive the prefetch.
+ * take gives blob i (its bytes are the caller's until sync_git_blob_free,
+ * which may run after stop); indexes only go up, and the blobs skipped are
+ * freed. take's errors are sync_git_blob_read's for that blob, and
+ * MCRDT_EINVAL for an index already passed. stop ends the thread and frees
+ * what was not taken. One caller thread per prefetch; g is not used by it
+ * and stays free for the caller.
+ */
+typedef struct sync_git_prefetch sync_git_prefetch;
+int sync_git_prefetch_start(sync_git *g, const sync_oid *ids, size_t n, size_t max_bytes,
+			    sync_git_prefetch **out);
+int sync_git_prefetch_take(sync_git_prefetch *p, size_t i, struct sync_git_blob *out);
+void sync_git_prefetch_stop(sync_git_prefetch *p);
 /* A blob's size from its header, without inflating it (the same errors;
  * the bytes are checked against the id when sync_git_blob_read reads them). */
 int sync_git_blob_size(sync_git *g, const sync_oid *id, uint64_t *size);
