@@ -4,6 +4,10 @@
 #include "sync/sha1.h"
 
 #include <string.h>
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HAVE_SHA_NI 1
+#endif
 
 static inline uint32_t rol(uint32_t x, unsigned n)
 {
@@ -61,6 +65,79 @@ static void block(uint32_t h[5], const uint8_t *p)
 	h[4] += e;
 }
 
+#ifdef HAVE_SHA_NI
+/*
+ * The same compression with the x86 SHA extensions, several times faster.
+ * State lanes hold A..D high to low; each group of four rounds takes its
+ * four schedule words from the rolling m[], which sha1msg1/sha1msg2 extend
+ * as W[t] = rol1(W[t-3] ^ W[t-8] ^ W[t-14] ^ W[t-16]).
+ */
+#define NI_GROUP(g)                                                                                            \
+	do {                                                                                                   \
+		if ((g) >= 4)                                                                                  \
+			m[(g) % 4] = _mm_sha1msg2_epu32(                                                       \
+				_mm_xor_si128(_mm_sha1msg1_epu32(m[(g) % 4], m[((g) + 1) % 4]), m[((g) + 2) % 4]), \
+				m[((g) + 3) % 4]);                                                             \
+		e = (g) == 0 ? _mm_add_epi32(e0, m[0]) : _mm_sha1nexte_epu32(prev, m[(g) % 4]);             \
+		prev = abcd;                                                                                   \
+		abcd = _mm_sha1rnds4_epu32(abcd, e, (g) / 5);                                                  \
+	} while (0)
+
+__attribute__((target("sha,sse4.1"))) static void blocks_ni(uint32_t h[5], const uint8_t *p, size_t n)
+{
+	const __m128i rev = _mm_set_epi64x(0x0001020304050607LL, 0x08090a0b0c0d0e0fLL);
+	__m128i abcd = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)h), 0x1b);
+	__m128i e0 = _mm_set_epi32((int)h[4], 0, 0, 0);
+	for (; n; n--, p += 64) {
+		__m128i m[4], e, prev = abcd, abcd0 = abcd;
+		for (int i = 0; i < 4; i++)
+			m[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), rev);
+		NI_GROUP(0); NI_GROUP(1); NI_GROUP(2); NI_GROUP(3); NI_GROUP(4);
+		NI_GROUP(5); NI_GROUP(6); NI_GROUP(7); NI_GROUP(8); NI_GROUP(9);
+		NI_GROUP(10); NI_GROUP(11); NI_GROUP(12); NI_GROUP(13); NI_GROUP(14);
+		NI_GROUP(15); NI_GROUP(16); NI_GROUP(17); NI_GROUP(18); NI_GROUP(19);
+		e0 = _mm_sha1nexte_epu32(prev, e0);
+		abcd = _mm_add_epi32(abcd, abcd0);
+	}
+	_mm_storeu_si128((__m128i *)h, _mm_shuffle_epi32(abcd, 0x1b));
+	h[4] = (uint32_t)_mm_extract_epi32(e0, 3);
+}
+#undef NI_GROUP
+
+#endif
+
+/* -1: not known yet (a benign race: every thread finds the same) */
+static int g_ni = -1;
+
+static bool ni_ok(void)
+{
+#ifdef HAVE_SHA_NI
+	return __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1");
+#else
+	return false;
+#endif
+}
+
+bool sha1_accelerate(bool on)
+{
+	g_ni = on && ni_ok();
+	return g_ni;
+}
+
+static void blocks(uint32_t h[5], const uint8_t *p, size_t n)
+{
+#ifdef HAVE_SHA_NI
+	if (g_ni < 0)
+		g_ni = ni_ok();
+	if (g_ni) {
+		blocks_ni(h, p, n);
+		return;
+	}
+#endif
+	for (; n; n--, p += 64)
+		block(h, p);
+}
+
 void sha1_init(struct sha1_ctx *c)
 {
 	static const uint32_t iv[5] = { 0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0 };
@@ -81,11 +158,12 @@ void sha1_update(struct sha1_ctx *c, const void *data, size_t len)
 		len -= take;
 		if (c->nbuf < 64)
 			return;
-		block(c->h, c->buf);
+		blocks(c->h, c->buf, 1);
 		c->nbuf = 0;
 	}
-	for (; len >= 64; p += 64, len -= 64)
-		block(c->h, p);
+	blocks(c->h, p, len / 64);
+	p += len / 64 * 64;
+	len %= 64;
 	memcpy(c->buf, p, len);
 	c->nbuf = len;
 }

@@ -9,6 +9,7 @@
 #ifndef MCRDT_SYNC_SHA1_H
 #define MCRDT_SYNC_SHA1_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,5 +23,9 @@ struct sha1_ctx {
 void sha1_init(struct sha1_ctx *c);
 void sha1_update(struct sha1_ctx *c, const void *data, size_t len);
 void sha1_final(struct sha1_ctx *c, uint8_t out[20]);
+/* The x86 SHA extensions are used when the CPU has them. Tests turn them
+ * off (false) and back on (true, which returns whether the CPU has them);
+ * not for use while other threads hash. */
+bool sha1_accelerate(bool on);
 
 #endif
