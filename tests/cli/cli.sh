@@ -543,6 +543,17 @@ t_scan() {
 	ok scan "$D"
 	grep -Eq '^added +0$' "$T/out" || bad "second scan: $(cat "$T/out")"
 	grep -Eq '^vanished +0$' "$T/out" || bad "second scan: $(cat "$T/out")"
+	# An empty file (a delivery still being written) and a symbolic link are
+	# no messages; the file is one once it has content.
+	: >"$D/new/1700000101.M101P101.elsewhere"
+	ln -s /etc/hostname "$D/new/1700000102.M102P102.elsewhere"
+	ok scan "$D" --json
+	js 'd["added"] == 0 and d["skipped"] == 2'
+	msg f >"$D/new/1700000101.M101P101.elsewhere"
+	rm "$D/new/1700000102.M102P102.elsewhere"
+	ok scan "$D" --json
+	js 'd["added"] == 1 and d["skipped"] == 0'
+	same "INBOX" "$(rows)" "$(printf '%s\n' 'a \Flagged -' 'c - -' 'd - -' 'f - -')"
 	# A folder removed by hand.
 	rm -r "$D/.Outside"
 	ok scan "$D" --json
