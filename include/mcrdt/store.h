@@ -475,7 +475,10 @@ struct mcrdt_sync_opts {
  *
  * opts and out may be NULL. Holds the store's lock while it applies;
  * other processes wait (up to their lock_timeout_ms). Thread-safe as any
- * store call. Errors: MCRDT_ECORRUPT, MCRDT_EIO (unreachable remote,
+ * store call. While it writes many bodies it runs one helper thread that
+ * reads them ahead, joined before it returns. The first sync or merge in a
+ * process starts libgit2 (git_libgit2_init), which stays up until exit.
+ * Errors: MCRDT_ECORRUPT, MCRDT_EIO (unreachable remote,
  * authentication, a push the remote refused), MCRDT_EINVAL (a batch is
  * open; remote is neither a store nor a repository), MCRDT_ELOCKED.
  */
