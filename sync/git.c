@@ -2346,6 +2346,7 @@ struct sync_git_prefetch {
 	pthread_cond_t cv;   /* a blob read, a blob taken, or stopping */
 	size_t read;         /* slots [0, read) are filled */
 	size_t taken;        /* slots [0, taken) are the caller's or freed */
+	size_t want;         /* the slot the caller waits for: read whatever the cap */
 	size_t held;         /* bytes in filled slots not taken */
 	bool stop;
 };
@@ -2355,7 +2356,7 @@ static void *pf_run(void *arg)
 	struct sync_git_prefetch *p = arg;
 	for (size_t i = 0; i < p->n; i++) {
 		pthread_mutex_lock(&p->mu);
-		while (!p->stop && i > p->taken && p->held >= p->max_bytes)
+		while (!p->stop && i > p->taken && i > p->want && p->held >= p->max_bytes)
 			pthread_cond_wait(&p->cv, &p->mu);
 		bool stop = p->stop;
 		pthread_mutex_unlock(&p->mu);
@@ -2419,6 +2420,8 @@ int sync_git_prefetch_take(sync_git_prefetch *p, size_t i, struct sync_git_blob 
 	if (i >= p->n || i < p->taken)
 		return err_set(MCRDT_EINVAL, "blob %zu of %zu read ahead was taken already or is out of range", i, p->n);
 	pthread_mutex_lock(&p->mu);
+	p->want = i;
+	pthread_cond_broadcast(&p->cv);
 	while (p->read <= i)
 		pthread_cond_wait(&p->cv, &p->mu);
 	for (; p->taken < i; p->taken++) { /* skipped: freed */

@@ -1082,6 +1082,67 @@ START_TEST(maintain_consolidates)
 }
 END_TEST
 
+/* Reading ahead gives each body in order, under a byte cap smaller than
+ * one body; a missing or non-blob object fails only its own take; skipped
+ * bodies and those never taken are freed (ASan would see them leak). */
+START_TEST(prefetch_reads_ahead)
+{
+	char *d = tmpdir();
+	char *ra = path_join(d, "a");
+	sync_git *a = open_repo(ra, RA);
+	publish(a, RA, 1, 60);
+	sync_oid ids[64];
+	char *want[64] = { 0 };
+	size_t len[64] = { 0 }, n = 0;
+	for (uint64_t c = 2; c <= 60; c++) {
+		if (c % 5 == 0 || !has_body(c))
+			continue; /* only appends have bodies */
+		len[n] = body_of(&SMALL, RA, c, &want[n]);
+		ck_assert_int_eq(sync_git_hash(want[n], len[n], &ids[n]), 0);
+		n++;
+	}
+	ck_assert_uint_ge(n, 20);
+	size_t missing = 3, commit = 7;
+	memset(&ids[missing], 0x5a, sizeof ids[missing]);
+	git_repository *gr = git_open(ra);
+	git_oid head;
+	ck_assert_int_eq(git_reference_name_to_id(&head, gr, "refs/mcrdt/a1a1a1a1a1a1a1a1"), 0);
+	git_repository_free(gr);
+	memcpy(ids[commit].id, head.id, 20);
+	for (int cap = 0; cap < 2; cap++) {
+		sync_git_prefetch *p;
+		ck_assert_int_eq(sync_git_prefetch_start(a, ids, n, cap ? 64 << 20 : 1, &p), 0);
+		for (size_t i = 0; i < n - 4; i++) {
+			if (i == 10)
+				i = 12; /* 10 and 11 skipped */
+			struct sync_git_blob b;
+			int rc = sync_git_prefetch_take(p, i, &b);
+			if (i == missing) {
+				ck_assert_int_eq(rc, MCRDT_ENOTFOUND);
+				continue;
+			}
+			if (i == commit) {
+				ck_assert_int_eq(rc, MCRDT_ECORRUPT);
+				assert_msg_has("not a blob");
+				continue;
+			}
+			ck_assert_msg(rc == 0, "body %zu: %s", i, mcrdt_error_last());
+			ck_assert_uint_eq(b.len, len[i]);
+			ck_assert_mem_eq(b.data, want[i], len[i]);
+			sync_git_blob_free(&b);
+		}
+		struct sync_git_blob b;
+		ck_assert_int_eq(sync_git_prefetch_take(p, 5, &b), MCRDT_EINVAL);
+		sync_git_prefetch_stop(p); /* the last 4 never taken */
+	}
+	for (size_t i = 0; i < n; i++)
+		free(want[i]);
+	sync_git_close(a);
+	free(ra);
+	rm_rf(d);
+}
+END_TEST
+
 /* 10,000 bodies in one publish: one pack, no loose object. */
 START_TEST(big_publish_is_one_pack)
 {
@@ -1223,6 +1284,7 @@ int main(void)
 	tcase_add_test(tc, remote_has_newer_own_ref);
 	tcase_add_test(tc, corrupt_hub);
 	tcase_add_test(tc, maintain_consolidates);
+	tcase_add_test(tc, prefetch_reads_ahead);
 	tcase_add_test(tc, big_publish_is_one_pack);
 	suite_add_tcase(s, tc);
 	return run_suite(s, CK_FORK_GETENV);
