@@ -2083,6 +2083,23 @@ int sync_git_read_new(sync_git *g, const crdt_vv *known, sync_git_op_fn fn, void
 	return rc;
 }
 
+/*
+ * Whether commit newer strictly extends ref name (1; also when there is no
+ * such ref), or not (0: level, behind or apart); <0 an error. *old gets the
+ * ref's value and *has whether it exists.
+ */
+static int extends(sync_git *g, const git_oid *newer, const char *name, git_oid *old, bool *has)
+{
+	int r = ref_oid(g, name, old);
+	*has = r == 0;
+	if (r != 0)
+		return r < 0 ? r : 1;
+	if (git_oid_equal(newer, old))
+		return 0;
+	int d = git_graph_descendant_of(g->repo, newer, old);
+	return d < 0 ? git_fail(MCRDT_EIO, "comparing a commit with %s", name) : d;
+}
+
 int sync_git_adopt(sync_git *g)
 {
 	char **names;
@@ -2103,24 +2120,14 @@ int sync_git_adopt(sync_git *g)
 			break;
 		char lname[64], hx[GIT_OID_HEXSZ + 1];
 		refname(lname, sizeof lname, NS_LOCAL, r);
-		int has = ref_oid(g, lname, &local);
-		if (has < 0) {
-			rc = has;
-			break;
-		}
-		if (has == 0) {
-			if (git_oid_equal(&local, &staged))
-				continue;
-			int d = git_graph_descendant_of(g->repo, &staged, &local);
-			if (d < 0) {
-				rc = git_fail(MCRDT_EIO, "adopt %s: comparing commits", names[i]);
-				break;
-			}
-			if (d == 0)
-				continue;
+		bool has;
+		int ahead = extends(g, &staged, lname, &local, &has);
+		if (ahead <= 0) {
+			rc = ahead;
+			continue;
 		}
 		git_reference *ref;
-		if (git_reference_create_matching(&ref, g->repo, lname, &staged, has == 0, has == 0 ? &local : NULL,
+		if (git_reference_create_matching(&ref, g->repo, lname, &staged, has, has ? &local : NULL,
 						  "mcrdt adopt") < 0) {
 			rc = git_fail(MCRDT_EIO, "adopt: moving %s to %s", lname, oid_str(&staged, hx));
 			break;
@@ -2227,21 +2234,11 @@ int sync_git_push(sync_git *g, const struct sync_git_remote *r, struct sync_git_
 		}
 		char sname[64];
 		refname(sname, sizeof sname, NS_STAGED, rid);
-		int has = ref_oid(g, sname, &staged);
-		if (has < 0) {
-			rc = has;
-			break;
-		}
-		if (has == 0) {
-			if (git_oid_equal(&local, &staged))
-				continue;
-			int d = git_graph_descendant_of(g->repo, &local, &staged);
-			if (d < 0) {
-				rc = git_fail(MCRDT_EIO, "push: comparing %s with %s", names[i], sname);
-				break;
-			}
-			if (d == 0)
-				continue; /* the remote is ahead (or apart): not ours to push */
+		bool has;
+		int ahead = extends(g, &local, sname, &staged, &has);
+		if (ahead <= 0) { /* the remote is level, ahead or apart: not ours to push */
+			rc = ahead;
+			continue;
 		}
 		size_t l = 2 * strlen(names[i]) + 2;
 		if (!(specs[ns] = malloc(l))) {
