@@ -48,10 +48,18 @@ static void progress_opts(struct mcrdt_sync_opts *o, bool quiet, bool as_json)
 		o->progress = show_progress;
 }
 
-static void progress_done(const struct mcrdt_sync_opts *o)
+/* Ends the progress line, then reports the error ("VERB A JOIN B") or
+ * the summary. */
+static int finish(int rc, const struct mcrdt_sync_opts *o, const struct mcrdt_sync_stats *st, bool quiet,
+		  bool as_json, const char *verb, const char *a, const char *join, const char *b)
 {
 	if (o->progress)
 		fprintf(stderr, "\n");
+	if (rc)
+		return cli_fail(rc, "%s %s %s %s", verb, a, join, b);
+	if (!quiet || as_json)
+		summary(st, as_json);
+	return 0;
 }
 
 int cli_sync(int argc, char **argv)
@@ -83,13 +91,8 @@ int cli_sync(int argc, char **argv)
 	progress_opts(&o, quiet, as_json);
 	struct mcrdt_sync_stats st;
 	rc = mcrdt_sync(s, argv[2], &o, &st);
-	progress_done(&o);
 	mcrdt_store_close(s);
-	if (rc)
-		return cli_fail(rc, "sync %s with %s", argv[1], argv[2]);
-	if (!quiet || as_json)
-		summary(&st, as_json);
-	return 0;
+	return finish(rc, &o, &st, quiet, as_json, "sync", argv[1], "with", argv[2]);
 }
 
 int cli_merge(int argc, char **argv)
@@ -113,12 +116,7 @@ int cli_merge(int argc, char **argv)
 	progress_opts(&o, quiet, as_json);
 	struct mcrdt_sync_stats st;
 	rc = mcrdt_merge(argv[1], argv[2], &o, &st);
-	progress_done(&o);
-	if (rc)
-		return cli_fail(rc, "merge %s and %s", argv[1], argv[2]);
-	if (!quiet || as_json)
-		summary(&st, as_json);
-	return 0;
+	return finish(rc, &o, &st, quiet, as_json, "merge", argv[1], "and", argv[2]);
 }
 
 int cli_hub(int argc, char **argv)
