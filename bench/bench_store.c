@@ -98,17 +98,6 @@ static long rss_kib(const char *field)
 	return v;
 }
 
-static mcrdt_store *open_store(const char *dir, bool create, bool no_fsync)
-{
-	struct mcrdt_open_opts o = MCRDT_OPEN_OPTS_INIT;
-	o.flags = create ? MCRDT_OPEN_CREATE : 0;
-	o.no_fsync = no_fsync;
-	o.name = "bench";
-	mcrdt_store *s = NULL;
-	CK(mcrdt_store_open(&s, dir, &o));
-	return s;
-}
-
 static uint32_t inbox_messages(mcrdt_store *s)
 {
 	struct mcrdt_status st;

@@ -239,18 +239,7 @@ static uint64_t fill(mcrdt_store *s, uint32_t n, const struct fill *f)
 	return bytes;
 }
 
-/* ---- stores ---- */
-
-static mcrdt_store *open_store(const char *dir, bool create, bool no_fsync)
-{
-	struct mcrdt_open_opts o = MCRDT_OPEN_OPTS_INIT;
-	o.flags = create ? MCRDT_OPEN_CREATE : 0;
-	o.no_fsync = no_fsync;
-	o.name = "bench";
-	mcrdt_store *s = NULL;
-	CK(mcrdt_store_open(&s, dir, &o));
-	return s;
-}
+/* ---- timing syncs ---- */
 
 /* Time spent per sync phase, from the progress callback. */
 enum { PH_SCAN, PH_PUBLISH, PH_FETCH, PH_APPLY, PH_PUSH, PH_N };

@@ -54,6 +54,18 @@ static inline void rm_tree(const char *dir)
 	nftw(dir, bench_rm_one, 64, FTW_DEPTH | FTW_PHYS);
 }
 
+/* A store named "bench"; created when asked, fsyncs off when asked. */
+static inline mcrdt_store *open_store(const char *dir, bool create, bool no_fsync)
+{
+	struct mcrdt_open_opts o = MCRDT_OPEN_OPTS_INIT;
+	o.flags = create ? MCRDT_OPEN_CREATE : 0;
+	o.no_fsync = no_fsync;
+	o.name = "bench";
+	mcrdt_store *s = NULL;
+	CK(mcrdt_store_open(&s, dir, &o));
+	return s;
+}
+
 static inline int bench_cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
