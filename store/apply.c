@@ -577,27 +577,8 @@ static int journal_write(mcrdt_store *s, const struct plan *p)
 	}
 	if (b.err)
 		return b.err;
-	char tmp[4200], final[4200];
-	snprintf(tmp, sizeof tmp, "%s/" JOURNAL ".tmp", s->metadir);
-	snprintf(final, sizeof final, "%s/" JOURNAL, s->metadir);
-	int rc = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		rc = err_sys(MCRDT_EIO, "cannot create %s", tmp);
-	else if (write_all(fd, b.p, b.len) != 0 || (!s->opts.no_fsync && fsync(fd) != 0))
-		rc = err_sys(errno == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO, "cannot write %s", tmp);
-	if (fd >= 0)
-		close(fd);
+	int rc = replace_file(s->metadir, JOURNAL, b.p, b.len, !s->opts.no_fsync);
 	vbuf_free(&b);
-	if (rc == 0 && rename(tmp, final) != 0)
-		rc = err_sys(MCRDT_EIO, "cannot put %s in place", final);
-	int dfd = -1;
-	if (rc == 0 && !s->opts.no_fsync &&
-	    ((dfd = open(s->metadir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(dfd) != 0))
-		rc = err_sys(MCRDT_EIO, "cannot sync %s", s->metadir);
-	if (dfd >= 0)
-		close(dfd);
-	if (rc)
-		unlink(tmp);
 	return rc;
 }
 

@@ -113,13 +113,7 @@ static int write_replica(mcrdt_store *s, int metafd, const char *name)
 			return err_set(MCRDT_EINVAL, "replica name has a control character");
 	char buf[256];
 	int len = snprintf(buf, sizeof buf, "id %016" PRIx64 "\nname %.63s\n", id, name);
-	int fd = openat(metafd, "replica.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return err_sys(MCRDT_EIO, "cannot create %s/replica", s->metadir);
-	int rc = write_all(fd, (const uint8_t *)buf, (size_t)len) != 0 || fsync(fd) != 0 ? err_sys(MCRDT_EIO, "cannot write %s/replica", s->metadir) : 0;
-	close(fd);
-	if (rc == 0 && (renameat(metafd, "replica.tmp", metafd, "replica") != 0 || fsync(metafd) != 0))
-		rc = err_sys(MCRDT_EIO, "cannot put %s/replica in place", s->metadir);
+	int rc = replace_file(s->metadir, "replica", buf, (size_t)len, true);
 	if (rc == 0)
 		rc = read_replica(s, metafd, &(bool){ false });
 	return rc;

@@ -1,11 +1,12 @@
 /*
- * sync/io.h — the little-endian fields and whole writes that the log and
- * snapshot files share.
+ * sync/io.h — the little-endian fields and whole writes that the log,
+ * snapshot and the store's metadata files share.
  */
 #ifndef MCRDT_SYNC_IO_H
 #define MCRDT_SYNC_IO_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -60,5 +61,13 @@ static inline int read_all(int fd, uint8_t *p, size_t len)
 	}
 	return 0;
 }
+
+/*
+ * Replaces DIR/NAME with data: written to NAME.tmp, renamed over, so a
+ * reader sees the old file or the new one whole. durable: the data and
+ * the rename are synced before it returns. MCRDT_EIO or MCRDT_ENOSPC (the
+ * message names the file); the old file stays on error.
+ */
+int replace_file(const char *dir, const char *name, const void *data, size_t len, bool durable);
 
 #endif

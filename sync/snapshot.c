@@ -53,28 +53,8 @@ int sync_snapshot_write(const char *dir, const crdt_model *m, uint64_t upto)
 	put64(b.p + 16, upto);
 	put64(b.p + 24, b.len - SNAP_HEADER);
 	put64(b.p + 32, XXH3_64bits(b.p, 32) ^ XXH3_64bits(b.p + SNAP_HEADER, b.len - SNAP_HEADER));
-	char tmp[PATH_MAX], final[PATH_MAX];
-	snprintf(tmp, sizeof tmp, "%s/" SNAP_FILE ".tmp", dir);
-	snprintf(final, sizeof final, "%s/" SNAP_FILE, dir);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		rc = err_sys(MCRDT_EIO, "cannot create %s", tmp);
-	else if (write_all(fd, b.p, b.len) != 0 || fsync(fd) != 0)
-		rc = err_sys(errno == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO, "cannot write %s", tmp);
-	if (fd >= 0)
-		close(fd);
+	rc = replace_file(dir, SNAP_FILE, b.p, b.len, true);
 	vbuf_free(&b);
-	if (rc == 0 && rename(tmp, final) != 0)
-		rc = err_sys(MCRDT_EIO, "cannot put %s in place", final);
-	if (rc) {
-		unlink(tmp);
-		return rc;
-	}
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd) != 0)
-		rc = err_sys(MCRDT_EIO, "cannot sync %s", dir);
-	if (dfd >= 0)
-		close(dfd);
 	return rc;
 }
 
