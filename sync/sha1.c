@@ -3,6 +3,7 @@
  */
 #include "sync/sha1.h"
 
+#include <stdatomic.h>
 #include <string.h>
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -106,8 +107,8 @@ __attribute__((target("sha,sse4.1"))) static void blocks_ni(uint32_t h[5], const
 
 #endif
 
-/* -1: not known yet (a benign race: every thread finds the same) */
-static int g_ni = -1;
+/* -1: not known yet (threads that race to find out all find the same) */
+static _Atomic int g_ni = -1;
 
 static bool ni_ok(void)
 {
@@ -120,16 +121,18 @@ static bool ni_ok(void)
 
 bool sha1_accelerate(bool on)
 {
-	g_ni = on && ni_ok();
-	return g_ni;
+	bool ni = on && ni_ok();
+	atomic_store_explicit(&g_ni, ni, memory_order_relaxed);
+	return ni;
 }
 
 static void blocks(uint32_t h[5], const uint8_t *p, size_t n)
 {
 #ifdef HAVE_SHA_NI
-	if (g_ni < 0)
-		g_ni = ni_ok();
-	if (g_ni) {
+	int ni = atomic_load_explicit(&g_ni, memory_order_relaxed);
+	if (ni < 0)
+		atomic_store_explicit(&g_ni, ni = ni_ok(), memory_order_relaxed);
+	if (ni) {
 		blocks_ni(h, p, n);
 		return;
 	}
