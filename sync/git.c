@@ -1,16 +1,13 @@
 /*
  * sync/git.c — the replication transport over libgit2 (see sync/git.h).
  *
- * Objects are written by our own pack writer: every object of a publish
- * (or of a repack) goes, zlib-deflated at Z_BEST_SPEED and without
- * deltas, into one .pack, and the .idx is written alongside (the ids,
- * offsets and CRCs are known here, so libgit2's indexer pass that would
- * inflate and hash everything again is not needed). A publish hashes and
- * deflates its bodies on worker threads. libgit2's packbuilder would
- * search for deltas (costly for thousands of message bodies), and its
- * treebuilder and odb writes make loose objects, so trees and commits are
- * formatted here as well; `git fsck --strict` checks the result in the
- * tests.
+ * Objects are written by our own pack writer (sync/pack.c): every object
+ * of a publish goes into one .pack with its .idx, and packs are merged
+ * there when they pile up. A publish hashes and deflates its bodies on
+ * worker threads. libgit2's packbuilder would search for deltas (costly
+ * for thousands of message bodies), and its treebuilder and odb writes
+ * make loose objects, so trees and commits are formatted here as well;
+ * `git fsck --strict` checks the result in the tests.
  *
  * A fetch from, or a push to, a repository on this machine copies packs
  * (checked against their checksums) instead of going through libgit2's
@@ -26,7 +23,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <spawn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,13 +33,12 @@
 #include <unistd.h>
 
 #include <git2.h>
-#include <zlib.h>
 
 #include "common/error.h"
-#include "common/hashmap.h"
 #include "common/varint.h"
 #include "sync/codec.h"
 #include "sync/git_test.h"
+#include "sync/pack.h"
 #include "sync/sha1.h"
 
 extern char **environ;
@@ -60,34 +55,6 @@ struct sync_git {
 };
 
 /* ---- small helpers ---- */
-
-static const char *git_msg(void)
-{
-	const git_error *e = git_error_last();
-	return e && e->message ? e->message : "unknown libgit2 error";
-}
-
-/* err_set with ": <libgit2's last message>" appended. */
-static int git_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int git_fail(int code, const char *fmt, ...)
-{
-	char buf[768];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	return err_set(code, "%s: %s", buf, git_msg());
-}
-
-/* snprintf for paths (one too long comes out cut, and then fails to open). */
-static void pathf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void pathf(char *buf, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, size, fmt, ap);
-	va_end(ap);
-}
 
 static void hex16(char out[17], uint64_t v)
 {
@@ -184,11 +151,11 @@ static int ref_oid(sync_git *g, const char *name, git_oid *out)
 	if (rc == GIT_ENOTFOUND)
 		return 1;
 	if (rc < 0)
-		return git_fail(MCRDT_EIO, "reading ref %s", name);
+		return sg_fail(MCRDT_EIO, "reading ref %s", name);
 	rc = git_reference_resolve(&res, ref);
 	git_reference_free(ref);
 	if (rc < 0)
-		return git_fail(MCRDT_ECORRUPT, "resolving ref %s", name);
+		return sg_fail(MCRDT_ECORRUPT, "resolving ref %s", name);
 	git_oid_cpy(out, git_reference_target(res));
 	git_reference_free(res);
 	return 0;
@@ -201,7 +168,7 @@ static int list_refs(sync_git *g, const char *glob, char ***out, size_t *n)
 	*out = NULL;
 	*n = 0;
 	if (git_reference_iterator_glob_new(&it, g->repo, glob) < 0)
-		return git_fail(MCRDT_EIO, "listing refs %s", glob);
+		return sg_fail(MCRDT_EIO, "listing refs %s", glob);
 	const char *name;
 	int rc, ret = 0;
 	size_t cap = 0;
@@ -222,7 +189,7 @@ static int list_refs(sync_git *g, const char *glob, char ***out, size_t *n)
 		(*n)++;
 	}
 	if (!ret && rc != GIT_ITEROVER)
-		ret = git_fail(MCRDT_EIO, "listing refs %s", glob);
+		ret = sg_fail(MCRDT_EIO, "listing refs %s", glob);
 	git_reference_iterator_free(it);
 	if (ret) {
 		for (size_t i = 0; i < *n; i++)
@@ -241,409 +208,16 @@ static void free_names(char **names, size_t n)
 	free(names);
 }
 
-static int read_fd(int fd, uint8_t **buf, size_t *cap, size_t *len)
-{
-	struct stat sb;
-	size_t want = fstat(fd, &sb) == 0 && sb.st_size > 0 ? (size_t)sb.st_size + 1 : 65536;
-	*len = 0;
-	for (;;) {
-		if (*len + 1 > *cap || want > *cap) {
-			size_t nc = *cap ? *cap : 65536;
-			while (nc < want || nc < *len + 65536)
-				nc *= 2;
-			uint8_t *np = realloc(*buf, nc);
-			if (!np)
-				return err_set(MCRDT_ENOMEM, "out of memory reading a body (%zu bytes)", nc);
-			*buf = np;
-			*cap = nc;
-		}
-		ssize_t r = read(fd, *buf + *len, *cap - *len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -1;
-		if (r == 0)
-			return 0;
-		*len += (size_t)r;
-		want = *len + 1;
-	}
-}
 
-/* ---- the pack writer ---- */
-
-/* One zlib stream and its output buffer: the pack's own, or a worker's. */
-struct deflater {
-	z_stream z;
-	bool init;
-	uint8_t *buf;
-	size_t cap, out;
-};
-
-static int deflater_run(struct deflater *d, const void *data, size_t len)
-{
-	if (!d->init) {
-		memset(&d->z, 0, sizeof d->z);
-		if (deflateInit(&d->z, Z_BEST_SPEED) != Z_OK)
-			return err_set(MCRDT_ENOMEM, "zlib: cannot start a deflate stream");
-		d->init = true;
-	} else if (deflateReset(&d->z) != Z_OK) {
-		return err_set(MCRDT_EIO, "zlib: deflateReset failed");
-	}
-	if (len > UINT32_MAX / 2)
-		return err_set(MCRDT_ETOOBIG, "an object of %zu bytes is too big for the pack writer", len);
-	uLong bound = deflateBound(&d->z, (uLong)len);
-	if (bound > d->cap) {
-		uint8_t *nb = realloc(d->buf, bound);
-		if (!nb)
-			return err_set(MCRDT_ENOMEM, "out of memory deflating an object of %zu bytes", len);
-		d->buf = nb;
-		d->cap = bound;
-	}
-	d->z.next_in = (Bytef *)(uintptr_t)data;
-	d->z.avail_in = (uInt)len;
-	d->z.next_out = d->buf;
-	d->z.avail_out = (uInt)d->cap;
-	if (deflate(&d->z, Z_FINISH) != Z_STREAM_END)
-		return err_set(MCRDT_EIO, "zlib: deflating an object of %zu bytes failed", len);
-	d->out = d->z.total_out;
-	return 0;
-}
-
-static void deflater_free(struct deflater *d)
-{
-	if (d->init)
-		deflateEnd(&d->z);
-	free(d->buf);
-	memset(d, 0, sizeof *d);
-}
-
-/*
- * A pack written here, .pack and .idx (version 2) both: objects go,
- * deflated, into a temporary file under objects/pack as they come (the
- * object count in the header is filled in at the end, so a publish need
- * not know in advance how many bodies it will find), each with its id,
- * offset and CRC-32 noted for the index; pack_finish adds the SHA-1
- * trailer, writes the index, syncs both and renames them into place,
- * .pack first (libgit2 and git find a pack by its .idx).
- *
- * libgit2's indexer (git_odb_write_pack) would inflate and hash every
- * object again, which for a publish of message bodies took as long as
- * writing them; the ids and offsets are known here already.
- */
-struct pack_entry {
-	git_oid id;
-	uint64_t off;
-	uint32_t crc;
-};
-
-struct pack {
-	sync_git *g;
-	int fd;             /* the temporary pack, or -1 */
-	char tmp[PATH_MAX];
-	uint64_t off;       /* bytes so far, buffered ones included */
-	uint8_t *wbuf;      /* write buffer */
-	size_t wlen;
-	struct pack_entry *e;
-	size_t count, cap;
-	bool skip_existing; /* leave out objects the repository holds */
-	struct hmap seen;   /* first 8 bytes of the oids written */
-	struct deflater d;
-	char name[GIT_OID_HEXSZ + 1];
-};
-
-#define PACK_WBUF (1u << 20)
-
-static int write_all(int fd, const void *data, size_t len, const char *path)
-{
-	const uint8_t *s = data;
-	while (len) {
-		ssize_t w = write(fd, s, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return err_sys(errno == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO, "writing %s", path);
-		s += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
-static int pack_flush(struct pack *p)
-{
-	int rc = write_all(p->fd, p->wbuf, p->wlen, p->tmp);
-	p->wlen = 0;
-	return rc;
-}
-
-static int pack_emit(struct pack *p, const void *data, size_t len)
-{
-	int rc;
-	if (p->wlen + len > PACK_WBUF && (rc = pack_flush(p)))
-		return rc;
-	if (len > PACK_WBUF) {
-		if ((rc = write_all(p->fd, data, len, p->tmp)))
-			return rc;
-	} else {
-		memcpy(p->wbuf + p->wlen, data, len);
-		p->wlen += len;
-	}
-	p->off += len;
-	return 0;
-}
-
-static int pack_open(struct pack *p, sync_git *g, bool skip_existing)
-{
-	memset(p, 0, sizeof *p);
-	p->g = g;
-	p->skip_existing = skip_existing;
-	hmap_init(&p->seen);
-	pathf(p->tmp, sizeof p->tmp, "%sobjects/pack/tmp_mcrdt_pack_XXXXXX", g->gitdir);
-	p->fd = mkstemp(p->tmp);
-	if (p->fd < 0) {
-		int rc = err_sys(MCRDT_EIO, "creating a pack %s", p->tmp);
-		p->tmp[0] = 0;
-		return rc;
-	}
-	if (!(p->wbuf = malloc(PACK_WBUF)))
-		return err_set(MCRDT_ENOMEM, "out of memory writing a pack");
-	static const uint8_t hdr[12] = { 'P', 'A', 'C', 'K', 0, 0, 0, 2 }; /* the count comes last */
-	return pack_emit(p, hdr, sizeof hdr);
-}
-
-static void pack_free(struct pack *p)
-{
-	if (p->fd >= 0 && p->g) {
-		close(p->fd);
-		if (p->tmp[0])
-			unlink(p->tmp);
-	}
-	deflater_free(&p->d);
-	free(p->wbuf);
-	free(p->e);
-	hmap_free(&p->seen);
-	memset(p, 0, sizeof *p);
-	p->fd = -1;
-}
-
-/* 1 when id is written already (or, skip_existing, held): leave it out. */
-static int pack_seen(struct pack *p, const git_oid *id)
-{
-	uint64_t key;
-	memcpy(&key, id->id, sizeof key);
-	if (key == HMAP_EMPTY)
-		key--;
-	int rc = hmap_put_new(&p->seen, key, 0);
-	if (rc == MCRDT_EEXISTS)
-		return 1; /* (two ids sharing 64 bits: the second is left out; odds 2^-64) */
-	if (rc)
-		return rc;
-	return p->skip_existing && git_odb_exists(p->g->odb, id);
-}
-
-/* Appends object id, already deflated: its header, then z. */
-static int pack_put(struct pack *p, const git_oid *id, git_object_t type, size_t len, const uint8_t *z, size_t zlen)
-{
-	if (p->count == UINT32_MAX)
-		return err_set(MCRDT_ETOOBIG, "a pack holds at most %" PRIu32 " objects", UINT32_MAX);
-	if (p->count == p->cap) {
-		size_t nc = p->cap ? p->cap * 2 : 256;
-		struct pack_entry *ne = realloc(p->e, nc * sizeof *ne);
-		if (!ne)
-			return err_set(MCRDT_ENOMEM, "out of memory writing a pack");
-		p->e = ne;
-		p->cap = nc;
-	}
-	uint8_t hdr[16];
-	size_t nh = 0;
-	size_t sz = len;
-	uint8_t c = (uint8_t)((unsigned)type << 4 | (sz & 15));
-	sz >>= 4;
-	while (sz) {
-		hdr[nh++] = c | 0x80;
-		c = sz & 0x7f;
-		sz >>= 7;
-	}
-	hdr[nh++] = c;
-	struct pack_entry *e = &p->e[p->count];
-	e->id = *id;
-	e->off = p->off;
-	e->crc = (uint32_t)crc32(crc32(crc32(0L, Z_NULL, 0), hdr, (uInt)nh), z, (uInt)zlen);
-	int rc;
-	if ((rc = pack_emit(p, hdr, nh)) || (rc = pack_emit(p, z, zlen)))
-		return rc;
-	p->count++;
-	return 0;
-}
-
-static int pack_add(struct pack *p, git_object_t type, const void *data, size_t len, git_oid *id_out)
-{
-	git_oid id;
-	if (git_odb_hash(&id, data, len, type) < 0)
-		return git_fail(MCRDT_EIO, "hashing an object");
-	if (id_out)
-		git_oid_cpy(id_out, &id);
-	int rc = pack_seen(p, &id);
-	if (rc)
-		return rc < 0 ? rc : 0;
-	if ((rc = deflater_run(&p->d, data, len)))
-		return rc;
-	return pack_put(p, &id, type, len, p->d.buf, p->d.out);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static int cmp_entry(const void *a, const void *b)
-{
-	return git_oid_cmp(&((const struct pack_entry *)a)->id, &((const struct pack_entry *)b)->id);
-}
-
-static int sync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return err_sys(MCRDT_EIO, "opening %s", dir);
-	int rc = fsync(fd) == 0 ? 0 : err_sys(MCRDT_EIO, "syncing %s", dir);
-	close(fd);
-	return rc;
-}
-
-/* The pack's index (version 2) into a malloc'd buffer. */
-static uint8_t *pack_index(struct pack *p, const uint8_t packsum[20], size_t *len)
-{
-	size_t n = p->count, nlarge = 0;
-	for (size_t i = 0; i < n; i++)
-		nlarge += p->e[i].off >= UINT32_C(0x80000000);
-	*len = 8 + 1024 + n * (20 + 4 + 4) + nlarge * 8 + 40;
-	uint8_t *b = malloc(*len), *q = b;
-	if (!b)
-		return NULL;
-	memcpy(q, "\377tOc\0\0\0\2", 8);
-	q += 8;
-	size_t k = 0;
-	for (unsigned f = 0; f < 256; f++) {
-		while (k < n && p->e[k].id.id[0] <= f)
-			k++;
-		put32(q + 4 * f, (uint32_t)k);
-	}
-	q += 1024;
-	for (size_t i = 0; i < n; i++, q += 20)
-		memcpy(q, p->e[i].id.id, 20);
-	for (size_t i = 0; i < n; i++, q += 4)
-		put32(q, p->e[i].crc);
-	uint8_t *large = q + 4 * n;
-	size_t li = 0;
-	for (size_t i = 0; i < n; i++, q += 4) {
-		uint64_t off = p->e[i].off;
-		if (off < UINT32_C(0x80000000)) {
-			put32(q, (uint32_t)off);
-		} else {
-			put32(q, UINT32_C(0x80000000) | (uint32_t)li);
-			put32(large + 8 * li, (uint32_t)(off >> 32));
-			put32(large + 8 * li + 4, (uint32_t)off);
-			li++;
-		}
-	}
-	q = large + 8 * nlarge;
-	memcpy(q, packsum, 20);
-	struct sha1_ctx sha;
-	sha1_init(&sha);
-	sha1_update(&sha, b, (size_t)(q + 20 - b));
-	sha1_final(&sha, q + 20);
-	return b;
-}
-
-/* The count, the trailer, the index; both synced and renamed into place.
- * Nothing is written when the pack would hold no object. */
-static int pack_finish(struct pack *p)
-{
-	char dir[PATH_MAX], path[PATH_MAX], itmp[PATH_MAX];
-	pathf(dir, sizeof dir, "%sobjects/pack", p->g->gitdir);
-	int rc;
-	if (p->count == 0)
-		return 0;
-	if ((rc = pack_flush(p)))
-		return rc;
-	uint8_t cnt[4];
-	put32(cnt, (uint32_t)p->count);
-	if (pwrite(p->fd, cnt, 4, 8) != 4)
-		return err_sys(MCRDT_EIO, "writing %s", p->tmp);
-	/* The trailer: SHA-1 of everything, read back (from the page cache). */
-	struct sha1_ctx sha;
-	sha1_init(&sha);
-	for (uint64_t at = 0; at < p->off;) {
-		size_t want = p->off - at < PACK_WBUF ? (size_t)(p->off - at) : PACK_WBUF;
-		ssize_t r = pread(p->fd, p->wbuf, want, (off_t)at);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? err_sys(MCRDT_EIO, "reading back %s", p->tmp)
-				     : err_set(MCRDT_EIO, "%s shrank while being written", p->tmp);
-		sha1_update(&sha, p->wbuf, (size_t)r);
-		at += (uint64_t)r;
-	}
-	uint8_t sum[20];
-	sha1_final(&sha, sum);
-	if ((rc = write_all(p->fd, sum, 20, p->tmp)))
-		return rc;
-	if (fchmod(p->fd, 0444) != 0 || fsync(p->fd) != 0)
-		return err_sys(MCRDT_EIO, "syncing %s", p->tmp);
-
-	qsort(p->e, p->count, sizeof *p->e, cmp_entry);
-	size_t ilen;
-	uint8_t *idx = pack_index(p, sum, &ilen);
-	if (!idx)
-		return err_set(MCRDT_ENOMEM, "out of memory writing a pack index");
-	pathf(itmp, sizeof itmp, "%s/tmp_mcrdt_idx_XXXXXX", dir);
-	int ifd = mkstemp(itmp);
-	if (ifd < 0) {
-		free(idx);
-		return err_sys(MCRDT_EIO, "creating %s", itmp);
-	}
-	rc = write_all(ifd, idx, ilen, itmp);
-	free(idx);
-	if (!rc && (fchmod(ifd, 0444) != 0 || fsync(ifd) != 0))
-		rc = err_sys(MCRDT_EIO, "syncing %s", itmp);
-	if (close(ifd) != 0 && !rc)
-		rc = err_sys(MCRDT_EIO, "writing %s", itmp);
-	for (int i = 0; i < 20; i++)
-		snprintf(p->name + 2 * i, 3, "%02x", sum[i]);
-	if (!rc) {
-		pathf(path, sizeof path, "%s/pack-%s.pack", dir, p->name);
-		if (rename(p->tmp, path) != 0)
-			rc = err_sys(MCRDT_EIO, "renaming %s to %s", p->tmp, path);
-		else
-			p->tmp[0] = 0;
-	}
-	if (!rc) {
-		pathf(path, sizeof path, "%s/pack-%s.idx", dir, p->name);
-		if (rename(itmp, path) != 0)
-			rc = err_sys(MCRDT_EIO, "renaming %s to %s", itmp, path);
-	}
-	if (rc) {
-		unlink(itmp);
-		return rc;
-	}
-	if ((rc = sync_dir(dir)))
-		return rc;
-	if (git_odb_refresh(p->g->odb) < 0)
-		return git_fail(MCRDT_EIO, "re-reading the packs of %s", p->g->gitdir);
-	return 0;
-}
 
 /* ---- opening ---- */
 
 static int repo_open(sync_git *g, const char *dir)
 {
 	if (git_repository_open_bare(&g->repo, dir) < 0)
-		return git_fail(MCRDT_EIO, "opening the repository %s", dir);
+		return sg_fail(MCRDT_EIO, "opening the repository %s", dir);
 	if (git_repository_odb(&g->odb, g->repo) < 0)
-		return git_fail(MCRDT_EIO, "opening the objects of %s", dir);
+		return sg_fail(MCRDT_EIO, "opening the objects of %s", dir);
 	return 0;
 }
 
@@ -663,7 +237,7 @@ static int init_bare(const char *dir, uint32_t mode)
 	o.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH;
 	o.mode = mode;
 	if (git_repository_init_ext(&repo, dir, &o) < 0)
-		return git_fail(MCRDT_EIO, "creating the repository %s", dir);
+		return sg_fail(MCRDT_EIO, "creating the repository %s", dir);
 	git_repository_free(repo);
 	return 0;
 }
@@ -703,7 +277,7 @@ static int git_start(void)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, start_once);
-	return g_started > 0 ? 0 : git_fail(MCRDT_EIO, "starting libgit2");
+	return g_started > 0 ? 0 : sg_fail(MCRDT_EIO, "starting libgit2");
 }
 
 int sync_git_open(sync_git **out, const char *dir, uint64_t self, bool create)
@@ -791,7 +365,7 @@ int sync_git_published(sync_git *g, uint64_t *counter, uint64_t *log_next)
 	git_commit *c;
 	char hx[GIT_OID_HEXSZ + 1];
 	if (git_commit_lookup(&c, g->repo, &head) < 0)
-		return git_fail(MCRDT_ECORRUPT, "%s: reading commit %s", name, oid_str(&head, hx));
+		return sg_fail(MCRDT_ECORRUPT, "%s: reading commit %s", name, oid_str(&head, hx));
 	struct chain_msg m;
 	bool ok = parse_message(git_commit_message(c), &m) && m.r == g->self;
 	git_commit_free(c);
@@ -861,7 +435,7 @@ static void *body_worker(void *arg)
 		git_oid id;
 		int rc = 0, seen = 0;
 		if (!err && git_odb_hash(&id, j->buf, j->len, GIT_OBJECT_BLOB) < 0)
-			rc = git_fail(MCRDT_EIO, "hashing a body of %zu bytes", j->len);
+			rc = sg_fail(MCRDT_EIO, "hashing a body of %zu bytes", j->len);
 		if (!err && !rc) {
 			pthread_mutex_lock(&bp->mu);
 			git_oid_cpy(&bp->be[j->k].id, &id);
@@ -924,7 +498,7 @@ static int publish_bodies(sync_git *g, struct pack *p, const crdt_op *ops, size_
 			close(fd);
 			break;
 		}
-		int r = read_fd(fd, &j->buf, &j->cap, &j->len);
+		int r = sg_read_fd(fd, &j->buf, &j->cap, &j->len);
 		if (r == -1)
 			rc = err_sys(MCRDT_EIO, "publish: reading the body of op %s:%" PRIu64, rh, ops[i].id.counter);
 		else
@@ -992,7 +566,9 @@ int sync_git_publish(sync_git *g, const crdt_op *ops, size_t n, uint64_t log_nex
 	size_t nbe = 0;
 	uint64_t nbodies = 0, body_bytes = 0;
 	git_oid ops_id, bodies_id, root_id, commit_id;
-	if ((rc = pack_open(&p, g, true)))
+	char objdir[PATH_MAX];
+	sg_path(objdir, sizeof objdir, "%sobjects", g->gitdir);
+	if ((rc = pack_open(&p, objdir, g->odb, true)))
 		goto out;
 	for (size_t i = 0; i < n; i++)
 		if ((rc = sync_encode_record(&ob, &ops[i])))
@@ -1058,7 +634,7 @@ int sync_git_publish(sync_git *g, const crdt_op *ops, size_t n, uint64_t log_nex
 	git_reference *ref;
 	if (git_reference_create_matching(&ref, g->repo, name, &commit_id, has_head, has_head ? &head : NULL,
 					  "mcrdt publish") < 0) {
-		rc = git_fail(MCRDT_EIO, "publish: moving %s to %s", name, oid_str(&commit_id, th));
+		rc = sg_fail(MCRDT_EIO, "publish: moving %s to %s", name, oid_str(&commit_id, th));
 		goto out;
 	}
 	git_reference_free(ref);
@@ -1102,7 +678,7 @@ static int xfer_fail(struct xfer *x, const char *what)
 {
 	if (x->cancelled)
 		return err_set(MCRDT_EIO, "%s %s: cancelled", what, x->r->url);
-	return git_fail(MCRDT_EIO, "%s %s", what, x->r->url);
+	return sg_fail(MCRDT_EIO, "%s %s", what, x->r->url);
 }
 
 static void wipe(char *s, size_t n)
@@ -1216,7 +792,7 @@ static int cb_credentials(git_credential **out, const char *url, const char *use
 				return git_credential_ssh_key_new(out, user, NULL, env, NULL);
 			static const char *const names[] = { ".ssh/id_ed25519", ".ssh/id_rsa" };
 			for (size_t i = 0; home && i < 2; i++) {
-				pathf(path, sizeof path, "%s/%s", home, names[i]);
+				sg_path(path, sizeof path, "%s/%s", home, names[i]);
 				if (access(path, R_OK) == 0)
 					return git_credential_ssh_key_new(out, user, NULL, path, NULL);
 			}
@@ -1315,7 +891,7 @@ static int drop_staged(sync_git *g)
 		return rc;
 	for (size_t i = 0; i < n && !rc; i++)
 		if (git_reference_remove(g->repo, names[i]) < 0)
-			rc = git_fail(MCRDT_EIO, "dropping the staged ref %s", names[i]);
+			rc = sg_fail(MCRDT_EIO, "dropping the staged ref %s", names[i]);
 	free_names(names, n);
 	return rc;
 }
@@ -1348,7 +924,7 @@ static int fetch_slow(sync_git *g, struct xfer *x)
 {
 	git_remote *rem;
 	if (remote_new(&rem, g, x->r->url) < 0)
-		return git_fail(MCRDT_EIO, "remote %s", x->r->url);
+		return sg_fail(MCRDT_EIO, "remote %s", x->r->url);
 	git_fetch_options fo;
 	git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
 	fo.callbacks.credentials = cb_credentials;
@@ -1371,23 +947,6 @@ static int fetch_slow(sync_git *g, struct xfer *x)
 	return rc;
 }
 
-/* Reads a whole (small) file. */
-static int slurp(const char *path, uint8_t **out, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return err_sys(MCRDT_EIO, "opening %s", path);
-	size_t cap = 0;
-	*out = NULL;
-	int r = read_fd(fd, out, &cap, len);
-	close(fd);
-	if (r == -1) {
-		free(*out);
-		*out = NULL;
-		return err_sys(MCRDT_EIO, "reading %s", path);
-	}
-	return r;
-}
 
 /*
  * Copies src to dst (through a temporary file next to it, renamed at the
@@ -1405,7 +964,7 @@ static int copy_checked(const char *url, const char *src, const char *dst, uint8
 		return err_set(MCRDT_EIO, "remote %s: %s is too short to be a pack file", url, src);
 	}
 	char tmp[PATH_MAX];
-	pathf(tmp, sizeof tmp, "%s.tmp_XXXXXX", dst);
+	sg_path(tmp, sizeof tmp, "%s.tmp_XXXXXX", dst);
 	int out = mkstemp(tmp);
 	if (out < 0) {
 		close(in);
@@ -1469,49 +1028,31 @@ static int copy_checked(const char *url, const char *src, const char *dst, uint8
 	return rc;
 }
 
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /*
- * A remote pack index (version 2): checks its own trailer; *nobj the
- * object count, *needed whether we lack any of its objects, packsum the
- * checksum of the pack it indexes. 1 for an index we cannot read (the
- * caller then takes the slow path).
+ * A remote pack index (version 2): *nobj the object count, *needed
+ * whether we lack any of its objects, packsum the checksum of the pack it
+ * indexes. 1 for an index we cannot read (the caller then takes the slow
+ * path).
  */
 static int idx_check(git_odb *odb, const char *url, const char *path, uint32_t *nobj, bool *needed,
 		     uint8_t packsum[20])
 {
-	uint8_t *d;
-	size_t len;
-	int rc = slurp(path, &d, &len);
+	char who[PATH_MAX];
+	struct pack_idx ix;
+	sg_path(who, sizeof who, "remote %s", url);
+	int rc = idx_load(who, path, &ix);
 	if (rc)
 		return rc;
-	if (len < 8 + 1024 + 40 || memcmp(d, "\377tOc\0\0\0\2", 8) != 0) {
-		free(d);
-		return 1;
-	}
-	uint8_t sum[20];
-	struct sha1_ctx sha;
-	sha1_init(&sha);
-	sha1_update(&sha, d, len - 20);
-	sha1_final(&sha, sum);
-	uint32_t n = be32(d + 8 + 255 * 4);
-	if (memcmp(sum, d + len - 20, 20) != 0 || (uint64_t)n * 28 + 8 + 1024 + 40 > len) {
-		free(d);
-		return err_set(MCRDT_EIO, "remote %s: pack index %s is corrupt", url, path);
-	}
-	*nobj = n;
+	*nobj = ix.n;
 	*needed = false;
-	for (uint32_t i = 0; i < n && !*needed; i++) {
+	for (uint32_t i = 0; i < ix.n && !*needed; i++) {
 		git_oid id;
-		memcpy(id.id, d + 8 + 1024 + (size_t)i * 20, 20);
+		memcpy(id.id, ix.ids + (size_t)i * 20, 20);
 		if (!git_odb_exists(odb, &id))
 			*needed = true;
 	}
-	memcpy(packsum, d + len - 40, 20);
-	free(d);
+	memcpy(packsum, ix.packsum, 20);
+	idx_free(&ix);
 	return 0;
 }
 
@@ -1536,80 +1077,111 @@ static void count_moved(struct xfer *x, bool fetch, uint64_t objects, uint64_t b
 	}
 }
 
+static void (*g_after_pack)(void *); /* sync_git_test_after_pack */
+static void *g_after_pack_arg;
+
+static bool gone(const char *path)
+{
+	return access(path, F_OK) != 0 && errno == ENOENT;
+}
+
+/*
+ * Copies the pack base of the pack directory srcdir into dstdir's, .pack
+ * then .idx, each through a temporary name (libgit2 finds a pack by its
+ * .idx), unless dst (dstdir's odb) holds all its objects. 1 when the pack
+ * went while we looked (merged by another process: list again).
+ */
+static int copy_pack(struct xfer *x, bool fetch, const char *srcdir, const char *base, const char *dstdir,
+		     git_odb *dst)
+{
+	const char *url = x->r->url;
+	char src[PATH_MAX], p2[PATH_MAX];
+	sg_path(p2, sizeof p2, "%s/pack/%s.idx", dstdir, base);
+	if (access(p2, F_OK) == 0)
+		return 0; /* packs are named by their content */
+	sg_path(src, sizeof src, "%s/%s.idx", srcdir, base);
+	uint32_t nobj = 0;
+	bool needed = true;
+	uint8_t want[20], got[20];
+	int rc = idx_check(dst, url, src, &nobj, &needed, want);
+	if (rc || !needed)
+		return rc && gone(src) ? 1 : rc;
+	sg_path(src, sizeof src, "%s/%s.pack", srcdir, base);
+	sg_path(p2, sizeof p2, "%s/pack/%s.pack", dstdir, base);
+	uint64_t bytes = 0;
+	if ((rc = copy_checked(url, src, p2, got, &bytes)))
+		return gone(src) ? 1 : rc;
+	if (memcmp(want, got, 20) != 0) {
+		unlink(p2);
+		return err_set(MCRDT_EIO, "remote %s: %s does not match its index", url, src);
+	}
+	sg_path(src, sizeof src, "%s/%s.idx", srcdir, base);
+	sg_path(p2, sizeof p2, "%s/pack/%s.idx", dstdir, base);
+	if ((rc = copy_checked(url, src, p2, got, &bytes))) {
+		rc = gone(src) ? 1 : rc;
+		sg_path(p2, sizeof p2, "%s/pack/%s.pack", dstdir, base);
+		unlink(p2);
+		return rc;
+	}
+	count_moved(x, fetch, nobj, bytes);
+	return report(x) != 0 ? err_set(MCRDT_EIO, "%s %s: cancelled", fetch ? "fetch from" : "push to", url) : 0;
+}
+
 /*
  * Copies into the objects directory dstdir (whose odb is dst) what srcdir
  * (odb src) holds and dst lacks: every pack with an object dst lacks, as
  * files (checked against their checksums), and loose objects through the
- * odbs. fetch: counts as fetched, else as pushed.
+ * odbs. fetch: counts as fetched, else as pushed. A pack that goes while
+ * we copy (another process consolidating srcdir) sends us back to list
+ * the packs again: the pack it went into was in place before it went.
  */
 static int copy_objects(struct xfer *x, bool fetch, const char *srcdir, git_odb *sodb, const char *dstdir,
 			git_odb *dst)
 {
 	const char *url = x->r->url, *what = fetch ? "fetch from" : "push to";
-	char p1[PATH_MAX], p2[PATH_MAX];
+	char p1[PATH_MAX];
 	int rc = 0;
-	DIR *d;
-
-	/* Packs: .pack then .idx, each through a temporary name (libgit2
-	 * finds a pack by its .idx). */
-	pathf(p1, sizeof p1, "%s/pack", srcdir);
-	if (!(d = opendir(p1)) && errno != ENOENT) {
-		rc = err_sys(MCRDT_EIO, "%s %s: %s", what, url, p1);
-		goto out;
-	}
+	DIR *d = NULL;
 	struct dirent *e;
-	while (d && (e = readdir(d))) {
-		size_t nl = strlen(e->d_name);
-		if (nl < 5 + 4 || strncmp(e->d_name, "pack-", 5) != 0 || strcmp(e->d_name + nl - 4, ".idx") != 0)
-			continue;
-		char base[NAME_MAX + 1];
-		snprintf(base, sizeof base, "%.*s", (int)(nl - 4), e->d_name);
-		pathf(p2, sizeof p2, "%s/pack/%s.idx", dstdir, base);
-		if (access(p2, F_OK) == 0)
-			continue; /* packs are named by their content */
-		char src[PATH_MAX];
-		pathf(src, sizeof src, "%s/%s.idx", p1, base);
-		uint32_t nobj = 0;
-		bool needed = true;
-		uint8_t want[20], got[20];
-		if ((rc = idx_check(dst, url, src, &nobj, &needed, want)))
-			goto out;
-		if (!needed)
-			continue;
-		pathf(src, sizeof src, "%s/%s.pack", p1, base);
-		pathf(p2, sizeof p2, "%s/pack/%s.pack", dstdir, base);
-		uint64_t bytes = 0;
-		if ((rc = copy_checked(url, src, p2, got, &bytes)))
-			goto out;
-		if (memcmp(want, got, 20) != 0) {
-			unlink(p2);
-			rc = err_set(MCRDT_EIO, "remote %s: %s does not match its index", url, src);
+
+	sg_path(p1, sizeof p1, "%s/pack", srcdir);
+	for (unsigned pass = 0;; pass++) {
+		bool vanished = false;
+		if (!(d = opendir(p1)) && errno != ENOENT) {
+			rc = err_sys(MCRDT_EIO, "%s %s: %s", what, url, p1);
 			goto out;
 		}
-		pathf(src, sizeof src, "%s/%s.idx", p1, base);
-		pathf(p2, sizeof p2, "%s/pack/%s.idx", dstdir, base);
-		if ((rc = copy_checked(url, src, p2, got, &bytes))) {
-			pathf(p2, sizeof p2, "%s/pack/%s.pack", dstdir, base);
-			unlink(p2);
-			goto out;
+		while (d && (e = readdir(d))) {
+			size_t nl = strlen(e->d_name);
+			if (nl < 5 + 4 || strncmp(e->d_name, "pack-", 5) != 0 || strcmp(e->d_name + nl - 4, ".idx") != 0)
+				continue;
+			char base[NAME_MAX + 1];
+			snprintf(base, sizeof base, "%.*s", (int)(nl - 4), e->d_name);
+			if ((rc = copy_pack(x, fetch, p1, base, dstdir, dst)) < 0)
+				goto out;
+			vanished |= rc == 1;
+			rc = 0;
+			if (g_after_pack)
+				g_after_pack(g_after_pack_arg);
 		}
-		count_moved(x, fetch, nobj, bytes);
-		if (report(x) != 0) {
-			rc = err_set(MCRDT_EIO, "%s %s: cancelled", what, url);
+		if (d)
+			closedir(d);
+		d = NULL;
+		if (!vanished)
+			break;
+		if (pass == 8) {
+			rc = err_set(MCRDT_EIO, "%s %s: its packs keep changing under us (sync again)", what, url);
 			goto out;
 		}
 	}
-	if (d)
-		closedir(d);
-	d = NULL;
 	if (git_odb_refresh(dst) < 0) {
-		rc = git_fail(MCRDT_EIO, "%s %s: re-reading the packs", what, url);
+		rc = sg_fail(MCRDT_EIO, "%s %s: re-reading the packs", what, url);
 		goto out;
 	}
 
 	/* Loose objects (a repository we wrote has none), through the odbs. */
 	for (unsigned k = 0; k < 256 && !rc; k++) {
-		pathf(p1, sizeof p1, "%s/%02x", srcdir, k);
+		sg_path(p1, sizeof p1, "%s/%02x", srcdir, k);
 		if (!(d = opendir(p1)))
 			continue;
 		while ((e = readdir(d)) && !rc) {
@@ -1623,12 +1195,12 @@ static int copy_objects(struct xfer *x, bool fetch, const char *srcdir, git_odb 
 			git_odb_object *o;
 			git_oid got;
 			if (git_odb_read(&o, sodb, &id) < 0) {
-				rc = git_fail(MCRDT_EIO, "%s %s: reading object %s", what, url, hx);
+				rc = sg_fail(MCRDT_EIO, "%s %s: reading object %s", what, url, hx);
 				break;
 			}
 			if (git_odb_write(&got, dst, git_odb_object_data(o), git_odb_object_size(o),
 					  git_odb_object_type(o)) < 0)
-				rc = git_fail(MCRDT_EIO, "%s %s: storing object %s", what, url, hx);
+				rc = sg_fail(MCRDT_EIO, "%s %s: storing object %s", what, url, hx);
 			else if (!git_oid_equal(&got, &id))
 				rc = err_set(MCRDT_EIO, "%s %s: object %s is corrupt", what, url, hx);
 			else
@@ -1650,10 +1222,10 @@ static int fetch_local(sync_git *g, struct xfer *x, const char *path)
 	const char *url = x->r->url;
 	git_repository *rr;
 	if (git_repository_open_ext(&rr, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
-		return git_fail(MCRDT_EIO, "fetch from %s: not a git repository", url);
+		return sg_fail(MCRDT_EIO, "fetch from %s: not a git repository", url);
 	char objdir[PATH_MAX], p1[PATH_MAX];
-	pathf(objdir, sizeof objdir, "%sobjects", git_repository_commondir(rr));
-	pathf(p1, sizeof p1, "%s/info/alternates", objdir);
+	sg_path(objdir, sizeof objdir, "%sobjects", git_repository_commondir(rr));
+	sg_path(p1, sizeof p1, "%s/info/alternates", objdir);
 	struct staged_ref *refs = NULL;
 	size_t nrefs = 0;
 	int rc = 0;
@@ -1669,7 +1241,7 @@ static int fetch_local(sync_git *g, struct xfer *x, const char *path)
 	 * objects we do not have. */
 	git_reference_iterator *it;
 	if (git_reference_iterator_glob_new(&it, rr, NS_LOCAL "*") < 0) {
-		rc = git_fail(MCRDT_EIO, "fetch from %s: listing refs", url);
+		rc = sg_fail(MCRDT_EIO, "fetch from %s: listing refs", url);
 		goto out;
 	}
 	git_reference *ref;
@@ -1707,17 +1279,17 @@ static int fetch_local(sync_git *g, struct xfer *x, const char *path)
 		git_reference_free(ref);
 	}
 	if (!rc && r != GIT_ITEROVER)
-		rc = git_fail(MCRDT_EIO, "fetch from %s: listing refs", url);
+		rc = sg_fail(MCRDT_EIO, "fetch from %s: listing refs", url);
 	git_reference_iterator_free(it);
 	if (rc)
 		goto out;
 
 	if (git_repository_odb(&rodb, rr) < 0) {
-		rc = git_fail(MCRDT_EIO, "fetch from %s: opening its objects", url);
+		rc = sg_fail(MCRDT_EIO, "fetch from %s: opening its objects", url);
 		goto out;
 	}
 	char mine[PATH_MAX];
-	pathf(mine, sizeof mine, "%sobjects", g->gitdir);
+	sg_path(mine, sizeof mine, "%sobjects", g->gitdir);
 	if ((rc = copy_objects(x, true, objdir, rodb, mine, g->odb)))
 		goto out;
 
@@ -1729,7 +1301,7 @@ static int fetch_local(sync_git *g, struct xfer *x, const char *path)
 			goto out;
 		}
 		if (git_reference_create(&ref, g->repo, refs[i].name, &refs[i].id, 1, "mcrdt fetch") < 0) {
-			rc = git_fail(MCRDT_EIO, "fetch from %s: setting %s", url, refs[i].name);
+			rc = sg_fail(MCRDT_EIO, "fetch from %s: setting %s", url, refs[i].name);
 			goto out;
 		}
 		git_reference_free(ref);
@@ -1760,6 +1332,12 @@ int sync_git_fetch(sync_git *g, const struct sync_git_remote *r, struct sync_git
 	return fetch_slow(g, &x);
 }
 
+void sync_git_test_after_pack(void (*fn)(void *), void *arg)
+{
+	g_after_pack = fn;
+	g_after_pack_arg = arg;
+}
+
 void sync_git_test_transport_only(sync_git *g, bool on)
 {
 	g->transport_only = on;
@@ -1782,7 +1360,7 @@ static int check_commit_ref(sync_git *g, const char *name, const git_oid *id)
 	if (rc == GIT_ENOTFOUND)
 		return err_set(MCRDT_ECORRUPT, "ref %s names object %s, which is missing", name, oid_str(id, hx));
 	if (rc < 0)
-		return git_fail(MCRDT_ECORRUPT, "ref %s: reading object %s", name, oid_str(id, hx));
+		return sg_fail(MCRDT_ECORRUPT, "ref %s: reading object %s", name, oid_str(id, hx));
 	git_object_t t = git_object_type(o);
 	git_object_free(o);
 	if (t != GIT_OBJECT_COMMIT)
@@ -1858,7 +1436,7 @@ static int chain_commit(sync_git *g, uint64_t r, const git_oid *cid, const struc
 	crdt_op_init(&op, CRDT_OP_APPEND);
 	int rc = 0;
 	if (git_commit_lookup(&c, g->repo, cid) < 0 || git_commit_tree(&tree, c) < 0) {
-		rc = git_fail(MCRDT_ECORRUPT, "replica %s: commit %s: cannot read it or its tree", rh, ch);
+		rc = sg_fail(MCRDT_ECORRUPT, "replica %s: commit %s: cannot read it or its tree", rh, ch);
 		goto out;
 	}
 	size_t ne = git_tree_entrycount(tree);
@@ -1872,7 +1450,7 @@ static int chain_commit(sync_git *g, uint64_t r, const git_oid *cid, const struc
 	}
 	if (git_blob_lookup(&ops, g->repo, git_tree_entry_id(eo)) < 0 ||
 	    (eb && git_tree_lookup(&bodies, g->repo, git_tree_entry_id(eb)) < 0)) {
-		rc = git_fail(MCRDT_ECORRUPT, "replica %s: commit %s: cannot read its ops or bodies", rh, ch);
+		rc = sg_fail(MCRDT_ECORRUPT, "replica %s: commit %s: cannot read its ops or bodies", rh, ch);
 		goto out;
 	}
 	const uint8_t *p = git_blob_rawcontent(ops);
@@ -1985,7 +1563,7 @@ static int chain_walk(sync_git *g, uint64_t r, const git_oid *head, uint64_t bas
 		git_commit *c;
 		oid_str(&cur, ch);
 		if (git_commit_lookup(&c, g->repo, &cur) < 0)
-			return git_fail(MCRDT_ECORRUPT, "replica %s: commit %s", rh, ch);
+			return sg_fail(MCRDT_ECORRUPT, "replica %s: commit %s", rh, ch);
 		struct chain_msg m;
 		bool ok = parse_message(git_commit_message(c), &m);
 		unsigned np = git_commit_parentcount(c);
@@ -2046,7 +1624,7 @@ int sync_git_read_new(sync_git *g, const crdt_vv *known, sync_git_op_fn fn, void
 				continue;
 			int d = e->has_local ? git_graph_descendant_of(g->repo, &e->local, &e->staged) : 0;
 			if (d < 0)
-				rc = git_fail(MCRDT_EIO, "replica %s (this one): comparing commits", rh);
+				rc = sg_fail(MCRDT_EIO, "replica %s (this one): comparing commits", rh);
 			else if (d == 0)
 				rc = err_set(MCRDT_ECORRUPT,
 					     "replica %s (this one): the remote holds commit %s of our chain, which is not "
@@ -2059,7 +1637,7 @@ int sync_git_read_new(sync_git *g, const crdt_vv *known, sync_git_op_fn fn, void
 			int ahead = git_graph_descendant_of(g->repo, &e->staged, &e->local);
 			int behind = ahead == 0 ? git_graph_descendant_of(g->repo, &e->local, &e->staged) : 0;
 			if (ahead < 0 || behind < 0) {
-				rc = git_fail(MCRDT_EIO, "replica %s: comparing commits", rh);
+				rc = sg_fail(MCRDT_EIO, "replica %s: comparing commits", rh);
 				break;
 			}
 			if (!ahead && !behind) {
@@ -2097,7 +1675,7 @@ static int extends(sync_git *g, const git_oid *newer, const char *name, git_oid 
 	if (git_oid_equal(newer, old))
 		return 0;
 	int d = git_graph_descendant_of(g->repo, newer, old);
-	return d < 0 ? git_fail(MCRDT_EIO, "comparing a commit with %s", name) : d;
+	return d < 0 ? sg_fail(MCRDT_EIO, "comparing a commit with %s", name) : d;
 }
 
 int sync_git_adopt(sync_git *g)
@@ -2129,7 +1707,7 @@ int sync_git_adopt(sync_git *g)
 		git_reference *ref;
 		if (git_reference_create_matching(&ref, g->repo, lname, &staged, has, has ? &local : NULL,
 						  "mcrdt adopt") < 0) {
-			rc = git_fail(MCRDT_EIO, "adopt: moving %s to %s", lname, oid_str(&staged, hx));
+			rc = sg_fail(MCRDT_EIO, "adopt: moving %s to %s", lname, oid_str(&staged, hx));
 			break;
 		}
 		git_reference_free(ref);
@@ -2150,18 +1728,18 @@ static int push_local(sync_git *g, struct xfer *x, const char *path, char **spec
 	git_repository *rr;
 	git_odb *rodb = NULL;
 	if (git_repository_open_ext(&rr, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
-		return git_fail(MCRDT_EIO, "push to %s: not a git repository", url);
+		return sg_fail(MCRDT_EIO, "push to %s: not a git repository", url);
 	char objdir[PATH_MAX], p1[PATH_MAX], mine[PATH_MAX];
-	pathf(objdir, sizeof objdir, "%sobjects", git_repository_commondir(rr));
-	pathf(p1, sizeof p1, "%s/info/alternates", objdir);
-	pathf(mine, sizeof mine, "%sobjects", g->gitdir);
+	sg_path(objdir, sizeof objdir, "%sobjects", git_repository_commondir(rr));
+	sg_path(p1, sizeof p1, "%s/info/alternates", objdir);
+	sg_path(mine, sizeof mine, "%sobjects", g->gitdir);
 	int rc = 0;
 	if (access(p1, F_OK) == 0 || strcmp(git_repository_commondir(rr), g->gitdir) == 0) {
 		rc = 1;
 		goto out;
 	}
 	if (git_repository_odb(&rodb, rr) < 0) {
-		rc = git_fail(MCRDT_EIO, "push to %s: opening its objects", url);
+		rc = sg_fail(MCRDT_EIO, "push to %s: opening its objects", url);
 		goto out;
 	}
 	if ((rc = copy_objects(x, false, mine, g->odb, objdir, rodb)))
@@ -2176,7 +1754,7 @@ static int push_local(sync_git *g, struct xfer *x, const char *path, char **spec
 		}
 		int has = git_reference_name_to_id(&cur, rr, name);
 		if (has < 0 && has != GIT_ENOTFOUND) {
-			rc = git_fail(MCRDT_EIO, "push to %s: reading its %s", url, name);
+			rc = sg_fail(MCRDT_EIO, "push to %s: reading its %s", url, name);
 			break;
 		}
 		if (has == 0 && git_oid_equal(&cur, &local))
@@ -2197,13 +1775,17 @@ static int push_local(sync_git *g, struct xfer *x, const char *path, char **spec
 			break;
 		}
 		if (r < 0) {
-			rc = git_fail(MCRDT_EIO, "push to %s: moving its %s", url, name);
+			rc = sg_fail(MCRDT_EIO, "push to %s: moving its %s", url, name);
 			break;
 		}
 		git_reference_free(ref);
 		if (x->st)
 			x->st->refs_pushed++;
 	}
+	/* The hub's packs pile up with every push: the pusher keeps them down
+	 * (safe with other pushers and readers at work, see sync/pack.c). */
+	if (!rc)
+		rc = pack_consolidate(objdir, rodb, SYNC_GIT_MAX_PACKS, NULL, NULL);
 out:
 	git_odb_free(rodb);
 	git_repository_free(rr);
@@ -2258,7 +1840,7 @@ int sync_git_push(sync_git *g, const struct sync_git_remote *r, struct sync_git_
 	rc = 0;
 	git_remote *rem;
 	if (remote_new(&rem, g, r->url) < 0) {
-		rc = git_fail(MCRDT_EIO, "remote %s", r->url);
+		rc = sg_fail(MCRDT_EIO, "remote %s", r->url);
 		goto out;
 	}
 	git_push_options po;
@@ -2306,7 +1888,7 @@ static int blob_read(git_odb *odb, const char *gitdir, const sync_oid *id, struc
 	if (rc == GIT_ENOTFOUND)
 		return err_set(MCRDT_ENOTFOUND, "blob %s is not in %s", oid_str(&oid, hx), gitdir);
 	if (rc < 0)
-		return git_fail(MCRDT_ECORRUPT, "reading blob %s in %s", oid_str(&oid, hx), gitdir);
+		return sg_fail(MCRDT_ECORRUPT, "reading blob %s in %s", oid_str(&oid, hx), gitdir);
 	if (git_odb_object_type(o) != GIT_OBJECT_BLOB) {
 		git_object_t t = git_odb_object_type(o);
 		git_odb_object_free(o);
@@ -2392,9 +1974,9 @@ int sync_git_prefetch_start(sync_git *g, const sync_oid *ids, size_t n, size_t m
 		return err_set(MCRDT_ENOMEM, "out of memory reading ahead");
 	}
 	char objects[PATH_MAX];
-	pathf(objects, sizeof objects, "%sobjects", g->gitdir);
+	sg_path(objects, sizeof objects, "%sobjects", g->gitdir);
 	if (git_odb_open(&p->odb, objects) < 0) {
-		int rc = git_fail(MCRDT_EIO, "opening the objects of %s", g->gitdir);
+		int rc = sg_fail(MCRDT_EIO, "opening the objects of %s", g->gitdir);
 		pf_free(p);
 		return rc;
 	}
@@ -2470,7 +2052,7 @@ int sync_git_blob_size(sync_git *g, const sync_oid *id, uint64_t *size)
 	if (rc == GIT_ENOTFOUND)
 		return err_set(MCRDT_ENOTFOUND, "blob %s is not in %s", oid_str(&oid, hx), g->gitdir);
 	if (rc < 0)
-		return git_fail(MCRDT_ECORRUPT, "reading blob %s in %s", oid_str(&oid, hx), g->gitdir);
+		return sg_fail(MCRDT_ECORRUPT, "reading blob %s in %s", oid_str(&oid, hx), g->gitdir);
 	if (type != GIT_OBJECT_BLOB)
 		return err_set(MCRDT_ECORRUPT, "object %s is a %s, not a blob", oid_str(&oid, hx),
 			       git_object_type2string(type));
@@ -2490,230 +2072,28 @@ int sync_git_hash(const void *data, size_t len, sync_oid *out)
 {
 	git_oid id;
 	if (git_odb_hash(&id, data, len, GIT_OBJECT_BLOB) < 0)
-		return git_fail(MCRDT_EIO, "hashing %zu bytes", len);
+		return sg_fail(MCRDT_EIO, "hashing %zu bytes", len);
 	memcpy(out->id, id.id, 20);
 	return 0;
 }
 
 /* ---- upkeep ---- */
 
-static int count_packs(sync_git *g, unsigned *n)
-{
-	char dir[PATH_MAX];
-	pathf(dir, sizeof dir, "%sobjects/pack", g->gitdir);
-	DIR *d = opendir(dir);
-	*n = 0;
-	if (!d)
-		return errno == ENOENT ? 0 : err_sys(MCRDT_EIO, "listing %s", dir);
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		size_t l = strlen(e->d_name);
-		if (l > 5 && strcmp(e->d_name + l - 5, ".pack") == 0)
-			(*n)++;
-	}
-	closedir(d);
-	return 0;
-}
-
-struct oidset {
-	git_oid *v;
-	size_t n, cap;
-};
-
-static int oidset_add(struct oidset *s, const git_oid *id)
-{
-	if (s->n == s->cap) {
-		size_t nc = s->cap ? s->cap * 2 : 1024;
-		git_oid *nv = realloc(s->v, nc * sizeof *nv);
-		if (!nv)
-			return err_set(MCRDT_ENOMEM, "out of memory listing objects");
-		s->v = nv;
-		s->cap = nc;
-	}
-	s->v[s->n++] = *id;
-	return 0;
-}
-
-static int add_tree(sync_git *g, const git_oid *id, struct oidset *s)
-{
-	git_tree *t;
-	char hx[GIT_OID_HEXSZ + 1];
-	int rc = oidset_add(s, id);
-	if (rc)
-		return rc;
-	if (git_tree_lookup(&t, g->repo, id) < 0)
-		return git_fail(MCRDT_ECORRUPT, "maintain: reading tree %s", oid_str(id, hx));
-	size_t n = git_tree_entrycount(t);
-	for (size_t i = 0; i < n && !rc; i++) {
-		const git_tree_entry *e = git_tree_entry_byindex(t, i);
-		git_object_t ty = git_tree_entry_type(e);
-		if (ty == GIT_OBJECT_TREE)
-			rc = add_tree(g, git_tree_entry_id(e), s);
-		else if (ty == GIT_OBJECT_BLOB)
-			rc = oidset_add(s, git_tree_entry_id(e));
-	}
-	git_tree_free(t);
-	return rc;
-}
-
-static int cmp_oid(const void *a, const void *b)
-{
-	return git_oid_cmp(a, b);
-}
-
-/* Every object reachable from the local and staged refs, sorted, unique. */
-static int reachable(sync_git *g, struct oidset *s)
-{
-	static const char *const globs[] = { NS_LOCAL "*", NS_STAGED "*" };
-	struct hmap seen;
-	hmap_init(&seen);
-	int rc = 0;
-	for (size_t k = 0; k < 2 && !rc; k++) {
-		char **names;
-		size_t n;
-		if ((rc = list_refs(g, globs[k], &names, &n)))
-			break;
-		for (size_t i = 0; i < n && !rc; i++) {
-			git_oid cur;
-			if ((rc = ref_oid(g, names[i], &cur)) == 1) {
-				rc = 0;
-				continue;
-			}
-			/* Chains are linear: follow first parents until a commit seen. */
-			while (!rc) {
-				uint64_t key;
-				memcpy(&key, cur.id, sizeof key);
-				if (key == HMAP_EMPTY)
-					key--;
-				if (hmap_put_new(&seen, key, 0) == MCRDT_EEXISTS)
-					break;
-				git_commit *c;
-				char hx[GIT_OID_HEXSZ + 1];
-				if (git_commit_lookup(&c, g->repo, &cur) < 0) {
-					rc = git_fail(MCRDT_ECORRUPT, "maintain: %s: reading commit %s", names[i],
-						      oid_str(&cur, hx));
-					break;
-				}
-				if (!(rc = oidset_add(s, &cur)))
-					rc = add_tree(g, git_commit_tree_id(c), s);
-				unsigned np = git_commit_parentcount(c);
-				if (np)
-					cur = *git_commit_parent_id(c, 0);
-				git_commit_free(c);
-				if (np != 1)
-					break; /* (a merge is not ours: read_new refuses it) */
-			}
-		}
-		free_names(names, n);
-	}
-	hmap_free(&seen);
-	if (rc)
-		return rc;
-	qsort(s->v, s->n, sizeof *s->v, cmp_oid);
-	size_t w = 0;
-	for (size_t i = 0; i < s->n; i++)
-		if (w == 0 || !git_oid_equal(&s->v[w - 1], &s->v[i]))
-			s->v[w++] = s->v[i];
-	s->n = w;
-	return 0;
-}
-
-/* Removes every pack but keep's, and every loose object. */
-static int remove_old(sync_git *g, const char *keep)
-{
-	char dir[PATH_MAX], path[PATH_MAX + NAME_MAX + 2];
-	pathf(dir, sizeof dir, "%sobjects/pack", g->gitdir);
-	DIR *d = opendir(dir);
-	if (!d)
-		return err_sys(MCRDT_EIO, "listing %s", dir);
-	char keepbase[64];
-	snprintf(keepbase, sizeof keepbase, "pack-%s.", keep);
-	struct dirent *e;
-	int rc = 0;
-	while ((e = readdir(d))) {
-		const char *nm = e->d_name;
-		size_t l = strlen(nm);
-		if (strncmp(nm, "pack-", 5) != 0 || strncmp(nm, keepbase, strlen(keepbase)) == 0)
-			continue;
-		if (!(l > 5 && strcmp(nm + l - 5, ".pack") == 0) && !(l > 4 && strcmp(nm + l - 4, ".idx") == 0) &&
-		    !(l > 4 && strcmp(nm + l - 4, ".rev") == 0))
-			continue;
-		pathf(path, sizeof path, "%s/%s", dir, nm);
-		if (unlink(path) != 0 && !rc)
-			rc = err_sys(MCRDT_EIO, "maintain: removing %s", path);
-	}
-	closedir(d);
-	for (unsigned k = 0; k < 256; k++) {
-		pathf(dir, sizeof dir, "%sobjects/%02x", g->gitdir, k);
-		if (!(d = opendir(dir)))
-			continue;
-		while ((e = readdir(d))) {
-			if (strlen(e->d_name) != GIT_OID_HEXSZ - 2)
-				continue;
-			pathf(path, sizeof path, "%s/%s", dir, e->d_name);
-			if (unlink(path) != 0 && !rc)
-				rc = err_sys(MCRDT_EIO, "maintain: removing %s", path);
-		}
-		closedir(d);
-		rmdir(dir);
-	}
-	return rc;
-}
-
 int sync_git_maintain(sync_git *g, unsigned max_packs, unsigned *packs_out)
 {
-	unsigned np;
-	int rc = count_packs(g, &np);
-	if (rc)
+	char objdir[PATH_MAX];
+	sg_path(objdir, sizeof objdir, "%sobjects", g->gitdir);
+	bool merged;
+	int rc = pack_consolidate(objdir, g->odb, max_packs, packs_out, &merged);
+	if (rc || !merged)
 		return rc;
-	if (np <= max_packs) {
-		if (packs_out)
-			*packs_out = np;
-		return 0;
-	}
-	struct oidset s = { 0 };
-	struct pack p;
-	memset(&p, 0, sizeof p);
-	p.fd = -1;
-	if ((rc = reachable(g, &s)))
-		goto out;
-	if (s.n == 0 || s.n > UINT32_MAX) {
-		rc = s.n ? err_set(MCRDT_ETOOBIG, "maintain: %zu objects do not fit one pack", s.n) : 0;
-		goto out;
-	}
-	if ((rc = pack_open(&p, g, false)))
-		goto out;
-	for (size_t i = 0; i < s.n && !rc; i++) {
-		git_odb_object *o;
-		char hx[GIT_OID_HEXSZ + 1];
-		if (git_odb_read(&o, g->odb, &s.v[i]) < 0) {
-			rc = git_fail(MCRDT_ECORRUPT, "maintain: reading object %s", oid_str(&s.v[i], hx));
-			break;
-		}
-		rc = pack_add(&p, git_odb_object_type(o), git_odb_object_data(o), git_odb_object_size(o), NULL);
-		git_odb_object_free(o);
-	}
-	if (rc || (rc = pack_finish(&p)))
-		goto out;
-	/* Drop libgit2's open packs before their files go. */
-	char keep[sizeof p.name], *dir = strdup(g->gitdir);
-	if (!dir) {
-		rc = err_set(MCRDT_ENOMEM, "out of memory");
-		goto out;
-	}
-	memcpy(keep, p.name, sizeof keep);
-	pack_free(&p);
+	/* libgit2 still maps the packs removed: reopen, so their space goes. */
+	char *dir = strdup(g->gitdir);
+	if (!dir)
+		return err_set(MCRDT_ENOMEM, "out of memory");
 	repo_close(g);
-	rc = keep[0] ? remove_old(g, keep) : err_set(MCRDT_EIO, "maintain: the new pack has no name");
-	int ro = repo_open(g, dir);
+	rc = repo_open(g, dir);
 	free(dir);
-	if (!rc)
-		rc = ro;
-out:
-	pack_free(&p);
-	free(s.v);
-	if (!rc && (rc = count_packs(g, &np)) == 0 && packs_out)
-		*packs_out = np;
 	return rc;
 }
 

@@ -160,6 +160,8 @@ int sync_git_adopt(sync_git *g);
  * Pushes every local refs/mcrdt/<R> the remote (as last fetched) lacks or
  * holds an older commit of. Never forced: MCRDT_EIO naming the ref when
  * the remote refuses an update (another replica pushed first: sync again).
+ * A push to a repository on this machine (a hub directory) also keeps the
+ * remote's pack count down, as sync_git_maintain does.
  */
 int sync_git_push(sync_git *g, const struct sync_git_remote *r, struct sync_git_stats *st);
 
@@ -199,10 +201,21 @@ int sync_git_hash(const void *data, size_t len, sync_oid *out);
 
 /* ---- upkeep ---- */
 
-/* Packs in the repository; when more than max_packs, repacks everything
- * reachable from the local and staged refs (refs/mcrdt/<R>,
- * refs/mcrdt-fetch/<R>) into one pack and removes the others and any
- * loose objects. *packs_out (may be NULL) gets the count after. */
+/* The packs a repository may hold before sync_git_maintain, or a push to
+ * a hub on this machine, merges some. */
+#define SYNC_GIT_MAX_PACKS 16
+
+/*
+ * Keeps the pack count down: when the repository holds more than
+ * max_packs packs, merges the smaller ones (and any loose objects) into
+ * one without unpacking them, so that each pack left is at least twice
+ * the size of all smaller ones together; the big pack of a full sync is
+ * left alone until the rest outgrows half of it. Removes only what was
+ * merged, after the merged pack is in place: safe while other processes
+ * add packs or read. Unreachable objects are kept. *packs_out (may be
+ * NULL) gets the count after. Errors: MCRDT_ECORRUPT for a pack or index
+ * whose checksum fails (nothing is removed then), MCRDT_EIO, MCRDT_ENOMEM.
+ */
 int sync_git_maintain(sync_git *g, unsigned max_packs, unsigned *packs_out);
 
 /*

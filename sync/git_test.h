@@ -12,4 +12,9 @@
  * libgit2's transport like any other url instead of copying packs. */
 void sync_git_test_transport_only(sync_git *g, bool on);
 
+/* fn(arg) runs after each pack a copy between repositories on this
+ * machine looked at (tests: another process consolidating the source
+ * meanwhile). Process-wide; NULL for none. */
+void sync_git_test_after_pack(void (*fn)(void *), void *arg);
+
 #endif

@@ -1082,6 +1082,246 @@ START_TEST(maintain_consolidates)
 }
 END_TEST
 
+/* The biggest .pack of repo (a path to free). */
+static char *largest_pack(const char *repo)
+{
+	char *dir = path_join(repo, "objects/pack"), *best = NULL;
+	off_t bsize = -1;
+	DIR *d = opendir(dir);
+	ck_assert_ptr_nonnull(d);
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+		struct stat sb;
+		if (l < 5 || strcmp(e->d_name + l - 5, ".pack") != 0)
+			continue;
+		char *p = path_join(dir, e->d_name);
+		ck_assert_int_eq(stat(p, &sb), 0);
+		if (sb.st_size > bsize) {
+			free(best);
+			best = p;
+			bsize = sb.st_size;
+		} else {
+			free(p);
+		}
+	}
+	closedir(d);
+	free(dir);
+	ck_assert_ptr_nonnull(best);
+	return best;
+}
+
+/* Every op of r in [1, n] and every body, read back from repo through a
+ * fresh replica that fetches it. */
+static void assert_all_there(const char *repo, const char *scratch, uint64_t r, uint64_t n)
+{
+	sync_git *b = open_repo(scratch, RB);
+	fetch(b, repo);
+	struct seen *s = calloc(1, sizeof *s);
+	crdt_vv known = CRDT_VV_INIT;
+	ck_assert_msg(read_new(b, &known, s) == 0, "%s", mcrdt_error_last());
+	ck_assert_uint_eq(s->n, n);
+	assert_seen(s, 0, r, 0, n);
+	for (uint64_t c = 2; c <= n; c++) { /* (op 1 makes the mailbox) */
+		if (c % 5 == 0 || !has_body(c))
+			continue;
+		char *want;
+		size_t len = body_of(&SMALL, r, c, &want);
+		sync_oid id;
+		struct sync_git_blob blob;
+		ck_assert_int_eq(sync_git_hash(want, len, &id), 0);
+		ck_assert_msg(sync_git_blob_read(b, &id, &blob) == 0, "body %" PRIu64 ": %s", c, mcrdt_error_last());
+		ck_assert_mem_eq(blob.data, want, len);
+		sync_git_blob_free(&blob);
+		free(want);
+	}
+	free(s);
+	crdt_vv_free(&known);
+	sync_git_close(b);
+	assert_fsck_clean(scratch);
+}
+
+/* Past the limit only the small packs merge: the big one (a full sync's)
+ * stays as it is, and what is left is geometric. */
+START_TEST(maintain_merges_the_small_packs)
+{
+	char *d = tmpdir();
+	char *ra = path_join(d, "a"), *rb = path_join(d, "b");
+	sync_git *a = open_repo(ra, RA);
+	publish(a, RA, 1, 400);
+	char *big = largest_pack(ra);
+	struct stat before, after;
+	ck_assert_int_eq(stat(big, &before), 0);
+	for (uint64_t i = 0; i < SYNC_GIT_MAX_PACKS - 1; i++)
+		publish(a, RA, 401 + 2 * i, 2);
+	unsigned np = 0;
+	ck_assert_int_eq(sync_git_maintain(a, SYNC_GIT_MAX_PACKS, &np), 0);
+	ck_assert_uint_eq(np, SYNC_GIT_MAX_PACKS); /* not past the limit yet */
+	publish(a, RA, 399 + 2 * SYNC_GIT_MAX_PACKS, 2);
+	ck_assert_int_eq(sync_git_maintain(a, SYNC_GIT_MAX_PACKS, &np), 0);
+	ck_assert_uint_eq(np, 2);
+	ck_assert_uint_eq(count_packs(ra), 2);
+	ck_assert_int_eq(stat(big, &after), 0);
+	ck_assert_int_eq(before.st_ino, after.st_ino);
+	ck_assert_int_eq(before.st_size, after.st_size);
+	assert_fsck_clean(ra);
+	/* The handle goes on: it reads and publishes after the merge. */
+	publish(a, RA, 401 + 2 * SYNC_GIT_MAX_PACKS, 3);
+	assert_all_there(ra, rb, RA, 403 + 2 * SYNC_GIT_MAX_PACKS);
+	sync_git_close(a);
+	free(big);
+	free(ra);
+	free(rb);
+	rm_rf(d);
+}
+END_TEST
+
+/* Pushes to a hub on this machine keep its pack count down, and what the
+ * hub holds stays whole. */
+START_TEST(push_consolidates_the_hub)
+{
+	char *d = tmpdir();
+	char *ra = path_join(d, "a"), *rb = path_join(d, "b"), *hub = path_join(d, "hub");
+	ck_assert_int_eq(sync_git_hub_init(hub), 0);
+	sync_git *a = open_repo(ra, RA);
+	unsigned most = 0;
+	for (uint64_t i = 0; i < 3 * SYNC_GIT_MAX_PACKS; i++) {
+		publish(a, RA, 1 + 3 * i, 3);
+		fetch(a, hub);
+		push(a, hub);
+		unsigned n = count_packs(hub);
+		most = n > most ? n : most;
+	}
+	ck_assert_uint_le(most, SYNC_GIT_MAX_PACKS);
+	assert_fsck_clean(hub);
+	assert_all_there(hub, rb, RA, 9 * SYNC_GIT_MAX_PACKS);
+	sync_git_close(a);
+	free(ra);
+	free(rb);
+	free(hub);
+	rm_rf(d);
+}
+END_TEST
+
+struct merger {
+	sync_git *g;
+	unsigned calls;
+};
+
+static void merge_source(void *arg)
+{
+	struct merger *m = arg;
+	if (m->calls++ == 0)
+		ck_assert_msg(sync_git_maintain(m->g, 1, NULL) == 0, "%s", mcrdt_error_last());
+}
+
+/* The source merges its packs while a fetch copies them: the packs that
+ * went are found again in the pack they went into. */
+START_TEST(fetch_while_the_source_merges)
+{
+	char *d = tmpdir();
+	char *ra = path_join(d, "a"), *rb = path_join(d, "b");
+	sync_git *a = open_repo(ra, RA);
+	for (uint64_t i = 0; i < 6; i++)
+		publish(a, RA, 1 + 10 * i, 10);
+	sync_git *other = open_repo(ra, RA); /* another process's handle */
+	struct merger m = { other, 0 };
+	sync_git_test_after_pack(merge_source, &m);
+	assert_all_there(ra, rb, RA, 60);
+	sync_git_test_after_pack(NULL, NULL);
+	ck_assert_uint_gt(m.calls, 1);
+	ck_assert_uint_eq(count_packs(ra), 1);
+	ck_assert_uint_eq(count_packs(rb), 2); /* the first pack copied, then the merged one */
+	sync_git_close(other);
+	sync_git_close(a);
+	free(ra);
+	free(rb);
+	rm_rf(d);
+}
+END_TEST
+
+/* A pack whose bytes do not match its checksum stops a merge before
+ * anything is removed. */
+START_TEST(maintain_refuses_a_damaged_pack)
+{
+	char *d = tmpdir();
+	char *ra = path_join(d, "a");
+	sync_git *a = open_repo(ra, RA);
+	for (uint64_t i = 0; i < 3; i++)
+		publish(a, RA, 1 + 20 * i, 20);
+	char *big = largest_pack(ra);
+	damage(big, 200);
+	ck_assert_int_eq(sync_git_maintain(a, 1, NULL), MCRDT_ECORRUPT);
+	assert_msg_has("corrupt");
+	ck_assert_uint_eq(count_packs(ra), 3);
+	char *pd = path_join(ra, "objects/pack");
+	ck_assert_uint_eq(count_files(pd, ".idx"), 3);
+	DIR *dp = opendir(pd);
+	ck_assert_ptr_nonnull(dp);
+	for (struct dirent *e; (e = readdir(dp));)
+		ck_assert_msg(strncmp(e->d_name, "tmp_", 4) != 0, "%s was left", e->d_name);
+	closedir(dp);
+	free(pd);
+	sync_git_close(a);
+	free(big);
+	free(ra);
+	rm_rf(d);
+}
+END_TEST
+
+/* Packs git wrote with deltas (as a fetch through libgit2 from a git
+ * server brings) merge too: the deltas come out as whole objects. */
+START_TEST(maintain_stores_deltas_whole)
+{
+	if (!have_git())
+		return;
+	char *d = tmpdir();
+	char *ra = path_join(d, "a");
+	sync_git *a = open_repo(ra, RA);
+	publish(a, RA, 1, 5);
+	char *text[2];
+	size_t len[2];
+	sync_oid id[2];
+	for (int k = 0; k < 2; k++) {
+		text[k] = malloc(40000);
+		len[k] = 0;
+		for (int line = 0; line < 800; line++)
+			len[k] += (size_t)snprintf(text[k] + len[k], 40000 - len[k], "line %d of a long mail%s\n", line,
+						    k == 1 && line == 400 ? " (edited)" : "");
+		ck_assert_int_eq(sync_git_hash(text[k], len[k], &id[k]), 0);
+		char *f = path_join(d, k ? "t1" : "t0");
+		FILE *fp = fopen(f, "w");
+		ck_assert_uint_eq(fwrite(text[k], 1, len[k], fp), len[k]);
+		fclose(fp);
+		free(f);
+	}
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd,
+		 "cd '%s' && git hash-object -w ../t0 ../t1 | git pack-objects -q objects/pack/pack >/dev/null && "
+		 "git prune-packed && git verify-pack -v objects/pack/*.idx | grep -q 'chain length = 1'",
+		 ra);
+	ck_assert_msg(system(cmd) == 0, "git did not write a pack with a delta: %s", cmd);
+	ck_assert_uint_eq(count_packs(ra), 2);
+	ck_assert_int_eq(sync_git_maintain(a, 1, NULL), 0);
+	ck_assert_uint_eq(count_packs(ra), 1);
+	snprintf(cmd, sizeof cmd, "cd '%s' && git verify-pack -v objects/pack/*.idx | grep -q 'chain length'", ra);
+	ck_assert_msg(system(cmd) != 0, "a delta is left in the merged pack");
+	snprintf(cmd, sizeof cmd, "git -C '%s' fsck --strict --no-dangling", ra);
+	ck_assert_msg(system(cmd) == 0, "%s", cmd); /* (the two blobs no ref reaches are kept) */
+	for (int k = 0; k < 2; k++) {
+		struct sync_git_blob blob;
+		ck_assert_msg(sync_git_blob_read(a, &id[k], &blob) == 0, "%s", mcrdt_error_last());
+		ck_assert_uint_eq(blob.len, len[k]);
+		ck_assert_mem_eq(blob.data, text[k], len[k]);
+		sync_git_blob_free(&blob);
+		free(text[k]);
+	}
+	sync_git_close(a);
+	free(ra);
+	rm_rf(d);
+}
+END_TEST
+
 /* Reading ahead gives each body in order, under a byte cap smaller than
  * one body; a missing or non-blob object fails only its own take; skipped
  * bodies and those never taken are freed (ASan would see them leak). */
@@ -1284,6 +1524,11 @@ int main(void)
 	tcase_add_test(tc, remote_has_newer_own_ref);
 	tcase_add_test(tc, corrupt_hub);
 	tcase_add_test(tc, maintain_consolidates);
+	tcase_add_test(tc, maintain_merges_the_small_packs);
+	tcase_add_test(tc, push_consolidates_the_hub);
+	tcase_add_test(tc, fetch_while_the_source_merges);
+	tcase_add_test(tc, maintain_refuses_a_damaged_pack);
+	tcase_add_test(tc, maintain_stores_deltas_whole);
 	tcase_add_test(tc, prefetch_reads_ahead);
 	tcase_add_test(tc, big_publish_is_one_pack);
 	suite_add_tcase(s, tc);

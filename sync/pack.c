@@ -1,0 +1,818 @@
+/*
+ * sync/pack.c — git packs written, checked and merged without libgit2's
+ * indexer (see sync/pack.h).
+ *
+ * Writing: every object of a publish (or of a merge) goes, zlib-deflated
+ * at Z_BEST_SPEED and without deltas, into one .pack, and the .idx is
+ * written alongside. libgit2's indexer (git_odb_write_pack) would inflate
+ * and hash every object again, which for a publish of message bodies took
+ * as long as writing them; the ids, offsets and CRCs are known here.
+ *
+ * Consolidating: the packs chosen are merged without unpacking them. Each
+ * entry is copied as it is stored, after the source pack's and index's
+ * own checksums are checked; the index gives the offsets and the CRCs, so
+ * a merge costs a read and a write of the bytes merged, never an inflate.
+ * (Deltas, which only packs fetched through libgit2's transports hold,
+ * are read whole through the odb and stored whole.) Which packs: sorted by
+ * size, the smallest ones up to the last one that is less than twice the
+ * sum of all smaller ones (git's "geometric" repack, factor 2). What stays
+ * is a sequence in which each pack is at least twice all the smaller ones
+ * together, so a byte is rewritten O(log n) times over its life and the
+ * big pack a full sync brought in is rarely touched.
+ *
+ * Only the packs merged are removed, each .idx before its .pack, and only
+ * after the merged pack is in place: another process adding packs to the
+ * same repository (pushers to a hub) loses nothing, and one reading it
+ * that finds a pack gone lists the packs again (sync/git.c's copy). Two
+ * processes merging at once may leave duplicates, which the next merge
+ * drops. Objects no ref reaches are kept: there is no reachability walk.
+ */
+#define _GNU_SOURCE
+#include "sync/pack.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "sync/sha1.h"
+
+/* ---- helpers ---- */
+
+static const char *git_msg(void)
+{
+	const git_error *e = git_error_last();
+	return e && e->message ? e->message : "unknown libgit2 error";
+}
+
+int sg_fail(int code, const char *fmt, ...)
+{
+	char buf[768];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	return err_set(code, "%s: %s", buf, git_msg());
+}
+
+void sg_path(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+}
+
+int sg_read_fd(int fd, uint8_t **buf, size_t *cap, size_t *len)
+{
+	struct stat sb;
+	size_t want = fstat(fd, &sb) == 0 && sb.st_size > 0 ? (size_t)sb.st_size + 1 : 65536;
+	*len = 0;
+	for (;;) {
+		if (*len + 1 > *cap || want > *cap) {
+			size_t nc = *cap ? *cap : 65536;
+			while (nc < want || nc < *len + 65536)
+				nc *= 2;
+			uint8_t *np = realloc(*buf, nc);
+			if (!np)
+				return err_set(MCRDT_ENOMEM, "out of memory reading a body (%zu bytes)", nc);
+			*buf = np;
+			*cap = nc;
+		}
+		ssize_t r = read(fd, *buf + *len, *cap - *len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			return 0;
+		*len += (size_t)r;
+		want = *len + 1;
+	}
+}
+
+int sg_slurp(const char *path, uint8_t **out, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_sys(MCRDT_EIO, "opening %s", path);
+	size_t cap = 0;
+	*out = NULL;
+	int r = sg_read_fd(fd, out, &cap, len);
+	close(fd);
+	if (r == -1) {
+		free(*out);
+		*out = NULL;
+		return err_sys(MCRDT_EIO, "reading %s", path);
+	}
+	return r;
+}
+
+int sg_sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return err_sys(MCRDT_EIO, "opening %s", dir);
+	int rc = fsync(fd) == 0 ? 0 : err_sys(MCRDT_EIO, "syncing %s", dir);
+	close(fd);
+	return rc;
+}
+
+/* ---- deflating ---- */
+
+int deflater_run(struct deflater *d, const void *data, size_t len)
+{
+	if (!d->init) {
+		memset(&d->z, 0, sizeof d->z);
+		if (deflateInit(&d->z, Z_BEST_SPEED) != Z_OK)
+			return err_set(MCRDT_ENOMEM, "zlib: cannot start a deflate stream");
+		d->init = true;
+	} else if (deflateReset(&d->z) != Z_OK) {
+		return err_set(MCRDT_EIO, "zlib: deflateReset failed");
+	}
+	if (len > UINT32_MAX / 2)
+		return err_set(MCRDT_ETOOBIG, "an object of %zu bytes is too big for the pack writer", len);
+	uLong bound = deflateBound(&d->z, (uLong)len);
+	if (bound > d->cap) {
+		uint8_t *nb = realloc(d->buf, bound);
+		if (!nb)
+			return err_set(MCRDT_ENOMEM, "out of memory deflating an object of %zu bytes", len);
+		d->buf = nb;
+		d->cap = bound;
+	}
+	d->z.next_in = (Bytef *)(uintptr_t)data;
+	d->z.avail_in = (uInt)len;
+	d->z.next_out = d->buf;
+	d->z.avail_out = (uInt)d->cap;
+	if (deflate(&d->z, Z_FINISH) != Z_STREAM_END)
+		return err_set(MCRDT_EIO, "zlib: deflating an object of %zu bytes failed", len);
+	d->out = d->z.total_out;
+	return 0;
+}
+
+void deflater_free(struct deflater *d)
+{
+	if (d->init)
+		deflateEnd(&d->z);
+	free(d->buf);
+	memset(d, 0, sizeof *d);
+}
+
+/* ---- writing a pack ---- */
+
+#define PACK_WBUF (1u << 20)
+
+static int write_to(int fd, const void *data, size_t len, const char *path)
+{
+	const uint8_t *s = data;
+	while (len) {
+		ssize_t w = write(fd, s, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return err_sys(errno == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO, "writing %s", path);
+		s += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+static int pack_flush(struct pack *p)
+{
+	int rc = write_to(p->fd, p->wbuf, p->wlen, p->tmp);
+	p->wlen = 0;
+	return rc;
+}
+
+static int pack_emit(struct pack *p, const void *data, size_t len)
+{
+	int rc;
+	if (p->wlen + len > PACK_WBUF && (rc = pack_flush(p)))
+		return rc;
+	if (len > PACK_WBUF) {
+		if ((rc = write_to(p->fd, data, len, p->tmp)))
+			return rc;
+	} else {
+		memcpy(p->wbuf + p->wlen, data, len);
+		p->wlen += len;
+	}
+	p->off += len;
+	return 0;
+}
+
+int pack_open(struct pack *p, const char *objdir, git_odb *odb, bool skip_existing)
+{
+	memset(p, 0, sizeof *p);
+	p->odb = odb;
+	p->skip_existing = skip_existing;
+	hmap_init(&p->seen);
+	sg_path(p->dir, sizeof p->dir, "%s/pack", objdir);
+	sg_path(p->tmp, sizeof p->tmp, "%s/tmp_mcrdt_pack_XXXXXX", p->dir);
+	p->fd = mkstemp(p->tmp);
+	if (p->fd < 0) {
+		int rc = err_sys(MCRDT_EIO, "creating a pack %s", p->tmp);
+		p->tmp[0] = 0;
+		return rc;
+	}
+	if (!(p->wbuf = malloc(PACK_WBUF)))
+		return err_set(MCRDT_ENOMEM, "out of memory writing a pack");
+	static const uint8_t hdr[12] = { 'P', 'A', 'C', 'K', 0, 0, 0, 2 }; /* the count comes last */
+	return pack_emit(p, hdr, sizeof hdr);
+}
+
+void pack_free(struct pack *p)
+{
+	if (p->fd >= 0 && p->odb) {
+		close(p->fd);
+		if (p->tmp[0])
+			unlink(p->tmp);
+	}
+	deflater_free(&p->d);
+	free(p->wbuf);
+	free(p->e);
+	hmap_free(&p->seen);
+	memset(p, 0, sizeof *p);
+	p->fd = -1;
+}
+
+int pack_seen(struct pack *p, const git_oid *id)
+{
+	uint64_t key;
+	memcpy(&key, id->id, sizeof key);
+	if (key == HMAP_EMPTY)
+		key--;
+	int rc = hmap_put_new(&p->seen, key, 0);
+	if (rc == MCRDT_EEXISTS)
+		return 1; /* (two ids sharing 64 bits: the second is left out; odds 2^-64) */
+	if (rc)
+		return rc;
+	return p->skip_existing && git_odb_exists(p->odb, id);
+}
+
+/* Appends one entry: raw (its header and data as stored), crc its CRC-32. */
+static int pack_put_raw(struct pack *p, const git_oid *id, const uint8_t *hdr, size_t nh, const uint8_t *z,
+			size_t zlen, uint32_t crc)
+{
+	if (p->count == UINT32_MAX)
+		return err_set(MCRDT_ETOOBIG, "a pack holds at most %" PRIu32 " objects", UINT32_MAX);
+	if (p->count == p->cap) {
+		size_t nc = p->cap ? p->cap * 2 : 256;
+		struct pack_entry *ne = realloc(p->e, nc * sizeof *ne);
+		if (!ne)
+			return err_set(MCRDT_ENOMEM, "out of memory writing a pack");
+		p->e = ne;
+		p->cap = nc;
+	}
+	struct pack_entry *e = &p->e[p->count];
+	e->id = *id;
+	e->off = p->off;
+	e->crc = crc;
+	int rc;
+	if ((nh && (rc = pack_emit(p, hdr, nh))) || (rc = pack_emit(p, z, zlen)))
+		return rc;
+	p->count++;
+	return 0;
+}
+
+int pack_put(struct pack *p, const git_oid *id, git_object_t type, size_t len, const uint8_t *z, size_t zlen)
+{
+	uint8_t hdr[16];
+	size_t nh = 0;
+	size_t sz = len;
+	uint8_t c = (uint8_t)((unsigned)type << 4 | (sz & 15));
+	sz >>= 4;
+	while (sz) {
+		hdr[nh++] = c | 0x80;
+		c = sz & 0x7f;
+		sz >>= 7;
+	}
+	hdr[nh++] = c;
+	uint32_t crc = (uint32_t)crc32(crc32(crc32(0L, Z_NULL, 0), hdr, (uInt)nh), z, (uInt)zlen);
+	return pack_put_raw(p, id, hdr, nh, z, zlen, crc);
+}
+
+int pack_add(struct pack *p, git_object_t type, const void *data, size_t len, git_oid *id_out)
+{
+	git_oid id;
+	if (git_odb_hash(&id, data, len, type) < 0)
+		return sg_fail(MCRDT_EIO, "hashing an object");
+	if (id_out)
+		git_oid_cpy(id_out, &id);
+	int rc = pack_seen(p, &id);
+	if (rc)
+		return rc < 0 ? rc : 0;
+	if ((rc = deflater_run(&p->d, data, len)))
+		return rc;
+	return pack_put(p, &id, type, len, p->d.buf, p->d.out);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	return git_oid_cmp(&((const struct pack_entry *)a)->id, &((const struct pack_entry *)b)->id);
+}
+
+/* The pack's index (version 2) into a malloc'd buffer. */
+static uint8_t *pack_index(struct pack *p, const uint8_t packsum[20], size_t *len)
+{
+	size_t n = p->count, nlarge = 0;
+	for (size_t i = 0; i < n; i++)
+		nlarge += p->e[i].off >= UINT32_C(0x80000000);
+	*len = 8 + 1024 + n * (20 + 4 + 4) + nlarge * 8 + 40;
+	uint8_t *b = malloc(*len), *q = b;
+	if (!b)
+		return NULL;
+	memcpy(q, "\377tOc\0\0\0\2", 8);
+	q += 8;
+	size_t k = 0;
+	for (unsigned f = 0; f < 256; f++) {
+		while (k < n && p->e[k].id.id[0] <= f)
+			k++;
+		put32(q + 4 * f, (uint32_t)k);
+	}
+	q += 1024;
+	for (size_t i = 0; i < n; i++, q += 20)
+		memcpy(q, p->e[i].id.id, 20);
+	for (size_t i = 0; i < n; i++, q += 4)
+		put32(q, p->e[i].crc);
+	uint8_t *large = q + 4 * n;
+	size_t li = 0;
+	for (size_t i = 0; i < n; i++, q += 4) {
+		uint64_t off = p->e[i].off;
+		if (off < UINT32_C(0x80000000)) {
+			put32(q, (uint32_t)off);
+		} else {
+			put32(q, UINT32_C(0x80000000) | (uint32_t)li);
+			put32(large + 8 * li, (uint32_t)(off >> 32));
+			put32(large + 8 * li + 4, (uint32_t)off);
+			li++;
+		}
+	}
+	q = large + 8 * nlarge;
+	memcpy(q, packsum, 20);
+	struct sha1_ctx sha;
+	sha1_init(&sha);
+	sha1_update(&sha, b, (size_t)(q + 20 - b));
+	sha1_final(&sha, q + 20);
+	return b;
+}
+
+int pack_finish(struct pack *p)
+{
+	char path[PATH_MAX], itmp[PATH_MAX];
+	int rc;
+	if (p->count == 0)
+		return 0;
+	if ((rc = pack_flush(p)))
+		return rc;
+	uint8_t cnt[4];
+	put32(cnt, (uint32_t)p->count);
+	if (pwrite(p->fd, cnt, 4, 8) != 4)
+		return err_sys(MCRDT_EIO, "writing %s", p->tmp);
+	/* The trailer: SHA-1 of everything, read back (from the page cache). */
+	struct sha1_ctx sha;
+	sha1_init(&sha);
+	for (uint64_t at = 0; at < p->off;) {
+		size_t want = p->off - at < PACK_WBUF ? (size_t)(p->off - at) : PACK_WBUF;
+		ssize_t r = pread(p->fd, p->wbuf, want, (off_t)at);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? err_sys(MCRDT_EIO, "reading back %s", p->tmp)
+				     : err_set(MCRDT_EIO, "%s shrank while being written", p->tmp);
+		sha1_update(&sha, p->wbuf, (size_t)r);
+		at += (uint64_t)r;
+	}
+	uint8_t sum[20];
+	sha1_final(&sha, sum);
+	if ((rc = write_to(p->fd, sum, 20, p->tmp)))
+		return rc;
+	if (fchmod(p->fd, 0444) != 0 || fsync(p->fd) != 0)
+		return err_sys(MCRDT_EIO, "syncing %s", p->tmp);
+
+	qsort(p->e, p->count, sizeof *p->e, cmp_entry);
+	size_t ilen;
+	uint8_t *idx = pack_index(p, sum, &ilen);
+	if (!idx)
+		return err_set(MCRDT_ENOMEM, "out of memory writing a pack index");
+	sg_path(itmp, sizeof itmp, "%s/tmp_mcrdt_idx_XXXXXX", p->dir);
+	int ifd = mkstemp(itmp);
+	if (ifd < 0) {
+		free(idx);
+		return err_sys(MCRDT_EIO, "creating %s", itmp);
+	}
+	rc = write_to(ifd, idx, ilen, itmp);
+	free(idx);
+	if (!rc && (fchmod(ifd, 0444) != 0 || fsync(ifd) != 0))
+		rc = err_sys(MCRDT_EIO, "syncing %s", itmp);
+	if (close(ifd) != 0 && !rc)
+		rc = err_sys(MCRDT_EIO, "writing %s", itmp);
+	for (int i = 0; i < 20; i++)
+		snprintf(p->name + 2 * i, 3, "%02x", sum[i]);
+	if (!rc) {
+		sg_path(path, sizeof path, "%s/pack-%s.pack", p->dir, p->name);
+		if (rename(p->tmp, path) != 0)
+			rc = err_sys(MCRDT_EIO, "renaming %s to %s", p->tmp, path);
+		else
+			p->tmp[0] = 0;
+	}
+	if (!rc) {
+		sg_path(path, sizeof path, "%s/pack-%s.idx", p->dir, p->name);
+		if (rename(itmp, path) != 0)
+			rc = err_sys(MCRDT_EIO, "renaming %s to %s", itmp, path);
+	}
+	if (rc) {
+		unlink(itmp);
+		return rc;
+	}
+	if ((rc = sg_sync_dir(p->dir)))
+		return rc;
+	if (git_odb_refresh(p->odb) < 0)
+		return sg_fail(MCRDT_EIO, "re-reading the packs of %s", p->dir);
+	return 0;
+}
+
+/* ---- reading an index ---- */
+
+int idx_load(const char *who, const char *path, struct pack_idx *ix)
+{
+	uint8_t *d;
+	size_t len;
+	int rc = sg_slurp(path, &d, &len);
+	if (rc)
+		return rc;
+	if (len < 8 + 1024 + 40 || memcmp(d, "\377tOc\0\0\0\2", 8) != 0) {
+		free(d);
+		return 1;
+	}
+	uint8_t sum[20];
+	struct sha1_ctx sha;
+	sha1_init(&sha);
+	sha1_update(&sha, d, len - 20);
+	sha1_final(&sha, sum);
+	uint32_t n = be32(d + 8 + 255 * 4);
+	size_t tables = 8 + 1024 + (size_t)n * 28;
+	bool ok = memcmp(sum, d + len - 20, 20) == 0 && tables + 40 <= len && (len - 40 - tables) % 8 == 0;
+	for (unsigned f = 1; f < 256 && ok; f++)
+		ok = be32(d + 8 + 4 * (f - 1)) <= be32(d + 8 + 4 * f);
+	if (!ok) {
+		free(d);
+		return err_set(MCRDT_ECORRUPT, "%s: pack index %s is corrupt", who, path);
+	}
+	ix->data = d;
+	ix->len = len;
+	ix->n = n;
+	ix->ids = d + 8 + 1024;
+	ix->crcs = ix->ids + (size_t)n * 20;
+	ix->offs = ix->crcs + (size_t)n * 4;
+	ix->large = ix->offs + (size_t)n * 4;
+	ix->nlarge = (len - 40 - tables) / 8;
+	ix->packsum = d + len - 40;
+	return 0;
+}
+
+uint64_t idx_offset(const struct pack_idx *ix, uint32_t i)
+{
+	uint32_t v = be32(ix->offs + (size_t)i * 4);
+	if (!(v & UINT32_C(0x80000000)))
+		return v;
+	size_t k = v & UINT32_C(0x7fffffff);
+	if (k >= ix->nlarge)
+		return UINT64_MAX;
+	return (uint64_t)be32(ix->large + 8 * k) << 32 | be32(ix->large + 8 * k + 4);
+}
+
+void idx_free(struct pack_idx *ix)
+{
+	free(ix->data);
+	memset(ix, 0, sizeof *ix);
+}
+
+/* ---- consolidating ---- */
+
+struct srcpack {
+	char base[208]; /* "pack-<hex>" */
+	uint64_t size;  /* of the .pack */
+};
+
+static int cmp_size(const void *a, const void *b)
+{
+	uint64_t x = ((const struct srcpack *)a)->size, y = ((const struct srcpack *)b)->size;
+	return x < y ? -1 : x > y;
+}
+
+/* The packs in dir with an index and no .keep file, smallest first. */
+static int list_packs(const char *dir, struct srcpack **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	DIR *d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : err_sys(MCRDT_EIO, "listing %s", dir);
+	size_t cap = 0;
+	int rc = 0;
+	struct dirent *e;
+	while (!rc && (e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+		if (l < 5 + 4 || l - 4 >= sizeof((struct srcpack *)0)->base || strncmp(e->d_name, "pack-", 5) != 0 ||
+		    strcmp(e->d_name + l - 4, ".idx") != 0)
+			continue;
+		struct srcpack sp;
+		char nm[sizeof sp.base + 8];
+		struct stat sb;
+		snprintf(sp.base, sizeof sp.base, "%.*s", (int)(l - 4), e->d_name);
+		snprintf(nm, sizeof nm, "%s.keep", sp.base);
+		if (faccessat(dirfd(d), nm, F_OK, 0) == 0)
+			continue;
+		snprintf(nm, sizeof nm, "%s.pack", sp.base);
+		if (fstatat(dirfd(d), nm, &sb, 0) != 0)
+			continue; /* going, or not there yet */
+		sp.size = (uint64_t)sb.st_size;
+		if (*n == cap) {
+			size_t nc = cap ? cap * 2 : 32;
+			struct srcpack *ns = realloc(*out, nc * sizeof *ns);
+			if (!ns) {
+				rc = err_set(MCRDT_ENOMEM, "out of memory listing %s", dir);
+				break;
+			}
+			*out = ns;
+			cap = nc;
+		}
+		(*out)[(*n)++] = sp;
+	}
+	closedir(d);
+	if (rc) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+		return rc;
+	}
+	if (*n)
+		qsort(*out, *n, sizeof **out, cmp_size);
+	return 0;
+}
+
+/* How many of the n packs (smallest first) to merge: those up to the last
+ * one smaller than twice the sum of the ones before it, at least two,
+ * and enough to leave no more than max_packs. */
+static size_t merge_count(const struct srcpack *s, size_t n, unsigned max_packs)
+{
+	size_t k = 0;
+	uint64_t below = 0;
+	for (size_t j = 0; j < n; j++) {
+		if (below > s[j].size / 2)
+			k = j + 1;
+		below += s[j].size;
+	}
+	if (k < 2)
+		k = 2;
+	while (k < n && n - k + 1 > max_packs)
+		k++;
+	return k > n ? n : k;
+}
+
+struct ent {
+	uint64_t off;
+	uint32_t i;
+};
+
+static int cmp_off(const void *a, const void *b)
+{
+	uint64_t x = ((const struct ent *)a)->off, y = ((const struct ent *)b)->off;
+	return x < y ? -1 : x > y;
+}
+
+/* One entry of a source pack: whole objects are copied as stored, deltas
+ * read whole through the odb (which holds the source) and stored whole. */
+static int merge_entry(struct pack *p, git_odb *odb, const char *path, const struct pack_idx *ix, uint32_t i,
+		       const uint8_t *b, size_t len)
+{
+	git_oid id;
+	char hx[GIT_OID_HEXSZ + 1];
+	memcpy(id.id, ix->ids + (size_t)i * 20, 20);
+	size_t h = 0;
+	uint8_t c = b[h++];
+	unsigned type = (c >> 4) & 7;
+	while ((c & 0x80) && h < len && h < 11)
+		c = b[h++];
+	if ((c & 0x80) || h >= len)
+		return err_set(MCRDT_ECORRUPT, "maintain: %s: entry %s is corrupt", path, git_oid_tostr(hx, sizeof hx, &id));
+	if (type >= GIT_OBJECT_COMMIT && type <= GIT_OBJECT_TAG) {
+		int seen = pack_seen(p, &id);
+		if (seen)
+			return seen < 0 ? seen : 0;
+		return pack_put_raw(p, &id, NULL, 0, b, len, be32(ix->crcs + (size_t)i * 4));
+	}
+	if (type != GIT_OBJECT_OFS_DELTA && type != GIT_OBJECT_REF_DELTA)
+		return err_set(MCRDT_ECORRUPT, "maintain: %s: entry %s has type %u", path,
+			       git_oid_tostr(hx, sizeof hx, &id), type);
+	git_odb_object *o;
+	git_oid got;
+	if (git_odb_read(&o, odb, &id) < 0)
+		return sg_fail(MCRDT_ECORRUPT, "maintain: %s: reading %s", path, git_oid_tostr(hx, sizeof hx, &id));
+	int rc = pack_add(p, git_odb_object_type(o), git_odb_object_data(o), git_odb_object_size(o), &got);
+	git_odb_object_free(o);
+	if (!rc && !git_oid_equal(&got, &id))
+		rc = err_set(MCRDT_ECORRUPT, "maintain: %s: object %s hashes to another id", path,
+			     git_oid_tostr(hx, sizeof hx, &id));
+	return rc;
+}
+
+/* Appends to p every object of the pack dir/base, after checking the
+ * pack's checksum and that it is the pack its index names. 1 when the
+ * pack is gone (another process merged it). */
+static int merge_pack(struct pack *p, git_odb *odb, const char *dir, const char *base)
+{
+	char path[PATH_MAX];
+	struct pack_idx ix = { 0 };
+	struct ent *v = NULL;
+	uint8_t *map = MAP_FAILED;
+	size_t size = 0;
+	int fd = -1, rc;
+	sg_path(path, sizeof path, "%s/%s.idx", dir, base);
+	if (access(path, F_OK) != 0 && errno == ENOENT)
+		return 1;
+	if ((rc = idx_load("maintain", path, &ix))) {
+		if (rc < 0 && access(path, F_OK) != 0 && errno == ENOENT)
+			return 1;
+		return rc == 1 ? err_set(MCRDT_ECORRUPT, "maintain: %s is not a version 2 pack index", path) : rc;
+	}
+	sg_path(path, sizeof path, "%s/%s.pack", dir, base);
+	struct stat sb;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &sb) != 0) {
+		rc = errno == ENOENT ? 1 : err_sys(MCRDT_EIO, "maintain: opening %s", path);
+		goto out;
+	}
+	size = (size_t)sb.st_size;
+	if (size < 32 || (map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0)) == MAP_FAILED) {
+		rc = size < 32 ? err_set(MCRDT_ECORRUPT, "maintain: %s is too short to be a pack", path)
+			       : err_sys(MCRDT_EIO, "maintain: mapping %s", path);
+		goto out;
+	}
+	madvise(map, size, MADV_SEQUENTIAL);
+	uint8_t sum[20];
+	struct sha1_ctx sha;
+	sha1_init(&sha);
+	sha1_update(&sha, map, size - 20);
+	sha1_final(&sha, sum);
+	uint32_t ver = be32(map + 4);
+	if (memcmp(map, "PACK", 4) != 0 || (ver != 2 && ver != 3) || be32(map + 8) != ix.n ||
+	    memcmp(sum, map + size - 20, 20) != 0 || memcmp(sum, ix.packsum, 20) != 0) {
+		rc = err_set(MCRDT_ECORRUPT, "maintain: %s is corrupt or does not match its index", path);
+		goto out;
+	}
+	if (ix.n && !(v = malloc((size_t)ix.n * sizeof *v))) {
+		rc = err_set(MCRDT_ENOMEM, "out of memory merging %s", path);
+		goto out;
+	}
+	for (uint32_t i = 0; i < ix.n; i++)
+		v[i] = (struct ent){ idx_offset(&ix, i), i };
+	if (ix.n)
+		qsort(v, ix.n, sizeof *v, cmp_off);
+	for (uint32_t k = 0; k < ix.n && !rc; k++) {
+		uint64_t end = k + 1 < ix.n ? v[k + 1].off : size - 20;
+		if (v[k].off < 12 || v[k].off >= end || end > size - 20)
+			rc = err_set(MCRDT_ECORRUPT, "maintain: %s: its index gives a bad offset", path);
+		else
+			rc = merge_entry(p, odb, path, &ix, v[k].i, map + v[k].off, (size_t)(end - v[k].off));
+	}
+out:
+	if (map != MAP_FAILED)
+		munmap(map, size);
+	if (fd >= 0)
+		close(fd);
+	free(v);
+	idx_free(&ix);
+	return rc;
+}
+
+/* Appends the loose objects of objdir to p; *ids (*n) those taken, to be
+ * removed. An unreadable one is left where it is (fsck names it). */
+static int merge_loose(struct pack *p, git_odb *odb, const char *objdir, git_oid **ids, size_t *n)
+{
+	size_t cap = 0;
+	int rc = 0;
+	for (unsigned k = 0; k < 256 && !rc; k++) {
+		char dir[PATH_MAX];
+		sg_path(dir, sizeof dir, "%s/%02x", objdir, k);
+		DIR *d = opendir(dir);
+		if (!d)
+			continue;
+		struct dirent *e;
+		while (!rc && (e = readdir(d))) {
+			char hx[GIT_OID_HEXSZ + 1];
+			git_oid id, got;
+			git_odb_object *o;
+			if (strlen(e->d_name) != GIT_OID_HEXSZ - 2)
+				continue;
+			snprintf(hx, sizeof hx, "%02x%s", k, e->d_name);
+			if (git_oid_fromstr(&id, hx) < 0 || git_odb_read(&o, odb, &id) < 0)
+				continue;
+			rc = pack_add(p, git_odb_object_type(o), git_odb_object_data(o), git_odb_object_size(o), &got);
+			git_odb_object_free(o);
+			if (rc || !git_oid_equal(&got, &id))
+				continue;
+			if (*n == cap) {
+				size_t nc = cap ? cap * 2 : 64;
+				git_oid *ni = realloc(*ids, nc * sizeof *ni);
+				if (!ni) {
+					rc = err_set(MCRDT_ENOMEM, "out of memory merging loose objects");
+					break;
+				}
+				*ids = ni;
+				cap = nc;
+			}
+			(*ids)[(*n)++] = id;
+		}
+		closedir(d);
+	}
+	return rc;
+}
+
+/* A merged pack goes: its index first, so no reader finds a pack without
+ * its data; then the data and what git may have added beside it. */
+static int remove_pack(const char *dir, const char *base)
+{
+	static const char *const ext[] = { "idx", "pack", "rev", "bitmap" };
+	int rc = 0;
+	for (size_t i = 0; i < sizeof ext / sizeof *ext; i++) {
+		char path[PATH_MAX];
+		sg_path(path, sizeof path, "%s/%s.%s", dir, base, ext[i]);
+		if (unlink(path) != 0 && errno != ENOENT && !rc)
+			rc = err_sys(MCRDT_EIO, "maintain: removing %s", path);
+	}
+	return rc;
+}
+
+int pack_consolidate(const char *objdir, git_odb *odb, unsigned max_packs, unsigned *packs_out, bool *merged)
+{
+	char dir[PATH_MAX];
+	sg_path(dir, sizeof dir, "%s/pack", objdir);
+	if (merged)
+		*merged = false;
+	struct srcpack *s;
+	size_t n;
+	int rc = list_packs(dir, &s, &n);
+	if (rc)
+		return rc;
+	size_t k = n > max_packs && n >= 2 ? merge_count(s, n, max_packs) : 0, nloose = 0;
+	git_oid *loose = NULL;
+	struct pack p;
+	memset(&p, 0, sizeof p);
+	p.fd = -1;
+	if (k == 0)
+		goto out;
+	if ((rc = pack_open(&p, objdir, odb, false)))
+		goto out;
+	for (size_t i = 0; i < k && !rc; i++)
+		rc = merge_pack(&p, odb, dir, s[i].base);
+	if (!rc)
+		rc = merge_loose(&p, odb, objdir, &loose, &nloose);
+	if (!rc)
+		rc = pack_finish(&p);
+	if (rc) {
+		rc = rc == 1 ? 0 : rc; /* a pack went: another process is merging */
+		k = 0;
+		goto out;
+	}
+	/* The merged pack is in place (and synced): what it holds goes. */
+	char mine[sizeof s->base];
+	snprintf(mine, sizeof mine, "pack-%s", p.name);
+	for (size_t i = 0; i < k; i++) {
+		int r = strcmp(s[i].base, mine) == 0 ? 0 : remove_pack(dir, s[i].base);
+		rc = rc ? rc : r;
+	}
+	for (size_t i = 0; i < nloose; i++) {
+		char hx[GIT_OID_HEXSZ + 1], path[PATH_MAX];
+		git_oid_tostr(hx, sizeof hx, &loose[i]);
+		sg_path(path, sizeof path, "%s/%.2s/%s", objdir, hx, hx + 2);
+		if (unlink(path) != 0 && errno != ENOENT && !rc)
+			rc = err_sys(MCRDT_EIO, "maintain: removing %s", path);
+		sg_path(path, sizeof path, "%s/%.2s", objdir, hx);
+		rmdir(path); /* when empty */
+	}
+	if (merged)
+		*merged = true;
+out:
+	if (!rc && packs_out)
+		*packs_out = (unsigned)(n - k + (k && p.count ? 1 : 0));
+	pack_free(&p);
+	free(s);
+	free(loose);
+	return rc;
+}

@@ -1,0 +1,137 @@
+/*
+ * sync/pack.h — git packs written, checked and merged without libgit2's
+ * indexer; internal to sync/ (sync/git.c is the only user).
+ *
+ * None of this is thread-safe on one struct pack unless the caller says
+ * so: publish's body workers call pack_seen and pack_put under its mutex.
+ */
+#ifndef MCRDT_SYNC_PACK_H
+#define MCRDT_SYNC_PACK_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <git2.h>
+#include <zlib.h>
+
+#include "common/hashmap.h"
+
+/* ---- helpers sync/git.c shares ---- */
+
+/* err_set with ": <libgit2's last message>" appended. */
+int sg_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* snprintf for paths (one too long comes out cut, and then fails to open). */
+void sg_path(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Reads fd to its end into *buf (grown as needed, *cap its size); *len
+ * the bytes read. 0, -1 with errno set on a read error, or an error code
+ * (set) when out of memory. */
+int sg_read_fd(int fd, uint8_t **buf, size_t *cap, size_t *len);
+/* A whole file into a malloc'd *out. */
+int sg_slurp(const char *path, uint8_t **out, size_t *len);
+int sg_sync_dir(const char *dir);
+
+static inline uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* ---- deflating ---- */
+
+/* One zlib stream and its output buffer: the pack's own, or a worker's. */
+struct deflater {
+	z_stream z;
+	bool init;
+	uint8_t *buf;
+	size_t cap, out;
+};
+
+/* Deflates data (Z_BEST_SPEED) into d->buf, d->out bytes. */
+int deflater_run(struct deflater *d, const void *data, size_t len);
+void deflater_free(struct deflater *d);
+
+/* ---- writing a pack ---- */
+
+struct pack_entry {
+	git_oid id;
+	uint64_t off;
+	uint32_t crc;
+};
+
+/*
+ * A pack being written into objdir/pack: objects go, deflated, into a
+ * temporary file as they come (the count in the header is filled in at
+ * the end), each with its id, offset and CRC-32 noted for the index;
+ * pack_finish adds the SHA-1 trailer, writes the index (version 2), syncs
+ * both and renames them into place, .pack first (libgit2 and git find a
+ * pack by its .idx).
+ */
+struct pack {
+	git_odb *odb;       /* the repository's; refreshed by pack_finish */
+	int fd;             /* the temporary pack, or -1 */
+	char dir[PATH_MAX]; /* objdir/pack */
+	char tmp[PATH_MAX];
+	uint64_t off;       /* bytes so far, buffered ones included */
+	uint8_t *wbuf;      /* write buffer */
+	size_t wlen;
+	struct pack_entry *e;
+	size_t count, cap;
+	bool skip_existing; /* leave out objects the repository holds */
+	struct hmap seen;   /* first 8 bytes of the oids written */
+	struct deflater d;
+	char name[GIT_OID_HEXSZ + 1]; /* set by pack_finish */
+};
+
+/* objdir is a repository's objects directory; odb its object database.
+ * skip_existing: objects odb holds are left out. */
+int pack_open(struct pack *p, const char *objdir, git_odb *odb, bool skip_existing);
+/* 1 when id is written already (or, skip_existing, held): leave it out. */
+int pack_seen(struct pack *p, const git_oid *id);
+/* Appends object id of len bytes, already deflated into z. */
+int pack_put(struct pack *p, const git_oid *id, git_object_t type, size_t len, const uint8_t *z, size_t zlen);
+/* Hashes, deduplicates, deflates and appends an object; *id_out its id. */
+int pack_add(struct pack *p, git_object_t type, const void *data, size_t len, git_oid *id_out);
+/* The trailer and the index, both synced and renamed into place (p->name
+ * their hex checksum). Nothing is written for a pack of no object. */
+int pack_finish(struct pack *p);
+/* Frees p, removing its temporary file when it was not finished. */
+void pack_free(struct pack *p);
+
+/* ---- reading an index ---- */
+
+/* A pack index (version 2) read whole, its trailer checked. */
+struct pack_idx {
+	uint8_t *data;
+	size_t len;
+	uint32_t n;                    /* objects */
+	const uint8_t *ids;            /* n ids of 20 bytes, sorted */
+	const uint8_t *crcs;           /* n CRC-32s of the packed entries */
+	const uint8_t *offs;           /* n 31-bit offsets or large-table indexes */
+	const uint8_t *large;          /* nlarge 64-bit offsets */
+	size_t nlarge;
+	const uint8_t *packsum;        /* the checksum of the pack it indexes */
+};
+
+/* 0; 1 for a file that is not a version-2 index (ix untouched); an error
+ * (MCRDT_ECORRUPT, its message starting with who) for a damaged one or a
+ * failed read. */
+int idx_load(const char *who, const char *path, struct pack_idx *ix);
+/* Entry i's offset in the pack; UINT64_MAX when the index is damaged. */
+uint64_t idx_offset(const struct pack_idx *ix, uint32_t i);
+void idx_free(struct pack_idx *ix);
+
+/* ---- consolidating ---- */
+
+/*
+ * When objdir/pack holds more than max_packs packs, merges the smaller
+ * ones into one (see sync/pack.c for which) and removes those merged and
+ * any loose objects merged with them. Safe while other processes add
+ * packs to the same repository or read it: only what was merged goes,
+ * after the merged pack is in place. *packs_out (may be NULL) gets the
+ * count after; *merged (may be NULL) whether packs were removed (the
+ * caller's odb still maps them).
+ */
+int pack_consolidate(const char *objdir, git_odb *odb, unsigned max_packs, unsigned *packs_out, bool *merged);
+
+#endif
