@@ -18,7 +18,8 @@
  * Usage: bench_sync DIR [N_FULL [N_BIG]]   (defaults 10000, 100000)
  * $MCRDT_BENCH_ONLY=full|incremental|moves runs one section (for profiling).
  * Everything happens in a fresh mkdtemp directory under DIR, removed at the
- * end (kept after a failure when $MCRDT_BENCH_KEEP is set). Figures, not
+ * end (kept after a failure when $MCRDT_BENCH_KEEP is set, always when it is
+ * "always", for profiling a replica pair afterwards). Figures, not
  * asserts: the exit status is non-zero only when a call fails or two
  * replicas differ after a sync. Timed rounds are interleaved and medians
  * compared; the machine is assumed noisy.
@@ -54,7 +55,8 @@ static void cleanup(void)
 {
 	if (!g_root[0])
 		return;
-	if (!g_ok && getenv("MCRDT_BENCH_KEEP")) {
+	const char *keep = getenv("MCRDT_BENCH_KEEP");
+	if (keep && (!g_ok || strcmp(keep, "always") == 0)) {
 		fprintf(stderr, "bench_sync: kept %s\n", g_root);
 		return;
 	}

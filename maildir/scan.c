@@ -161,6 +161,61 @@ static int cmp_entry(const void *a, const void *b)
 	return (int)x->in_new - (int)y->in_new;
 }
 
+/*
+ * Sorts l by cmp_entry. Sorting the 80-byte entries themselves, one string
+ * compare each step, cost more than reading the directory; this sorts
+ * keys of the first 16 bytes of each base name instead (Maildir names
+ * differ early: the seconds, then the microseconds) and compares names
+ * only when those are equal. Bytes past a name's end count as zero, which
+ * keeps a prefix first as cmp_base does (a name holds no NUL).
+ */
+struct sort_key {
+	uint64_t k0, k1;
+	const struct md_entry *e;
+};
+
+static uint64_t key_bytes(const char *s, size_t len)
+{
+	uint64_t k = 0;
+	for (size_t i = 0; i < 8; i++)
+		k = k << 8 | (i < len ? (uint8_t)s[i] : 0);
+	return k;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+	const struct sort_key *x = a, *y = b;
+	if (x->k0 != y->k0)
+		return x->k0 < y->k0 ? -1 : 1;
+	if (x->k1 != y->k1)
+		return x->k1 < y->k1 ? -1 : 1;
+	return cmp_entry(x->e, y->e);
+}
+
+static int sort_listing(struct md_listing *l)
+{
+	struct sort_key *k = malloc(l->n * sizeof *k);
+	struct md_entry *v = malloc(l->n * sizeof *v);
+	if (!k || !v) {
+		free(k);
+		free(v);
+		return err_set(MCRDT_ENOMEM, "out of memory sorting a listing");
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		const struct md_entry *e = &l->e[i];
+		size_t bl = e->base_len;
+		k[i] = (struct sort_key){ key_bytes(e->file, bl), bl > 8 ? key_bytes(e->file + 8, bl - 8) : 0, e };
+	}
+	qsort(k, l->n, sizeof *k, cmp_key);
+	for (size_t i = 0; i < l->n; i++)
+		v[i] = *k[i].e;
+	free(k);
+	free(l->e);
+	l->e = v;
+	l->cap = l->n;
+	return 0;
+}
+
 static int list_folder(md *m, const char *mailbox, bool full, struct md_listing *out)
 {
 	struct md_folder *f;
@@ -198,12 +253,12 @@ static int list_folder(md *m, const char *mailbox, bool full, struct md_listing 
 			break;
 		}
 	}
+	if (rc == 0 && l.n)
+		rc = sort_listing(&l);
 	if (rc < 0) {
 		md_listing_free(&l);
 		return rc;
 	}
-	if (l.n)
-		qsort(l.e, l.n, sizeof *l.e, cmp_entry);
 	size_t k = 0;
 	for (size_t i = 0; i < l.n; i++) {
 		if (k && cmp_base(&l.e[k - 1], &l.e[i]) == 0) {

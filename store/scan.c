@@ -93,22 +93,24 @@ static int cmp_base(const void *a, const void *b)
 	return strcmp(((const struct st_msg *)a)->base, ((const struct st_msg *)b)->base);
 }
 
+/* A message's base name against the first base_len bytes of file. */
+static int base_cmp(const char *base, const char *file, size_t base_len)
+{
+	int c = strncmp(base, file, base_len);
+	return c ? c : base[base_len] != '\0';
+}
+
 static struct st_msg *by_base(struct folder *f, const char *file, size_t base_len)
 {
 	size_t lo = 0, hi = f->n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = strncmp(f->msgs[mid].base, file, base_len);
-		if (c == 0 && f->msgs[mid].base[base_len] != '\0')
-			c = 1;
-		if (c < 0)
+		if (base_cmp(f->msgs[mid].base, file, base_len) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	if (lo < f->n && strncmp(f->msgs[lo].base, file, base_len) == 0 && f->msgs[lo].base[base_len] == '\0')
-		return &f->msgs[lo];
-	return NULL;
+	return lo < f->n && base_cmp(f->msgs[lo].base, file, base_len) == 0 ? &f->msgs[lo] : NULL;
 }
 
 /* The flags a file's letters stand for: system flags and, through
@@ -129,8 +131,9 @@ static size_t disk_flags(struct folder *f, const char *letters, const char **out
 	return n;
 }
 
-/* A file as the scan sees it now: import it, or bring its flags over. */
-static int reconcile(struct folder *f, const struct md_entry *e)
+/* A file as the scan sees it now, x its message (NULL: none yet): import
+ * it, or bring its flags over. */
+static int reconcile(struct folder *f, const struct md_entry *e, struct st_msg *x)
 {
 	mcrdt_store *s = f->s;
 	if (e->problem || !store_base_ok(e->file, e->base_len)) {
@@ -140,7 +143,6 @@ static int reconcile(struct folder *f, const struct md_entry *e)
 	const char *flags[MD_FLAGS_MAX + IMAP_FLAGS_MAX];
 	unsigned sys;
 	size_t nf = disk_flags(f, e->flags, flags, &sys);
-	struct st_msg *x = by_base(f, e->file, e->base_len);
 	if (!x) {
 		/* The size peers check the body against: the file's, not what
 		 * its ",S=" says (another tool may have written it wrong). */
@@ -214,8 +216,15 @@ static int scan_folder(mcrdt_store *s, const char *name, struct mcrdt_scan_repor
 	if (rc == 0)
 		rc = md_keywords_load(s->md, name, &f.kw);
 	if (full) {
-		for (size_t i = 0; rc == 0 && i < st->last.n; i++)
-			rc = reconcile(&f, &st->last.e[i]);
+		/* Both sorted by base name: one pass over the two. */
+		size_t j = 0;
+		for (size_t i = 0; rc == 0 && i < st->last.n; i++) {
+			const struct md_entry *e = &st->last.e[i];
+			int c = -1;
+			while (j < f.n && (c = base_cmp(f.msgs[j].base, e->file, e->base_len)) < 0)
+				j++;
+			rc = reconcile(&f, e, c == 0 ? &f.msgs[j] : NULL);
+		}
 		for (size_t i = 0; rc == 0 && i < f.n; i++) {
 			if (f.on_disk[i])
 				continue;
@@ -225,15 +234,19 @@ static int scan_folder(mcrdt_store *s, const char *name, struct mcrdt_scan_repor
 	}
 	for (size_t i = 0; rc == 0 && !full && i < ch.n; i++) {
 		const struct md_entry *e = &ch.c[i].entry;
+		struct st_msg *x = by_base(&f, e->file, e->base_len);
 		if (ch.c[i].kind != MD_VANISHED) {
-			rc = reconcile(&f, e);
+			rc = reconcile(&f, e, x);
 			continue;
 		}
-		struct st_msg *x = by_base(&f, e->file, e->base_len);
-		bool back = false; /* the same base may have reappeared under new letters */
-		for (size_t k = 0; k < st->last.n && !back; k++)
-			back = st->last.e[k].base_len == e->base_len &&
-			       strncmp(st->last.e[k].file, e->file, e->base_len) == 0;
+		/* The same base may have reappeared under new letters. */
+		char *base = strndup(e->file, e->base_len);
+		if (!base) {
+			rc = err_set(MCRDT_ENOMEM, "out of memory");
+			break;
+		}
+		bool back = st_listing_find(&st->last, base) != NULL;
+		free(base);
 		if (x && !back && (rc = crdt_model_expunge(s->m, &f.ops, x->guid)) == 0)
 			rep->vanished++;
 	}

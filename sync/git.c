@@ -1908,56 +1908,95 @@ int sync_git_blob_read(sync_git *g, const sync_oid *id, struct sync_git_blob *ou
 
 /* ---- reading ahead ---- */
 
+/* Two readers: inflating and hashing a body costs about as much as
+ * writing its file, and the machine this is measured on has two cores. */
+#define PF_WORKERS 2
+
 struct pf_slot {
 	struct sync_git_blob b;
 	int rc;
-	char *err; /* the reader's message when rc */
+	char *err;      /* the reader's message when rc */
+	bool done;      /* read (b, rc, err set) */
+	bool abandoned; /* passed over by take before it was read: freed when it is */
+};
+
+struct pf_worker {
+	struct sync_git_prefetch *p;
+	git_odb *odb;              /* its own: libgit2 handles are per thread */
+	struct pack_reader *reader;
+	pthread_t th;
+	bool started;
 };
 
 struct sync_git_prefetch {
-	git_odb *odb; /* the reader thread's own: libgit2 handles are per thread */
 	char *gitdir;
 	const sync_oid *ids;
 	size_t n, max_bytes;
 	struct pf_slot *slot;
-	pthread_t th;
+	struct pf_worker w[PF_WORKERS];
 	pthread_mutex_t mu;
 	pthread_cond_t cv;   /* a blob read, a blob taken, or stopping */
-	size_t read;         /* slots [0, read) are filled */
+	size_t next;         /* the next slot a reader takes on */
 	size_t taken;        /* slots [0, taken) are the caller's or freed */
 	size_t want;         /* the slot the caller waits for: read whatever the cap */
-	size_t held;         /* bytes in filled slots not taken */
+	size_t held;         /* bytes in read slots not taken */
 	bool stop;
 };
 
+/* A blob through our own pack reader, else libgit2. */
+static int pf_read(struct pf_worker *w, const sync_oid *id, struct sync_git_blob *out)
+{
+	uint8_t *data;
+	size_t len;
+	int rc = w->reader ? preader_blob(w->reader, id->id, &data, &len) : 1;
+	if (rc == 0) {
+		memset(out, 0, sizeof *out);
+		out->data = data;
+		out->len = len;
+		out->owned = true;
+		return 0;
+	}
+	return rc < 0 ? rc : blob_read(w->odb, w->p->gitdir, id, out);
+}
+
 static void *pf_run(void *arg)
 {
-	struct sync_git_prefetch *p = arg;
-	for (size_t i = 0; i < p->n; i++) {
-		pthread_mutex_lock(&p->mu);
-		while (!p->stop && i > p->taken && i > p->want && p->held >= p->max_bytes)
+	struct pf_worker *w = arg;
+	struct sync_git_prefetch *p = w->p;
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (!p->stop && p->next < p->n && p->next > p->taken && p->next > p->want &&
+		       p->held >= p->max_bytes)
 			pthread_cond_wait(&p->cv, &p->mu);
-		bool stop = p->stop;
-		pthread_mutex_unlock(&p->mu);
-		if (stop)
+		if (p->stop || p->next >= p->n)
 			break;
-		struct pf_slot x = { { 0 }, 0, NULL };
-		if ((x.rc = blob_read(p->odb, p->gitdir, &p->ids[i], &x.b)))
+		size_t i = p->next++;
+		pthread_mutex_unlock(&p->mu);
+		struct pf_slot x = { { 0 }, 0, NULL, true, false };
+		if ((x.rc = pf_read(w, &p->ids[i], &x.b)))
 			x.err = strdup(mcrdt_error_last());
 		pthread_mutex_lock(&p->mu);
-		p->slot[i] = x;
-		p->held += x.b.len;
-		p->read = i + 1;
+		if (p->slot[i].abandoned) {
+			sync_git_blob_free(&x.b);
+			free(x.err);
+			p->slot[i].done = true;
+		} else {
+			p->slot[i] = x;
+			p->held += x.b.len;
+		}
 		pthread_cond_broadcast(&p->cv);
-		pthread_mutex_unlock(&p->mu);
 	}
+	pthread_mutex_unlock(&p->mu);
 	return NULL;
 }
 
 static void pf_free(struct sync_git_prefetch *p)
 {
-	if (p->odb)
-		git_odb_free(p->odb);
+	for (size_t k = 0; k < PF_WORKERS; k++) {
+		if (p->w[k].odb)
+			git_odb_free(p->w[k].odb);
+		preader_close(p->w[k].reader);
+	}
 	free(p->gitdir);
 	free(p->slot);
 	free(p);
@@ -1975,18 +2014,25 @@ int sync_git_prefetch_start(sync_git *g, const sync_oid *ids, size_t n, size_t m
 	}
 	char objects[PATH_MAX];
 	sg_path(objects, sizeof objects, "%sobjects", g->gitdir);
-	if (git_odb_open(&p->odb, objects) < 0) {
-		int rc = sg_fail(MCRDT_EIO, "opening the objects of %s", g->gitdir);
+	int rc = 0;
+	for (size_t k = 0; k < PF_WORKERS && !rc; k++) {
+		p->w[k].p = p;
+		if (git_odb_open(&p->w[k].odb, objects) < 0)
+			rc = sg_fail(MCRDT_EIO, "opening the objects of %s", g->gitdir);
+		else
+			rc = preader_open(objects, &p->w[k].reader);
+	}
+	if (rc) {
 		pf_free(p);
 		return rc;
 	}
 	p->ids = ids, p->n = n, p->max_bytes = max_bytes ? max_bytes : 1;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
-	if (pthread_create(&p->th, NULL, pf_run, p) != 0) {
-		pthread_cond_destroy(&p->cv);
-		pthread_mutex_destroy(&p->mu);
-		pf_free(p);
+	for (size_t k = 0; k < PF_WORKERS; k++)
+		p->w[k].started = pthread_create(&p->w[k].th, NULL, pf_run, &p->w[k]) == 0;
+	if (!p->w[0].started) {
+		sync_git_prefetch_stop(p);
 		return err_set(MCRDT_EIO, "cannot start a thread to read ahead");
 	}
 	*out = p;
@@ -2001,15 +2047,22 @@ int sync_git_prefetch_take(sync_git_prefetch *p, size_t i, struct sync_git_blob 
 	pthread_mutex_lock(&p->mu);
 	p->want = i;
 	pthread_cond_broadcast(&p->cv);
-	while (p->read <= i)
-		pthread_cond_wait(&p->cv, &p->mu);
-	for (; p->taken < i; p->taken++) { /* skipped: freed */
-		p->held -= p->slot[p->taken].b.len;
-		sync_git_blob_free(&p->slot[p->taken].b);
-		free(p->slot[p->taken].err);
+	for (; p->taken < i; p->taken++) { /* skipped: freed now, or by its reader */
+		struct pf_slot *x = &p->slot[p->taken];
+		if (!x->done) {
+			x->abandoned = true;
+			continue;
+		}
+		p->held -= x->b.len;
+		sync_git_blob_free(&x->b);
+		free(x->err);
+		x->err = NULL;
 	}
+	while (!p->slot[i].done)
+		pthread_cond_wait(&p->cv, &p->mu);
 	struct pf_slot x = p->slot[i];
-	memset(&p->slot[i], 0, sizeof p->slot[i]);
+	memset(&p->slot[i].b, 0, sizeof p->slot[i].b);
+	p->slot[i].err = NULL;
 	p->held -= x.b.len;
 	p->taken = i + 1;
 	pthread_cond_broadcast(&p->cv);
@@ -2031,8 +2084,10 @@ void sync_git_prefetch_stop(sync_git_prefetch *p)
 	p->stop = true;
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
-	pthread_join(p->th, NULL);
-	for (size_t i = p->taken; i < p->read; i++) {
+	for (size_t k = 0; k < PF_WORKERS; k++)
+		if (p->w[k].started)
+			pthread_join(p->w[k].th, NULL);
+	for (size_t i = p->taken; i < p->n; i++) {
 		sync_git_blob_free(&p->slot[i].b);
 		free(p->slot[i].err);
 	}
@@ -2062,7 +2117,9 @@ int sync_git_blob_size(sync_git *g, const sync_oid *id, uint64_t *size)
 
 void sync_git_blob_free(struct sync_git_blob *b)
 {
-	if (b && b->handle)
+	if (b && b->owned)
+		free((void *)(uintptr_t)b->data);
+	else if (b && b->handle)
 		git_odb_object_free(b->handle);
 	if (b)
 		memset(b, 0, sizeof *b);

@@ -134,4 +134,23 @@ void idx_free(struct pack_idx *ix);
  */
 int pack_consolidate(const char *objdir, git_odb *odb, unsigned max_packs, unsigned *packs_out, bool *merged);
 
+/* ---- reading whole blobs ---- */
+
+/*
+ * The packs of objdir as they are now, mapped, to read whole blobs from
+ * without libgit2: inflated here and checked against their id with
+ * sync/sha1.c (which uses the CPU's SHA instructions; libgit2's
+ * collision-detecting SHA-1 is three times slower, and what it guards
+ * against, two objects of one id made on purpose, needs the peer that
+ * made them: one who can publish any body it likes anyway). Anything else (a
+ * delta, a loose object, a pack added since, a damaged entry) is left to
+ * libgit2, which also gives the errors. One thread at a time per reader.
+ */
+struct pack_reader;
+int preader_open(const char *objdir, struct pack_reader **out);
+/* 0: *data (malloc'd, *len bytes) is blob id, checked; 1: not read here
+ * (ask libgit2); MCRDT_ENOMEM. */
+int preader_blob(struct pack_reader *r, const uint8_t id[20], uint8_t **data, size_t *len);
+void preader_close(struct pack_reader *r);
+
 #endif

@@ -1302,6 +1302,17 @@ START_TEST(maintain_stores_deltas_whole)
 		 ra);
 	ck_assert_msg(system(cmd) == 0, "git did not write a pack with a delta: %s", cmd);
 	ck_assert_uint_eq(count_packs(ra), 2);
+	/* Read ahead, the delta comes through libgit2. */
+	sync_git_prefetch *pf;
+	ck_assert_int_eq(sync_git_prefetch_start(a, id, 2, 1, &pf), 0);
+	for (size_t k = 0; k < 2; k++) {
+		struct sync_git_blob blob;
+		ck_assert_msg(sync_git_prefetch_take(pf, k, &blob) == 0, "%s", mcrdt_error_last());
+		ck_assert_uint_eq(blob.len, len[k]);
+		ck_assert_mem_eq(blob.data, text[k], len[k]);
+		sync_git_blob_free(&blob);
+	}
+	sync_git_prefetch_stop(pf);
 	ck_assert_int_eq(sync_git_maintain(a, 1, NULL), 0);
 	ck_assert_uint_eq(count_packs(ra), 1);
 	snprintf(cmd, sizeof cmd, "cd '%s' && git verify-pack -v objects/pack/*.idx | grep -q 'chain length'", ra);
