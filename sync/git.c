@@ -951,7 +951,9 @@ static int fetch_slow(sync_git *g, struct xfer *x)
 /*
  * Copies src to dst (through a temporary file next to it, renamed at the
  * end) checking the trailer: the last 20 bytes are the SHA-1 of the rest.
- * sum_out gets the trailer.
+ * sum_out gets the trailer. (Never a hard link, though it would save the
+ * copy: a replica is a second copy of the mail, and a link would share
+ * one damaged block between the two.)
  */
 static int copy_checked(const char *url, const char *src, const char *dst, uint8_t sum_out[20], uint64_t *bytes)
 {
@@ -1174,6 +1176,10 @@ static int copy_objects(struct xfer *x, bool fetch, const char *srcdir, git_odb 
 			goto out;
 		}
 	}
+	/* The packs' names reach the disk before a ref can name their objects. */
+	sg_path(p1, sizeof p1, "%s/pack", dstdir);
+	if (access(p1, F_OK) == 0 && (rc = sg_sync_dir(p1)))
+		goto out;
 	if (git_odb_refresh(dst) < 0) {
 		rc = sg_fail(MCRDT_EIO, "%s %s: re-reading the packs", what, url);
 		goto out;
