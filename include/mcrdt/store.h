@@ -470,13 +470,15 @@ struct mcrdt_sync_opts {
  * commit, an op out of range, a mailbox name that would escape the
  * Maildir, a body whose size disagrees with its op, each fails the sync
  * with MCRDT_ECORRUPT naming it, and this store keeps what it had; a later
- * sync resumes once the cause is gone. A sync cut short (a crash, a kill)
+ * sync resumes once the cause is gone. When its repository holds more than
+ * 16 packs, or it pushed to a hub directory that does, the smaller packs
+ * are merged (safe while other replicas sync through the same hub). A sync cut short (a crash, a kill)
  * is finished by the next open, scan or sync: nothing is lost or doubled.
  *
  * opts and out may be NULL. Holds the store's lock while it applies;
  * other processes wait (up to their lock_timeout_ms). Thread-safe as any
- * store call. While it writes many bodies it runs one helper thread that
- * reads them ahead, joined before it returns. The first sync or merge in a
+ * store call. While it writes many bodies it runs two helper threads that
+ * read them ahead, joined before it returns. The first sync or merge in a
  * process starts libgit2 (git_libgit2_init), which stays up until exit.
  * Errors: MCRDT_ECORRUPT, MCRDT_EIO (unreachable remote,
  * authentication, a push the remote refused), MCRDT_EINVAL (a batch is

@@ -27,6 +27,7 @@
 #include "sync/codec.h"
 #include "sync/git.h"
 #include "sync/git_test.h"
+#include "sync/pack.h"
 #include "sync/sha1.h"
 #include "tests/check_run.h"
 
@@ -1333,6 +1334,76 @@ START_TEST(maintain_stores_deltas_whole)
 }
 END_TEST
 
+/* Our own pack reader gives the blobs we wrote, byte for byte, and leaves
+ * to libgit2 (1) what it does not hold or cannot check. */
+START_TEST(pack_reader_reads_whole_blobs)
+{
+	char *d = tmpdir();
+	char *ra = path_join(d, "a"), *objs = path_join(ra, "objects");
+	sync_git *a = open_repo(ra, RA);
+	publish(a, RA, 1, 30);
+	publish(a, RA, 31, 30);
+	struct pack_reader *r;
+	ck_assert_int_eq(preader_open(objs, &r), 0);
+	sync_oid id;
+	size_t read = 0;
+	for (uint64_t c = 2; c <= 60; c++) {
+		if (c % 5 == 0 || !has_body(c))
+			continue;
+		char *want;
+		size_t len = body_of(&SMALL, RA, c, &want), got_len;
+		uint8_t *got;
+		ck_assert_int_eq(sync_git_hash(want, len, &id), 0);
+		ck_assert_int_eq(preader_blob(r, id.id, &got, &got_len), 0);
+		ck_assert_uint_eq(got_len, len);
+		ck_assert_mem_eq(got, want, len);
+		free(got);
+		free(want);
+		read++;
+	}
+	ck_assert_uint_gt(read, 20);
+	uint8_t *got;
+	size_t got_len;
+	sync_oid none = { { 7, 7, 7 } };
+	ck_assert_int_eq(preader_blob(r, none.id, &got, &got_len), 1);
+	preader_close(r);
+	/* A damaged body: not ours to judge, and libgit2 refuses it. */
+	char *want;
+	size_t len = body_of(&SMALL, RA, 2, &want);
+	ck_assert_int_eq(sync_git_hash(want, len, &id), 0);
+	free(want);
+	char *big = largest_pack(ra);
+	struct stat sb;
+	ck_assert_int_eq(stat(big, &sb), 0);
+	damage(big, sb.st_size / 2);
+	ck_assert_int_eq(preader_open(objs, &r), 0);
+	size_t refused = 0;
+	for (uint64_t c = 2; c <= 60; c++) {
+		if (c % 5 == 0 || !has_body(c))
+			continue;
+		len = body_of(&SMALL, RA, c, &want);
+		ck_assert_int_eq(sync_git_hash(want, len, &id), 0);
+		free(want);
+		int rc = preader_blob(r, id.id, &got, &got_len);
+		ck_assert_int_ge(rc, 0);
+		if (rc == 0) {
+			free(got);
+			continue;
+		}
+		refused++;
+		struct sync_git_blob blob;
+		ck_assert_int_lt(sync_git_blob_read(a, &id, &blob), 0);
+	}
+	ck_assert_uint_gt(refused, 0);
+	preader_close(r);
+	sync_git_close(a);
+	free(big);
+	free(objs);
+	free(ra);
+	rm_rf(d);
+}
+END_TEST
+
 /* Reading ahead gives each body in order, under a byte cap smaller than
  * one body; a missing or non-blob object fails only its own take; skipped
  * bodies and those never taken are freed (ASan would see them leak). */
@@ -1540,6 +1611,7 @@ int main(void)
 	tcase_add_test(tc, fetch_while_the_source_merges);
 	tcase_add_test(tc, maintain_refuses_a_damaged_pack);
 	tcase_add_test(tc, maintain_stores_deltas_whole);
+	tcase_add_test(tc, pack_reader_reads_whole_blobs);
 	tcase_add_test(tc, prefetch_reads_ahead);
 	tcase_add_test(tc, big_publish_is_one_pack);
 	suite_add_tcase(s, tc);
