@@ -721,7 +721,7 @@ static int merge_loose(struct pack *p, git_odb *odb, const char *objdir, git_oid
 			git_odb_object *o;
 			if (strlen(e->d_name) != GIT_OID_HEXSZ - 2)
 				continue;
-			snprintf(hx, sizeof hx, "%02x%s", k, e->d_name);
+			snprintf(hx, sizeof hx, "%02x%.38s", k, e->d_name);
 			if (git_oid_fromstr(&id, hx) < 0 || git_odb_read(&o, odb, &id) < 0)
 				continue;
 			rc = pack_add(p, git_odb_object_type(o), git_odb_object_data(o), git_odb_object_size(o), &got);
