@@ -780,7 +780,9 @@ static int cb_credentials(git_credential **out, const char *url, const char *use
 	struct xfer *x = payload;
 	const char *user = user_from_url && *user_from_url ? user_from_url : "git";
 	if (allowed & GIT_CREDENTIAL_SSH_KEY) {
-		if (!(x->tried & T_AGENT)) {
+		/* No agent to ask: libgit2 would fail the connection, not try on. */
+		const char *sock = getenv("SSH_AUTH_SOCK");
+		if (!(x->tried & T_AGENT) && sock && *sock) {
 			x->tried |= T_AGENT;
 			return git_credential_ssh_key_from_agent(out, user);
 		}
