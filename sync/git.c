@@ -208,8 +208,6 @@ static void free_names(char **names, size_t n)
 	free(names);
 }
 
-
-
 /* ---- opening ---- */
 
 static int repo_open(sync_git *g, const char *dir)
@@ -948,7 +946,6 @@ static int fetch_slow(sync_git *g, struct xfer *x)
 	git_remote_free(rem);
 	return rc;
 }
-
 
 /*
  * Copies src to dst (through a temporary file next to it, renamed at the
