@@ -16,6 +16,7 @@
 #                naming the host key, and A is unchanged
 #   wrong_key    a key the server does not know: refused as an
 #                authentication failure, A unchanged
+#   resumes      the cause gone, the sync goes through and A and B agree
 set -Eeuo pipefail
 trap 'echo "FAIL: \"$BASH_COMMAND\" exited with status $? (line $LINENO)" >&2' ERR
 
