@@ -91,6 +91,7 @@ static int publish(md *m, struct md_folder *f, const char *tmpname, const char *
 			return err_set(MCRDT_EEXISTS, "message %s exists in %s", final, f->mailbox);
 		return io_error(err, "cannot move into place:", final);
 	}
+	md_own_note(m, f->mailbox, final, !to_cur, false);
 	return md_dir_changed(m, f, to_cur);
 }
 
@@ -233,7 +234,8 @@ int md_batch_commit(md *m)
 		for (size_t i = 0; i < m->npend; i++) {
 			struct md_pending *p = &m->pend[i];
 			if (i + 1 < done) {
-				unlinkat(p->to_cur ? p->f->cur : p->f->new, p->final, 0);
+				if (unlinkat(p->to_cur ? p->f->cur : p->f->new, p->final, 0) == 0)
+					md_own_note(m, p->f->mailbox, p->final, !p->to_cur, true);
 				md_dir_changed(m, p->f, p->to_cur);
 			} else {
 				unlinkat(p->f->tmp, p->tmpname, 0);
@@ -275,6 +277,7 @@ int md_set_flags(md *m, const char *mailbox, const char *file, bool in_new, cons
 				return err_set(MCRDT_EEXISTS, "%s already exists in %s", final, mailbox);
 			return io_error(errno, "cannot rename", file);
 		}
+		md_own_note(m, mailbox, final, false, false);
 		if ((rc = md_dir_changed(m, f, true)))
 			return rc;
 		if (in_new && (rc = md_dir_changed(m, f, false)))
@@ -314,8 +317,11 @@ int md_move(md *m, const char *from, const char *file, bool in_new, const char *
 			rc = io_error(errno, "cannot move", file);
 	}
 	close(src);
-	if (rc == 0)
+	if (rc == 0) {
+		md_own_note(m, from, file, in_new, true);
+		md_own_note(m, to, final, false, false);
 		rc = md_dir_changed(m, t, true);
+	}
 	if (rc == 0 && (rc = md_folder_open(m, from, &f)) == 0)
 		rc = md_dir_changed(m, f, !in_new);
 	if (rc == 0 && file_out && !(*file_out = strdup(final)))
@@ -334,6 +340,7 @@ int md_remove(md *m, const char *mailbox, const char *file, bool in_new)
 			return err_set(MCRDT_ENOTFOUND, "%s is already gone from %s", file, mailbox);
 		return io_error(errno, "cannot remove", file);
 	}
+	md_own_note(m, mailbox, file, in_new, true);
 	return md_dir_changed(m, f, !in_new);
 }
 

@@ -203,6 +203,33 @@ void md_scan_state_free(struct md_scan_state *st);
  */
 int md_scan(md *md, const char *mailbox, struct md_scan_state *st, struct md_changes *out);
 
+/*
+ * The handle's own changes. md_deliver (and a batch's commit), md_set_flags,
+ * md_move and md_remove note each file they put in place, rename or
+ * remove. md_own_settle(md, true) says the caller has recorded them
+ * durably (its ops are logged): from then on md_scan folds them into the
+ * folder's last listing before it compares, so a scan reports only what
+ * other programs did, and the caller need not look at its own files again.
+ * md_own_settle(md, false) forgets the unsettled ones (a call that failed
+ * after writing files): the next scan reports those files as changes, as
+ * if another program had made them. The folder is still listed whenever its
+ * directories' mtimes moved, so a change by another program is never
+ * missed, whatever happens to the same file. Not thread-safe (the handle's).
+ */
+void md_own_settle(md *md, bool keep);
+/* Up to max names of the mailboxes that have settled own changes not yet
+ * folded into a scan state; the names are md's, valid until its next call. */
+size_t md_own_mailboxes(md *md, const char **out, size_t max);
+/* Folds the settled own changes to mailbox into st now (md_scan does it
+ * first thing): for a caller about to keep st for a later handle. */
+int md_scan_fold(md *md, const char *mailbox, struct md_scan_state *st);
+/* e as md_scan's listing describes file (in new/ or cur/): flags and base
+ * from its name, size from ",S=" or -1, mtime -1. e->file is file itself,
+ * not a copy. */
+void md_entry_describe(struct md_entry *e, const char *file, bool in_new);
+/* The order of md_listing: by base name. */
+int md_entry_cmp(const struct md_entry *a, const struct md_entry *b);
+
 /* Removes files in tmp/ whose mtime and ctime are both older than
  * MD_TMP_MAX_AGE at time now (a delivery in progress may have set its
  * file's mtime to an old internal date, never its ctime). */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/grow.h"
 
 ssize_t (*md_write_hook)(int fd, const void *buf, size_t len) = write;
 
@@ -144,12 +145,72 @@ void md_folder_cache_clear(md *m)
 		folder_close(&m->cache[i]);
 }
 
+void md_own_note(md *m, const char *mailbox, const char *file, bool in_new, bool removed)
+{
+	if (m->nown == MD_OWN_MAX || GROW(m->own, m->capown, m->nown + 1))
+		return;
+	struct md_info info;
+	md_info_parse(file, &info);
+	struct md_own *o = &m->own[m->nown];
+	if (!(o->mailbox = strdup(mailbox)) || !(o->file = strdup(file))) {
+		free(o->mailbox);
+		return;
+	}
+	o->base_len = info.base_len;
+	o->in_new = in_new;
+	o->removed = removed;
+	o->pending = true;
+	m->nown++;
+}
+
+void md_own_settle(md *m, bool keep)
+{
+	size_t w = 0;
+	for (size_t i = 0; i < m->nown; i++) {
+		struct md_own *o = &m->own[i];
+		if (o->pending && !keep) {
+			free(o->mailbox);
+			free(o->file);
+			continue;
+		}
+		o->pending = false;
+		m->own[w++] = *o;
+	}
+	m->nown = w;
+}
+
+size_t md_own_mailboxes(md *m, const char **out, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < m->nown && n < max; i++) {
+		if (m->own[i].pending)
+			continue;
+		bool seen = false;
+		for (size_t k = 0; k < n && !seen; k++)
+			seen = strcmp(out[k], m->own[i].mailbox) == 0;
+		if (!seen)
+			out[n++] = m->own[i].mailbox;
+	}
+	return n;
+}
+
+void md_own_clear(md *m)
+{
+	for (size_t i = 0; i < m->nown; i++) {
+		free(m->own[i].mailbox);
+		free(m->own[i].file);
+	}
+	m->nown = 0;
+}
+
 void md_close(md *m)
 {
 	if (!m)
 		return;
 	md_batch_abort(m);
 	md_folder_cache_clear(m);
+	md_own_clear(m);
+	free(m->own);
 	if (m->metafd >= 0)
 		close(m->metafd);
 	close(m->rootfd);

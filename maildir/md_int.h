@@ -24,6 +24,19 @@ struct md_pending {     /* a batch delivery waiting for its commit */
 	bool to_cur;
 };
 
+/* A file this handle put in place, renamed or removed (see md_own_settle). */
+struct md_own {
+	char *mailbox;
+	char *file;     /* its name now, or (removed) the name it had */
+	size_t base_len;
+	bool in_new, removed;
+	bool pending;   /* not settled yet */
+};
+
+/* Past this many records, further own changes are not recorded: the scans
+ * then report them, which is only more work. */
+#define MD_OWN_MAX 65536
+
 struct md {
 	char *root;
 	int rootfd;
@@ -33,6 +46,8 @@ struct md {
 	bool batch;
 	struct md_pending *pend;
 	size_t npend, cappend;
+	struct md_own *own;
+	size_t nown, capown;
 };
 
 /* The cached fds of mailbox's folder, opened on first use. */
@@ -49,6 +64,12 @@ int md_fsync(int fd, const char *what);
 int md_dir_changed(md *md, struct md_folder *f, bool cur);
 /* Syncs what md_dir_changed left for later in f. */
 int md_folder_flush(struct md_folder *f);
+/* Records an own change (see md_own_settle); dropped silently past
+ * MD_OWN_MAX or when out of memory. */
+void md_own_note(md *md, const char *mailbox, const char *file, bool in_new, bool removed);
+/* Forgets every record (folders renamed or deleted). */
+void md_own_clear(md *md);
+
 /* Test hook: the write(2) delivery uses; tests swap it to inject ENOSPC. */
 extern ssize_t (*md_write_hook)(int fd, const void *buf, size_t len);
 

@@ -16,17 +16,24 @@
 #define _GNU_SOURCE
 #include "store/store_int.h"
 
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "common/error.h"
 #include "common/grow.h"
 #include "common/varint.h"
 #include "store/imap.h"
 #include "store/meta.h"
+#include "sync/io.h"
 
 void st_scans_free(mcrdt_store *s)
 {
@@ -47,6 +54,139 @@ const struct md_scan_state *st_scan_state(const mcrdt_store *s, const char *mail
 	return NULL;
 }
 
+/* ---- listings kept across handles ---- */
+
+/*
+ * At close, each folder's last listing, with this handle's own changes
+ * folded in, goes to mcrdt/scan-<hash of the mailbox name>; the next
+ * handle's first scan of the folder starts from it instead of comparing
+ * every file with the model. So a file unchanged since is not looked at
+ * again, and a folder whose directories have not changed is not even read.
+ * It is a cache: written without fsync, checked by its checksum, and
+ * ignored (everything is compared, as with no file) when damaged, when
+ * written for another replica or mailbox, or when the log is shorter than
+ * when it was written (repaired or restored since). A listing older than
+ * the Maildir is fine: what changed since shows in the comparison, and
+ * each change is checked against the model anyway.
+ */
+#define SCAN_MAGIC "mcrdt-scan 1\n"
+#define SCAN_FILE_MAX (UINT64_C(1) << 30)
+
+static void scan_file(const char *mailbox, char out[32])
+{
+	snprintf(out, 32, "scan-%016" PRIx64, (uint64_t)XXH3_64bits(mailbox, strlen(mailbox)));
+}
+
+static void scan_save(mcrdt_store *s, const char *mailbox, const struct md_scan_state *st)
+{
+	struct vbuf b = { 0 };
+	vput_bytes(&b, SCAN_MAGIC, sizeof SCAN_MAGIC - 1);
+	vput(&b, s->replica);
+	vput(&b, sync_log_next(s->log));
+	vput(&b, (uint64_t)st->new_mtime_ns);
+	vput(&b, (uint64_t)st->cur_mtime_ns);
+	vput(&b, (uint64_t)st->scanned_at);
+	vput_bytes(&b, mailbox, strlen(mailbox));
+	vput(&b, st->last.n);
+	for (size_t i = 0; i < st->last.n; i++) {
+		vput(&b, st->last.e[i].in_new);
+		vput_bytes(&b, st->last.e[i].file, strlen(st->last.e[i].file));
+	}
+	if (vbuf_reserve(&b, 8) == 0) {
+		put64(b.p + b.len, XXH3_64bits(b.p, b.len));
+		b.len += 8;
+		char name[32];
+		scan_file(mailbox, name);
+		replace_file(s->metadir, name, b.p, b.len, false); /* a cache: a failure costs a full scan */
+	}
+	vbuf_free(&b);
+}
+
+/* st from mailbox's saved listing, when there is a usable one. */
+static void scan_load(mcrdt_store *s, const char *mailbox, struct md_scan_state *st)
+{
+	char name[32], path[4200];
+	scan_file(mailbox, name);
+	snprintf(path, sizeof path, "%s/%s", s->metadir, name);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat sb;
+	uint8_t *d = NULL;
+	if (fd < 0)
+		return;
+	if (fstat(fd, &sb) == 0 && sb.st_size > 8 && (uint64_t)sb.st_size <= SCAN_FILE_MAX &&
+	    (d = malloc((size_t)sb.st_size)) && read_all(fd, d, (size_t)sb.st_size) != 0) {
+		free(d);
+		d = NULL;
+	}
+	close(fd);
+	size_t len = d ? (size_t)sb.st_size - 8 : 0;
+	if (!d || get64(d + len) != XXH3_64bits(d, len)) {
+		free(d);
+		return;
+	}
+	struct vreader r = { d, d + len, 0 };
+	struct md_listing l = { 0 };
+	uint64_t magic_len = vread(&r);
+	const uint8_t *magic = vread_bytes(&r, magic_len, "scan magic");
+	uint64_t replica = vread(&r), pos = vread(&r);
+	int64_t nm = (int64_t)vread(&r), cm = (int64_t)vread(&r), at = (int64_t)vread(&r);
+	uint64_t nl = vread(&r);
+	const uint8_t *mb = vread_bytes(&r, nl, "scan mailbox");
+	uint64_t n = vread_max(&r, len / 2, "scan entries");
+	bool ok = !r.err && magic_len == sizeof SCAN_MAGIC - 1 && memcmp(magic, SCAN_MAGIC, magic_len) == 0 &&
+		  replica == s->replica && pos <= sync_log_next(s->log) && nl == strlen(mailbox) &&
+		  memcmp(mb, mailbox, nl) == 0 && GROW(l.e, l.cap, n ? n : 1) == 0;
+	for (uint64_t i = 0; ok && i < n; i++) {
+		uint64_t in_new = vread_max(&r, 1, "scan entry"), fl = vread_max(&r, NAME_MAX, "scan name");
+		const uint8_t *f = vread_bytes(&r, fl, "scan name");
+		char *file = f && fl ? strndup((const char *)f, fl) : NULL;
+		ok = file && strlen(file) == fl && !strchr(file, '/');
+		if (!ok) {
+			free(file);
+			break;
+		}
+		md_entry_describe(&l.e[l.n], file, in_new);
+		ok = l.n == 0 || md_entry_cmp(&l.e[l.n - 1], &l.e[l.n]) < 0; /* sorted, each base once */
+		l.n++;
+	}
+	free(d);
+	if (!ok || r.err || r.p != r.end) {
+		md_listing_free(&l);
+		return;
+	}
+	st->last = l;
+	st->new_mtime_ns = nm;
+	st->cur_mtime_ns = cm;
+	st->scanned_at = at;
+	st->valid = true;
+}
+
+void st_scans_save(mcrdt_store *s)
+{
+	for (size_t i = 0; i < s->nscans; i++) {
+		struct st_scan *e = &s->scans[i];
+		if (e->st.valid && md_scan_fold(s->md, e->mailbox, &e->st) == 0 && e->st.valid)
+			scan_save(s, e->mailbox, &e->st);
+	}
+	/* Folders this handle wrote to without scanning them (an IMAP session
+	 * that only appends and flags): their saved listings take the changes
+	 * in, or the next handle would look at those files again. */
+	const char *mb[16];
+	size_t n = md_own_mailboxes(s->md, mb, 16);
+	char *names[16];
+	for (size_t i = 0; i < n; i++)
+		names[i] = strdup(mb[i]);
+	for (size_t i = 0; i < n; i++) {
+		struct md_scan_state st = { 0 };
+		if (names[i] && !st_scan_state(s, names[i]))
+			scan_load(s, names[i], &st);
+		if (st.valid && md_scan_fold(s->md, names[i], &st) == 0 && st.valid)
+			scan_save(s, names[i], &st);
+		md_scan_state_free(&st);
+		free(names[i]);
+	}
+}
+
 static struct md_scan_state *scan_state(mcrdt_store *s, const char *mailbox)
 {
 	const struct md_scan_state *known = st_scan_state(s, mailbox);
@@ -59,6 +199,7 @@ static struct md_scan_state *scan_state(mcrdt_store *s, const char *mailbox)
 	if (!(e->mailbox = strdup(mailbox)))
 		return NULL;
 	s->nscans++;
+	scan_load(s, mailbox, &e->st);
 	return &e->st;
 }
 
@@ -132,13 +273,14 @@ static size_t disk_flags(struct folder *f, const char *letters, const char **out
 }
 
 /* A file as the scan sees it now, x its message (NULL: none yet): import
- * it, or bring its flags over. */
+ * it, or bring its flags over. 1 when it is skipped (no message yet, or
+ * not one at all): the next scan must look at it again. */
 static int reconcile(struct folder *f, const struct md_entry *e, struct st_msg *x)
 {
 	mcrdt_store *s = f->s;
 	if (e->problem || !store_base_ok(e->file, e->base_len)) {
 		f->rep->skipped++;
-		return 0;
+		return 1;
 	}
 	const char *flags[MD_FLAGS_MAX + IMAP_FLAGS_MAX];
 	unsigned sys;
@@ -150,13 +292,13 @@ static int reconcile(struct folder *f, const struct md_entry *e, struct st_msg *
 		struct stat st;
 		if (md_open_message(s->md, f->name, e->file, e->in_new, &fd) != 0) {
 			f->rep->skipped++; /* gone since the listing: the next scan sees */
-			return 0;
+			return 1;
 		}
 		int sr = fstat(fd, &st);
 		close(fd);
 		if (sr != 0 || st.st_size == 0) {
 			f->rep->skipped++; /* an empty file is no message (yet) */
-			return 0;
+			return 1;
 		}
 		struct store_meta meta = { e->file, e->base_len, (uint64_t)st.st_size, st.st_mtim.tv_sec };
 		struct vbuf b = { 0 };
@@ -215,6 +357,12 @@ static int scan_folder(mcrdt_store *s, const char *name, struct mcrdt_scan_repor
 		rc = err_set(MCRDT_ENOMEM, "out of memory");
 	if (rc == 0)
 		rc = md_keywords_load(s->md, name, &f.kw);
+	/* Files skipped leave the listing, so that the next scan reports them
+	 * again (an empty file being written under its final name gets its
+	 * content without a rename). */
+	bool *again = rc == 0 ? calloc(st->last.n ? st->last.n : 1, sizeof *again) : NULL;
+	if (rc == 0 && !again)
+		rc = err_set(MCRDT_ENOMEM, "out of memory");
 	if (full) {
 		/* Both sorted by base name: one pass over the two. */
 		size_t j = 0;
@@ -223,7 +371,8 @@ static int scan_folder(mcrdt_store *s, const char *name, struct mcrdt_scan_repor
 			int c = -1;
 			while (j < f.n && (c = base_cmp(f.msgs[j].base, e->file, e->base_len)) < 0)
 				j++;
-			rc = reconcile(&f, e, c == 0 ? &f.msgs[j] : NULL);
+			if ((rc = reconcile(&f, e, c == 0 ? &f.msgs[j] : NULL)) == 1)
+				again[i] = true, rc = 0;
 		}
 		for (size_t i = 0; rc == 0 && i < f.n; i++) {
 			if (f.on_disk[i])
@@ -235,23 +384,39 @@ static int scan_folder(mcrdt_store *s, const char *name, struct mcrdt_scan_repor
 	for (size_t i = 0; rc == 0 && !full && i < ch.n; i++) {
 		const struct md_entry *e = &ch.c[i].entry;
 		struct st_msg *x = by_base(&f, e->file, e->base_len);
-		if (ch.c[i].kind != MD_VANISHED) {
-			rc = reconcile(&f, e, x);
-			continue;
-		}
-		/* The same base may have reappeared under new letters. */
 		char *base = strndup(e->file, e->base_len);
 		if (!base) {
 			rc = err_set(MCRDT_ENOMEM, "out of memory");
 			break;
 		}
-		bool back = st_listing_find(&st->last, base) != NULL;
+		const struct md_entry *now = st_listing_find(&st->last, base);
 		free(base);
+		if (ch.c[i].kind != MD_VANISHED) {
+			if ((rc = reconcile(&f, e, x)) == 1 && now)
+				again[now - st->last.e] = true;
+			rc = rc == 1 ? 0 : rc;
+			continue;
+		}
+		/* The same base may have reappeared under new letters. */
+		bool back = now != NULL;
 		if (x && !back && (rc = crdt_model_expunge(s->m, &f.ops, x->guid)) == 0)
 			rep->vanished++;
 	}
-	if ((rc = st_commit(s, &f.ops, rc)))
+	if ((rc = st_commit(s, &f.ops, rc))) {
 		scan_forget(s, name); /* look at everything again next time */
+	} else {
+		size_t w = 0;
+		for (size_t i = 0; i < st->last.n; i++) {
+			if (again[i])
+				free(st->last.e[i].file);
+			else
+				st->last.e[w++] = st->last.e[i];
+		}
+		if (w < st->last.n)
+			st->scanned_at = 0; /* (its content may come without a rename) */
+		st->last.n = w;
+	}
+	free(again);
 	md_keywords_free(&f.kw);
 	free(f.on_disk);
 	st_msgs_free(f.msgs, f.n);

@@ -261,6 +261,10 @@ int st_end(mcrdt_store *s, int rc)
 	char saved[512];
 	snprintf(saved, sizeof saved, "%s", mcrdt_error_last());
 	notify_changes(s);
+	/* The files this call wrote are known to the model once its ops are
+	 * logged; a failed call's are left for the next scan to find. */
+	if (rc || !s->in_batch)
+		md_own_settle(s->md, rc == 0);
 	if (rc == 0)
 		maybe_snapshot(s, ST_SNAPSHOT_EVERY);
 	if (!s->in_batch)
@@ -337,6 +341,8 @@ int mcrdt_store_open(mcrdt_store **out, const char *dir, const struct mcrdt_open
 		rc = ensure_inbox(s);
 	if (rc == 0 && fresh)
 		rc = st_scan(s, NULL); /* adopt what the Maildir already holds */
+	if (s->md)
+		md_own_settle(s->md, rc == 0);
 	unlock(s);
 	if (rc) {
 		if (rc == MCRDT_ECORRUPT || rc == MCRDT_EVERSION) {
@@ -360,8 +366,10 @@ void mcrdt_store_close(mcrdt_store *s)
 		mcrdt_store_batch_commit(s);
 	if (s->log && !s->stale && lock_wait(s->lockfd, LOCK_EX, s->opts.lock_timeout_ms, NULL) == 0) {
 		s->locked = true;
-		if (catch_up(s) == 0)
+		if (catch_up(s) == 0) {
 			maybe_snapshot(s, ST_SNAPSHOT_AT_CLOSE);
+			st_scans_save(s);
+		}
 		unlock(s);
 	}
 	sync_log_close(s->log);

@@ -28,7 +28,8 @@
 #   mailboxes    create, a child, rename with the child, subscribe,
 #                unsubscribe, delete; list and list --json
 #   scan         a flag rename, a removed file, a file dropped into new/ and
-#                a new folder by hand, then scan: reported and listed
+#                a new folder by hand, then scan: reported and listed; the
+#                listing kept for the next handle damaged: ignored
 #   log          log --json parses and grows; --from; text has as many lines
 #   fsck         healthy: exit 0; a byte flipped mid-log: exit 1 naming the
 #                offset (and open refuses the store); --repair: healthy,
@@ -559,6 +560,17 @@ t_scan() {
 	ok scan "$D" --json
 	js 'd["folders_removed"] == 1'
 	same "mailboxes" "$(mailboxes)" "INBOX"
+	# The listing a handle keeps for the next one (mcrdt/scan-*), damaged:
+	# ignored, everything compared, the change found all the same.
+	ls "$D"/mcrdt/scan-* >/dev/null 2>&1 || bad "no listing kept in $D/mcrdt"
+	for f in "$D"/mcrdt/scan-*; do printf 'damaged' >"$f"; done
+	local fc
+	fc=$(file_of c)
+	base=$(basename "$fc")
+	mv "$fc" "$D/cur/${base%%:2,*}:2,S"
+	ok scan "$D" --json
+	js 'd["added"] == 0 and d["flags_changed"] == 1 and d["vanished"] == 0'
+	same "INBOX" "$(rows)" "$(printf '%s\n' 'a \Flagged -' 'c \Seen -' 'd - -' 'f - -')"
 }
 
 t_log() {

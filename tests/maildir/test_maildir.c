@@ -372,6 +372,90 @@ START_TEST(scan_reports_outside_changes_once)
 }
 END_TEST
 
+/* What the handle itself wrote, once settled, is not news to its next
+ * scan; what it wrote in a call that failed (settled with false) is, and
+ * so is another program's change to a file the handle had written. */
+START_TEST(scan_leaves_out_settled_own_changes)
+{
+	char *a = deliver("INBOX", "a", NULL), *b = deliver("INBOX", "b", NULL);
+	char *c = deliver("INBOX", "c", NULL);
+	md_own_settle(m, true);
+	struct md_scan_state st = { 0 };
+	struct md_changes ch = { 0 };
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, NULL), 0); /* the first look */
+	/* Our own: a new message, a flag change, a removal. */
+	char *d = deliver("INBOX", "d", NULL);
+	ck_assert_int_eq(md_set_flags(m, "INBOX", a, true, "S", NULL), 0);
+	ck_assert_int_eq(md_remove(m, "INBOX", b, true), 0);
+	md_own_settle(m, true);
+	/* Another program's: c marked flagged. */
+	char from[512], to[512];
+	path_of(from, sizeof from, "new", c);
+	snprintf(to, sizeof to, "%s/cur/%s:2,F", root, c);
+	ck_assert_int_eq(rename(from, to), 0);
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+	ck_assert_uint_eq(ch.n, 1);
+	ck_assert_int_eq(ch.c[0].kind, MD_FLAGS_CHANGED);
+	ck_assert_str_eq(ch.c[0].entry.flags, "F");
+	md_changes_free(&ch);
+	/* The listing holds what is on disk: a:2,S, c:2,F, d; b is gone. */
+	ck_assert_uint_eq(st.last.n, 3);
+	/* A call that failed: its file is news. */
+	char *e = deliver("INBOX", "e", NULL);
+	md_own_settle(m, false);
+	/* Ours, then changed by another program before the scan. */
+	char *dn = NULL;
+	ck_assert_int_eq(md_set_flags(m, "INBOX", d, true, "R", &dn), 0);
+	md_own_settle(m, true);
+	path_of(from, sizeof from, "cur", dn);
+	snprintf(to, sizeof to, "%s/cur/%s:2,RS", root, d);
+	ck_assert_int_eq(rename(from, to), 0);
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+	ck_assert_uint_eq(ch.n, 2);
+	ck_assert_uint_eq(count_kind(&ch, MD_ADDED), 1);
+	ck_assert_uint_eq(count_kind(&ch, MD_FLAGS_CHANGED), 1);
+	for (size_t i = 0; i < ch.n; i++)
+		if (ch.c[i].kind == MD_FLAGS_CHANGED)
+			ck_assert_str_eq(ch.c[i].entry.flags, "RS");
+	md_changes_free(&ch);
+	md_scan_state_free(&st);
+	free(a), free(b), free(c), free(d), free(e), free(dn);
+}
+END_TEST
+
+/* Names alike in their first 16 bytes, and names that are prefixes of
+ * others, come out of a listing sorted by base name, each once. */
+START_TEST(listing_sorts_names_alike)
+{
+	char path[600];
+	for (int i = 0; i < 300; i++) {
+		/* Same 16-byte start; the rest in an order unlike the names'. */
+		snprintf(path, sizeof path, "%s/cur/1700000000.M1P1Q%d.host:2,S", root, (i * 37) % 300);
+		FILE *f = fopen(path, "w");
+		ck_assert_ptr_nonnull(f);
+		fputs("x", f);
+		fclose(f);
+	}
+	static const char *const more[] = { "a", "ab", "abc", "abd", "b", "1700000000.M1P1Q" };
+	for (size_t i = 0; i < sizeof more / sizeof *more; i++) {
+		snprintf(path, sizeof path, "%s/new/%s", root, more[i]);
+		FILE *f = fopen(path, "w");
+		fputs("x", f);
+		fclose(f);
+	}
+	struct md_listing l = { 0 };
+	ck_assert_int_eq(md_list(m, "INBOX", &l), 0);
+	ck_assert_uint_eq(l.n, 306);
+	for (size_t i = 1; i < l.n; i++) {
+		const struct md_entry *x = &l.e[i - 1], *y = &l.e[i];
+		size_t n = x->base_len < y->base_len ? x->base_len : y->base_len;
+		int c = memcmp(x->file, y->file, n);
+		ck_assert_msg(c < 0 || (c == 0 && x->base_len < y->base_len), "%s before %s", x->file, y->file);
+	}
+	md_listing_free(&l);
+}
+END_TEST
+
 START_TEST(scan_trusts_no_mtime_from_its_own_second)
 {
 	char *a = deliver("INBOX", "a", NULL);
@@ -691,6 +775,8 @@ int main(void)
 	tcase_add_test(tc, folders_are_maildirplusplus);
 	tcase_add_test(tc, folder_names_cannot_escape);
 	tcase_add_test(tc, scan_reports_outside_changes_once);
+	tcase_add_test(tc, scan_leaves_out_settled_own_changes);
+	tcase_add_test(tc, listing_sorts_names_alike);
 	tcase_add_test(tc, scan_trusts_no_mtime_from_its_own_second);
 	tcase_add_test(tc, scan_survives_renames_under_it);
 	tcase_add_test(tc, tmp_leftovers_older_than_36_hours_go);
