@@ -122,6 +122,10 @@ struct mcrdt_scan_report {
  * Imports changes other tools made to the Maildir since the last scan: new
  * files and folders become appends and creates, flag renames become flag
  * changes, removed files and folders become expunges and deletes. out may be NULL.
+ * A folder is read whenever its new/ or cur/ changed; files the store
+ * wrote itself are not looked at again, and a handle starts from the
+ * listing the last handle kept (mcrdt/scan-*), so the cost beyond that
+ * read follows the changes, not the folder's size.
  */
 MCRDT_EXTERN(int) mcrdt_store_scan(mcrdt_store *s, struct mcrdt_scan_report *out);
 
