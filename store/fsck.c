@@ -81,6 +81,7 @@ int mcrdt_fsck(const char *dir, bool repair, struct mcrdt_fsck_report *out)
 	if (damaged && repair && rc == MCRDT_ECORRUPT) {
 		struct sync_log_report r2 = { 0 };
 		rc = sync_log_repair(logdir, &r2);
+		st_scans_drop_saved(metadir); /* they vouch for ops that may be gone */
 		rep.records = r2.records;
 		rep.torn_bytes = r2.torn_bytes;
 		rep.set_aside = r2.set_aside + (r2.torn_bytes ? 1 : 0);

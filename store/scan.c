@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include "store/store_int.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -64,10 +65,13 @@ const struct md_scan_state *st_scan_state(const mcrdt_store *s, const char *mail
  * again, and a folder whose directories have not changed is not even read.
  * It is a cache: written without fsync, checked by its checksum, and
  * ignored (everything is compared, as with no file) when damaged, when
- * written for another replica or mailbox, or when the log is shorter than
- * when it was written (repaired or restored since). A listing older than
- * the Maildir is fine: what changed since shows in the comparison, and
- * each change is checked against the model anyway.
+ * written for another replica or mailbox, or when the model lacks an op it
+ * had then (its log is shorter, or its op context does not include the
+ * one saved: repaired or restored since; a repair also removes the files).
+ * A listing older than the Maildir or the model is fine: what changed
+ * since shows in the comparison, and each change is checked against the
+ * model anyway. What the listing vouches for is only that the files in it
+ * are known to a model that still holds every op it held.
  */
 #define SCAN_MAGIC "mcrdt-scan 1\n"
 #define SCAN_FILE_MAX (UINT64_C(1) << 30)
@@ -82,7 +86,22 @@ static void scan_save(mcrdt_store *s, const char *mailbox, const struct md_scan_
 	struct vbuf b = { 0 };
 	vput_bytes(&b, SCAN_MAGIC, sizeof SCAN_MAGIC - 1);
 	vput(&b, s->replica);
+	/* The model it is true of: its log's length and its ops' context. */
+	crdt_vv vv = CRDT_VV_INIT;
+	if (crdt_model_context(s->m, &vv) != 0) {
+		vbuf_free(&b);
+		return;
+	}
 	vput(&b, sync_log_next(s->log));
+	vput(&b, vv.n);
+	for (size_t i = 0; i < vv.n; i++) {
+		vput(&b, vv.e[i].replica);
+		vput(&b, vv.e[i].base);
+		vput(&b, vv.e[i].nextra);
+		for (size_t k = 0; k < vv.e[i].nextra; k++)
+			vput(&b, vv.e[i].extra[k]);
+	}
+	crdt_vv_free(&vv);
 	vput(&b, (uint64_t)st->new_mtime_ns);
 	vput(&b, (uint64_t)st->cur_mtime_ns);
 	vput(&b, (uint64_t)st->scanned_at);
@@ -128,13 +147,24 @@ static void scan_load(mcrdt_store *s, const char *mailbox, struct md_scan_state 
 	struct md_listing l = { 0 };
 	uint64_t magic_len = vread(&r);
 	const uint8_t *magic = vread_bytes(&r, magic_len, "scan magic");
-	uint64_t replica = vread(&r), pos = vread(&r);
+	uint64_t replica = vread(&r), pos = vread(&r), nvv = vread_max(&r, len, "scan context");
+	crdt_vv saved = CRDT_VV_INIT, now = CRDT_VV_INIT;
+	bool same_model = replica == s->replica && pos <= sync_log_next(s->log);
+	for (uint64_t i = 0; i < nvv && !r.err; i++) {
+		uint64_t rep = vread(&r), base = vread(&r), nx = vread_max(&r, len, "scan context");
+		same_model &= rep != 0 && crdt_vv_set_base(&saved, rep, base) == 0;
+		for (uint64_t k = 0; k < nx && !r.err; k++)
+			same_model &= crdt_vv_add(&saved, (crdt_dot){ rep, vread(&r) }) == 0;
+	}
+	same_model &= !r.err && crdt_model_context(s->m, &now) == 0 && crdt_vv_includes(&now, &saved);
+	crdt_vv_free(&saved);
+	crdt_vv_free(&now);
 	int64_t nm = (int64_t)vread(&r), cm = (int64_t)vread(&r), at = (int64_t)vread(&r);
 	uint64_t nl = vread(&r);
 	const uint8_t *mb = vread_bytes(&r, nl, "scan mailbox");
 	uint64_t n = vread_max(&r, len / 2, "scan entries");
 	bool ok = !r.err && magic_len == sizeof SCAN_MAGIC - 1 && memcmp(magic, SCAN_MAGIC, magic_len) == 0 &&
-		  replica == s->replica && pos <= sync_log_next(s->log) && nl == strlen(mailbox) &&
+		  same_model && nl == strlen(mailbox) &&
 		  memcmp(mb, mailbox, nl) == 0 && GROW(l.e, l.cap, n ? n : 1) == 0;
 	for (uint64_t i = 0; ok && i < n; i++) {
 		uint64_t in_new = vread_max(&r, 1, "scan entry"), fl = vread_max(&r, NAME_MAX, "scan name");
@@ -159,6 +189,18 @@ static void scan_load(mcrdt_store *s, const char *mailbox, struct md_scan_state 
 	st->cur_mtime_ns = cm;
 	st->scanned_at = at;
 	st->valid = true;
+}
+
+void st_scans_drop_saved(const char *metadir)
+{
+	DIR *d = opendir(metadir);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		if (strncmp(e->d_name, "scan-", 5) == 0)
+			unlinkat(dirfd(d), e->d_name, 0);
+	}
+	if (d)
+		closedir(d);
 }
 
 void st_scans_save(mcrdt_store *s)

@@ -200,6 +200,8 @@ int st_scan(mcrdt_store *s, struct mcrdt_scan_report *rep);
 void st_scans_free(mcrdt_store *s);
 /* Keeps each folder's listing for the next handle (at close; see scan.c). */
 void st_scans_save(mcrdt_store *s);
+/* Removes the listings kept in metadir (after a log repair). */
+void st_scans_drop_saved(const char *metadir);
 /* What the last scan of mailbox saw (its listing sorted by base), or NULL
  * when this handle has not scanned it. */
 const struct md_scan_state *st_scan_state(const mcrdt_store *s, const char *mailbox);

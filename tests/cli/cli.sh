@@ -571,6 +571,17 @@ t_scan() {
 	ok scan "$D" --json
 	js 'd["added"] == 0 and d["flags_changed"] == 1 and d["vanished"] == 0'
 	same "INBOX" "$(rows)" "$(printf '%s\n' 'a \Flagged -' 'c \Seen -' 'd - -' 'f - -')"
+	# A listing that vouches for an op the store does not hold (an older
+	# copy of the store given a newer listing): ignored, the file imported.
+	cp -a "$D" "$T/older"
+	put g
+	local fg
+	fg=$(file_of g)
+	cp "$D"/mcrdt/scan-* "$T/older/mcrdt/"
+	cp "$fg" "$T/older/${fg#"$D"/}"
+	ok scan "$T/older" --json
+	js 'd["added"] == 1'
+	rm -rf "$T/older"
 }
 
 t_log() {
