@@ -491,8 +491,8 @@ static void print_store_size(const char *label, const char *dir)
 	snprintf(pack, sizeof pack, "%s/objects/pack", git);
 	uint64_t all_b, meta_b, git_b;
 	uint64_t all = du(dir, &all_b), m = du(meta, &meta_b), g = du(git, &git_b);
-	printf("   %-26s Maildir %8.1f MB (%8.1f MB apparent)   repository mcrdt/git %8.1f MB   log+snapshot "
-	       "%6.1f MB   %u pack files\n",
+	printf("   %-26s Maildir %8.1f MB (%8.1f MB apparent)   repository mcrdt/git %8.1f MB   rest of mcrdt/ "
+	       "%6.1f MB (log, snapshot, listings)   %u pack files\n",
 	       label, (all - m) / 1e6, (all_b - meta_b) / 1e6, g / 1e6, (m - g) / 1e6, count_packs(pack));
 }
 
