@@ -277,6 +277,7 @@ int md_set_flags(md *m, const char *mailbox, const char *file, bool in_new, cons
 				return err_set(MCRDT_EEXISTS, "%s already exists in %s", final, mailbox);
 			return io_error(errno, "cannot rename", file);
 		}
+		md_own_note(m, mailbox, file, in_new, true);
 		md_own_note(m, mailbox, final, false, false);
 		if ((rc = md_dir_changed(m, f, true)))
 			return rc;

@@ -314,6 +314,7 @@ int md_folder_delete(md *m, const char *mailbox)
 	snprintf(trash, sizeof trash, TRASH_PREFIX "%.200s", base);
 	md_folder_cache_clear(m);
 	md_own_clear(m);
+	md_watch_clear(m);
 	if ((rc = md_meta_dir(m, &metafd)) == 0) {
 		if (renameat(m->rootfd, dir, metafd, trash) != 0)
 			rc = err_sys(MCRDT_EIO, "cannot move %s/%s aside", m->root, dir);
@@ -374,6 +375,7 @@ int md_folder_rename(md *m, const char *from, const char *to)
 	}
 	md_folder_cache_clear(m);
 	md_own_clear(m);
+	md_watch_clear(m);
 	size_t done = 0;
 	for (; rc == 0 && done < np; done++)
 		if (renameat2(m->rootfd, pairs[done][0], m->rootfd, pairs[done][1], RENAME_NOREPLACE) != 0) {

@@ -195,11 +195,14 @@ struct md_scan_state {
 void md_scan_state_free(struct md_scan_state *st);
 /*
  * Changes since st was last filled: new files, flag renames (new/ to cur/
- * included), vanished files. A folder whose directories are unchanged since
- * a scan that ran in a later second is not re-read, so a scan with no
- * change costs O(1) per folder, not O(messages); a re-read costs a readdir
- * and a stat per change, not per file. out may be NULL: st is refreshed
- * and nothing is reported (a first look, compared by the caller).
+ * included), vanished files. A folder is not re-read when nothing but the
+ * handle's own settled changes happened in it since: the handle watches
+ * each folder it listed with inotify (one instance per handle), and
+ * without inotify a folder whose directories are unchanged since a scan
+ * that ran in a later second counts as quiet. So a scan with no news costs
+ * O(1) per folder, not O(messages); a re-read costs a readdir and a stat
+ * per change, not per file. out may be NULL: st is refreshed and nothing
+ * is reported (a first look, compared by the caller).
  */
 int md_scan(md *md, const char *mailbox, struct md_scan_state *st, struct md_changes *out);
 

@@ -79,6 +79,7 @@ int md_open(md **out, const char *root, unsigned flags)
 		return err_set(MCRDT_ENOMEM, "out of memory opening %s", root);
 	}
 	m->metafd = -1;
+	m->ino = -1;
 	for (size_t i = 0; i < MD_FOLDER_CACHE; i++)
 		m->cache[i].dir = -1;
 	int rc;
@@ -169,6 +170,7 @@ void md_own_settle(md *m, bool keep)
 	for (size_t i = 0; i < m->nown; i++) {
 		struct md_own *o = &m->own[i];
 		if (o->pending && !keep) {
+			md_watch_dirty(m, o->mailbox); /* its files are news again */
 			free(o->mailbox);
 			free(o->file);
 			continue;
@@ -211,6 +213,7 @@ void md_close(md *m)
 	md_folder_cache_clear(m);
 	md_own_clear(m);
 	free(m->own);
+	md_watch_clear(m);
 	if (m->metafd >= 0)
 		close(m->metafd);
 	close(m->rootfd);

@@ -37,6 +37,13 @@ struct md_own {
  * then report them, which is only more work. */
 #define MD_OWN_MAX 65536
 
+/* A folder's new/ and cur/ under inotify (see maildir/watch.c). */
+struct md_watch {
+	char *mailbox;
+	int wd_new, wd_cur;
+	bool dirty;     /* something not ours happened since its last listing */
+};
+
 struct md {
 	char *root;
 	int rootfd;
@@ -48,6 +55,9 @@ struct md {
 	size_t npend, cappend;
 	struct md_own *own;
 	size_t nown, capown;
+	int ino;        /* inotify: -1 not yet, -2 not available */
+	struct md_watch *w;
+	size_t nw, capw;
 };
 
 /* The cached fds of mailbox's folder, opened on first use. */
@@ -69,6 +79,19 @@ int md_folder_flush(struct md_folder *f);
 void md_own_note(md *md, const char *mailbox, const char *file, bool in_new, bool removed);
 /* Forgets every record (folders renamed or deleted). */
 void md_own_clear(md *md);
+
+/* maildir/watch.c. The watch of mailbox, or NULL. */
+struct md_watch *md_watch_find(md *md, const char *mailbox);
+/* Starts watching f (mailbox) before its listing: NULL when inotify is
+ * not to be had (the mtimes decide then). */
+struct md_watch *md_watch_add(md *md, struct md_folder *f, const char *mailbox);
+/* Reads the events queued: each one that no own change explains marks
+ * its folder dirty (all of them when the queue overflowed). */
+void md_watch_drain(md *md);
+/* Marks mailbox's folder dirty (own changes forgotten). */
+void md_watch_dirty(md *md, const char *mailbox);
+/* Stops every watch (folders renamed or deleted; the handle closing). */
+void md_watch_clear(md *md);
 
 /* Test hook: the write(2) delivery uses; tests swap it to inject ENOSPC. */
 extern ssize_t (*md_write_hook)(int fd, const void *buf, size_t len);

@@ -516,16 +516,31 @@ int md_scan(md *m, const char *mailbox, struct md_scan_state *st, struct md_chan
 {
 	struct md_folder *f;
 	int64_t nm = 0, cm = 0;
+	md_watch_drain(m); /* (before the fold: the notes explain the events) */
 	int rc = fold_own(m, mailbox, st);
+	struct md_watch *w = md_watch_find(m, mailbox);
+	if (rc == 0 && st->valid && w && !w->dirty)
+		return 0; /* watched since its last listing, and nothing but ours happened */
 	if (rc == 0)
 		rc = md_folder_open(m, mailbox, &f);
+	/* A new watch starts before the mtimes are read: what they miss, it sees. */
+	bool fresh = !w;
+	if (rc == 0 && !w)
+		w = md_watch_add(m, f, mailbox);
 	if (rc || (rc = dir_mtime(f->new, mailbox, &nm)) || (rc = dir_mtime(f->cur, mailbox, &cm)))
 		return rc;
 	int64_t newest = (nm > cm ? nm : cm) / 1000000000;
 	/* Unchanged, and the last scan began after the second of the last change
-	 * (a change later in that same second might not have moved the mtime). */
-	if (st->valid && nm == st->new_mtime_ns && cm == st->cur_mtime_ns && newest < st->scanned_at)
+	 * (a change later in that same second might not have moved the mtime);
+	 * not for a folder whose watch saw something (a file written in place
+	 * moves no mtime). */
+	if (fresh && st->valid && nm == st->new_mtime_ns && cm == st->cur_mtime_ns && newest < st->scanned_at) {
+		if (w)
+			w->dirty = false;
 		return 0;
+	}
+	if (w)
+		w->dirty = false; /* what happens from here on shows at the next scan */
 	int64_t started = (int64_t)time(NULL);
 	struct md_listing now;
 	if ((rc = list_folder(m, mailbox, false, &now)))

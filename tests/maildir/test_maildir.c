@@ -423,6 +423,54 @@ START_TEST(scan_leaves_out_settled_own_changes)
 }
 END_TEST
 
+/* Under inotify, a folder in which only the handle's own settled changes
+ * happened is not read again; another program's change, even a file
+ * written in place (no mtime moves), makes the next scan read it. */
+START_TEST(a_watched_folder_is_read_only_after_news)
+{
+	struct md_scan_state st = { 0 };
+	struct md_changes ch = { 0 };
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, NULL), 0);
+	unsigned reads = st.rescans;
+	if (!md_watch_find(m, "INBOX")) {
+		md_scan_state_free(&st);
+		return; /* no inotify here: the mtimes decide (tested above) */
+	}
+	char *a = deliver("INBOX", "a", NULL);
+	ck_assert_int_eq(md_set_flags(m, "INBOX", a, true, "S", NULL), 0);
+	md_own_settle(m, true);
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+	ck_assert_uint_eq(ch.n, 0);
+	ck_assert_uint_eq(st.rescans, reads);
+	ck_assert_uint_eq(st.last.n, 1); /* yet the listing has it */
+	/* An empty file, then its content written in place. */
+	char path[600];
+	snprintf(path, sizeof path, "%s/new/1700000200.M1P1.mta", root);
+	FILE *f = fopen(path, "w");
+	fclose(f);
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+	ck_assert_uint_eq(st.rescans, reads + 1);
+	md_changes_free(&ch);
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+	ck_assert_uint_eq(st.rescans, reads + 1); /* nothing since */
+	f = fopen(path, "w");
+	fputs("Subject: x\n", f);
+	fclose(f);
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+	ck_assert_uint_eq(st.rescans, reads + 2);
+	md_changes_free(&ch);
+	/* Own changes forgotten (a failed call): read again. */
+	free(deliver("INBOX", "b", NULL));
+	md_own_settle(m, false);
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+	ck_assert_uint_eq(st.rescans, reads + 3);
+	ck_assert_uint_eq(count_kind(&ch, MD_ADDED), 1);
+	md_changes_free(&ch);
+	md_scan_state_free(&st);
+	free(a);
+}
+END_TEST
+
 /* Names alike in their first 16 bytes, and names that are prefixes of
  * others, come out of a listing sorted by base name, each once. */
 START_TEST(listing_sorts_names_alike)
@@ -777,6 +825,7 @@ int main(void)
 	tcase_add_test(tc, scan_reports_outside_changes_once);
 	tcase_add_test(tc, scan_leaves_out_settled_own_changes);
 	tcase_add_test(tc, listing_sorts_names_alike);
+	tcase_add_test(tc, a_watched_folder_is_read_only_after_news);
 	tcase_add_test(tc, scan_trusts_no_mtime_from_its_own_second);
 	tcase_add_test(tc, scan_survives_renames_under_it);
 	tcase_add_test(tc, tmp_leftovers_older_than_36_hours_go);

@@ -1,0 +1,153 @@
+/*
+ * maildir/watch.c — inotify on the folders a handle has listed, so that a
+ * scan of a folder in which nothing happened but the handle's own settled
+ * changes reads nothing at all.
+ *
+ * A watch starts before a folder's first listing in the handle. Each
+ * event is matched by name against the handle's own change notes (see
+ * md_own_settle): a delivery's rename into new/ or cur/, a flag rename's
+ * move out of one name and into another, a removal. An event no note
+ * explains (another program's delivery, rename, removal, or a file
+ * written in place) marks the folder dirty, and its next scan lists it;
+ * so does a queue overflow, a folder that went, and own changes that were
+ * forgotten because their call failed. An event still in flight when a
+ * scan drains the queue is read at the next one. Without inotify (no
+ * instance left for the user, say) the directories' mtimes decide, as
+ * before.
+ */
+#define _GNU_SOURCE
+#include "maildir/md_int.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include "common/grow.h"
+
+#define WATCH_EVENTS                                                                                        \
+	(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF | \
+	 IN_ONLYDIR)
+
+struct md_watch *md_watch_find(md *m, const char *mailbox)
+{
+	for (size_t i = 0; i < m->nw; i++)
+		if (strcmp(m->w[i].mailbox, mailbox) == 0)
+			return &m->w[i];
+	return NULL;
+}
+
+void md_watch_dirty(md *m, const char *mailbox)
+{
+	struct md_watch *w = md_watch_find(m, mailbox);
+	if (w)
+		w->dirty = true;
+}
+
+void md_watch_clear(md *m)
+{
+	for (size_t i = 0; i < m->nw; i++)
+		free(m->w[i].mailbox);
+	free(m->w);
+	m->w = NULL;
+	m->nw = m->capw = 0;
+	if (m->ino >= 0)
+		close(m->ino);
+	m->ino = -1;
+}
+
+static int add_one(md *m, int dirfd)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/self/fd/%d", dirfd);
+	return inotify_add_watch(m->ino, path, WATCH_EVENTS);
+}
+
+struct md_watch *md_watch_add(md *m, struct md_folder *f, const char *mailbox)
+{
+	struct md_watch *w = md_watch_find(m, mailbox);
+	if (w)
+		return w;
+	if (m->ino == -1 && (m->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0)
+		m->ino = -2;
+	if (m->ino < 0 || GROW(m->w, m->capw, m->nw + 1))
+		return NULL;
+	w = &m->w[m->nw];
+	w->wd_new = add_one(m, f->new);
+	w->wd_cur = add_one(m, f->cur);
+	w->dirty = true;
+	if (w->wd_new < 0 || w->wd_cur < 0 || !(w->mailbox = strdup(mailbox))) {
+		if (w->wd_new >= 0)
+			inotify_rm_watch(m->ino, w->wd_new);
+		if (w->wd_cur >= 0)
+			inotify_rm_watch(m->ino, w->wd_cur);
+		return NULL; /* (out of watches: this folder goes by its mtimes) */
+	}
+	m->nw++;
+	return w;
+}
+
+/* Whether the handle's own notes explain name appearing in or leaving
+ * (in_new) new/ or cur/ of mailbox. */
+static bool own_name(md *m, const char *mailbox, const char *name, bool in_new)
+{
+	for (size_t i = 0; i < m->nown; i++) {
+		const struct md_own *o = &m->own[i];
+		if (o->in_new == in_new && o->file && strcmp(o->file, name) == 0 && strcmp(o->mailbox, mailbox) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Drops watch w (its folder went): the next scan lists and watches again. */
+static void drop(md *m, struct md_watch *w)
+{
+	if (w->wd_new >= 0)
+		inotify_rm_watch(m->ino, w->wd_new);
+	if (w->wd_cur >= 0)
+		inotify_rm_watch(m->ino, w->wd_cur);
+	free(w->mailbox);
+	*w = m->w[--m->nw];
+}
+
+void md_watch_drain(md *m)
+{
+	if (m->ino < 0)
+		return;
+	char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
+	for (;;) {
+		ssize_t n = read(m->ino, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n < 0 && errno != EAGAIN) /* cannot tell what happened: */
+				for (size_t i = 0; i < m->nw; i++)
+					m->w[i].dirty = true;
+			return;
+		}
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *e = (const struct inotify_event *)p;
+			p += sizeof *e + e->len;
+			if (e->mask & IN_Q_OVERFLOW) {
+				for (size_t i = 0; i < m->nw; i++)
+					m->w[i].dirty = true;
+				continue;
+			}
+			struct md_watch *w = NULL;
+			for (size_t i = 0; i < m->nw && !w; i++)
+				if (m->w[i].wd_new == e->wd || m->w[i].wd_cur == e->wd)
+					w = &m->w[i];
+			if (!w || (e->mask & IN_IGNORED))
+				continue;
+			if (e->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
+				drop(m, w);
+				continue;
+			}
+			if (!e->len || !own_name(m, w->mailbox, e->name, e->wd == w->wd_new))
+				w->dirty = true;
+		}
+	}
+}
