@@ -72,9 +72,10 @@ int cli_sync(int argc, char **argv)
 		"REMOTE is another store's directory (then both are changed, and they list\n"
 		"the same mailboxes and messages when the sync returns), a git repository\n"
 		"path (see 'mcrdt hub init'), or a file://, ssh:// or https:// URL.\n"
-		"Credentials: the ssh agent, $MCRDT_SSH_KEY or ~/.ssh/id_ed25519 / id_rsa;\n"
-		"for https $MCRDT_GIT_USERNAME and $MCRDT_GIT_PASSWORD or git's credential\n"
-		"helper. Prints what was sent and received.\n",
+		"Credentials: the ssh agent, $MCRDT_SSH_KEY or ~/.ssh/id_ed25519 / id_rsa\n"
+		"(host keys from ~/.ssh/known_hosts); for https $MCRDT_GIT_USERNAME and\n"
+		"$MCRDT_GIT_PASSWORD or git's credential helper, and $SSL_CERT_FILE for a\n"
+		"hub whose certificate a private CA signed. Prints what was sent and received.\n",
 		false,
 		"DIR REMOTE", 0,
 	};

@@ -269,6 +269,12 @@ static void start_once(void)
 	 * wide libgit2 setting: other users in the process get it too.) */
 	if (g_started > 0)
 		git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
+	/* The certificate authorities https remotes are checked against, when
+	 * given the way OpenSSL and curl take them (a hub with a private CA). */
+	const char *file = getenv("SSL_CERT_FILE"), *dir = getenv("SSL_CERT_DIR");
+	if (g_started > 0 && ((file && *file) || (dir && *dir)) &&
+	    git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, file && *file ? file : NULL, dir && *dir ? dir : NULL) < 0)
+		g_started = -1;
 }
 
 static int git_start(void)
@@ -721,6 +727,9 @@ static int credential_fill(const char *url, char *user, size_t ulen, char *pass,
 		posix_spawn_file_actions_init(&fa);
 		posix_spawn_file_actions_adddup2(&fa, in[0], 0);
 		posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+		/* Its complaints ("terminal prompts disabled") are not ours to print:
+		 * the sync's own error says what failed. */
+		posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
 		posix_spawn_file_actions_addclose(&fa, in[0]);
 		posix_spawn_file_actions_addclose(&fa, out[0]);
 		posix_spawn_file_actions_addclose(&fa, out[1]);

@@ -112,10 +112,14 @@ int sync_git_publish(sync_git *g, const crdt_op *ops, size_t n, uint64_t log_nex
 /*
  * How to reach a remote: url is a path to a repository (bare or not), a
  * file://, ssh:// or https:// URL, or scp-like user@host:path.
- * Credentials go through libgit2's callbacks: for ssh the agent, then the
- * key file $MCRDT_SSH_KEY (or ~/.ssh/id_ed25519, ~/.ssh/id_rsa); for
- * https $MCRDT_GIT_USERNAME / $MCRDT_GIT_PASSWORD, then `git credential
- * fill` when git is installed. Each is tried once.
+ * Credentials go through libgit2's callbacks: for ssh the agent (when
+ * $SSH_AUTH_SOCK names one), then the key file $MCRDT_SSH_KEY (or
+ * ~/.ssh/id_ed25519, ~/.ssh/id_rsa), the host key checked by libgit2
+ * against ~/.ssh/known_hosts; for https $MCRDT_GIT_USERNAME /
+ * $MCRDT_GIT_PASSWORD, then `git credential fill` when git is installed,
+ * the server's certificate checked against the system's CAs or those in
+ * $SSL_CERT_FILE / $SSL_CERT_DIR (read once per process). Each is tried
+ * once.
  */
 struct sync_git_remote {
 	const char *url;
