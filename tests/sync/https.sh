@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # tests/sync/https.sh — mcrdt sync through an https:// hub: git's smart
 # HTTP over TLS (tests/sync/https_hub.py) on localhost, with a private CA
 # and HTTP Basic authentication. Killed and removed by the EXIT trap.
@@ -25,20 +26,9 @@ if ! command -v openssl >/dev/null || ! command -v python3 >/dev/null || ! comma
 	exit 77
 fi
 
-T=$(mktemp -d /tmp/mcrdt-https-XXXXXX)
-pid=
-cleanup() {
-	[[ -n $pid ]] && kill "$pid" 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-
-fails=0
-pass() { echo "PASS: $1"; }
-fail() {
-	echo "FAIL: $1" >&2
-	fails=$((fails + 1))
-}
+# shellcheck source=remote.sh
+. "$here/remote.sh"
+remote_setup https
 
 # A certificate for localhost, its own CA (mbedTLS, which Debian's libgit2
 # uses, matches names, not IP addresses).
@@ -64,17 +54,10 @@ m() { env -u MCRDT_GIT_USERNAME -u MCRDT_GIT_PASSWORD -u SSL_CERT_FILE -u SSL_CE
 	GIT_CONFIG_GLOBAL="$T/home/gitconfig" GIT_CONFIG_NOSYSTEM=1 "$@"; }
 ca=SSL_CERT_FILE="$T/cert.pem"
 
-"$MCRDT" init "$T/A" >/dev/null
-"$MCRDT" init "$T/B" >/dev/null
-printf 'Subject: one\r\n\r\nfirst\r\n' | "$MCRDT" deliver "$T/A" >/dev/null
-printf 'Subject: two\r\n\r\nsecond\r\n' | "$MCRDT" deliver "$T/A" >/dev/null
-
-same() { [[ $("$MCRDT" list "$T/A" --json) == "$("$MCRDT" list "$T/B" --json)" ]]; }
-
 # env_creds
 if m "$ca" MCRDT_GIT_USERNAME=u MCRDT_GIT_PASSWORD=secret "$MCRDT" sync "$T/A" "$url" --quiet >/dev/null &&
 	m "$ca" MCRDT_GIT_USERNAME=u MCRDT_GIT_PASSWORD=secret "$MCRDT" sync "$T/B" "$url" --quiet >/dev/null &&
-	[[ $("$MCRDT" status "$T/B" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["messages"])') == 2 ]] &&
+	[[ $(messages "$T/B") == 2 ]] &&
 	same; then
 	pass env_creds
 else

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # tests/sync/ssh.sh — mcrdt sync through an ssh:// hub served by a real
 # sshd on 127.0.0.1 (its own config, host key and user key in a temporary
 # directory; killed and removed by the EXIT trap).
@@ -33,20 +34,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
 export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$here/lsan-ssh.supp"
 
-T=$(mktemp -d /tmp/mcrdt-ssh-XXXXXX)
-pid=
-cleanup() {
-	[[ -n $pid ]] && kill "$pid" 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-
-fails=0
-pass() { echo "PASS: $1"; }
-fail() {
-	echo "FAIL: $1" >&2
-	fails=$((fails + 1))
-}
+# shellcheck source=remote.sh
+. "$here/remote.sh"
+remote_setup ssh
 
 ssh-keygen -q -t ed25519 -N '' -f "$T/hostkey"
 ssh-keygen -q -t ed25519 -N '' -f "$T/userkey"
@@ -97,17 +87,10 @@ echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$T/hostkey.pub")" >"$T/home/.ssh/know
 m() { env -u SSH_AUTH_SOCK HOME="$T/home" "$@"; }
 
 "$MCRDT" hub init "$hub" >/dev/null
-"$MCRDT" init "$T/A" >/dev/null
-"$MCRDT" init "$T/B" >/dev/null
-printf 'Subject: one\r\n\r\nfirst\r\n' | "$MCRDT" deliver "$T/A" >/dev/null
-printf 'Subject: two\r\n\r\nsecond\r\n' | "$MCRDT" deliver "$T/A" >/dev/null
-
-same() { [[ $("$MCRDT" list "$T/A" --json) == "$("$MCRDT" list "$T/B" --json)" ]]; }
-
 # key_file
 if m MCRDT_SSH_KEY="$T/userkey" "$MCRDT" sync "$T/A" "$url" --quiet >/dev/null &&
 	m MCRDT_SSH_KEY="$T/userkey" "$MCRDT" sync "$T/B" "$url" --quiet >/dev/null &&
-	[[ $("$MCRDT" status "$T/B" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["messages"])') == 2 ]] &&
+	[[ $(messages "$T/B") == 2 ]] &&
 	same; then
 	pass key_file
 else
