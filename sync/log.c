@@ -156,6 +156,22 @@ static bool valid_record_after(const uint8_t *p, size_t len, size_t from, uint64
 }
 
 /*
+ * The bytes at p + at (in a segment at offset off) are no record: rc is
+ * what checking them said. 1 when they are a torn tail (no valid record
+ * after them), else MCRDT_ECORRUPT naming segment and offset.
+ */
+static int torn_or_damaged(const uint8_t *p, size_t len, size_t at, uint64_t salt, const char *name, uint64_t off,
+			   int rc)
+{
+	char why[256];
+	snprintf(why, sizeof why, "%s", rc == MCRDT_EPENDING ? "record cut short" : mcrdt_error_last());
+	if (valid_record_after(p, len, at + 1, salt))
+		return err_set(MCRDT_ECORRUPT, "log segment %s offset %" PRIu64 ": %s, with valid records after it",
+			       name, off, why);
+	return 1;
+}
+
+/*
  * Walks a segment's records. *good gets the offset after the last good
  * record and *count their number. Returns 0 when the segment ends cleanly,
  * 1 when it ends in a torn tail (bad or cut bytes with no valid record
@@ -177,14 +193,7 @@ static int walk(const uint8_t *p, size_t len, const char *name, uint64_t salt, s
 	}
 	*good = at;
 	*count = n;
-	if (at == len)
-		return 0;
-	char why[256];
-	snprintf(why, sizeof why, "%s", rc == MCRDT_EPENDING ? "record cut short" : mcrdt_error_last());
-	if (valid_record_after(p, len, at + 1, salt))
-		return err_set(MCRDT_ECORRUPT, "log segment %s offset %zu: %s, with valid records after it",
-			       name, at, why);
-	return 1;
+	return at == len ? 0 : torn_or_damaged(p, len, at, salt, name, at, rc);
 }
 
 /* ---- opening ---- */
@@ -671,21 +680,26 @@ int sync_log_refresh(sync_log *log, bool cut, sync_replay_fn fn, void *ctx, uint
 				size_t used;
 				crdt_op_reset(&op);
 				int drc = sync_decode_record_into(buf + at, len - at, s->salt, &op, &used);
-				if (drc == MCRDT_EVERSION) {
-					rc = drc;
-				} else if (drc == 0) {
+				if (drc == 0) {
 					if (fn)
 						rc = fn(ctx, &op, log->next);
 					at += used;
 					log->size += used;
 					log->next++;
 					s->count++;
-				} else if (valid_record_after(buf, len, at + 1, s->salt)) {
-					rc = err_set(MCRDT_ECORRUPT, "log segment %s offset %" PRIu64 ": %s, with "
-						     "valid records after it", s->name, log->size, mcrdt_error_last());
-				} else {
-					break; /* an incomplete tail */
+					continue;
 				}
+				/* Torn or damaged as open judges it (by its framing): a whole
+				 * record that does not decode (a newer format, no memory) is
+				 * an error, never a tail to cut. */
+				char why[256];
+				snprintf(why, sizeof why, "%s", mcrdt_error_last());
+				int frc = sync_check_record_salted(buf + at, len - at, s->salt, &used);
+				if (frc == 0)
+					rc = err_set(drc, "log segment %s offset %" PRIu64 ": %s", s->name, log->size, why);
+				else if ((rc = torn_or_damaged(buf, len, at, s->salt, s->name, log->size, frc)) == 1)
+					rc = 0;
+				break;
 			}
 			free(buf);
 			if (rc == 0 && at < len && cut) {

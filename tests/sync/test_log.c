@@ -1102,6 +1102,31 @@ START_TEST(newer_segment_version)
 }
 END_TEST
 
+/* Appends to segment name of dir a whole record (right checksum, salted
+ * like its neighbours) whose payload has op type `type` and nothing else
+ * of note; returns the segment's bytes after. */
+static struct blob append_odd_record(const char *dir, const char *name, uint64_t type)
+{
+	uint8_t payload[32], rec[64];
+	size_t pl = 0;
+	pl += varint_put(payload + pl, type);
+	pl += varint_put(payload + pl, 0);    /* field mask */
+	pl += varint_put(payload + pl, 0x51); /* id */
+	pl += varint_put(payload + pl, 100);
+	pl += varint_put(payload + pl, 0); /* deps */
+	size_t rl = varint_put(rec, pl);
+	memcpy(rec + rl, payload, pl);
+	rl += pl;
+	struct blob b = slurp(dir, name);
+	put64(rec + rl, XXH3_64bits(rec, rl) ^ seg_salt(&b));
+	rl += 8;
+	b.p = realloc(b.p, b.n + rl);
+	memcpy(b.p + b.n, rec, rl);
+	b.n += rl;
+	spit(dir, name, b.p, b.n);
+	return b;
+}
+
 /* A record (right checksum) holding an op type from a newer format: the
  * log opens (its framing is fine) but replay stops there with
  * MCRDT_EVERSION naming the type, after handing over every op before it. */
@@ -1114,24 +1139,8 @@ START_TEST(newer_op_type_in_a_record)
 	sync_log *log = open_ok(dir, 0, true, NULL);
 	append_ops(log, c.log.ops, 0, 4, 1);
 	sync_log_close(log);
-	uint8_t payload[32], rec[64];
-	size_t pl = 0;
-	pl += varint_put(payload + pl, CRDT_OP_TYPE_MAX + 1); /* type */
-	pl += varint_put(payload + pl, 0);                    /* field mask */
-	pl += varint_put(payload + pl, 0x51);                 /* id */
-	pl += varint_put(payload + pl, 100);
-	pl += varint_put(payload + pl, 0); /* deps */
-	size_t rl = varint_put(rec, pl);
-	memcpy(rec + rl, payload, pl);
-	rl += pl;
 	const char *name = "0000000000000000.log";
-	struct blob b = slurp(dir, name);
-	put64(rec + rl, XXH3_64bits(rec, rl) ^ seg_salt(&b)); /* salted like its neighbours */
-	rl += 8;
-	b.p = realloc(b.p, b.n + rl);
-	memcpy(b.p + b.n, rec, rl);
-	b.n += rl;
-	spit(dir, name, b.p, b.n);
+	struct blob b = append_odd_record(dir, name, CRDT_OP_TYPE_MAX + 1);
 	struct sync_log_report rep;
 	log = open_ok(dir, 0, true, &rep);
 	ck_assert_uint_eq(rep.records, 5);
@@ -1149,6 +1158,31 @@ START_TEST(newer_op_type_in_a_record)
 	ck_assert(after.n == b.n && memcmp(after.p, b.p, b.n) == 0);
 	blob_free(&after);
 	blob_free(&b);
+	crdt_cluster_free(&c);
+	remove_dir(dir);
+}
+END_TEST
+
+/* A whole record another process appended that does not decode (op type
+ * 0): a refresh holding the lock reports it and cuts nothing; only bytes
+ * that are no record are a torn tail. */
+START_TEST(refresh_never_cuts_a_whole_record)
+{
+	char dir[256];
+	make_dir(dir, sizeof dir);
+	crdt_cluster c;
+	make_history(&c, 1);
+	sync_log *log = open_ok(dir, 0, true, NULL);
+	append_ops(log, c.log.ops, 0, 4, 1);
+	const char *name = "0000000000000000.log";
+	struct blob b = append_odd_record(dir, name, 0);
+	ck_assert_int_eq(sync_log_refresh(log, true, NULL, NULL, NULL), MCRDT_ECORRUPT);
+	assert_msg_has("op type 0");
+	struct blob after = slurp(dir, name);
+	ck_assert(after.n == b.n && memcmp(after.p, b.p, b.n) == 0);
+	blob_free(&after);
+	blob_free(&b);
+	sync_log_close(log);
 	crdt_cluster_free(&c);
 	remove_dir(dir);
 }
@@ -1930,6 +1964,7 @@ int main(void)
 	tcase_add_test(tc, missing_segment);
 	tcase_add_test(tc, newer_segment_version);
 	tcase_add_test(tc, newer_op_type_in_a_record);
+	tcase_add_test(tc, refresh_never_cuts_a_whole_record);
 	tcase_add_test(tc, batch_is_one_commit);
 	tcase_add_test(tc, disk_full_mid_record);
 	tcase_add_test(tc, fsync_failure_is_sticky);
