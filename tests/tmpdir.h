@@ -38,6 +38,16 @@ static inline char *tmp_dir(void)
 	return strdup(d);
 }
 
+/* dir/sub as a new string (caller frees). */
+static inline char *tmp_path(const char *dir, const char *sub)
+{
+	size_t n = strlen(dir) + strlen(sub) + 2;
+	char *p = malloc(n);
+	ck_assert_ptr_nonnull(p);
+	snprintf(p, n, "%s/%s", dir, sub);
+	return p;
+}
+
 static inline int tmp_rm_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 {
 	(void)sb;

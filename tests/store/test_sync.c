@@ -64,14 +64,6 @@ static char note[128] = "";
 		ck_assert_msg(rc_ == 0, "%s: %d (%s)%s", #call, rc_, mcrdt_error_last(), note);    \
 	} while (0)
 
-/* dir/sub as a new string. */
-static char *path_join(const char *dir, const char *sub)
-{
-	char *p = NULL;
-	ck_assert_int_ge(asprintf(&p, "%s/%s", dir, sub), 0);
-	return p;
-}
-
 static mcrdt_store *open_named(const char *dir, const char *name)
 {
 	struct mcrdt_open_opts o = MCRDT_OPEN_OPTS_INIT;
@@ -583,10 +575,10 @@ static void fx_open(struct fx *f, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		char name[32];
 		snprintf(name, sizeof name, "r%zu", i);
-		f->dirs[i] = path_join(f->top, name);
+		f->dirs[i] = tmp_path(f->top, name);
 		f->s[i] = open_named(f->dirs[i], name);
 	}
-	f->hub = path_join(f->top, "hub.git");
+	f->hub = tmp_path(f->top, "hub.git");
 	OK(mcrdt_hub_init(f->hub));
 }
 
@@ -1352,7 +1344,7 @@ START_TEST(random_three_replicas)
 	ck_assert_msg(conv, "no convergence in 6 passes%s", note);
 	assert_fsck(f.hub);
 	for (int i = 0; i < 3; i++) {
-		char *g = path_join(f.dirs[i], "mcrdt/git");
+		char *g = tmp_path(f.dirs[i], "mcrdt/git");
 		assert_fsck(g);
 		free(g);
 		free(w[i].v);
@@ -1367,7 +1359,7 @@ END_TEST
 
 static void write_file(const char *dir, const char *name, const char *data)
 {
-	char *p = path_join(dir, name);
+	char *p = tmp_path(dir, name);
 	FILE *fp = fopen(p, "w");
 	ck_assert_msg(fp != NULL, "%s: %s", p, strerror(errno));
 	ck_assert_int_eq(fputs(data, fp) >= 0, 1);
@@ -1387,7 +1379,7 @@ static void make_dirs(const char *root, const char *folder)
 
 static void rename_in(const char *root, const char *from, const char *to)
 {
-	char *a = path_join(root, from), *b = path_join(root, to);
+	char *a = tmp_path(root, from), *b = tmp_path(root, to);
 	ck_assert_msg(rename(a, b) == 0, "rename %s %s: %s", a, b, strerror(errno));
 	free(a);
 	free(b);
@@ -1421,7 +1413,7 @@ static size_t find_base(const char *root, const char *folder, const char *base, 
 START_TEST(merge_plain_maildirs)
 {
 	char *top = tmp_dir();
-	char *a = path_join(top, "a"), *b = path_join(top, "b");
+	char *a = tmp_path(top, "a"), *b = tmp_path(top, "b");
 	make_dirs(a, "");
 	make_dirs(a, ".Sub");
 	write_file(a, "cur/1700000001.M1P10.host:2,S", "Subject: one\r\n\r\none\r\n");
@@ -1443,7 +1435,7 @@ START_TEST(merge_plain_maildirs)
 	write_file(b, ".Sub/new/1700000008.M8P11.host", "Subject: eight\r\n\r\neight, only in b\r\n");
 	/* three: deleted in b (before either side became a store: nothing
 	 * tells a deletion from a message b never had) */
-	char *three = path_join(b, "cur/1700000003.M3P10.host:2,");
+	char *three = tmp_path(b, "cur/1700000003.M3P10.host:2,");
 	ck_assert_int_eq(unlink(three), 0);
 	free(three);
 
@@ -1670,7 +1662,7 @@ START_TEST(untrusted_mailbox_name)
 	struct fx f;
 	fx_open(&f, 1);
 	OK(mcrdt_sync(f.s[0], f.hub, NULL, NULL));
-	char *opsfile = path_join(f.top, "ops.bin");
+	char *opsfile = tmp_path(f.top, "ops.bin");
 	write_file(f.top, "ops.bin", "");
 	char *top_before = listing(f.top);
 	char *parent_before = NULL;
@@ -1761,7 +1753,7 @@ START_TEST(killed_during_delivery)
 	char body[256];
 	int nb = 0;
 	bool caught = false;
-	char *tmpdir = path_join(f.dirs[0], "tmp");
+	char *tmpdir = tmp_path(f.dirs[0], "tmp");
 	mcrdt_store_close(f.s[0]);
 	f.s[0] = NULL;
 	for (int attempt = 0; attempt < 4 && !caught; attempt++) {
@@ -1835,7 +1827,7 @@ START_TEST(join_keeps_uidvalidity)
 	struct row *r0 = rows_of(f.s[0], "INBOX", &n0);
 	ck_assert_uint_eq(n0, 3);
 	sleep(1); /* the new replica is set up a little later, as in real life */
-	char *jdir = path_join(f.top, "joiner");
+	char *jdir = tmp_path(f.top, "joiner");
 	mcrdt_store *j = open_named(jdir, "joiner");
 	OK(mcrdt_sync(j, f.hub, NULL, NULL));
 	OK(mcrdt_sync(f.s[0], f.hub, NULL, NULL));
@@ -1890,7 +1882,7 @@ START_TEST(killed_sync)
 	f.s[0] = NULL;
 	unsigned seed = 777;
 	int killed = 0;
-	char *errfile = path_join(f.top, "sync.out");
+	char *errfile = tmp_path(f.top, "sync.out");
 	for (int k = 0; k < TRIES; k++) {
 		if (k) {
 			/* more for a to receive, so that every try has work */
@@ -1954,7 +1946,7 @@ START_TEST(killed_sync)
 		char **files = folder_files(f.dirs[r], "", &nf);
 		ck_assert_uint_eq(nf, (size_t)(NA + nb));
 		free_strs(files, nf);
-		char *g = path_join(f.dirs[r], "mcrdt/git");
+		char *g = tmp_path(f.dirs[r], "mcrdt/git");
 		assert_fsck(g);
 		free(g);
 	}
