@@ -146,62 +146,91 @@ void md_folder_cache_clear(md *m)
 		folder_close(&m->cache[i]);
 }
 
+struct md_own_box *md_own_box(md *m, const char *mailbox)
+{
+	for (size_t i = 0; i < m->nbox; i++)
+		if (strcmp(m->box[i].mailbox, mailbox) == 0)
+			return &m->box[i];
+	return NULL;
+}
+
 void md_own_note(md *m, const char *mailbox, const char *file, bool in_new, bool removed)
 {
-	if (m->nown == MD_OWN_MAX || GROW(m->own, m->capown, m->nown + 1))
+	struct md_own_box *b = md_own_box(m, mailbox);
+	if (m->nown == MD_OWN_MAX)
+		return;
+	if (!b) {
+		if (GROW(m->box, m->capbox, m->nbox + 1))
+			return;
+		b = &m->box[m->nbox];
+		memset(b, 0, sizeof *b);
+		if (!(b->mailbox = strdup(mailbox)))
+			return;
+		m->nbox++;
+	}
+	if (GROW(b->v, b->cap, b->n + 1))
 		return;
 	struct md_info info;
 	md_info_parse(file, &info);
-	struct md_own *o = &m->own[m->nown];
-	if (!(o->mailbox = strdup(mailbox)) || !(o->file = strdup(file))) {
-		free(o->mailbox);
+	struct md_own *o = &b->v[b->n];
+	if (!(o->file = strdup(file)))
 		return;
-	}
 	o->base_len = info.base_len;
 	o->in_new = in_new;
 	o->removed = removed;
 	o->pending = true;
+	b->n++;
+	b->byname_ok = false;
 	m->nown++;
 }
 
 void md_own_settle(md *m, bool keep)
 {
-	size_t w = 0;
-	for (size_t i = 0; i < m->nown; i++) {
-		struct md_own *o = &m->own[i];
-		if (o->pending && !keep) {
-			md_watch_dirty(m, o->mailbox); /* its files are news again */
-			free(o->mailbox);
-			free(o->file);
-			continue;
+	for (size_t k = 0; k < m->nbox; k++) {
+		struct md_own_box *b = &m->box[k];
+		size_t w = 0;
+		for (size_t i = 0; i < b->n; i++) {
+			struct md_own *o = &b->v[i];
+			if (o->pending && !keep) {
+				free(o->file);
+				continue;
+			}
+			o->pending = false;
+			b->v[w++] = *o;
 		}
-		o->pending = false;
-		m->own[w++] = *o;
+		if (w < b->n) {
+			md_watch_dirty(m, b->mailbox); /* its files are news again */
+			m->nown -= b->n - w;
+			b->n = w;
+			b->byname_ok = false;
+		}
 	}
-	m->nown = w;
 }
 
 size_t md_own_mailboxes(md *m, const char **out, size_t max)
 {
 	size_t n = 0;
-	for (size_t i = 0; i < m->nown && n < max; i++) {
-		if (m->own[i].pending)
-			continue;
-		bool seen = false;
-		for (size_t k = 0; k < n && !seen; k++)
-			seen = strcmp(out[k], m->own[i].mailbox) == 0;
-		if (!seen)
-			out[n++] = m->own[i].mailbox;
+	for (size_t k = 0; k < m->nbox && n < max; k++) {
+		bool settled = false;
+		for (size_t i = 0; i < m->box[k].n && !settled; i++)
+			settled = !m->box[k].v[i].pending;
+		if (settled)
+			out[n++] = m->box[k].mailbox;
 	}
 	return n;
 }
 
 void md_own_clear(md *m)
 {
-	for (size_t i = 0; i < m->nown; i++) {
-		free(m->own[i].mailbox);
-		free(m->own[i].file);
+	for (size_t k = 0; k < m->nbox; k++) {
+		struct md_own_box *b = &m->box[k];
+		for (size_t i = 0; i < b->n; i++)
+			free(b->v[i].file);
+		free(b->v);
+		free(b->byname);
+		free(b->mailbox);
 	}
+	m->nbox = 0;
 	m->nown = 0;
 }
 
@@ -212,7 +241,7 @@ void md_close(md *m)
 	md_batch_abort(m);
 	md_folder_cache_clear(m);
 	md_own_clear(m);
-	free(m->own);
+	free(m->box);
 	md_watch_clear(m);
 	if (m->metafd >= 0)
 		close(m->metafd);

@@ -26,11 +26,20 @@ struct md_pending {     /* a batch delivery waiting for its commit */
 
 /* A file this handle put in place, renamed or removed (see md_own_settle). */
 struct md_own {
-	char *mailbox;
 	char *file;     /* its name now, or (removed) the name it had */
 	size_t base_len;
 	bool in_new, removed;
 	bool pending;   /* not settled yet */
+};
+
+/* One mailbox's notes, in the order made. byname (when byname_ok) holds
+ * the indexes of v sorted by file name, for the watch to look events up. */
+struct md_own_box {
+	char *mailbox;
+	struct md_own *v;
+	size_t n, cap;
+	size_t *byname;
+	bool byname_ok;
 };
 
 /* Past this many records, further own changes are not recorded: the scans
@@ -53,8 +62,9 @@ struct md {
 	bool batch;
 	struct md_pending *pend;
 	size_t npend, cappend;
-	struct md_own *own;
-	size_t nown, capown;
+	struct md_own_box *box;
+	size_t nbox, capbox;
+	size_t nown;    /* notes in all boxes (MD_OWN_MAX at most) */
 	int ino;        /* inotify: -1 not yet, -2 not available */
 	struct md_watch *w;
 	size_t nw, capw;
@@ -74,6 +84,8 @@ int md_fsync(int fd, const char *what);
 int md_dir_changed(md *md, struct md_folder *f, bool cur);
 /* Syncs what md_dir_changed left for later in f. */
 int md_folder_flush(struct md_folder *f);
+/* The notes of mailbox; NULL when it has none. */
+struct md_own_box *md_own_box(md *md, const char *mailbox);
 /* Records an own change (see md_own_settle); dropped silently past
  * MD_OWN_MAX or when out of memory. */
 void md_own_note(md *md, const char *mailbox, const char *file, bool in_new, bool removed);

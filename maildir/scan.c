@@ -139,13 +139,16 @@ static int read_dir(int dirfd, bool in_new, unsigned pass, bool full, const char
 	return rc ? rc : moved;
 }
 
+/* Two base names: the first alen bytes of a, the first blen of b. */
+static int base_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+	return c ? c : alen < blen ? -1 : alen > blen;
+}
+
 static int cmp_base(const struct md_entry *a, const struct md_entry *b)
 {
-	size_t n = a->base_len < b->base_len ? a->base_len : b->base_len;
-	int c = memcmp(a->file, b->file, n);
-	if (c)
-		return c;
-	return a->base_len < b->base_len ? -1 : a->base_len > b->base_len;
+	return base_cmp(a->file, a->base_len, b->file, b->base_len);
 }
 
 static int cmp_entry(const void *a, const void *b)
@@ -372,18 +375,15 @@ static int diff(struct md_folder *f, const char *mailbox, const struct md_listin
 /* Where base (len bytes) is in the sorted l, or l->n. */
 static size_t find_base(const struct md_listing *l, const char *base, size_t len)
 {
-	struct md_entry key = { 0 };
-	key.file = (char *)(uintptr_t)base;
-	key.base_len = len;
 	size_t lo = 0, hi = l->n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (cmp_base(&l->e[mid], &key) < 0)
+		if (base_cmp(l->e[mid].file, l->e[mid].base_len, base, len) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo < l->n && cmp_base(&l->e[lo], &key) == 0 ? lo : l->n;
+	return lo < l->n && base_cmp(l->e[lo].file, l->e[lo].base_len, base, len) == 0 ? lo : l->n;
 }
 
 void md_entry_describe(struct md_entry *e, const char *file, bool in_new)
@@ -401,10 +401,7 @@ struct own_ref {
 
 static int own_base_cmp(const struct md_own *a, const struct md_own *b)
 {
-	struct md_entry x = { 0 }, y = { 0 };
-	x.file = a->file, x.base_len = a->base_len;
-	y.file = b->file, y.base_len = b->base_len;
-	return cmp_base(&x, &y);
+	return base_cmp(a->file, a->base_len, b->file, b->base_len);
 }
 
 static int cmp_own(const void *a, const void *b)
@@ -419,34 +416,34 @@ static int cmp_own(const void *a, const void *b)
  * md_own_settle) and forgets them; unsettled ones stay for later. Per base
  * name only the last change counts: the file it left, or none. Sorted by
  * base, they merge into the listing in one pass (a full sync writes
- * hundreds of thousands).
+ * hundreds of thousands); the listing is rebuilt only when files came or
+ * went, not for renames.
  */
 static int fold_own(md *m, const char *mailbox, struct md_scan_state *st)
 {
+	struct md_own_box *box = md_own_box(m, mailbox);
+	if (!box)
+		return 0;
 	struct own_ref *r = NULL;
-	size_t nr = 0, cap = 0, w = 0;
+	size_t nr = 0, cap = 0, ngone = 0;
 	int rc = 0;
-	for (size_t i = 0; i < m->nown; i++) {
-		struct md_own *o = &m->own[i];
-		if (o->pending || strcmp(o->mailbox, mailbox) != 0)
-			continue;
-		if (rc == 0 && st->valid && (rc = GROW(r, cap, nr + 1)) == 0)
-			r[nr++] = (struct own_ref){ o, i };
-	}
+	for (size_t i = 0; st->valid && rc == 0 && i < box->n; i++)
+		if (!box->v[i].pending && (rc = GROW(r, cap, nr + 1)) == 0)
+			r[nr++] = (struct own_ref){ &box->v[i], i };
 	if (nr)
 		qsort(r, nr, sizeof *r, cmp_own);
 	struct md_listing add = { 0 };
-	bool *gone = nr ? calloc(st->last.n ? st->last.n : 1, sizeof *gone) : NULL;
-	if (nr && !gone)
-		rc = err_set(MCRDT_ENOMEM, "out of memory");
+	bool *gone = NULL;
 	for (size_t i = 0; rc == 0 && i < nr; i++) {
 		struct md_own *o = r[i].o;
 		if (i + 1 < nr && own_base_cmp(o, r[i + 1].o) == 0)
 			continue; /* a later change of the same base follows */
 		size_t at = find_base(&st->last, o->file, o->base_len);
 		if (o->removed) {
-			if (at < st->last.n)
-				gone[at] = true;
+			if (at < st->last.n && !gone && !(gone = calloc(st->last.n, sizeof *gone)))
+				rc = err_set(MCRDT_ENOMEM, "out of memory");
+			else if (at < st->last.n && !gone[at])
+				gone[at] = true, ngone++;
 			continue;
 		}
 		struct md_entry e;
@@ -462,15 +459,16 @@ static int fold_own(md *m, const char *mailbox, struct md_scan_state *st)
 		}
 	}
 	free(r);
-	if (rc == 0 && (add.n || gone)) {
+	if (rc == 0 && (add.n || ngone)) {
 		/* What stays of last and what was added, both sorted: merged. */
-		struct md_entry *v = malloc((st->last.n + add.n ? st->last.n + add.n : 1) * sizeof *v);
+		size_t total = st->last.n - ngone + add.n;
+		struct md_entry *v = malloc((total ? total : 1) * sizeof *v);
 		if (!v) {
 			rc = err_set(MCRDT_ENOMEM, "out of memory");
 		} else {
 			size_t n = 0, i = 0, j = 0;
 			while (i < st->last.n || j < add.n) {
-				if (i < st->last.n && gone[i])
+				if (i < st->last.n && gone && gone[i])
 					free(st->last.e[i++].file);
 				else if (j == add.n || (i < st->last.n && cmp_base(&st->last.e[i], &add.e[j]) < 0))
 					v[n++] = st->last.e[i++];
@@ -486,16 +484,16 @@ static int fold_own(md *m, const char *mailbox, struct md_scan_state *st)
 	md_listing_free(&add);
 	free(gone);
 	/* Every settled change of mailbox is spent. */
-	for (size_t i = 0; i < m->nown; i++) {
-		struct md_own *o = &m->own[i];
-		if (o->pending || strcmp(o->mailbox, mailbox) != 0) {
-			m->own[w++] = *o;
-			continue;
-		}
-		free(o->mailbox);
-		free(o->file);
+	size_t w = 0;
+	for (size_t i = 0; i < box->n; i++) {
+		if (box->v[i].pending)
+			box->v[w++] = box->v[i];
+		else
+			free(box->v[i].file);
 	}
-	m->nown = w;
+	m->nown -= box->n - w;
+	box->n = w;
+	box->byname_ok = false;
 	if (rc)
 		st->valid = false; /* compare everything next time */
 	return rc;

@@ -19,7 +19,6 @@
 #include "maildir/md_int.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,15 +89,41 @@ struct md_watch *md_watch_add(md *m, struct md_folder *f, const char *mailbox)
 	return w;
 }
 
+static int cmp_byname(const void *a, const void *b, void *arg)
+{
+	const struct md_own *v = arg;
+	return strcmp(v[*(const size_t *)a].file, v[*(const size_t *)b].file);
+}
+
 /* Whether the handle's own notes explain name appearing in or leaving
- * (in_new) new/ or cur/ of mailbox. */
+ * (in_new) new/ or cur/ of mailbox: a binary search in the notes sorted
+ * by name, sorted again only after they changed. */
 static bool own_name(md *m, const char *mailbox, const char *name, bool in_new)
 {
-	for (size_t i = 0; i < m->nown; i++) {
-		const struct md_own *o = &m->own[i];
-		if (o->in_new == in_new && o->file && strcmp(o->file, name) == 0 && strcmp(o->mailbox, mailbox) == 0)
-			return true;
+	struct md_own_box *b = md_own_box(m, mailbox);
+	if (!b || !b->n)
+		return false;
+	if (!b->byname_ok) {
+		size_t *ix = realloc(b->byname, b->n * sizeof *ix);
+		if (!ix)
+			return false; /* (an event unexplained: the folder is read) */
+		for (size_t i = 0; i < b->n; i++)
+			ix[i] = i;
+		qsort_r(ix, b->n, sizeof *ix, cmp_byname, b->v);
+		b->byname = ix;
+		b->byname_ok = true;
 	}
+	size_t lo = 0, hi = b->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(b->v[b->byname[mid]].file, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < b->n && strcmp(b->v[b->byname[lo]].file, name) == 0; lo++)
+		if (b->v[b->byname[lo]].in_new == in_new)
+			return true;
 	return false;
 }
 
