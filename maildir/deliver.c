@@ -253,81 +253,62 @@ void md_batch_abort(md *m)
 	batch_end(m); /* flag renames and removals already made stay durable */
 }
 
-int md_set_flags(md *m, const char *mailbox, const char *file, bool in_new, const char *flags,
-		 char **file_out)
-{
-	struct md_folder *f;
-	struct md_info info;
-	char base[NAME_MAX + 1], final[NAME_MAX + 1];
-	int rc = valid_file_name(file);
-	if (rc || (rc = md_folder_open(m, mailbox, &f)))
-		return rc;
-	md_info_parse(file, &info);
-	if (info.problem)
-		return err_set(MCRDT_ECORRUPT, "%s: %s; left as it is", file, info.problem);
-	snprintf(base, sizeof base, "%.*s", (int)info.base_len, file);
-	if ((rc = final_name(final, sizeof final, base, flags ? flags : "")))
-		return rc;
-	int from = in_new ? f->new : f->cur;
-	if (in_new || strcmp(file, final) != 0) {
-		if (rename_noreplace(from, file, f->cur, final) != 0) {
-			if (errno == ENOENT)
-				return err_set(MCRDT_ENOTFOUND, "%s vanished from %s", file, mailbox);
-			if (errno == EEXIST)
-				return err_set(MCRDT_EEXISTS, "%s already exists in %s", final, mailbox);
-			return io_error(errno, "cannot rename", file);
-		}
-		md_own_note(m, mailbox, file, in_new, true);
-		md_own_note(m, mailbox, final, false, false);
-		if ((rc = md_dir_changed(m, f, true)))
-			return rc;
-		if (in_new && (rc = md_dir_changed(m, f, false)))
-			return rc;
-	}
-	if (file_out && !(*file_out = strdup(final)))
-		return err_set(MCRDT_ENOMEM, "out of memory");
-	return 0;
-}
-
-int md_move(md *m, const char *from, const char *file, bool in_new, const char *to, const char *flags,
-	    char **file_out)
+/* Renames file (in new/ when in_new) of folder from into to's cur/ under
+ * flags: a flag change (from == to) or a move between folders. */
+static int relocate(md *m, const char *from, const char *file, bool in_new, const char *to, const char *flags,
+		    char **file_out)
 {
 	struct md_folder *f, *t;
 	struct md_info info;
-	char final[NAME_MAX + 1];
+	char base[NAME_MAX + 1], final[NAME_MAX + 1];
 	int rc = valid_file_name(file);
 	if (rc || (rc = md_folder_open(m, from, &f)))
 		return rc;
 	md_info_parse(file, &info);
 	if (info.problem)
 		return err_set(MCRDT_ECORRUPT, "%s: %s; left as it is", file, info.problem);
-	char base[NAME_MAX + 1];
 	snprintf(base, sizeof base, "%.*s", (int)info.base_len, file);
 	if ((rc = final_name(final, sizeof final, base, flags ? flags : "")))
 		return rc;
+	bool same = strcmp(from, to) == 0;
+	if (same && !in_new && strcmp(file, final) == 0)
+		return file_out && !(*file_out = strdup(final)) ? err_set(MCRDT_ENOMEM, "out of memory") : 0;
 	/* The source folder's slot may be evicted by opening the target. */
-	int src = fcntl(in_new ? f->new : f->cur, F_DUPFD_CLOEXEC, 0);
-	if (src < 0)
+	int dup = same ? -1 : fcntl(in_new ? f->new : f->cur, F_DUPFD_CLOEXEC, 0);
+	if (!same && dup < 0)
 		return err_sys(MCRDT_EIO, "cannot duplicate a descriptor");
+	int src = same ? (in_new ? f->new : f->cur) : dup;
 	if ((rc = md_folder_open(m, to, &t)) == 0 && rename_noreplace(src, file, t->cur, final) != 0) {
 		if (errno == ENOENT)
 			rc = err_set(MCRDT_ENOTFOUND, "%s vanished from %s", file, from);
 		else if (errno == EEXIST)
 			rc = err_set(MCRDT_EEXISTS, "%s already exists in %s", final, to);
 		else
-			rc = io_error(errno, "cannot move", file);
+			rc = io_error(errno, same ? "cannot rename" : "cannot move", file);
 	}
-	close(src);
-	if (rc == 0) {
-		md_own_note(m, from, file, in_new, true);
-		md_own_note(m, to, final, false, false);
-		rc = md_dir_changed(m, t, true);
-	}
-	if (rc == 0 && (rc = md_folder_open(m, from, &f)) == 0)
-		rc = md_dir_changed(m, f, !in_new);
-	if (rc == 0 && file_out && !(*file_out = strdup(final)))
-		rc = err_set(MCRDT_ENOMEM, "out of memory");
-	return rc;
+	if (dup >= 0)
+		close(dup);
+	if (rc)
+		return rc;
+	md_own_note(m, from, file, in_new, true);
+	md_own_note(m, to, final, false, false);
+	if ((rc = md_dir_changed(m, t, true)))
+		return rc;
+	if ((!same || in_new) && ((rc = md_folder_open(m, from, &f)) || (rc = md_dir_changed(m, f, !in_new))))
+		return rc;
+	return file_out && !(*file_out = strdup(final)) ? err_set(MCRDT_ENOMEM, "out of memory") : 0;
+}
+
+int md_set_flags(md *m, const char *mailbox, const char *file, bool in_new, const char *flags,
+		 char **file_out)
+{
+	return relocate(m, mailbox, file, in_new, mailbox, flags, file_out);
+}
+
+int md_move(md *m, const char *from, const char *file, bool in_new, const char *to, const char *flags,
+	    char **file_out)
+{
+	return relocate(m, from, file, in_new, to, flags, file_out);
 }
 
 int md_remove(md *m, const char *mailbox, const char *file, bool in_new)
