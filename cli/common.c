@@ -29,6 +29,17 @@ void cli_print_text(const char *s)
 	put_line_safe(stdout, s);
 }
 
+/* "mcrdt: A" or "mcrdt: A: B" on stderr, each part on one line; the caller ends it. */
+static void err_start(const char *a, const char *b)
+{
+	fputs("mcrdt: ", stderr);
+	put_line_safe(stderr, a);
+	if (b) {
+		fputs(": ", stderr);
+		put_line_safe(stderr, b);
+	}
+}
+
 int cli_usage_error(const struct cli_help *help, const char *cmd, const char *fmt, ...)
 {
 	char msg[512];
@@ -36,10 +47,7 @@ int cli_usage_error(const struct cli_help *help, const char *cmd, const char *fm
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	fputs("mcrdt: ", stderr);
-	put_line_safe(stderr, cmd);
-	fputs(": ", stderr);
-	put_line_safe(stderr, msg);
+	err_start(cmd, msg);
 	if (help) {
 		/* A usage wrapped over lines for --help goes on this one line. */
 		fputs(" (usage: ", stderr);
@@ -68,10 +76,7 @@ int cli_fail(int rc, const char *fmt, ...)
 	const char *why = mcrdt_error_last();
 	if (!why || !*why)
 		why = mcrdt_strerror(rc);
-	fputs("mcrdt: ", stderr);
-	put_line_safe(stderr, what);
-	fputs(": ", stderr);
-	put_line_safe(stderr, why);
+	err_start(what, why);
 	fputs("\n", stderr);
 	return CLI_FAILED;
 }
@@ -83,8 +88,7 @@ int cli_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	fputs("mcrdt: ", stderr);
-	put_line_safe(stderr, msg);
+	err_start(msg, NULL);
 	fputs("\n", stderr);
 	return CLI_FAILED;
 }

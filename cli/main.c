@@ -30,7 +30,7 @@ static const struct {
 	{ "sync", cli_sync, "exchange ops with another replica or a git remote" },
 	{ "merge", cli_merge, "make two replicas (or plain Maildirs) identical, offline" },
 	{ "hub", cli_hub, "hub init PATH: a bare git repository to sync through" },
-	{ "demo", cli_demo, "three replicas diverge and converge (in memory)" },
+	{ "demo", cli_demo, "three replicas diverge, sync through a hub and converge" },
 };
 
 static void usage(FILE *f)

@@ -517,8 +517,8 @@ int crdt_model_describe_local(const crdt_model *m, char **out)
 	struct vbuf b = { NULL, 0, 0, 0 };
 	sb_printf(&b, "%smodseq %" PRIu64 "\n", shared, m->modseq);
 	free(shared);
-	struct crdt_mailbox_info *mb;
-	size_t nmb;
+	struct crdt_mailbox_info *mb = NULL;
+	size_t nmb = 0;
 	if ((rc = crdt_model_mailboxes(m, &mb, &nmb)))
 		b.err = rc;
 	for (size_t i = 0; !rc && i < nmb && !b.err; i++) {
@@ -526,7 +526,7 @@ int crdt_model_describe_local(const crdt_model *m, char **out)
 		if ((rc = crdt_model_each(m, mb[i].guid, 1, UINT32_MAX, describe_row, &b)) && !b.err)
 			b.err = rc;
 	}
-	if (!rc)
+	if (mb)
 		crdt_mailboxes_free(mb, nmb);
 	for (size_t i = 0; i < m->nmboxes && !b.err; i++)
 		sb_printf(&b, "space %016" PRIx64 ".%" PRIu64 " highestmodseq=%" PRIu64 "\n",
