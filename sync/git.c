@@ -38,6 +38,7 @@
 #include "common/varint.h"
 #include "sync/codec.h"
 #include "sync/git_test.h"
+#include "sync/io.h"
 #include "sync/pack.h"
 #include "sync/sha1.h"
 
@@ -1003,15 +1004,7 @@ static int copy_checked(const char *url, const char *src, const char *dst, uint8
 			size_t from = off >= body ? 0 : (size_t)(body - off);
 			memcpy(tail + (off + from - body), buf + from, n - from);
 		}
-		for (size_t w = 0; w < n && !rc;) {
-			ssize_t k = write(out, buf + w, n - w);
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k < 0)
-				rc = err_sys(MCRDT_EIO, "writing %s", tmp);
-			else
-				w += (size_t)k;
-		}
+		rc = sg_write(out, buf, n, tmp);
 		off += n;
 		left -= n;
 	}
@@ -1186,7 +1179,7 @@ static int copy_objects(struct xfer *x, bool fetch, const char *srcdir, git_odb 
 	}
 	/* The packs' names reach the disk before a ref can name their objects. */
 	sg_path(p1, sizeof p1, "%s/pack", dstdir);
-	if (access(p1, F_OK) == 0 && (rc = sg_sync_dir(p1)))
+	if (access(p1, F_OK) == 0 && (rc = sync_dir(p1)))
 		goto out;
 	if (git_odb_refresh(dst) < 0) {
 		rc = sg_fail(MCRDT_EIO, "%s %s: re-reading the packs", what, url);

@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
-#include <sys/stat.h>
 
 #include "common/error.h"
 
@@ -30,10 +29,14 @@ int replace_file(const char *dir, const char *name, const void *data, size_t len
 		unlink(tmp);
 		return rc;
 	}
-	int dfd = durable ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-	if (durable && (dfd < 0 || fsync(dfd) != 0))
-		rc = err_sys(MCRDT_EIO, "cannot sync %s", dir);
-	if (dfd >= 0)
-		close(dfd);
+	return durable ? sync_dir(dir) : 0;
+}
+
+int sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = fd < 0 || fsync(fd) != 0 ? err_sys(MCRDT_EIO, "cannot sync %s", dir) : 0;
+	if (fd >= 0)
+		close(fd);
 	return rc;
 }

@@ -62,6 +62,10 @@ static inline int read_all(int fd, uint8_t *p, size_t len)
 	return 0;
 }
 
+/* fsyncs directory dir, so the names made or removed in it are durable.
+ * MCRDT_EIO naming it. */
+int sync_dir(const char *dir);
+
 /*
  * Replaces DIR/NAME with data: written to NAME.tmp, renamed over, so a
  * reader sees the old file or the new one whole. durable: the data and

@@ -295,11 +295,7 @@ static int sync_parent(const char *dir)
 		parent[1] = '\0';
 	else
 		*slash = '\0';
-	int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc = fd < 0 || fsync(fd) != 0 ? err_sys(MCRDT_EIO, "cannot sync %s", parent) : 0;
-	if (fd >= 0)
-		close(fd);
-	return rc;
+	return sync_dir(parent);
 }
 
 static int open_dir(const char *dir, int *fd_out)

@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "sync/io.h"
 #include "sync/sha1.h"
 
 /* ---- helpers ---- */
@@ -116,16 +117,6 @@ int sg_slurp(const char *path, uint8_t **out, size_t *len)
 	return r;
 }
 
-int sg_sync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return err_sys(MCRDT_EIO, "opening %s", dir);
-	int rc = fsync(fd) == 0 ? 0 : err_sys(MCRDT_EIO, "syncing %s", dir);
-	close(fd);
-	return rc;
-}
-
 /* ---- deflating ---- */
 
 int deflater_run(struct deflater *d, const void *data, size_t len)
@@ -170,24 +161,14 @@ void deflater_free(struct deflater *d)
 
 #define PACK_WBUF (1u << 20)
 
-static int write_to(int fd, const void *data, size_t len, const char *path)
+int sg_write(int fd, const void *data, size_t len, const char *path)
 {
-	const uint8_t *s = data;
-	while (len) {
-		ssize_t w = write(fd, s, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return err_sys(errno == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO, "writing %s", path);
-		s += w;
-		len -= (size_t)w;
-	}
-	return 0;
+	return write_all(fd, data, len) ? err_sys(errno == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO, "writing %s", path) : 0;
 }
 
 static int pack_flush(struct pack *p)
 {
-	int rc = write_to(p->fd, p->wbuf, p->wlen, p->tmp);
+	int rc = sg_write(p->fd, p->wbuf, p->wlen, p->tmp);
 	p->wlen = 0;
 	return rc;
 }
@@ -198,7 +179,7 @@ static int pack_emit(struct pack *p, const void *data, size_t len)
 	if (p->wlen + len > PACK_WBUF && (rc = pack_flush(p)))
 		return rc;
 	if (len > PACK_WBUF) {
-		if ((rc = write_to(p->fd, data, len, p->tmp)))
+		if ((rc = sg_write(p->fd, data, len, p->tmp)))
 			return rc;
 	} else {
 		memcpy(p->wbuf + p->wlen, data, len);
@@ -400,7 +381,7 @@ int pack_finish(struct pack *p)
 	}
 	uint8_t sum[20];
 	sha1_final(&sha, sum);
-	if ((rc = write_to(p->fd, sum, 20, p->tmp)))
+	if ((rc = sg_write(p->fd, sum, 20, p->tmp)))
 		return rc;
 	if (fchmod(p->fd, 0444) != 0 || fsync(p->fd) != 0)
 		return err_sys(MCRDT_EIO, "syncing %s", p->tmp);
@@ -416,7 +397,7 @@ int pack_finish(struct pack *p)
 		free(idx);
 		return err_sys(MCRDT_EIO, "creating %s", itmp);
 	}
-	rc = write_to(ifd, idx, ilen, itmp);
+	rc = sg_write(ifd, idx, ilen, itmp);
 	free(idx);
 	if (!rc && (fchmod(ifd, 0444) != 0 || fsync(ifd) != 0))
 		rc = err_sys(MCRDT_EIO, "syncing %s", itmp);
@@ -440,7 +421,7 @@ int pack_finish(struct pack *p)
 		unlink(itmp);
 		return rc;
 	}
-	if ((rc = sg_sync_dir(p->dir)))
+	if ((rc = sync_dir(p->dir)))
 		return rc;
 	if (git_odb_refresh(p->odb) < 0)
 		return sg_fail(MCRDT_EIO, "re-reading the packs of %s", p->dir);

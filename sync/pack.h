@@ -28,9 +28,10 @@ void sg_path(char *buf, size_t size, const char *fmt, ...) __attribute__((format
  * the bytes read. 0, -1 with errno set on a read error, or an error code
  * (set) when out of memory. */
 int sg_read_fd(int fd, uint8_t **buf, size_t *cap, size_t *len);
+/* Writes all of data to fd; MCRDT_ENOSPC or MCRDT_EIO naming path. */
+int sg_write(int fd, const void *data, size_t len, const char *path);
 /* A whole file into a malloc'd *out. */
 int sg_slurp(const char *path, uint8_t **out, size_t *len);
-int sg_sync_dir(const char *dir);
 
 static inline uint32_t be32(const uint8_t *p)
 {
