@@ -89,7 +89,9 @@ struct apply {
 	struct tracked *t;
 	size_t nt, capt;
 	struct hmap index;          /* hash of guid (probed) -> index in t */
-	struct hmap bases;          /* hashes of (folder, base) of new messages */
+	struct hmap bases;          /* hash of (folder, base) of a new message -> index in named */
+	crdt_dot *named;            /* the message that holds that name so far in this batch */
+	size_t nnamed, capnamed;
 	char **names_before;        /* visible mailboxes before */
 	size_t nbefore;
 	crdt_oplist local;          /* this replica's ops: merged copies */
@@ -263,16 +265,38 @@ static int merge_copies(struct apply *a, crdt_dot guid, const struct place *x)
 	 * of that name at the last scan, and no other new message of this
 	 * batch with it. */
 	uint64_t key = XXH3_64bits_withSeed(x->m.base, strlen(x->m.base), XXH3_64bits(x->folder, strlen(x->folder)));
-	bool twice = hmap_put_new(&a->bases, key == HMAP_EMPTY ? 0 : key, 1) == MCRDT_EEXISTS;
-	const struct md_scan_state *scanned = st_scan_state(s, x->folder);
-	if (!twice && scanned && scanned->valid && !st_listing_find(&scanned->last, x->m.base))
-		return 0;
-	struct owner_ctx o = { x->m.base, guid, { 0 }, false };
-	int rc = crdt_model_each(s->m, view, 1, UINT32_MAX, find_base, &o);
-	if (rc < 0)
+	key = key == HMAP_EMPTY ? 0 : key;
+	uint64_t *slot = hmap_get(&a->bases, key);
+	size_t at = slot ? (size_t)*slot : a->nnamed;
+	int rc = 0;
+	if (!slot && ((rc = GROW(a->named, a->capnamed, a->nnamed + 1)) || (rc = hmap_put(&a->bases, key, at))))
 		return rc;
-	if (!o.hit)
+	if (!slot)
+		a->named[a->nnamed++] = guid;
+	struct owner_ctx o = { x->m.base, guid, { 0 }, false };
+	if (slot && !crdt_dot_eq(a->named[at], guid)) {
+		/* An earlier new message of this batch holds the name: the walk
+		 * below would not see it (it shows only after the settle). */
+		struct place other = { 0 };
+		if ((rc = capture(s, a->named[at], &other)) == 0 && other.folder && strcmp(other.folder, x->folder) == 0 &&
+		    strcmp(other.m.base, x->m.base) == 0) {
+			o.found = other.m;
+			other.m.kw = NULL;
+			o.hit = true;
+		}
+		place_free(&other);
+	}
+	const struct md_scan_state *scanned = st_scan_state(s, x->folder);
+	if (rc == 0 && !o.hit && !slot && scanned && scanned->valid && !st_listing_find(&scanned->last, x->m.base))
 		return 0;
+	if (rc == 0 && !o.hit && (rc = crdt_model_each(s->m, view, 1, UINT32_MAX, find_base, &o)) > 0)
+		rc = 0;
+	if (rc)
+		return rc;
+	if (!o.hit) {
+		a->named[at] = guid;
+		return 0;
+	}
 	const sync_oid *mine = body_of(a->in, guid), *theirs = body_of(a->in, o.found.guid);
 	sync_oid local;
 	bool same = false;
@@ -309,6 +333,7 @@ static int merge_copies(struct apply *a, crdt_dot guid, const struct place *x)
 	}
 	if (rc == 0 && (rc = crdt_model_expunge(s->m, &a->local, drop)) == 0)
 		a->st->duplicates++;
+	a->named[at] = keep;
 	free(o.found.kw);
 	return rc;
 }
@@ -819,6 +844,7 @@ static void apply_free(struct apply *a)
 	free(a->t);
 	hmap_free(&a->index);
 	hmap_free(&a->bases);
+	free(a->named);
 	crdt_strv_free(a->names_before, a->nbefore);
 	crdt_oplist_free(&a->local);
 	st_kwcache_free(&a->kwc);

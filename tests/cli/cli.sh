@@ -38,6 +38,8 @@
 #                stderr, and changes nothing
 #   concurrent   two processes deliver 100 messages each at once: 200
 #                messages, 200 UIDs, every body exactly once
+#   twice_imported  one Maildir imported on two replicas, both imports on
+#                one hub: a new replica gets each message once and opens
 #   sync         hub init; sync through the hub and directly: list --json
 #                identical on both (every mailbox), bodies identical; --json
 #                summary; --quiet prints nothing; bad remotes fail cleanly
@@ -846,6 +848,29 @@ t_merge() {
 	same "files in B" "$(find "$B/cur" "$B/new" -type f | wc -l)" 4
 }
 
+# One Maildir imported twice, on two replicas that pushed to different
+# hubs; a hub that ends up holding both (concurrent pushes leave that):
+# a new replica gets each message once, in one batch, and still opens.
+t_twice_imported() {
+	local A=$T/ta B=$T/tb C=$T/tc f
+	mkdir -p "$A"/{cur,new,tmp}
+	for f in 1 2 3; do msg "m$f" >"$A/cur/1600000000.M${f}P1.src:2,S"; done
+	cp -a "$A" "$B"
+	ok init "$A"
+	ok init "$B"
+	ok hub init "$T/ha"
+	ok hub init "$T/hb"
+	ok sync "$A" "$T/ha" --quiet
+	ok sync "$B" "$T/hb" --quiet
+	git -C "$T/ha" fetch -q "$T/hb" '+refs/mcrdt/*:refs/mcrdt/*' || bad "git fetch between the hubs failed"
+	ok init "$C"
+	ok sync "$C" "$T/ha" --json
+	js 'd["duplicates"] == 3'
+	D=$C
+	same "INBOX of the new replica" "$(rows)" "$(printf '%s\n' 'm1 \Seen -' 'm2 \Seen -' 'm3 \Seen -')"
+	same "files in it" "$(find "$C/cur" "$C/new" -type f | wc -l)" 3
+}
+
 t_demo() {
 	ok demo "$T/demo"
 	grep -q 'All three replicas agree' "$T/out" || bad "demo: $(tail -n 5 "$T/out")"
@@ -872,6 +897,7 @@ check bad_input t_bad_input
 check concurrent t_concurrent
 check sync t_sync
 check merge t_merge
+check twice_imported t_twice_imported
 check demo t_demo
 
 exit $FAILED
