@@ -439,8 +439,8 @@ static void *body_worker(void *arg)
 		pthread_mutex_unlock(&bp->mu);
 		git_oid id;
 		int rc = 0, seen = 0;
-		if (!err && git_odb_hash(&id, j->buf, j->len, GIT_OBJECT_BLOB) < 0)
-			rc = sg_fail(MCRDT_EIO, "hashing a body of %zu bytes", j->len);
+		if (!err)
+			sg_object_id(GIT_OBJECT_BLOB, j->buf, j->len, id.id);
 		if (!err && !rc) {
 			pthread_mutex_lock(&bp->mu);
 			git_oid_cpy(&bp->be[j->k].id, &id);
@@ -569,7 +569,7 @@ int sync_git_publish(sync_git *g, const crdt_op *ops, size_t n, uint64_t log_nex
 	struct pack p;
 	struct body_entry *be = NULL;
 	size_t nbe = 0;
-	uint64_t nbodies = 0, body_bytes = 0;
+	uint64_t body_bytes = 0;
 	git_oid ops_id, bodies_id, root_id, commit_id;
 	char objdir[PATH_MAX];
 	sg_path(objdir, sizeof objdir, "%sobjects", g->gitdir);
@@ -587,7 +587,6 @@ int sync_git_publish(sync_git *g, const crdt_op *ops, size_t n, uint64_t log_nex
 	}
 	if ((rc = publish_bodies(g, &p, ops, n, body, ctx, be, &nbe, &body_bytes)))
 		goto out;
-	nbodies = nbe;
 
 	/* bodies/: names of one width in counter order, so already sorted. */
 	if (nbe) {
@@ -635,6 +634,10 @@ int sync_git_publish(sync_git *g, const crdt_op *ops, size_t n, uint64_t log_nex
 		goto out;
 	if ((rc = pack_finish(&p)))
 		goto out;
+	if (git_odb_refresh(g->odb) < 0) {
+		rc = sg_fail(MCRDT_EIO, "re-reading the packs of %s", g->gitdir);
+		goto out;
+	}
 
 	git_reference *ref;
 	if (git_reference_create_matching(&ref, g->repo, name, &commit_id, has_head, has_head ? &head : NULL,
@@ -645,7 +648,7 @@ int sync_git_publish(sync_git *g, const crdt_op *ops, size_t n, uint64_t log_nex
 	git_reference_free(ref);
 	if (st) {
 		st->ops_published += n;
-		st->bodies_published += nbodies;
+		st->bodies_published += nbe;
 		st->body_bytes_published += body_bytes;
 	}
 out:
@@ -661,7 +664,6 @@ out:
 enum { T_AGENT = 1, T_KEY = 2, T_ENV = 4, T_HELPER = 8, T_USER = 16 };
 
 struct xfer {
-	sync_git *g;
 	const struct sync_git_remote *r;
 	struct sync_git_stats *st, run; /* run: st plus this transfer so far */
 	bool cancelled;
@@ -864,10 +866,9 @@ static int cb_push_update(const char *ref, const char *status, void *payload)
 	return 0;
 }
 
-static void xfer_init(struct xfer *x, sync_git *g, const struct sync_git_remote *r, struct sync_git_stats *st)
+static void xfer_init(struct xfer *x, const struct sync_git_remote *r, struct sync_git_stats *st)
 {
 	memset(x, 0, sizeof *x);
-	x->g = g;
 	x->r = r;
 	x->st = st;
 	if (st)
@@ -1236,7 +1237,6 @@ static int fetch_local(sync_git *g, struct xfer *x, const char *path)
 	struct staged_ref *refs = NULL;
 	size_t nrefs = 0;
 	int rc = 0;
-	DIR *d = NULL;
 	git_odb *rodb = NULL;
 	if (access(p1, F_OK) == 0 || strcmp(git_repository_commondir(rr), g->gitdir) == 0) {
 		rc = 1;
@@ -1314,8 +1314,6 @@ static int fetch_local(sync_git *g, struct xfer *x, const char *path)
 		git_reference_free(ref);
 	}
 out:
-	if (d)
-		closedir(d);
 	for (size_t i = 0; i < nrefs; i++)
 		free(refs[i].name);
 	free(refs);
@@ -1329,7 +1327,7 @@ int sync_git_fetch(sync_git *g, const struct sync_git_remote *r, struct sync_git
 	if (!r || !r->url || !*r->url)
 		return err_set(MCRDT_EINVAL, "fetch: no remote url");
 	struct xfer x;
-	xfer_init(&x, g, r, st);
+	xfer_init(&x, r, st);
 	int rc = drop_staged(g);
 	if (rc)
 		return rc;
@@ -1840,7 +1838,7 @@ int sync_git_push(sync_git *g, const struct sync_git_remote *r, struct sync_git_
 		goto out;
 
 	struct xfer x;
-	xfer_init(&x, g, r, st);
+	xfer_init(&x, r, st);
 	char path[PATH_MAX];
 	if (!g->transport_only && local_dir(r->url, path, sizeof path) && (rc = push_local(g, &x, path, specs, ns)) != 1)
 		goto out;
@@ -2134,10 +2132,7 @@ void sync_git_blob_free(struct sync_git_blob *b)
 
 int sync_git_hash(const void *data, size_t len, sync_oid *out)
 {
-	git_oid id;
-	if (git_odb_hash(&id, data, len, GIT_OBJECT_BLOB) < 0)
-		return sg_fail(MCRDT_EIO, "hashing %zu bytes", len);
-	memcpy(out->id, id.id, 20);
+	sg_object_id(GIT_OBJECT_BLOB, data, len, out->id);
 	return 0;
 }
 

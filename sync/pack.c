@@ -72,6 +72,17 @@ void sg_path(char *buf, size_t size, const char *fmt, ...)
 	va_end(ap);
 }
 
+void sg_object_id(git_object_t type, const void *data, size_t len, uint8_t out[20])
+{
+	char hdr[32];
+	int hl = snprintf(hdr, sizeof hdr, "%s %zu", git_object_type2string(type), len);
+	struct sha1_ctx sha;
+	sha1_init(&sha);
+	sha1_update(&sha, hdr, (size_t)hl + 1);
+	sha1_update(&sha, data, len);
+	sha1_final(&sha, out);
+}
+
 int sg_read_fd(int fd, uint8_t **buf, size_t *cap, size_t *len)
 {
 	struct stat sb;
@@ -100,7 +111,8 @@ int sg_read_fd(int fd, uint8_t **buf, size_t *cap, size_t *len)
 	}
 }
 
-int sg_slurp(const char *path, uint8_t **out, size_t *len)
+/* A whole file into a malloc'd *out. */
+static int sg_slurp(const char *path, uint8_t **out, size_t *len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -283,8 +295,7 @@ int pack_put(struct pack *p, const git_oid *id, git_object_t type, size_t len, c
 int pack_add(struct pack *p, git_object_t type, const void *data, size_t len, git_oid *id_out)
 {
 	git_oid id;
-	if (git_odb_hash(&id, data, len, type) < 0)
-		return sg_fail(MCRDT_EIO, "hashing an object");
+	sg_object_id(type, data, len, id.id);
 	if (id_out)
 		git_oid_cpy(id_out, &id);
 	int rc = pack_seen(p, &id);
@@ -421,11 +432,7 @@ int pack_finish(struct pack *p)
 		unlink(itmp);
 		return rc;
 	}
-	if ((rc = sync_dir(p->dir)))
-		return rc;
-	if (git_odb_refresh(p->odb) < 0)
-		return sg_fail(MCRDT_EIO, "re-reading the packs of %s", p->dir);
-	return 0;
+	return sync_dir(p->dir);
 }
 
 /* ---- reading an index ---- */
@@ -467,7 +474,8 @@ int idx_load(const char *who, const char *path, struct pack_idx *ix)
 	return 0;
 }
 
-uint64_t idx_offset(const struct pack_idx *ix, uint32_t i)
+/* Entry i's offset in the pack; UINT64_MAX when the index is damaged. */
+static uint64_t idx_offset(const struct pack_idx *ix, uint32_t i)
 {
 	uint32_t v = be32(ix->offs + (size_t)i * 4);
 	if (!(v & UINT32_C(0x80000000)))
@@ -946,13 +954,7 @@ static int rpack_blob(struct pack_reader *r, const struct rpack *rp, uint64_t of
 	r->z.avail_out = (uInt)size;
 	int zr = inflate(&r->z, Z_FINISH);
 	uint8_t sum[20];
-	char hdr[32];
-	int hl = snprintf(hdr, sizeof hdr, "blob %" PRIu64, size);
-	struct sha1_ctx sha;
-	sha1_init(&sha);
-	sha1_update(&sha, hdr, (size_t)hl + 1);
-	sha1_update(&sha, out, (size_t)size);
-	sha1_final(&sha, sum);
+	sg_object_id(GIT_OBJECT_BLOB, out, (size_t)size, sum);
 	if (zr != Z_STREAM_END || r->z.total_out != size || memcmp(sum, id, 20) != 0) {
 		free(out);
 		return 1;

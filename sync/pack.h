@@ -24,14 +24,16 @@
 int sg_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* snprintf for paths (one too long comes out cut, and then fails to open). */
 void sg_path(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A git object's id: the SHA-1 of "TYPE LEN\0" and its bytes, by
+ * sync/sha1.c (the CPU's SHA instructions; libgit2's git_odb_hash runs
+ * its collision-detecting SHA-1, three times slower; see preader). */
+void sg_object_id(git_object_t type, const void *data, size_t len, uint8_t out[20]);
 /* Reads fd to its end into *buf (grown as needed, *cap its size); *len
  * the bytes read. 0, -1 with errno set on a read error, or an error code
  * (set) when out of memory. */
 int sg_read_fd(int fd, uint8_t **buf, size_t *cap, size_t *len);
 /* Writes all of data to fd; MCRDT_ENOSPC or MCRDT_EIO naming path. */
 int sg_write(int fd, const void *data, size_t len, const char *path);
-/* A whole file into a malloc'd *out. */
-int sg_slurp(const char *path, uint8_t **out, size_t *len);
 
 static inline uint32_t be32(const uint8_t *p)
 {
@@ -69,7 +71,7 @@ struct pack_entry {
  * pack by its .idx).
  */
 struct pack {
-	git_odb *odb;       /* the repository's; refreshed by pack_finish */
+	git_odb *odb;       /* the repository's: its caller refreshes it to read the pack */
 	int fd;             /* the temporary pack, or -1 */
 	char dir[PATH_MAX]; /* objdir/pack */
 	char tmp[PATH_MAX];
@@ -118,8 +120,6 @@ struct pack_idx {
  * (MCRDT_ECORRUPT, its message starting with who) for a damaged one or a
  * failed read. */
 int idx_load(const char *who, const char *path, struct pack_idx *ix);
-/* Entry i's offset in the pack; UINT64_MAX when the index is damaged. */
-uint64_t idx_offset(const struct pack_idx *ix, uint32_t i);
 void idx_free(struct pack_idx *ix);
 
 /* ---- consolidating ---- */

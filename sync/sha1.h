@@ -1,8 +1,8 @@
 /*
- * sync/sha1.h — SHA-1 (FIPS 180-4), for the trailer of the packs the git
- * transport writes. Object ids come from libgit2 (git_odb_hash); libgit2
- * exports no general-purpose SHA-1, and a pack's trailer is the SHA-1 of
- * every byte before it.
+ * sync/sha1.h — SHA-1 (FIPS 180-4), for the git transport: the ids of the
+ * objects it writes and reads (sg_object_id in sync/pack.c) and the
+ * trailers of its packs and indexes. libgit2 exports no general-purpose
+ * SHA-1, and its git_odb_hash is three times slower.
  *
  * Not for anything that needs collision resistance. Pure; thread-safe.
  */
