@@ -596,13 +596,7 @@ static int journal_write(mcrdt_store *s, const struct plan *p)
 		put_msg(&b, &e->now);
 		vput_bytes(&b, e->oid.id, sizeof e->oid.id);
 	}
-	if (vbuf_reserve(&b, 8) == 0) {
-		put64(b.p + b.len, XXH3_64bits(b.p, b.len));
-		b.len += 8;
-	}
-	if (b.err)
-		return b.err;
-	int rc = replace_file(s->metadir, JOURNAL, b.p, b.len, !s->opts.no_fsync);
+	int rc = replace_file_summed(s->metadir, JOURNAL, &b, !s->opts.no_fsync);
 	vbuf_free(&b);
 	return rc;
 }
@@ -612,20 +606,11 @@ static int journal_read(mcrdt_store *s, struct plan *p, bool *found)
 	char path[4200];
 	snprintf(path, sizeof path, "%s/" JOURNAL, s->metadir);
 	*found = false;
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : err_sys(MCRDT_EIO, "cannot open %s", path);
-	struct stat st;
 	uint8_t *buf = NULL;
-	int rc = fstat(fd, &st) != 0 ? err_sys(MCRDT_EIO, "cannot stat %s", path) : 0;
-	if (rc == 0 && (st.st_size < 16 || !(buf = malloc((size_t)st.st_size))))
-		rc = st.st_size < 16 ? err_set(MCRDT_ECORRUPT, "%s is cut short", path) : err_set(MCRDT_ENOMEM, "out of memory");
-	if (rc == 0 && read_all(fd, buf, (size_t)st.st_size) != 0)
-		rc = err_sys(MCRDT_EIO, "cannot read %s", path);
-	close(fd);
-	size_t len = (size_t)st.st_size - 8;
-	if (rc == 0 && get64(buf + len) != XXH3_64bits(buf, len))
-		rc = err_set(MCRDT_ECORRUPT, "%s fails its checksum", path);
+	size_t len = 0;
+	int rc = read_file_summed(s->metadir, JOURNAL, SIZE_MAX, &buf, &len);
+	if (rc == MCRDT_ENOTFOUND)
+		return 0;
 	struct vreader r = { buf, buf + len, 0 };
 	if (rc == 0) {
 		const uint8_t *magic = vread_bytes(&r, 8, "journal magic");

@@ -17,7 +17,6 @@
 #include "store/store_int.h"
 
 #include <dirent.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +72,7 @@ const struct md_scan_state *st_scan_state(const mcrdt_store *s, const char *mail
  * model anyway. What the listing vouches for is only that the files in it
  * are known to a model that still holds every op it held.
  */
-#define SCAN_MAGIC "mcrdt-scan 1\n"
+#define SCAN_MAGIC "mcrdt-scan 2\n"
 #define SCAN_FILE_MAX (UINT64_C(1) << 30)
 
 static void scan_file(const char *mailbox, char out[32])
@@ -94,12 +93,9 @@ static void scan_save(mcrdt_store *s, const char *mailbox, const struct md_scan_
 	}
 	vput(&b, sync_log_next(s->log));
 	vput(&b, vv.n);
-	for (size_t i = 0; i < vv.n; i++) {
+	for (size_t i = 0; i < vv.n; i++) { /* (a model's context has no gaps) */
 		vput(&b, vv.e[i].replica);
 		vput(&b, vv.e[i].base);
-		vput(&b, vv.e[i].nextra);
-		for (size_t k = 0; k < vv.e[i].nextra; k++)
-			vput(&b, vv.e[i].extra[k]);
 	}
 	crdt_vv_free(&vv);
 	vput(&b, (uint64_t)st->new_mtime_ns);
@@ -111,38 +107,21 @@ static void scan_save(mcrdt_store *s, const char *mailbox, const struct md_scan_
 		vput(&b, st->last.e[i].in_new);
 		vput_bytes(&b, st->last.e[i].file, strlen(st->last.e[i].file));
 	}
-	if (vbuf_reserve(&b, 8) == 0) {
-		put64(b.p + b.len, XXH3_64bits(b.p, b.len));
-		b.len += 8;
-		char name[32];
-		scan_file(mailbox, name);
-		replace_file(s->metadir, name, b.p, b.len, false); /* a cache: a failure costs a full scan */
-	}
+	char name[32];
+	scan_file(mailbox, name);
+	replace_file_summed(s->metadir, name, &b, false); /* a cache: a failure costs a full scan */
 	vbuf_free(&b);
 }
 
 /* st from mailbox's saved listing, when there is a usable one. */
 static void scan_load(mcrdt_store *s, const char *mailbox, struct md_scan_state *st)
 {
-	char name[32], path[4200];
+	char name[32];
+	uint8_t *d;
+	size_t len;
 	scan_file(mailbox, name);
-	snprintf(path, sizeof path, "%s/%s", s->metadir, name);
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	struct stat sb;
-	uint8_t *d = NULL;
-	if (fd < 0)
+	if (read_file_summed(s->metadir, name, SCAN_FILE_MAX, &d, &len) != 0)
 		return;
-	if (fstat(fd, &sb) == 0 && sb.st_size > 8 && (uint64_t)sb.st_size <= SCAN_FILE_MAX &&
-	    (d = malloc((size_t)sb.st_size)) && read_all(fd, d, (size_t)sb.st_size) != 0) {
-		free(d);
-		d = NULL;
-	}
-	close(fd);
-	size_t len = d ? (size_t)sb.st_size - 8 : 0;
-	if (!d || get64(d + len) != XXH3_64bits(d, len)) {
-		free(d);
-		return;
-	}
 	struct vreader r = { d, d + len, 0 };
 	struct md_listing l = { 0 };
 	uint64_t magic_len = vread(&r);
@@ -151,10 +130,8 @@ static void scan_load(mcrdt_store *s, const char *mailbox, struct md_scan_state 
 	crdt_vv saved = CRDT_VV_INIT, now = CRDT_VV_INIT;
 	bool same_model = replica == s->replica && pos <= sync_log_next(s->log);
 	for (uint64_t i = 0; i < nvv && !r.err; i++) {
-		uint64_t rep = vread(&r), base = vread(&r), nx = vread_max(&r, len, "scan context");
+		uint64_t rep = vread(&r), base = vread(&r);
 		same_model &= rep != 0 && crdt_vv_set_base(&saved, rep, base) == 0;
-		for (uint64_t k = 0; k < nx && !r.err; k++)
-			same_model &= crdt_vv_add(&saved, (crdt_dot){ rep, vread(&r) }) == 0;
 	}
 	same_model &= !r.err && crdt_model_context(s->m, &now) == 0 && crdt_vv_includes(&now, &saved);
 	crdt_vv_free(&saved);

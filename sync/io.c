@@ -7,8 +7,14 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include "common/error.h"
+#include "common/varint.h"
 
 int replace_file(const char *dir, const char *name, const void *data, size_t len, bool durable)
 {
@@ -39,4 +45,43 @@ int sync_dir(const char *dir)
 	if (fd >= 0)
 		close(fd);
 	return rc;
+}
+
+int replace_file_summed(const char *dir, const char *name, struct vbuf *b, bool durable)
+{
+	if (vbuf_reserve(b, 8) == 0) {
+		put64(b->p + b->len, XXH3_64bits(b->p, b->len));
+		b->len += 8;
+	}
+	return b->err ? b->err : replace_file(dir, name, b->p, b->len, durable);
+}
+
+int read_file_summed(const char *dir, const char *name, size_t max, uint8_t **data, size_t *len)
+{
+	char path[PATH_MAX];
+	if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
+		return err_set(MCRDT_EINVAL, "path too long: %s/%s", dir, name);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? MCRDT_ENOTFOUND : err_sys(MCRDT_EIO, "cannot open %s", path);
+	struct stat st;
+	uint8_t *buf = NULL;
+	int rc = fstat(fd, &st) != 0 ? err_sys(MCRDT_EIO, "cannot stat %s", path) : 0;
+	if (rc == 0 && (st.st_size < 8 || (uint64_t)st.st_size > max))
+		rc = err_set(MCRDT_ECORRUPT, "%s: %lld bytes is not a file of this kind", path, (long long)st.st_size);
+	if (rc == 0 && !(buf = malloc((size_t)st.st_size)))
+		rc = err_set(MCRDT_ENOMEM, "out of memory reading %s", path);
+	if (rc == 0 && read_all(fd, buf, (size_t)st.st_size) != 0)
+		rc = err_sys(MCRDT_EIO, "cannot read %s", path);
+	close(fd);
+	size_t n = rc ? 0 : (size_t)st.st_size - 8;
+	if (rc == 0 && get64(buf + n) != XXH3_64bits(buf, n))
+		rc = err_set(MCRDT_ECORRUPT, "%s fails its checksum", path);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	*data = buf;
+	*len = n;
+	return 0;
 }

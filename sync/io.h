@@ -74,4 +74,17 @@ int sync_dir(const char *dir);
  */
 int replace_file(const char *dir, const char *name, const void *data, size_t len, bool durable);
 
+/* replace_file of the bytes in b followed by their XXH3-64 (8 bytes, little
+ * endian), appended to b; b->err (a failed growth) is returned as is. */
+struct vbuf;
+int replace_file_summed(const char *dir, const char *name, struct vbuf *b, bool durable);
+/*
+ * Reads DIR/NAME as replace_file_summed wrote it: 0 with *data (malloc'd,
+ * caller frees) and *len, the trailer left out. MCRDT_ENOTFOUND when there
+ * is no such file; MCRDT_ECORRUPT naming the file when it is shorter than
+ * its trailer, longer than max bytes or fails its checksum; MCRDT_EIO,
+ * MCRDT_ENOMEM.
+ */
+int read_file_summed(const char *dir, const char *name, size_t max, uint8_t **data, size_t *len);
+
 #endif
