@@ -232,6 +232,8 @@ int md_scan_fold(md *md, const char *mailbox, struct md_scan_state *st);
 void md_entry_describe(struct md_entry *e, const char *file, bool in_new);
 /* The order of md_listing: by base name. */
 int md_entry_cmp(const struct md_entry *a, const struct md_entry *b);
+/* The entry of base name base (len bytes) in the sorted l, or NULL. */
+struct md_entry *md_listing_find(const struct md_listing *l, const char *base, size_t len);
 
 /* Removes files in tmp/ whose mtime and ctime are both older than
  * MD_TMP_MAX_AGE at time now (a delivery in progress may have set its

@@ -505,6 +505,12 @@ int md_scan_fold(md *m, const char *mailbox, struct md_scan_state *st)
 }
 
 
+struct md_entry *md_listing_find(const struct md_listing *l, const char *base, size_t len)
+{
+	size_t at = find_base(l, base, len);
+	return at < l->n ? &l->e[at] : NULL;
+}
+
 int md_entry_cmp(const struct md_entry *a, const struct md_entry *b)
 {
 	return cmp_base(a, b);

@@ -287,7 +287,7 @@ static int merge_copies(struct apply *a, crdt_dot guid, const struct place *x)
 		place_free(&other);
 	}
 	const struct md_scan_state *scanned = st_scan_state(s, x->folder);
-	if (rc == 0 && !o.hit && !slot && scanned && scanned->valid && !st_listing_find(&scanned->last, x->m.base))
+	if (rc == 0 && !o.hit && !slot && scanned && scanned->valid && !md_listing_find(&scanned->last, x->m.base, strlen(x->m.base)))
 		return 0;
 	if (rc == 0 && !o.hit && (rc = crdt_model_each(s->m, view, 1, UINT32_MAX, find_base, &o)) > 0)
 		rc = 0;

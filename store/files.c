@@ -189,22 +189,6 @@ int st_letters(const struct md_keywords *kw, unsigned sys, char *const *names, s
 
 /* ---- finding and reading files ---- */
 
-static int cmp_entry_base(const void *key, const void *elem)
-{
-	const char *base = key;
-	const struct md_entry *e = elem;
-	size_t blen = strlen(base);
-	int c = strncmp(base, e->file, blen < e->base_len ? blen : e->base_len);
-	if (c)
-		return c;
-	return blen < e->base_len ? -1 : blen > e->base_len;
-}
-
-struct md_entry *st_listing_find(const struct md_listing *l, const char *base)
-{
-	return l->n ? bsearch(base, l->e, l->n, sizeof *l->e, cmp_entry_base) : NULL;
-}
-
 int st_locate(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
 	      char **file, bool *in_new)
 {
@@ -228,7 +212,7 @@ int st_locate(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw,
 	struct md_listing l = { 0 };
 	if ((rc = md_list(s->md, mailbox, &l)))
 		return rc;
-	struct md_entry *e = st_listing_find(&l, x->base);
+	struct md_entry *e = md_listing_find(&l, x->base, strlen(x->base));
 	if (e) {
 		*in_new = e->in_new;
 		*file = e->file;

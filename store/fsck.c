@@ -35,7 +35,7 @@ static int check_files(mcrdt_store *s, struct mcrdt_fsck_report *rep)
 			rc = 0; /* no folder: every message is missing */
 		}
 		for (size_t k = 0; rc == 0 && k < n; k++) {
-			bool found = st_listing_find(&l, msgs[k].base) != NULL;
+			bool found = md_listing_find(&l, msgs[k].base, strlen(msgs[k].base)) != NULL;
 			known += found;
 			rep->missing_files += !found;
 		}

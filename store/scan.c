@@ -403,13 +403,7 @@ static int scan_folder(mcrdt_store *s, const char *name, struct mcrdt_scan_repor
 	for (size_t i = 0; rc == 0 && !full && i < ch.n; i++) {
 		const struct md_entry *e = &ch.c[i].entry;
 		struct st_msg *x = by_base(&f, e->file, e->base_len);
-		char *base = strndup(e->file, e->base_len);
-		if (!base) {
-			rc = err_set(MCRDT_ENOMEM, "out of memory");
-			break;
-		}
-		const struct md_entry *now = st_listing_find(&st->last, base);
-		free(base);
+		const struct md_entry *now = md_listing_find(&st->last, e->file, e->base_len);
 		if (ch.c[i].kind != MD_VANISHED) {
 			if ((rc = reconcile(&f, e, x)) == 1 && now)
 				again[now - st->last.e] = true;

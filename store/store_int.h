@@ -157,8 +157,6 @@ int st_kw_assign(mcrdt_store *s, const char *mailbox, struct md_keywords *kw, ch
 /* The Maildir info letters of system flags sys and keywords names. */
 int st_letters(const struct md_keywords *kw, unsigned sys, char *const *names, size_t n,
 	       char out[MD_FLAGS_MAX + 1]);
-/* The file of base name base in a listing (sorted by base), or NULL. */
-struct md_entry *st_listing_find(const struct md_listing *l, const char *base);
 /* Finds a message's file in its folder: *file (caller frees), *in_new. */
 int st_locate(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
 	      char **file, bool *in_new);
