@@ -71,6 +71,23 @@ static uint32_t shown_count(const crdt_model *m, uint32_t canon)
 	return n;
 }
 
+/* Mailbox i's info (i live and canonical): 0 or MCRDT_ENOMEM. */
+static int mailbox_info(const crdt_model *m, uint32_t i, struct crdt_mailbox_info *info)
+{
+	const struct mbox *b = &m->mboxes[i];
+	const struct nameval *nv = mbox_name(b);
+	if (!(info->name = malloc(nv->len + 1)))
+		return err_set(MCRDT_ENOMEM, "out of memory listing mailboxes");
+	memcpy(info->name, nv->name, nv->len + 1);
+	info->guid = b->guid;
+	info->uidvalidity = b->uv_eff;
+	info->uidnext = b->hi == UINT32_MAX ? UINT32_MAX : b->hi + 1;
+	info->messages = shown_count(m, i);
+	info->subscribed = crdt_orset_contains(&m->subs, nv->name, nv->len);
+	info->highestmodseq = b->hms;
+	return 0;
+}
+
 int crdt_model_mailboxes(const crdt_model *m, struct crdt_mailbox_info **out, size_t *n)
 {
 	struct crdt_mailbox_info *v = calloc(m->nmboxes ? m->nmboxes : 1, sizeof *v);
@@ -81,25 +98,26 @@ int crdt_model_mailboxes(const crdt_model *m, struct crdt_mailbox_info **out, si
 		const struct mbox *b = &m->mboxes[i];
 		if (!b->live || b->canon != i)
 			continue;
-		const struct nameval *nv = mbox_name(b);
-		v[k].name = malloc(nv->len + 1);
-		if (!v[k].name) {
+		int rc = mailbox_info(m, i, &v[k]);
+		if (rc) {
 			crdt_mailboxes_free(v, k);
-			return err_set(MCRDT_ENOMEM, "out of memory listing mailboxes");
+			return rc;
 		}
-		memcpy(v[k].name, nv->name, nv->len + 1);
-		v[k].guid = b->guid;
-		v[k].uidvalidity = b->uv_eff;
-		v[k].uidnext = b->hi == UINT32_MAX ? UINT32_MAX : b->hi + 1;
-		v[k].messages = shown_count(m, i);
-		v[k].subscribed = crdt_orset_contains(&m->subs, nv->name, nv->len);
-		v[k].highestmodseq = b->hms;
 		k++;
 	}
 	qsort(v, k, sizeof *v, cmp_mailbox);
 	*out = v;
 	*n = k;
 	return 0;
+}
+
+int crdt_model_mailbox(const crdt_model *m, crdt_dot guid, struct crdt_mailbox_info *out)
+{
+	uint32_t i;
+	if (mbox_index(m, guid, &i) || !m->mboxes[i].live || m->mboxes[i].canon != i)
+		return MCRDT_ENOTFOUND;
+	memset(out, 0, sizeof *out);
+	return mailbox_info(m, i, out);
 }
 
 static int cmp_row(const void *a, const void *b)

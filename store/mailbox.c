@@ -69,27 +69,19 @@ int st_find(mcrdt_store *s, const char *name, crdt_dot *guid)
 
 int st_view(mcrdt_store *s, crdt_dot guid, struct crdt_mailbox_info *info, char **name)
 {
-	struct crdt_mailbox_info *v;
-	size_t n;
-	int rc = crdt_model_mailboxes(s->m, &v, &n);
+	struct crdt_mailbox_info v;
+	int rc = crdt_model_mailbox(s->m, guid, &v);
 	if (rc)
-		return rc;
-	rc = MCRDT_ENOTFOUND;
-	for (size_t i = 0; i < n && rc; i++) {
-		if (!crdt_dot_eq(v[i].guid, guid))
-			continue;
-		if (name) {
-			*name = v[i].name;
-			v[i].name = NULL;
-		}
-		if (info) {
-			*info = v[i];
-			info->name = NULL;
-		}
-		rc = 0;
+		return rc == MCRDT_ENOTFOUND ? err_set(rc, "the mailbox no longer exists") : rc;
+	if (name)
+		*name = v.name;
+	else
+		free(v.name);
+	if (info) {
+		*info = v;
+		info->name = NULL;
 	}
-	crdt_mailboxes_free(v, n);
-	return rc ? err_set(rc, "the mailbox no longer exists") : 0;
+	return 0;
 }
 
 /* ---- LIST ---- */
