@@ -161,14 +161,14 @@ static int publish(struct side *x)
 
 /* ---- one side's exchange ---- */
 
-static int prepare(struct run *r, struct side *x, bool scan)
+static int prepare(struct run *r, struct side *x)
 {
 	int rc = st_begin(x->s);
 	if (rc)
 		return rc;
 	struct sync_git_stats before = x->gst;
 	struct mcrdt_scan_report rep = { 0 };
-	if (scan && (rc = progress(r, "scan")) == 0 && (rc = st_scan(x->s, &rep)) == 0) {
+	if ((rc = progress(r, "scan")) == 0 && (rc = st_scan(x->s, &rep)) == 0) {
 		r->st->scan.added += rep.added;
 		r->st->scan.flags_changed += rep.flags_changed;
 		r->st->scan.vanished += rep.vanished;
@@ -289,8 +289,10 @@ static int two_way(struct run *r, mcrdt_store *a, const char *bdir, bool create)
 			break;
 		}
 		uint64_t got_x = 0, got_y = 0;
-		if ((rc = prepare(r, &x, round == 0)) == 0 && (rc = prepare(r, &y, round == 0)) == 0 &&
-		    (rc = exchange(r, first, first_from, false, &got_x)) == 0)
+		/* Scan and publish once: each exchange publishes what it made. */
+		if (round == 0 && (rc = prepare(r, &x)) == 0)
+			rc = prepare(r, &y);
+		if (rc == 0 && (rc = exchange(r, first, first_from, false, &got_x)) == 0)
 			rc = exchange(r, second, second_from, false, &got_y);
 		r->st->rounds++;
 		if (rc == 0 && got_x == 0 && got_y == 0)
@@ -331,7 +333,7 @@ int mcrdt_sync(mcrdt_store *s, const char *remote, const struct mcrdt_sync_opts 
 	if (is_store(remote))
 		return two_way(&r, s, remote, false);
 	struct side x;
-	if ((rc = side_open(&x, s)) == 0 && (rc = prepare(&r, &x, true)) == 0) {
+	if ((rc = side_open(&x, s)) == 0 && (rc = prepare(&r, &x)) == 0) {
 		uint64_t got;
 		rc = exchange(&r, &x, remote, true, &got);
 		r.st->rounds++;
