@@ -1785,6 +1785,8 @@ START_TEST(killed_during_delivery)
 		/* (already reaped when it finished before a file showed up) */
 		if (waitpid(pid, &st, 0) == pid)
 			caught = WIFSIGNALED(st);
+		ck_assert_msg(WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) == 0),
+			      "the sync to be killed failed on its own (status %d)", st);
 	}
 	fprintf(stderr, "killed_during_delivery: %s, %d files left in tmp/\n",
 		caught ? "killed while delivering" : "never caught delivering", entries(tmpdir));
