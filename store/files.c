@@ -189,40 +189,61 @@ int st_letters(const struct md_keywords *kw, unsigned sys, char *const *names, s
 
 /* ---- finding and reading files ---- */
 
-int st_locate(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
-	      char **file, bool *in_new)
+/* name (ours now, NULL allowed) when it opens: *file, *in_new, and the fd
+ * in *fd or closed when fd is NULL. Otherwise freed. */
+static bool try_file(mcrdt_store *s, const char *mailbox, char *name, bool is_new, char **file, bool *in_new,
+		     int *fd)
+{
+	int f;
+	if (!name || md_open_message(s->md, mailbox, name, is_new, &f) != 0) {
+		free(name);
+		return false;
+	}
+	if (fd)
+		*fd = f;
+	else
+		close(f);
+	*file = name;
+	*in_new = is_new;
+	return true;
+}
+
+/* st_locate, keeping the file open in *fd when fd is not NULL. */
+static int locate(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
+		  char **file, bool *in_new, int *fd)
 {
 	char letters[MD_FLAGS_MAX + 1], *name = NULL;
-	int fd, rc = st_letters(kw, x->sys, x->kw, x->nkw, letters);
-	/* Where our own renames put it, then where a delivery put it. */
-	if (rc == 0 && asprintf(&name, "%s:2,%s", x->base, letters) > 0 &&
-	    md_open_message(s->md, mailbox, name, false, &fd) == 0) {
-		close(fd);
-		*file = name;
-		*in_new = false;
+	bool is_new;
+	int rc = st_letters(kw, x->sys, x->kw, x->nkw, letters);
+	if (rc)
+		return rc;
+	if (asprintf(&name, "%s:2,%s", x->base, letters) < 0)
+		name = NULL;
+	if (try_file(s, mailbox, name, false, file, in_new, fd) ||
+	    try_file(s, mailbox, strdup(x->base), true, file, in_new, fd))
 		return 0;
-	}
-	free(name);
-	if (md_open_message(s->md, mailbox, x->base, true, &fd) == 0) {
-		close(fd);
-		*in_new = true;
-		return (*file = strdup(x->base)) ? 0 : err_set(MCRDT_ENOMEM, "out of memory");
-	}
-	/* Another tool renamed it: look it up in a listing. */
+	if (st_scan_guess(s, mailbox, x->base, &name, &is_new) == 0 && try_file(s, mailbox, name, is_new, file, in_new, fd))
+		return 0;
+	/* Renamed by another program since the last scan: list the folder. */
 	struct md_listing l = { 0 };
 	if ((rc = md_list(s->md, mailbox, &l)))
 		return rc;
 	struct md_entry *e = md_listing_find(&l, x->base, strlen(x->base));
 	if (e) {
-		*in_new = e->in_new;
-		*file = e->file;
+		name = e->file; /* try_file's now */
 		e->file = NULL;
-	} else {
+	}
+	if (!e || !try_file(s, mailbox, name, e->in_new, file, in_new, fd))
 		rc = err_set(MCRDT_ENOTFOUND, "the file of message %s is gone from %s (run mcrdt scan)", x->base,
 			     mailbox);
-	}
 	md_listing_free(&l);
 	return rc;
+}
+
+int st_locate(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
+	      char **file, bool *in_new)
+{
+	return locate(s, mailbox, kw, x, file, in_new, NULL);
 }
 
 int st_open_body(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
@@ -230,9 +251,7 @@ int st_open_body(mcrdt_store *s, const char *mailbox, const struct md_keywords *
 {
 	char *name = NULL;
 	bool is_new = false;
-	int rc = st_locate(s, mailbox, kw, x, &name, &is_new);
-	if (rc == 0)
-		rc = md_open_message(s->md, mailbox, name, is_new, fd);
+	int rc = locate(s, mailbox, kw, x, &name, &is_new, fd);
 	if (rc == 0 && file) {
 		*file = name;
 		*in_new = is_new;

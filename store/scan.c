@@ -46,12 +46,18 @@ void st_scans_free(mcrdt_store *s)
 	s->nscans = s->capscans = 0;
 }
 
-const struct md_scan_state *st_scan_state(const mcrdt_store *s, const char *mailbox)
+static struct st_scan *scan_entry(const mcrdt_store *s, const char *mailbox)
 {
 	for (size_t i = 0; i < s->nscans; i++)
 		if (strcmp(s->scans[i].mailbox, mailbox) == 0)
-			return &s->scans[i].st;
+			return &s->scans[i];
 	return NULL;
+}
+
+const struct md_scan_state *st_scan_state(const mcrdt_store *s, const char *mailbox)
+{
+	const struct st_scan *e = scan_entry(s, mailbox);
+	return e && e->scanned ? &e->st : NULL;
 }
 
 /* ---- listings kept across handles ---- */
@@ -197,7 +203,7 @@ void st_scans_save(mcrdt_store *s)
 		names[i] = strdup(mb[i]);
 	for (size_t i = 0; i < n; i++) {
 		struct md_scan_state st = { 0 };
-		if (names[i] && !st_scan_state(s, names[i]))
+		if (names[i] && !scan_entry(s, names[i]))
 			scan_load(s, names[i], &st);
 		if (st.valid && md_scan_fold(s->md, names[i], &st) == 0 && st.valid)
 			scan_save(s, names[i], &st);
@@ -206,20 +212,34 @@ void st_scans_save(mcrdt_store *s)
 	}
 }
 
-static struct md_scan_state *scan_state(mcrdt_store *s, const char *mailbox)
+/* mailbox's entry, made (from the listing kept, when usable) if need be. */
+static struct st_scan *scan_state(mcrdt_store *s, const char *mailbox)
 {
-	const struct md_scan_state *known = st_scan_state(s, mailbox);
-	if (known)
-		return (struct md_scan_state *)known;
+	struct st_scan *e = scan_entry(s, mailbox);
+	if (e)
+		return e;
 	if (GROW(s->scans, s->capscans, s->nscans + 1))
 		return NULL;
-	struct st_scan *e = &s->scans[s->nscans];
+	e = &s->scans[s->nscans];
 	memset(e, 0, sizeof *e);
 	if (!(e->mailbox = strdup(mailbox)))
 		return NULL;
 	s->nscans++;
 	scan_load(s, mailbox, &e->st);
-	return &e->st;
+	return e;
+}
+
+int st_scan_guess(mcrdt_store *s, const char *mailbox, const char *base, char **file, bool *in_new)
+{
+	struct st_scan *x = scan_state(s, mailbox);
+	struct md_scan_state *st = x ? &x->st : NULL;
+	if (!st || md_scan_fold(s->md, mailbox, st) != 0 || !st->valid)
+		return MCRDT_ENOTFOUND;
+	const struct md_entry *e = md_listing_find(&st->last, base, strlen(base));
+	if (!e)
+		return MCRDT_ENOTFOUND;
+	*in_new = e->in_new;
+	return (*file = strdup(e->file)) ? 0 : err_set(MCRDT_ENOMEM, "out of memory");
 }
 
 static void scan_forget(mcrdt_store *s, const char *mailbox)
@@ -357,12 +377,14 @@ static int reconcile(struct folder *f, const struct md_entry *e, struct st_msg *
 
 static int scan_folder(mcrdt_store *s, const char *name, struct mcrdt_scan_report *rep)
 {
-	struct md_scan_state *st = scan_state(s, name);
-	if (!st)
+	struct st_scan *entry = scan_state(s, name);
+	if (!entry)
 		return err_set(MCRDT_ENOMEM, "out of memory");
+	struct md_scan_state *st = &entry->st;
 	bool full = !st->valid;
 	struct md_changes ch = { 0 };
 	int rc = md_scan(s->md, name, st, full ? NULL : &ch);
+	entry->scanned = rc == 0;
 	if (rc || (!full && ch.n == 0)) {
 		md_changes_free(&ch);
 		return rc;

@@ -40,6 +40,7 @@
 struct st_scan {
 	char *mailbox;            /* as on disk (md_folder_list) */
 	struct md_scan_state st;
+	bool scanned;             /* by this handle; else only loaded (a guess) */
 };
 
 struct st_seen {                  /* what notifications last reported */
@@ -157,7 +158,10 @@ int st_kw_assign(mcrdt_store *s, const char *mailbox, struct md_keywords *kw, ch
 /* The Maildir info letters of system flags sys and keywords names. */
 int st_letters(const struct md_keywords *kw, unsigned sys, char *const *names, size_t n,
 	       char out[MD_FLAGS_MAX + 1]);
-/* Finds a message's file in its folder: *file (caller frees), *in_new. */
+/* Finds a message's file in its folder: *file (caller frees), *in_new.
+ * Tried in turn: the name our own renames give it, new/ under its base
+ * name, the name the folder's scan listing holds (another program renamed
+ * it, with letters we do not model), and only then a listing of the folder. */
 int st_locate(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
 	      char **file, bool *in_new);
 /* Opens x's file for reading: *fd; *file (caller frees) and *in_new say
@@ -203,6 +207,10 @@ void st_scans_drop_saved(const char *metadir);
 /* What the last scan of mailbox saw (its listing sorted by base), or NULL
  * when this handle has not scanned it. */
 const struct md_scan_state *st_scan_state(const mcrdt_store *s, const char *mailbox);
+/* The file name mailbox's scan listing (this handle's, or the one kept for
+ * the next handle) last saw for base, own changes folded in: a copy in
+ * *file and *in_new, or MCRDT_ENOTFOUND. Only a guess: the caller opens it. */
+int st_scan_guess(mcrdt_store *s, const char *mailbox, const char *base, char **file, bool *in_new);
 
 /* ---- replication (apply.c, replicate.c) ---- */
 
