@@ -191,15 +191,17 @@ struct md_scan_state {
 	int64_t scanned_at;  /* seconds */
 	bool valid;
 	unsigned rescans;    /* folders actually re-read (for tests, benches) */
+	unsigned version;    /* moves whenever last changes (a re-read, a fold) */
 };
 void md_scan_state_free(struct md_scan_state *st);
 /*
  * Changes since st was last filled: new files, flag renames (new/ to cur/
  * included), vanished files. A folder is not re-read when nothing but the
- * handle's own settled changes happened in it since: the handle watches
- * each folder it listed with inotify (one instance per handle), and
- * without inotify a folder whose directories are unchanged since a scan
- * that ran in a later second counts as quiet. So a scan with no news costs
+ * handle's own settled changes happened in it since: from a folder's
+ * second scan on, the handle watches it with inotify (one instance per
+ * handle), and before that or without inotify a folder whose directories
+ * are unchanged since a scan that ran in a later second counts as quiet.
+ * So a scan with no news costs
  * O(1) per folder, not O(messages); a re-read costs a readdir and a stat
  * per change, not per file. out may be NULL: st is refreshed and nothing
  * is reported (a first look, compared by the caller).

@@ -49,9 +49,15 @@ struct md_own_box {
 /* A folder's new/ and cur/ under inotify (see maildir/watch.c). */
 struct md_watch {
 	char *mailbox;
-	int wd_new, wd_cur;
+	int wd_new, wd_cur; /* watch descriptors, or one of: */
+#define MD_WD_PENDING (-1)  /* scanned once: armed at the next scan */
+#define MD_WD_NONE (-2)     /* could not be armed: the mtimes decide */
 	bool dirty;     /* something not ours happened since its last listing */
 };
+static inline bool md_watch_armed(const struct md_watch *w)
+{
+	return w && w->wd_new >= 0;
+}
 
 struct md {
 	char *root;
@@ -94,8 +100,10 @@ void md_own_clear(md *md);
 
 /* maildir/watch.c. The watch of mailbox, or NULL. */
 struct md_watch *md_watch_find(md *md, const char *mailbox);
-/* Starts watching f (mailbox) before its listing: NULL when inotify is
- * not to be had (the mtimes decide then). */
+/* Called before each scan reads f's (mailbox's) mtimes: the first time it
+ * only notes the folder, the second it arms the watch (MD_WD_NONE when
+ * inotify is not to be had: the mtimes decide then). NULL when out of
+ * memory. */
 struct md_watch *md_watch_add(md *md, struct md_folder *f, const char *mailbox);
 /* Reads the events queued: each one that no own change explains marks
  * its folder dirty (all of them when the queue overflowed). */

@@ -459,6 +459,8 @@ static int fold_own(md *m, const char *mailbox, struct md_scan_state *st)
 		}
 	}
 	free(r);
+	if (nr)
+		st->version++;
 	if (rc == 0 && (add.n || ngone)) {
 		/* What stays of last and what was added, both sorted: merged. */
 		size_t total = st->last.n - ngone + add.n;
@@ -523,13 +525,13 @@ int md_scan(md *m, const char *mailbox, struct md_scan_state *st, struct md_chan
 	md_watch_drain(m); /* (before the fold: the notes explain the events) */
 	int rc = fold_own(m, mailbox, st);
 	struct md_watch *w = md_watch_find(m, mailbox);
-	if (rc == 0 && st->valid && w && !w->dirty)
+	bool fresh = !md_watch_armed(w);
+	if (rc == 0 && st->valid && !fresh && !w->dirty)
 		return 0; /* watched since its last listing, and nothing but ours happened */
 	if (rc == 0)
 		rc = md_folder_open(m, mailbox, &f);
-	/* A new watch starts before the mtimes are read: what they miss, it sees. */
-	bool fresh = !w;
-	if (rc == 0 && !w)
+	/* A watch is armed before the mtimes are read: what they miss, it sees. */
+	if (rc == 0 && fresh)
 		w = md_watch_add(m, f, mailbox);
 	if (rc || (rc = dir_mtime(f->new, mailbox, &nm)) || (rc = dir_mtime(f->cur, mailbox, &cm)))
 		return rc;
@@ -562,6 +564,7 @@ int md_scan(md *m, const char *mailbox, struct md_scan_state *st, struct md_chan
 	st->scanned_at = moved ? 0 : started;
 	st->valid = true;
 	st->rescans++;
+	st->version++;
 	return 0;
 }
 

@@ -3,7 +3,12 @@
  * scan of a folder in which nothing happened but the handle's own settled
  * changes reads nothing at all.
  *
- * A watch starts before a folder's first listing in the handle. Each
+ * A watch is armed at the second scan of a folder in the handle's life,
+ * before that scan reads the directories' mtimes: a handle that scans a
+ * folder once (a command) never pays for it, and adding a watch costs the
+ * kernel a pass over every cached entry of the directory (a fifth of a
+ * no-op sync of 100,000 messages). A watch that cannot be armed is not
+ * tried again; the mtimes decide for that folder. Each
  * event is matched by name against the handle's own change notes (see
  * md_own_settle): a delivery's rename into new/ or cur/, a flag rename's
  * move out of one name and into another, a removal. An event no note
@@ -68,24 +73,34 @@ static int add_one(md *m, int dirfd)
 struct md_watch *md_watch_add(md *m, struct md_folder *f, const char *mailbox)
 {
 	struct md_watch *w = md_watch_find(m, mailbox);
-	if (w)
+	if (!w) { /* the first scan: noted, armed at the next one */
+		if (GROW(m->w, m->capw, m->nw + 1))
+			return NULL;
+		w = &m->w[m->nw];
+		if (!(w->mailbox = strdup(mailbox)))
+			return NULL;
+		w->wd_new = w->wd_cur = MD_WD_PENDING;
+		w->dirty = true;
+		m->nw++;
+		return w;
+	}
+	if (w->wd_new != MD_WD_PENDING)
 		return w;
 	if (m->ino == -1 && (m->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0)
 		m->ino = -2;
-	if (m->ino < 0 || GROW(m->w, m->capw, m->nw + 1))
-		return NULL;
-	w = &m->w[m->nw];
-	w->wd_new = add_one(m, f->new);
-	w->wd_cur = add_one(m, f->cur);
-	w->dirty = true;
-	if (w->wd_new < 0 || w->wd_cur < 0 || !(w->mailbox = strdup(mailbox))) {
+	if (m->ino >= 0) {
+		w->wd_new = add_one(m, f->new);
+		w->wd_cur = add_one(m, f->cur);
+	}
+	if (m->ino < 0 || w->wd_new < 0 || w->wd_cur < 0) {
+		/* No instance or out of watches: this folder goes by its mtimes. */
 		if (w->wd_new >= 0)
 			inotify_rm_watch(m->ino, w->wd_new);
 		if (w->wd_cur >= 0)
 			inotify_rm_watch(m->ino, w->wd_cur);
-		return NULL; /* (out of watches: this folder goes by its mtimes) */
+		w->wd_new = w->wd_cur = MD_WD_NONE;
 	}
-	m->nw++;
+	w->dirty = true;
 	return w;
 }
 
