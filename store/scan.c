@@ -190,7 +190,8 @@ void st_scans_save(mcrdt_store *s)
 {
 	for (size_t i = 0; i < s->nscans; i++) {
 		struct st_scan *e = &s->scans[i];
-		if (e->st.valid && md_scan_fold(s->md, e->mailbox, &e->st) == 0 && e->st.valid)
+		if (e->st.valid && md_scan_fold(s->md, e->mailbox, &e->st) == 0 && e->st.valid &&
+		    e->st.version != e->saved)
 			scan_save(s, e->mailbox, &e->st);
 	}
 	/* Folders this handle wrote to without scanning them (an IMAP session
@@ -226,6 +227,7 @@ static struct st_scan *scan_state(mcrdt_store *s, const char *mailbox)
 		return NULL;
 	s->nscans++;
 	scan_load(s, mailbox, &e->st);
+	e->saved = e->st.version; /* what the file holds (if it was loaded) */
 	return e;
 }
 

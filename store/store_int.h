@@ -41,6 +41,7 @@ struct st_scan {
 	char *mailbox;            /* as on disk (md_folder_list) */
 	struct md_scan_state st;
 	bool scanned;             /* by this handle; else only loaded (a guess) */
+	unsigned saved;           /* st.version as in mcrdt/scan-* (when valid) */
 };
 
 struct st_seen {                  /* what notifications last reported */

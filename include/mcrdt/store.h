@@ -122,12 +122,14 @@ struct mcrdt_scan_report {
  * Imports changes other tools made to the Maildir since the last scan: new
  * files and folders become appends and creates, flag renames become flag
  * changes, removed files and folders become expunges and deletes. out may be NULL.
- * A folder is read again only when another program changed it: a handle
- * watches the folders it has read with inotify (one instance per handle;
- * without one, a changed new/ or cur/ mtime counts as a change). Files the
- * store wrote itself are not looked at again, and a handle starts from
- * the listing the last handle kept (mcrdt/scan-*), so the cost follows the
- * changes, not the folder's size, beyond one read per changed folder.
+ * A folder is read again only when another program changed it: from its
+ * second scan on, a handle watches it with inotify (one instance per
+ * handle, taken at the first such scan; before that, or without one, a
+ * changed new/ or cur/ mtime counts as a change). Files the store wrote
+ * itself are not looked at again, and a handle starts from the listing
+ * the last handle kept (mcrdt/scan-*, rewritten at close only when it
+ * changed), so the cost follows the changes, not the folder's size,
+ * beyond one read per changed folder.
  */
 MCRDT_EXTERN(int) mcrdt_store_scan(mcrdt_store *s, struct mcrdt_scan_report *out);
 

@@ -29,7 +29,8 @@
 #                unsubscribe, delete; list and list --json
 #   scan         a flag rename, a removed file, a file dropped into new/ and
 #                a new folder by hand, then scan: reported and listed; the
-#                listing kept for the next handle damaged: ignored
+#                listing kept for the next handle damaged: ignored; it is
+#                rewritten only when it changed
 #   other_letters  files carrying a letter we do not model (mutt's P) keep
 #                it through flag changes, found without listing the folder
 #                once per message (strace counts getdents64 when present),
@@ -588,6 +589,18 @@ t_scan() {
 	ok scan "$T/older" --json
 	js 'd["added"] == 1'
 	rm -rf "$T/older"
+	# Kept listings are written again only when they changed. (A folder
+	# changed in the second a scan began is read again by the next scan:
+	# a second later, one more scan settles it.)
+	sleep 1
+	ok scan "$D"
+	local ino
+	ino=$(stat -c %i "$D"/mcrdt/scan-*)
+	ok scan "$D"
+	ok list "$D"
+	same "listing rewritten by commands that changed nothing" "$(stat -c %i "$D"/mcrdt/scan-*)" "$ino"
+	put g0
+	[ "$(stat -c %i "$D"/mcrdt/scan-*)" != "$ino" ] || bad "a delivery left the kept listing as it was"
 }
 
 t_other_letters() {
