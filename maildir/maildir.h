@@ -226,7 +226,8 @@ void md_own_settle(md *md, bool keep);
  * folded into a scan state; the names are md's, valid until its next call. */
 size_t md_own_mailboxes(md *md, const char **out, size_t max);
 /* Folds the settled own changes to mailbox into st now (md_scan does it
- * first thing): for a caller about to keep st for a later handle. */
+ * first thing), after reading the queued watch events they explain: for a
+ * caller about to keep st for a later handle, or to look a file up in it. */
 int md_scan_fold(md *md, const char *mailbox, struct md_scan_state *st);
 /* e as md_scan's listing describes file (in new/ or cur/): flags and base
  * from its name, size from ",S=" or -1, mtime -1. e->file is file itself,

@@ -503,9 +503,9 @@ static int fold_own(md *m, const char *mailbox, struct md_scan_state *st)
 
 int md_scan_fold(md *m, const char *mailbox, struct md_scan_state *st)
 {
+	md_watch_drain(m); /* (the notes about to be spent explain these events) */
 	return fold_own(m, mailbox, st);
 }
-
 
 struct md_entry *md_listing_find(const struct md_listing *l, const char *base, size_t len)
 {
