@@ -231,19 +231,6 @@ static struct st_scan *scan_state(mcrdt_store *s, const char *mailbox)
 	return e;
 }
 
-int st_scan_guess(mcrdt_store *s, const char *mailbox, const char *base, char **file, bool *in_new)
-{
-	struct st_scan *x = scan_state(s, mailbox);
-	struct md_scan_state *st = x ? &x->st : NULL;
-	if (!st || md_scan_fold(s->md, mailbox, st) != 0 || !st->valid)
-		return MCRDT_ENOTFOUND;
-	const struct md_entry *e = md_listing_find(&st->last, base, strlen(base));
-	if (!e)
-		return MCRDT_ENOTFOUND;
-	*in_new = e->in_new;
-	return (*file = strdup(e->file)) ? 0 : err_set(MCRDT_ENOMEM, "out of memory");
-}
-
 static void scan_forget(mcrdt_store *s, const char *mailbox)
 {
 	for (size_t i = 0; i < s->nscans; i++) {
@@ -255,6 +242,24 @@ static void scan_forget(mcrdt_store *s, const char *mailbox)
 		return;
 	}
 }
+
+int st_scan_guess(mcrdt_store *s, const char *mailbox, const char *base, char **file, bool *in_new)
+{
+	struct st_scan *x = scan_state(s, mailbox);
+	if (x && !x->st.valid && !x->scanned) {
+		scan_forget(s, mailbox); /* nothing kept: no entry (a scan compares in full) */
+		return MCRDT_ENOTFOUND;
+	}
+	struct md_scan_state *st = x ? &x->st : NULL;
+	if (!st || !st->valid || md_scan_fold(s->md, mailbox, st) != 0 || !st->valid)
+		return MCRDT_ENOTFOUND;
+	const struct md_entry *e = md_listing_find(&st->last, base, strlen(base));
+	if (!e)
+		return MCRDT_ENOTFOUND;
+	*in_new = e->in_new;
+	return (*file = strdup(e->file)) ? 0 : err_set(MCRDT_ENOMEM, "out of memory");
+}
+
 
 /* ---- one folder ---- */
 
