@@ -106,7 +106,7 @@ int md_deliver(md *m, const char *mailbox, const void *data, size_t len,
 	if (len == 0)
 		return err_set(MCRDT_EINVAL, "refusing to deliver an empty message");
 	struct md_folder *f;
-	int rc = md_folder_open(m, mailbox, &f);
+	int rc = m->batch ? md_folder_open(m, mailbox, &f) : md_folder_open_live(m, mailbox, &f);
 	if (rc)
 		return rc;
 	char base[NAME_MAX + 1], final[NAME_MAX + 1];
@@ -189,6 +189,7 @@ int md_batch_begin(md *m)
 {
 	if (m->batch)
 		return err_set(MCRDT_EINVAL, "a batch is already open");
+	md_folder_cache_check(m); /* (another program may have made a folder again) */
 	m->batch = true;
 	return 0;
 }

@@ -269,6 +269,59 @@ int md_meta_dir(md *m, int *fd_out)
 	return 0;
 }
 
+/* Whether f's descriptors are still the directories its mailbox's path
+ * names: another program may have removed or renamed the folder, or one
+ * of its subdirectories, and made a new one. */
+static bool folder_live(md *m, const struct md_folder *f)
+{
+	char *dir;
+	if (md_folder_dir(f->mailbox, &dir) != 0)
+		return false;
+	struct stat a, b;
+	bool live = fstat(f->dir, &a) == 0 && fstatat(m->rootfd, *dir ? dir : ".", &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+	free(dir);
+	static const char *const subs[] = { "tmp", "new", "cur" };
+	const int fds[] = { f->tmp, f->new, f->cur };
+	for (size_t i = 0; live && i < 3; i++)
+		live = fstat(fds[i], &a) == 0 && fstatat(f->dir, subs[i], &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+		       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+	return live;
+}
+
+static bool pinned(const md *m, const struct md_folder *f)
+{
+	for (size_t k = 0; k < m->npend; k++)
+		if (m->pend[k].f == f)
+			return true;
+	return false;
+}
+
+/* Closes cached folder c if it is no longer the live one (and forgets its
+ * watch, which may be on the old directories): whether it did. */
+static bool drop_if_replaced(md *m, struct md_folder *c)
+{
+	if (c->dir < 0 || pinned(m, c) || folder_live(m, c))
+		return false;
+	md_watch_forget(m, c->mailbox);
+	folder_close(c);
+	return true;
+}
+
+int md_folder_open_live(md *m, const char *mailbox, struct md_folder **out)
+{
+	for (size_t i = 0; i < MD_FOLDER_CACHE; i++)
+		if (m->cache[i].dir >= 0 && strcmp(m->cache[i].mailbox, mailbox) == 0)
+			drop_if_replaced(m, &m->cache[i]);
+	return md_folder_open(m, mailbox, out);
+}
+
+void md_folder_cache_check(md *m)
+{
+	for (size_t i = 0; i < MD_FOLDER_CACHE; i++)
+		drop_if_replaced(m, &m->cache[i]);
+}
+
 int md_folder_open(md *m, const char *mailbox, struct md_folder **out)
 {
 	for (size_t i = 0; i < MD_FOLDER_CACHE; i++) {
@@ -312,10 +365,7 @@ int md_folder_open(md *m, const char *mailbox, struct md_folder **out)
 	struct md_folder *slot = NULL;
 	for (size_t tries = 0; tries < MD_FOLDER_CACHE && !slot; tries++) {
 		struct md_folder *c = &m->cache[m->next_evict++ % MD_FOLDER_CACHE];
-		bool pinned = false;
-		for (size_t k = 0; k < m->npend && !pinned; k++)
-			pinned = m->pend[k].f == c;
-		if (!pinned)
+		if (!pinned(m, c))
 			slot = c;
 	}
 	if (!slot) {

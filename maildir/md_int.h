@@ -78,6 +78,13 @@ struct md {
 
 /* The cached fds of mailbox's folder, opened on first use. */
 int md_folder_open(md *md, const char *mailbox, struct md_folder **out);
+/* The same, but a cached folder is first checked against its path (a few
+ * stats): one another program removed or renamed and made again is opened
+ * anew, and its watch forgotten. For scans and single deliveries, which
+ * must reach the live folder. */
+int md_folder_open_live(md *md, const char *mailbox, struct md_folder **out);
+/* Checks every cached folder so (a batch's start). */
+void md_folder_cache_check(md *md);
 /* Forgets every cached folder (after a rename or delete on disk). */
 void md_folder_cache_clear(md *md);
 /* openat a directory under dirfd without following links; errors name path. */
@@ -110,6 +117,9 @@ struct md_watch *md_watch_add(md *md, struct md_folder *f, const char *mailbox);
 void md_watch_drain(md *md);
 /* Marks mailbox's folder dirty (own changes forgotten). */
 void md_watch_dirty(md *md, const char *mailbox);
+/* Forgets mailbox's watch (its directories were replaced): its next scans
+ * note and arm it again. */
+void md_watch_forget(md *md, const char *mailbox);
 /* Stops every watch (folders renamed or deleted; the handle closing). */
 void md_watch_clear(md *md);
 

@@ -524,12 +524,14 @@ int md_scan(md *m, const char *mailbox, struct md_scan_state *st, struct md_chan
 	int64_t nm = 0, cm = 0;
 	md_watch_drain(m); /* (before the fold: the notes explain the events) */
 	int rc = fold_own(m, mailbox, st);
+	/* The live folder: another program may have made it again, and a
+	 * watch on the old directories does not see a rename of their parent. */
+	if (rc == 0)
+		rc = md_folder_open_live(m, mailbox, &f);
 	struct md_watch *w = md_watch_find(m, mailbox);
 	bool fresh = !md_watch_armed(w);
 	if (rc == 0 && st->valid && !fresh && !w->dirty)
 		return 0; /* watched since its last listing, and nothing but ours happened */
-	if (rc == 0)
-		rc = md_folder_open(m, mailbox, &f);
 	/* A watch is armed before the mtimes are read: what they miss, it sees. */
 	if (rc == 0 && fresh)
 		w = md_watch_add(m, f, mailbox);

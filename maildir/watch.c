@@ -153,6 +153,13 @@ static void drop(md *m, struct md_watch *w)
 	*w = m->w[--m->nw];
 }
 
+void md_watch_forget(md *m, const char *mailbox)
+{
+	struct md_watch *w = md_watch_find(m, mailbox);
+	if (w)
+		drop(m, w);
+}
+
 void md_watch_drain(md *m)
 {
 	if (m->ino < 0)

@@ -487,6 +487,66 @@ START_TEST(a_watched_folder_is_read_only_after_news)
 }
 END_TEST
 
+/* Another program removes a folder and makes it again (or renames it
+ * away and makes a new one): a long-lived handle's next scans see the new
+ * folder's files, not the old directories it still has open. */
+START_TEST(a_folder_made_again_is_read_again)
+{
+	ck_assert_int_eq(md_folder_create(m, "Work"), 0);
+	free(deliver("Work", "old", NULL));
+	struct md_scan_state st = { 0 };
+	struct md_changes ch = { 0 };
+	for (int i = 0; i < 2; i++) /* (the second scan arms the watch) */
+		ck_assert_int_eq(md_scan(m, "Work", &st, NULL), 0);
+	ck_assert_uint_eq(st.last.n, 1);
+	char cmd[1400], path[700];
+	for (int round = 0; round < 2; round++) {
+		if (round == 0)
+			snprintf(cmd, sizeof cmd, "rm -r '%s/.Work'", root);
+		else
+			snprintf(cmd, sizeof cmd, "mv '%s/.Work' '%s/.Gone%d'", root, root, round);
+		ck_assert_int_eq(system(cmd), 0);
+		snprintf(cmd, sizeof cmd, "mkdir -p '%s/.Work/cur' '%s/.Work/new' '%s/.Work/tmp'", root, root, root);
+		ck_assert_int_eq(system(cmd), 0);
+		snprintf(path, sizeof path, "%s/.Work/new/170000030%d.M1P1.elsewhere", root, round);
+		FILE *f = fopen(path, "w");
+		ck_assert_ptr_nonnull(f);
+		fputs("Subject: made again\n\nx\n", f);
+		fclose(f);
+		ck_assert_int_eq(md_scan(m, "Work", &st, &ch), 0);
+		ck_assert_uint_eq(count_kind(&ch, MD_ADDED), 1);
+		ck_assert_uint_eq(st.last.n, 1);
+		ck_assert_str_eq(st.last.e[0].file, strrchr(path, '/') + 1);
+		md_changes_free(&ch);
+		/* And a delivery goes into the new folder. */
+		char *d = deliver("Work", "new", NULL);
+		snprintf(path, sizeof path, "%s/.Work/new/%s", root, d);
+		ck_assert_int_eq(access(path, F_OK), 0);
+		free(d);
+		md_own_settle(m, true);
+		ck_assert_int_eq(md_scan(m, "Work", &st, &ch), 0);
+		md_changes_free(&ch);
+	}
+	/* Deliveries with no scan since the folder was made again: a single
+	 * one, then one in a batch, land in the live folder. */
+	for (int round = 2; round < 4; round++) {
+		snprintf(cmd, sizeof cmd, "mv '%s/.Work' '%s/.Gone%d' && mkdir -p '%s/.Work/cur' '%s/.Work/new' '%s/.Work/tmp'",
+			 root, root, round, root, root, root);
+		ck_assert_int_eq(system(cmd), 0);
+		if (round == 3)
+			ck_assert_int_eq(md_batch_begin(m), 0);
+		char *d = deliver("Work", "again", NULL);
+		if (round == 3)
+			ck_assert_int_eq(md_batch_commit(m), 0);
+		snprintf(path, sizeof path, "%s/.Work/new/%s", root, d);
+		ck_assert_msg(access(path, F_OK) == 0, "round %d: %s is not in the live folder", round, d);
+		free(d);
+	}
+	md_own_settle(m, true);
+	md_scan_state_free(&st);
+}
+END_TEST
+
 /* Names alike in their first 16 bytes, and names that are prefixes of
  * others, come out of a listing sorted by base name, each once. */
 START_TEST(listing_sorts_names_alike)
@@ -842,6 +902,7 @@ int main(void)
 	tcase_add_test(tc, scan_leaves_out_settled_own_changes);
 	tcase_add_test(tc, listing_sorts_names_alike);
 	tcase_add_test(tc, a_watched_folder_is_read_only_after_news);
+	tcase_add_test(tc, a_folder_made_again_is_read_again);
 	tcase_add_test(tc, scan_trusts_no_mtime_from_its_own_second);
 	tcase_add_test(tc, scan_survives_renames_under_it);
 	tcase_add_test(tc, tmp_leftovers_older_than_36_hours_go);
