@@ -5,10 +5,11 @@
 # The Debian packages the build needs, and those the test suite adds: the
 # real Maildir tools the interop tests run against ours, python3, which
 # the command's tests read --json output with, an sshd (started on
-# 127.0.0.1 by tests/sync/ssh.sh only; the package's own is not used), and
+# 127.0.0.1 by tests/sync/ssh.sh only; the package's own is not used),
+# openssl (tests/sync/https.sh makes its CA and certificate with it), and
 # strace, which the command's tests count a folder's reads with.
 MCRDT_BUILD_PKGS="build-essential cmake pkg-config libgit2-dev zlib1g-dev libxxhash-dev check"
-MCRDT_TEST_PKGS="dovecot-core mblaze python3 git openssh-server strace"
+MCRDT_TEST_PKGS="dovecot-core mblaze python3 git openssh-server openssl strace"
 
 # Installs the missing packages among "$@" (as root), or prints the line
 # to run and fails (as anyone else).
