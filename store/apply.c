@@ -880,7 +880,7 @@ int st_apply(mcrdt_store *s, sync_git *g, struct st_incoming *in, struct st_appl
 	 * written; on an error it is reloaded. */
 	crdt_oplist logged = CRDT_OPLIST_INIT;
 	for (size_t i = 0; rc == 0 && i < in->ops.n; i++) {
-		const crdt_op *op = &in->ops.ops[i];
+		crdt_op *op = &in->ops.ops[i];
 		int r = crdt_model_receive(s->m, op);
 		if (r == MCRDT_EDUPLICATE)
 			continue;
@@ -889,11 +889,9 @@ int st_apply(mcrdt_store *s, sync_git *g, struct st_incoming *in, struct st_appl
 				     op->id.counter, mcrdt_error_last());
 			break;
 		}
-		crdt_op copy;
-		if ((rc = crdt_op_copy(&copy, op)) == 0 && (rc = crdt_oplist_push(&logged, &copy)) != 0)
-			crdt_op_free(&copy);
-		if (rc == 0 && st && r == 0)
+		if (st && r == 0)
 			st->ops_received++;
+		rc = crdt_oplist_push(&logged, op); /* moved: nothing reads in->ops after this loop */
 	}
 	/* Copies of one message imported on two replicas become one. */
 	size_t ntracked = a.nt;
