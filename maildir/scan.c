@@ -522,8 +522,7 @@ int md_scan(md *m, const char *mailbox, struct md_scan_state *st, struct md_chan
 {
 	struct md_folder *f;
 	int64_t nm = 0, cm = 0;
-	md_watch_drain(m); /* (before the fold: the notes explain the events) */
-	int rc = fold_own(m, mailbox, st);
+	int rc = md_scan_fold(m, mailbox, st);
 	/* The live folder: another program may have made it again, and a
 	 * watch on the old directories does not see a rename of their parent. */
 	if (rc == 0)
