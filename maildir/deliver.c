@@ -189,7 +189,8 @@ int md_batch_begin(md *m)
 {
 	if (m->batch)
 		return err_set(MCRDT_EINVAL, "a batch is already open");
-	md_folder_cache_check(m); /* (another program may have made a folder again) */
+	for (size_t i = 0; i < MD_FOLDER_CACHE; i++)
+		m->cache[i].checked = false; /* (another program may have made one again) */
 	m->batch = true;
 	return 0;
 }

@@ -316,25 +316,27 @@ int md_folder_open_live(md *m, const char *mailbox, struct md_folder **out)
 	return md_folder_open(m, mailbox, out);
 }
 
-void md_folder_cache_check(md *m)
-{
-	for (size_t i = 0; i < MD_FOLDER_CACHE; i++)
-		drop_if_replaced(m, &m->cache[i]);
-}
 
 int md_folder_open(md *m, const char *mailbox, struct md_folder **out)
 {
 	for (size_t i = 0; i < MD_FOLDER_CACHE; i++) {
-		if (m->cache[i].dir >= 0 && strcmp(m->cache[i].mailbox, mailbox) == 0) {
-			*out = &m->cache[i];
-			return 0;
+		struct md_folder *c = &m->cache[i];
+		if (c->dir < 0 || strcmp(c->mailbox, mailbox) != 0)
+			continue;
+		/* A batch checks each folder against its path once, at first use. */
+		if (m->batch && !c->checked) {
+			c->checked = true;
+			if (drop_if_replaced(m, c))
+				break; /* opened anew below */
 		}
+		*out = c;
+		return 0;
 	}
 	char *dir;
 	int rc = md_folder_dir(mailbox, &dir);
 	if (rc)
 		return rc;
-	struct md_folder f = { NULL, -1, -1, -1, -1, false, false };
+	struct md_folder f = { NULL, -1, -1, -1, -1, false, false, true };
 	char path[4096];
 	snprintf(path, sizeof path, "%s/%s", m->root, dir);
 	if (*dir)

@@ -13,6 +13,7 @@ struct md_folder {
 	char *mailbox;  /* as the caller named it */
 	int dir, tmp, new, cur;
 	bool unsynced_new, unsynced_cur; /* changed in a batch, synced at its end */
+	bool checked;   /* against its path since the batch began (md_folder_open) */
 };
 
 #define MD_FOLDER_CACHE MD_BATCH_FOLDERS
@@ -76,15 +77,15 @@ struct md {
 	size_t nw, capw;
 };
 
-/* The cached fds of mailbox's folder, opened on first use. */
+/* The cached fds of mailbox's folder, opened on first use (in a batch,
+ * checked against its path at its first use in the batch). */
 int md_folder_open(md *md, const char *mailbox, struct md_folder **out);
 /* The same, but a cached folder is first checked against its path (a few
  * stats): one another program removed or renamed and made again is opened
  * anew, and its watch forgotten. For scans and single deliveries, which
- * must reach the live folder. */
+ * must reach the live folder; in a batch md_folder_open does this once per
+ * folder, at its first use. */
 int md_folder_open_live(md *md, const char *mailbox, struct md_folder **out);
-/* Checks every cached folder so (a batch's start). */
-void md_folder_cache_check(md *md);
 /* Forgets every cached folder (after a rename or delete on disk). */
 void md_folder_cache_clear(md *md);
 /* openat a directory under dirfd without following links; errors name path. */
