@@ -178,8 +178,7 @@ void md_own_note(md *m, const char *mailbox, const char *file, bool in_new, bool
 	o->base_len = info.base_len;
 	o->in_new = in_new;
 	o->removed = removed;
-	o->pending = true;
-	b->n++;
+	b->n++; /* pending */
 	b->byname_ok = false;
 	m->nown++;
 }
@@ -188,35 +187,26 @@ void md_own_settle(md *m, bool keep)
 {
 	for (size_t k = 0; k < m->nbox; k++) {
 		struct md_own_box *b = &m->box[k];
-		size_t w = 0;
-		for (size_t i = 0; i < b->n; i++) {
-			struct md_own *o = &b->v[i];
-			if (o->pending && !keep) {
-				free(o->file);
-				continue;
-			}
-			o->pending = false;
-			b->v[w++] = *o;
-		}
-		if (w < b->n) {
+		if (b->settled == b->n)
+			continue; /* nothing pending */
+		if (!keep) {
+			for (size_t i = b->settled; i < b->n; i++)
+				free(b->v[i].file);
 			md_watch_dirty(m, b->mailbox); /* its files are news again */
-			m->nown -= b->n - w;
-			b->n = w;
+			m->nown -= b->n - b->settled;
+			b->n = b->settled;
 			b->byname_ok = false;
 		}
+		b->settled = b->n;
 	}
 }
 
 size_t md_own_mailboxes(md *m, const char **out, size_t max)
 {
 	size_t n = 0;
-	for (size_t k = 0; k < m->nbox && n < max; k++) {
-		bool settled = false;
-		for (size_t i = 0; i < m->box[k].n && !settled; i++)
-			settled = !m->box[k].v[i].pending;
-		if (settled)
+	for (size_t k = 0; k < m->nbox && n < max; k++)
+		if (m->box[k].settled)
 			out[n++] = m->box[k].mailbox;
-	}
 	return n;
 }
 

@@ -30,15 +30,16 @@ struct md_own {
 	char *file;     /* its name now, or (removed) the name it had */
 	size_t base_len;
 	bool in_new, removed;
-	bool pending;   /* not settled yet */
 };
 
-/* One mailbox's notes, in the order made. byname (when byname_ok) holds
- * the indexes of v sorted by file name, for the watch to look events up. */
+/* One mailbox's notes, in the order made: v[0, settled) settled, the rest
+ * pending (md_own_settle settles or drops all of them at once). byname
+ * (when byname_ok) holds the indexes of v sorted by file name, for the
+ * watch to look events up. */
 struct md_own_box {
 	char *mailbox;
 	struct md_own *v;
-	size_t n, cap;
+	size_t n, cap, settled;
 	size_t *byname;
 	bool byname_ok;
 };

@@ -424,12 +424,13 @@ static int fold_own(md *m, const char *mailbox, struct md_scan_state *st)
 	struct md_own_box *box = md_own_box(m, mailbox);
 	if (!box)
 		return 0;
-	struct own_ref *r = NULL;
-	size_t nr = 0, cap = 0, ngone = 0;
-	int rc = 0;
-	for (size_t i = 0; st->valid && rc == 0 && i < box->n; i++)
-		if (!box->v[i].pending && (rc = GROW(r, cap, nr + 1)) == 0)
-			r[nr++] = (struct own_ref){ &box->v[i], i };
+	size_t nr = st->valid ? box->settled : 0, ngone = 0;
+	struct own_ref *r = nr ? malloc(nr * sizeof *r) : NULL;
+	int rc = nr && !r ? err_set(MCRDT_ENOMEM, "out of memory") : 0;
+	if (rc)
+		nr = 0;
+	for (size_t i = 0; i < nr; i++)
+		r[i] = (struct own_ref){ &box->v[i], i };
 	if (nr)
 		qsort(r, nr, sizeof *r, cmp_own);
 	struct md_listing add = { 0 };
@@ -485,16 +486,13 @@ static int fold_own(md *m, const char *mailbox, struct md_scan_state *st)
 	}
 	md_listing_free(&add);
 	free(gone);
-	/* Every settled change of mailbox is spent. */
-	size_t w = 0;
-	for (size_t i = 0; i < box->n; i++) {
-		if (box->v[i].pending)
-			box->v[w++] = box->v[i];
-		else
-			free(box->v[i].file);
-	}
-	m->nown -= box->n - w;
-	box->n = w;
+	/* Every settled change of mailbox is spent; the pending ones move up. */
+	for (size_t i = 0; i < box->settled; i++)
+		free(box->v[i].file);
+	memmove(box->v, box->v + box->settled, (box->n - box->settled) * sizeof *box->v);
+	m->nown -= box->settled;
+	box->n -= box->settled;
+	box->settled = 0;
 	box->byname_ok = false;
 	if (rc)
 		st->valid = false; /* compare everything next time */
