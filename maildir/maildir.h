@@ -229,6 +229,11 @@ size_t md_own_mailboxes(md *md, const char **out, size_t max);
  * first thing), after reading the queued watch events they explain: for a
  * caller about to keep st for a later handle, or to look a file up in it. */
 int md_scan_fold(md *md, const char *mailbox, struct md_scan_state *st);
+/* Takes the entries of st->last marked in drop (one flag per entry) out
+ * of the listing: the next scan reads the folder and reports those files
+ * again (a file skipped as not yet a message may get its content without
+ * a rename). */
+void md_scan_unsee(struct md_scan_state *st, const bool *drop);
 /* e as md_scan's listing describes file (in new/ or cur/): flags and base
  * from its name, size from ",S=" or -1, mtime -1. e->file is file itself,
  * not a copy. */

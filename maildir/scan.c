@@ -505,6 +505,22 @@ int md_scan_fold(md *m, const char *mailbox, struct md_scan_state *st)
 	return fold_own(m, mailbox, st);
 }
 
+void md_scan_unsee(struct md_scan_state *st, const bool *drop)
+{
+	size_t w = 0;
+	for (size_t i = 0; i < st->last.n; i++) {
+		if (drop[i])
+			free(st->last.e[i].file);
+		else
+			st->last.e[w++] = st->last.e[i];
+	}
+	if (w == st->last.n)
+		return;
+	st->last.n = w;
+	st->scanned_at = 0; /* (read again even if the directories did not move) */
+	st->version++;
+}
+
 struct md_entry *md_listing_find(const struct md_listing *l, const char *base, size_t len)
 {
 	size_t at = find_base(l, base, len);

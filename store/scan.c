@@ -447,16 +447,7 @@ static int scan_folder(mcrdt_store *s, const char *name, struct mcrdt_scan_repor
 	if ((rc = st_commit(s, &f.ops, rc))) {
 		scan_forget(s, name); /* look at everything again next time */
 	} else {
-		size_t w = 0;
-		for (size_t i = 0; i < st->last.n; i++) {
-			if (again[i])
-				free(st->last.e[i].file);
-			else
-				st->last.e[w++] = st->last.e[i];
-		}
-		if (w < st->last.n)
-			st->scanned_at = 0; /* (its content may come without a rename) */
-		st->last.n = w;
+		md_scan_unsee(st, again);
 	}
 	free(again);
 	md_keywords_free(&f.kw);
