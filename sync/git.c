@@ -1033,30 +1033,24 @@ static int copy_checked(const char *url, const char *src, const char *dst, uint8
 }
 
 /*
- * A remote pack index (version 2): *nobj the object count, *needed
- * whether we lack any of its objects, packsum the checksum of the pack it
- * indexes. 1 for an index we cannot read (the caller then takes the slow
- * path).
+ * Loads a remote pack index (version 2) into *ix (checked against its
+ * checksum; the caller frees it) and tells whether we lack any of its
+ * objects.
  */
-static int idx_check(git_odb *odb, const char *url, const char *path, uint32_t *nobj, bool *needed,
-		     uint8_t packsum[20])
+static int idx_check(git_odb *odb, const char *url, const char *path, struct pack_idx *ix, bool *needed)
 {
 	char who[PATH_MAX];
-	struct pack_idx ix;
 	sg_path(who, sizeof who, "remote %s", url);
-	int rc = idx_load(who, path, &ix);
+	int rc = idx_load(who, path, ix);
 	if (rc)
 		return rc;
-	*nobj = ix.n;
 	*needed = false;
-	for (uint32_t i = 0; i < ix.n && !*needed; i++) {
+	for (uint32_t i = 0; i < ix->n && !*needed; i++) {
 		git_oid id;
-		memcpy(id.id, ix.ids + (size_t)i * 20, 20);
+		memcpy(id.id, ix->ids + (size_t)i * 20, 20);
 		if (!git_odb_exists(odb, &id))
 			*needed = true;
 	}
-	memcpy(packsum, ix.packsum, 20);
-	idx_free(&ix);
 	return 0;
 }
 
@@ -1099,32 +1093,39 @@ static int copy_pack(struct xfer *x, bool fetch, const char *srcdir, const char 
 		     git_odb *dst)
 {
 	const char *url = x->r->url;
-	char src[PATH_MAX], p2[PATH_MAX];
-	sg_path(p2, sizeof p2, "%s/pack/%s.idx", dstdir, base);
-	if (access(p2, F_OK) == 0)
+	char src[PATH_MAX], pack[PATH_MAX], idx[PATH_MAX], tmp[PATH_MAX];
+	sg_path(idx, sizeof idx, "%s/pack/%s.idx", dstdir, base);
+	if (access(idx, F_OK) == 0)
 		return 0; /* packs are named by their content */
 	sg_path(src, sizeof src, "%s/%s.idx", srcdir, base);
-	uint32_t nobj = 0;
+	struct pack_idx ix;
 	bool needed = true;
-	uint8_t want[20], got[20];
-	int rc = idx_check(dst, url, src, &nobj, &needed, want);
-	if (rc || !needed)
-		return rc && gone(src) ? 1 : rc;
-	sg_path(src, sizeof src, "%s/%s.pack", srcdir, base);
-	sg_path(p2, sizeof p2, "%s/pack/%s.pack", dstdir, base);
-	uint64_t bytes = 0;
-	if ((rc = copy_checked(url, src, p2, got, &bytes)))
+	int rc = idx_check(dst, url, src, &ix, &needed);
+	if (rc)
 		return gone(src) ? 1 : rc;
-	if (memcmp(want, got, 20) != 0) {
-		unlink(p2);
-		return err_set(MCRDT_EIO, "remote %s: %s does not match its index", url, src);
+	if (!needed) {
+		idx_free(&ix);
+		return 0;
 	}
-	sg_path(src, sizeof src, "%s/%s.idx", srcdir, base);
-	sg_path(p2, sizeof p2, "%s/pack/%s.idx", dstdir, base);
-	if ((rc = copy_checked(url, src, p2, got, &bytes))) {
-		rc = gone(src) ? 1 : rc;
-		sg_path(p2, sizeof p2, "%s/pack/%s.pack", dstdir, base);
-		unlink(p2);
+	sg_path(src, sizeof src, "%s/%s.pack", srcdir, base);
+	sg_path(pack, sizeof pack, "%s/pack/%s.pack", dstdir, base);
+	uint8_t got[20];
+	uint64_t bytes = ix.len;
+	if ((rc = copy_checked(url, src, pack, got, &bytes))) {
+		idx_free(&ix);
+		return gone(src) ? 1 : rc;
+	}
+	/* Then the index, as loaded and checked (not read again). */
+	if (memcmp(ix.packsum, got, 20) != 0)
+		rc = err_set(MCRDT_EIO, "remote %s: %s does not match its index", url, src);
+	else if ((rc = sg_stage(idx, ix.data, ix.len, tmp)) == 0 && rename(tmp, idx) != 0) {
+		rc = err_sys(MCRDT_EIO, "renaming %s to %s", tmp, idx);
+		unlink(tmp);
+	}
+	uint32_t nobj = ix.n;
+	idx_free(&ix);
+	if (rc) {
+		unlink(pack);
 		return rc;
 	}
 	count_moved(x, fetch, nobj, bytes);

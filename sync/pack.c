@@ -178,6 +178,22 @@ int sg_write(int fd, const void *data, size_t len, const char *path)
 	return write_all(fd, data, len) ? err_sys(errno == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO, "writing %s", path) : 0;
 }
 
+int sg_stage(const char *path, const void *data, size_t len, char tmp[PATH_MAX])
+{
+	sg_path(tmp, PATH_MAX, "%s.tmp_XXXXXX", path);
+	int fd = mkstemp(tmp);
+	if (fd < 0)
+		return err_sys(MCRDT_EIO, "creating %s", tmp);
+	int rc = sg_write(fd, data, len, tmp);
+	if (!rc && (fchmod(fd, 0444) != 0 || fsync(fd) != 0))
+		rc = err_sys(MCRDT_EIO, "syncing %s", tmp);
+	if (close(fd) != 0 && !rc)
+		rc = err_sys(MCRDT_EIO, "writing %s", tmp);
+	if (rc)
+		unlink(tmp);
+	return rc;
+}
+
 static int pack_flush(struct pack *p)
 {
 	int rc = sg_write(p->fd, p->wbuf, p->wlen, p->tmp);
@@ -402,27 +418,18 @@ int pack_finish(struct pack *p)
 	uint8_t *idx = pack_index(p, sum, &ilen);
 	if (!idx)
 		return err_set(MCRDT_ENOMEM, "out of memory writing a pack index");
-	sg_path(itmp, sizeof itmp, "%s/tmp_mcrdt_idx_XXXXXX", p->dir);
-	int ifd = mkstemp(itmp);
-	if (ifd < 0) {
-		free(idx);
-		return err_sys(MCRDT_EIO, "creating %s", itmp);
-	}
-	rc = sg_write(ifd, idx, ilen, itmp);
-	free(idx);
-	if (!rc && (fchmod(ifd, 0444) != 0 || fsync(ifd) != 0))
-		rc = err_sys(MCRDT_EIO, "syncing %s", itmp);
-	if (close(ifd) != 0 && !rc)
-		rc = err_sys(MCRDT_EIO, "writing %s", itmp);
 	for (int i = 0; i < 20; i++)
 		snprintf(p->name + 2 * i, 3, "%02x", sum[i]);
-	if (!rc) {
-		sg_path(path, sizeof path, "%s/pack-%s.pack", p->dir, p->name);
-		if (rename(p->tmp, path) != 0)
-			rc = err_sys(MCRDT_EIO, "renaming %s to %s", p->tmp, path);
-		else
-			p->tmp[0] = 0;
-	}
+	sg_path(path, sizeof path, "%s/pack-%s.idx", p->dir, p->name);
+	rc = sg_stage(path, idx, ilen, itmp);
+	free(idx);
+	if (rc)
+		return rc;
+	sg_path(path, sizeof path, "%s/pack-%s.pack", p->dir, p->name);
+	if (rename(p->tmp, path) != 0)
+		rc = err_sys(MCRDT_EIO, "renaming %s to %s", p->tmp, path);
+	else
+		p->tmp[0] = 0;
 	if (!rc) {
 		sg_path(path, sizeof path, "%s/pack-%s.idx", p->dir, p->name);
 		if (rename(itmp, path) != 0)

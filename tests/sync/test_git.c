@@ -1248,7 +1248,8 @@ START_TEST(maintain_refuses_a_damaged_pack)
 	DIR *dp = opendir(pd);
 	ck_assert_ptr_nonnull(dp);
 	for (struct dirent *e; (e = readdir(dp));)
-		ck_assert_msg(strncmp(e->d_name, "tmp_", 4) != 0, "%s was left", e->d_name);
+		ck_assert_msg(strncmp(e->d_name, "tmp_", 4) != 0 && !strstr(e->d_name, ".tmp_"), "%s was left",
+			      e->d_name);
 	closedir(dp);
 	free(pd);
 	sync_git_close(a);
