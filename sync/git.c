@@ -1929,7 +1929,7 @@ struct pf_slot {
 struct pf_worker {
 	struct sync_git_prefetch *p;
 	git_odb *odb;              /* its own: libgit2 handles are per thread */
-	struct pack_reader *reader;
+	struct preader_z z;        /* its inflater for the shared pack reader */
 	pthread_t th;
 	bool started;
 };
@@ -1939,6 +1939,7 @@ struct sync_git_prefetch {
 	const sync_oid *ids;
 	size_t n, max_bytes;
 	struct pf_slot *slot;
+	struct pack_reader *reader; /* shared by the workers (each .idx loaded once) */
 	struct pf_worker w[PF_WORKERS];
 	pthread_mutex_t mu;
 	pthread_cond_t cv;   /* a blob read, a blob taken, or stopping */
@@ -1954,7 +1955,7 @@ static int pf_read(struct pf_worker *w, const sync_oid *id, struct sync_git_blob
 {
 	uint8_t *data;
 	size_t len;
-	int rc = w->reader ? preader_blob(w->reader, id->id, &data, &len) : 1;
+	int rc = w->p->reader ? preader_blob(w->p->reader, &w->z, id->id, &data, &len) : 1;
 	if (rc == 0) {
 		memset(out, 0, sizeof *out);
 		out->data = data;
@@ -2001,8 +2002,9 @@ static void pf_free(struct sync_git_prefetch *p)
 	for (size_t k = 0; k < PF_WORKERS; k++) {
 		if (p->w[k].odb)
 			git_odb_free(p->w[k].odb);
-		preader_close(p->w[k].reader);
+		preader_z_end(&p->w[k].z);
 	}
+	preader_close(p->reader);
 	free(p->gitdir);
 	free(p->slot);
 	free(p);
@@ -2020,13 +2022,11 @@ int sync_git_prefetch_start(sync_git *g, const sync_oid *ids, size_t n, size_t m
 	}
 	char objects[PATH_MAX];
 	sg_path(objects, sizeof objects, "%sobjects", g->gitdir);
-	int rc = 0;
+	int rc = preader_open(objects, &p->reader);
 	for (size_t k = 0; k < PF_WORKERS && !rc; k++) {
 		p->w[k].p = p;
 		if (git_odb_open(&p->w[k].odb, objects) < 0)
 			rc = sg_fail(MCRDT_EIO, "opening the objects of %s", g->gitdir);
-		else
-			rc = preader_open(objects, &p->w[k].reader);
 	}
 	if (rc) {
 		pf_free(p);

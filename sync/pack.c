@@ -825,9 +825,14 @@ struct rpack {
 struct pack_reader {
 	struct rpack *p; /* largest first: where most objects are */
 	size_t n;
-	z_stream z;
-	bool zinit;
 };
+
+void preader_z_end(struct preader_z *z)
+{
+	if (z->init)
+		inflateEnd(&z->z);
+	z->init = false;
+}
 
 void preader_close(struct pack_reader *r)
 {
@@ -837,8 +842,6 @@ void preader_close(struct pack_reader *r)
 		munmap(r->p[i].map, r->p[i].size);
 		idx_free(&r->p[i].ix);
 	}
-	if (r->zinit)
-		inflateEnd(&r->z);
 	free(r->p);
 	free(r);
 }
@@ -914,7 +917,7 @@ static uint64_t rpack_find(const struct rpack *rp, const uint8_t id[20])
 
 /* Inflates the whole blob at off of rp into a malloc'd *data and checks it
  * against id: 0, or 1 when anything is off (libgit2 then reads it). */
-static int rpack_blob(struct pack_reader *r, const struct rpack *rp, uint64_t off, const uint8_t id[20],
+static int rpack_blob(struct preader_z *z, const struct rpack *rp, uint64_t off, const uint8_t id[20],
 		      uint8_t **data, size_t *len)
 {
 	if (off < 12 || off >= rp->size - 20)
@@ -943,26 +946,26 @@ static int rpack_blob(struct pack_reader *r, const struct rpack *rp, uint64_t of
 	uint8_t *out = malloc(size ? (size_t)size : 1);
 	if (!out)
 		return err_set(MCRDT_ENOMEM, "out of memory reading a body of %" PRIu64 " bytes", size);
-	if (!r->zinit) {
-		memset(&r->z, 0, sizeof r->z);
-		if (inflateInit2(&r->z, -MAX_WBITS) != Z_OK) {
+	if (!z->init) {
+		memset(&z->z, 0, sizeof z->z);
+		if (inflateInit2(&z->z, -MAX_WBITS) != Z_OK) {
 			free(out);
 			return 1;
 		}
-		r->zinit = true;
-	} else if (inflateReset(&r->z) != Z_OK) {
+		z->init = true;
+	} else if (inflateReset(&z->z) != Z_OK) {
 		free(out);
 		return 1;
 	}
 	size_t avail = (size_t)(end - b);
-	r->z.next_in = (Bytef *)(uintptr_t)b;
-	r->z.avail_in = avail > UINT32_MAX ? UINT32_MAX : (uInt)avail;
-	r->z.next_out = out;
-	r->z.avail_out = (uInt)size;
-	int zr = inflate(&r->z, Z_FINISH);
+	z->z.next_in = (Bytef *)(uintptr_t)b;
+	z->z.avail_in = avail > UINT32_MAX ? UINT32_MAX : (uInt)avail;
+	z->z.next_out = out;
+	z->z.avail_out = (uInt)size;
+	int zr = inflate(&z->z, Z_FINISH);
 	uint8_t sum[20];
 	sg_object_id(GIT_OBJECT_BLOB, out, (size_t)size, sum);
-	if (zr != Z_STREAM_END || r->z.total_out != size || memcmp(sum, id, 20) != 0) {
+	if (zr != Z_STREAM_END || z->z.total_out != size || memcmp(sum, id, 20) != 0) {
 		free(out);
 		return 1;
 	}
@@ -971,12 +974,13 @@ static int rpack_blob(struct pack_reader *r, const struct rpack *rp, uint64_t of
 	return 0;
 }
 
-int preader_blob(struct pack_reader *r, const uint8_t id[20], uint8_t **data, size_t *len)
+int preader_blob(const struct pack_reader *r, struct preader_z *z, const uint8_t id[20], uint8_t **data,
+		 size_t *len)
 {
 	for (size_t i = 0; i < r->n; i++) {
 		uint64_t off = rpack_find(&r->p[i], id);
 		if (off != UINT64_MAX)
-			return rpack_blob(r, &r->p[i], off, id, data, len);
+			return rpack_blob(z, &r->p[i], off, id, data, len);
 	}
 	return 1;
 }

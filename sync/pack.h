@@ -149,13 +149,21 @@ int pack_consolidate(const char *objdir, git_odb *odb, unsigned max_packs, unsig
  * against, two objects of one id made on purpose, needs the peer that
  * made them: one who can publish any body it likes anyway). Anything else (a
  * delta, a loose object, a pack added since, a damaged entry) is left to
- * libgit2, which also gives the errors. One thread at a time per reader.
+ * libgit2, which also gives the errors. Once open, a reader is read-only:
+ * any number of threads read from it, each with its own inflater.
  */
 struct pack_reader;
 int preader_open(const char *objdir, struct pack_reader **out);
+/* A thread's inflater: zero-initialise, preader_z_end when done. */
+struct preader_z {
+	z_stream z;
+	bool init;
+};
+void preader_z_end(struct preader_z *z);
 /* 0: *data (malloc'd, *len bytes) is blob id, checked; 1: not read here
  * (ask libgit2); MCRDT_ENOMEM. */
-int preader_blob(struct pack_reader *r, const uint8_t id[20], uint8_t **data, size_t *len);
+int preader_blob(const struct pack_reader *r, struct preader_z *z, const uint8_t id[20], uint8_t **data,
+		 size_t *len);
 void preader_close(struct pack_reader *r);
 
 #endif

@@ -1333,6 +1333,7 @@ START_TEST(pack_reader_reads_whole_blobs)
 	publish(a, RA, 1, 30);
 	publish(a, RA, 31, 30);
 	struct pack_reader *r;
+	struct preader_z z = { 0 };
 	ck_assert_int_eq(preader_open(objs, &r), 0);
 	sync_oid id;
 	size_t read = 0;
@@ -1342,7 +1343,7 @@ START_TEST(pack_reader_reads_whole_blobs)
 		char *want;
 		size_t len = op_body(RA, c, &want, &id), got_len;
 		uint8_t *got;
-		ck_assert_int_eq(preader_blob(r, id.id, &got, &got_len), 0);
+		ck_assert_int_eq(preader_blob(r, &z, id.id, &got, &got_len), 0);
 		ck_assert_uint_eq(got_len, len);
 		ck_assert_mem_eq(got, want, len);
 		free(got);
@@ -1353,7 +1354,7 @@ START_TEST(pack_reader_reads_whole_blobs)
 	uint8_t *got;
 	size_t got_len;
 	sync_oid none = { { 7, 7, 7 } };
-	ck_assert_int_eq(preader_blob(r, none.id, &got, &got_len), 1);
+	ck_assert_int_eq(preader_blob(r, &z, none.id, &got, &got_len), 1);
 	preader_close(r);
 	/* A damaged body: not ours to judge, and libgit2 refuses it. */
 	char *want;
@@ -1368,7 +1369,7 @@ START_TEST(pack_reader_reads_whole_blobs)
 			continue;
 		op_body(RA, c, &want, &id);
 		free(want);
-		int rc = preader_blob(r, id.id, &got, &got_len);
+		int rc = preader_blob(r, &z, id.id, &got, &got_len);
 		ck_assert_int_ge(rc, 0);
 		if (rc == 0) {
 			free(got);
@@ -1380,6 +1381,7 @@ START_TEST(pack_reader_reads_whole_blobs)
 	}
 	ck_assert_uint_gt(refused, 0);
 	preader_close(r);
+	preader_z_end(&z);
 	sync_git_close(a);
 	free(big);
 	free(objs);
