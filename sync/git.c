@@ -1086,8 +1086,9 @@ static bool gone(const char *path)
 /*
  * Copies the pack base of the pack directory srcdir into dstdir's, .pack
  * then .idx, each through a temporary name (libgit2 finds a pack by its
- * .idx), unless dst (dstdir's odb) holds all its objects. 1 when the pack
- * went while we looked (merged by another process: list again).
+ * .idx), unless dst (dstdir's odb) holds all its objects: 2 when it
+ * copied it, 0 when it had no need, 1 when the pack went while we looked
+ * (merged by another process: list again).
  */
 static int copy_pack(struct xfer *x, bool fetch, const char *srcdir, const char *base, const char *dstdir,
 		     git_odb *dst)
@@ -1129,7 +1130,34 @@ static int copy_pack(struct xfer *x, bool fetch, const char *srcdir, const char 
 		return rc;
 	}
 	count_moved(x, fetch, nobj, bytes);
-	return report(x) != 0 ? err_set(MCRDT_EIO, "%s %s: cancelled", fetch ? "fetch from" : "push to", url) : 0;
+	return report(x) != 0 ? err_set(MCRDT_EIO, "%s %s: cancelled", fetch ? "fetch from" : "push to", url) : 2;
+}
+
+struct copy_loose {
+	struct xfer *x;
+	bool fetch;
+	git_odb *src, *dst;
+};
+
+static int copy_one_loose(void *vc, const git_oid *id, const char *hex)
+{
+	struct copy_loose *c = vc;
+	const char *url = c->x->r->url, *what = c->fetch ? "fetch from" : "push to";
+	if (git_odb_exists(c->dst, id))
+		return 0;
+	git_odb_object *o;
+	git_oid got;
+	if (git_odb_read(&o, c->src, id) < 0)
+		return sg_fail(MCRDT_EIO, "%s %s: reading object %s", what, url, hex);
+	int rc = 0;
+	if (git_odb_write(&got, c->dst, git_odb_object_data(o), git_odb_object_size(o), git_odb_object_type(o)) < 0)
+		rc = sg_fail(MCRDT_EIO, "%s %s: storing object %s", what, url, hex);
+	else if (!git_oid_equal(&got, id))
+		rc = err_set(MCRDT_EIO, "%s %s: object %s is corrupt", what, url, hex);
+	else
+		count_moved(c->x, c->fetch, 1, git_odb_object_size(o));
+	git_odb_object_free(o);
+	return rc;
 }
 
 /*
@@ -1144,85 +1172,41 @@ static int copy_objects(struct xfer *x, bool fetch, const char *srcdir, git_odb 
 			git_odb *dst)
 {
 	const char *url = x->r->url, *what = fetch ? "fetch from" : "push to";
-	char p1[PATH_MAX];
-	int rc = 0;
-	DIR *d = NULL;
-	struct dirent *e;
-
-	sg_path(p1, sizeof p1, "%s/pack", srcdir);
+	char dir[PATH_MAX];
+	sg_path(dir, sizeof dir, "%s/pack", srcdir);
+	bool copied = false;
 	for (unsigned pass = 0;; pass++) {
+		struct srcpack *s;
+		size_t n;
+		int rc = list_packs(dir, true, &s, &n);
 		bool vanished = false;
-		if (!(d = opendir(p1)) && errno != ENOENT) {
-			rc = err_sys(MCRDT_EIO, "%s %s: %s", what, url, p1);
-			goto out;
-		}
-		while (d && (e = readdir(d))) {
-			size_t nl = strlen(e->d_name);
-			if (nl < 5 + 4 || strncmp(e->d_name, "pack-", 5) != 0 || strcmp(e->d_name + nl - 4, ".idx") != 0)
-				continue;
-			char base[NAME_MAX + 1];
-			snprintf(base, sizeof base, "%.*s", (int)(nl - 4), e->d_name);
-			if ((rc = copy_pack(x, fetch, p1, base, dstdir, dst)) < 0)
-				goto out;
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			if ((rc = copy_pack(x, fetch, dir, s[i].base, dstdir, dst)) < 0)
+				break;
 			vanished |= rc == 1;
+			copied |= rc == 2;
 			rc = 0;
 			if (g_after_pack)
 				g_after_pack(g_after_pack_arg);
 		}
-		if (d)
-			closedir(d);
-		d = NULL;
+		free(s);
+		if (rc)
+			return rc;
 		if (!vanished)
 			break;
-		if (pass == 8) {
-			rc = err_set(MCRDT_EIO, "%s %s: its packs keep changing under us (sync again)", what, url);
-			goto out;
-		}
+		if (pass == 8)
+			return err_set(MCRDT_EIO, "%s %s: its packs keep changing under us (sync again)", what, url);
 	}
 	/* The packs' names reach the disk before a ref can name their objects. */
-	sg_path(p1, sizeof p1, "%s/pack", dstdir);
-	if (access(p1, F_OK) == 0 && (rc = sync_dir(p1)))
-		goto out;
-	if (git_odb_refresh(dst) < 0) {
-		rc = sg_fail(MCRDT_EIO, "%s %s: re-reading the packs", what, url);
-		goto out;
-	}
-
+	sg_path(dir, sizeof dir, "%s/pack", dstdir);
+	int rc = copied ? sync_dir(dir) : 0;
+	if (rc)
+		return rc;
+	if (copied && git_odb_refresh(dst) < 0)
+		return sg_fail(MCRDT_EIO, "%s %s: re-reading the packs", what, url);
 	/* Loose objects (a repository we wrote has none), through the odbs. */
-	for (unsigned k = 0; k < 256 && !rc; k++) {
-		sg_path(p1, sizeof p1, "%s/%02x", srcdir, k);
-		if (!(d = opendir(p1)))
-			continue;
-		while ((e = readdir(d)) && !rc) {
-			char hx[GIT_OID_HEXSZ + 1];
-			git_oid id;
-			if (strlen(e->d_name) != GIT_OID_HEXSZ - 2)
-				continue;
-			snprintf(hx, sizeof hx, "%02x%.38s", k, e->d_name);
-			if (git_oid_fromstr(&id, hx) < 0 || git_odb_exists(dst, &id))
-				continue;
-			git_odb_object *o;
-			git_oid got;
-			if (git_odb_read(&o, sodb, &id) < 0) {
-				rc = sg_fail(MCRDT_EIO, "%s %s: reading object %s", what, url, hx);
-				break;
-			}
-			if (git_odb_write(&got, dst, git_odb_object_data(o), git_odb_object_size(o),
-					  git_odb_object_type(o)) < 0)
-				rc = sg_fail(MCRDT_EIO, "%s %s: storing object %s", what, url, hx);
-			else if (!git_oid_equal(&got, &id))
-				rc = err_set(MCRDT_EIO, "%s %s: object %s is corrupt", what, url, hx);
-			else
-				count_moved(x, fetch, 1, git_odb_object_size(o));
-			git_odb_object_free(o);
-		}
-		closedir(d);
-		d = NULL;
-	}
-out:
-	if (d)
-		closedir(d);
-	return rc;
+	struct copy_loose c = { x, fetch, sodb, dst };
+	return loose_each(srcdir, copy_one_loose, &c);
 }
 
 /* The local fast path: 1 when it does not apply (the caller goes the slow way). */

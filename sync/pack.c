@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/grow.h"
 #include "sync/io.h"
 #include "sync/sha1.h"
 
@@ -501,10 +502,6 @@ void idx_free(struct pack_idx *ix)
 
 /* ---- consolidating ---- */
 
-struct srcpack {
-	char base[208]; /* "pack-<hex>" */
-	uint64_t size;  /* of the .pack */
-};
 
 static int cmp_size(const void *a, const void *b)
 {
@@ -512,9 +509,7 @@ static int cmp_size(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The packs in dir with an index (and, unless kept, no .keep file),
- * smallest first. */
-static int list_packs(const char *dir, bool kept, struct srcpack **out, size_t *n)
+int list_packs(const char *dir, bool kept, struct srcpack **out, size_t *n)
 {
 	*out = NULL;
 	*n = 0;
@@ -540,16 +535,8 @@ static int list_packs(const char *dir, bool kept, struct srcpack **out, size_t *
 		if (fstatat(dirfd(d), nm, &sb, 0) != 0)
 			continue; /* going, or not there yet */
 		sp.size = (uint64_t)sb.st_size;
-		if (*n == cap) {
-			size_t nc = cap ? cap * 2 : 32;
-			struct srcpack *ns = realloc(*out, nc * sizeof *ns);
-			if (!ns) {
-				rc = err_set(MCRDT_ENOMEM, "out of memory listing %s", dir);
-				break;
-			}
-			*out = ns;
-			cap = nc;
-		}
+		if ((rc = GROW(*out, cap, *n + 1)))
+			break;
 		(*out)[(*n)++] = sp;
 	}
 	closedir(d);
@@ -698,11 +685,8 @@ out:
 	return rc;
 }
 
-/* Appends the loose objects of objdir to p; *ids (*n) those taken, to be
- * removed. An unreadable one is left where it is (fsck names it). */
-static int merge_loose(struct pack *p, git_odb *odb, const char *objdir, git_oid **ids, size_t *n)
+int loose_each(const char *objdir, int (*fn)(void *ctx, const git_oid *id, const char *hex), void *ctx)
 {
-	size_t cap = 0;
 	int rc = 0;
 	for (unsigned k = 0; k < 256 && !rc; k++) {
 		char dir[PATH_MAX];
@@ -713,31 +697,51 @@ static int merge_loose(struct pack *p, git_odb *odb, const char *objdir, git_oid
 		struct dirent *e;
 		while (!rc && (e = readdir(d))) {
 			char hx[GIT_OID_HEXSZ + 1];
-			git_oid id, got;
-			git_odb_object *o;
+			git_oid id;
 			if (strlen(e->d_name) != GIT_OID_HEXSZ - 2)
 				continue;
 			snprintf(hx, sizeof hx, "%02x%.38s", k, e->d_name);
-			if (git_oid_fromstr(&id, hx) < 0 || git_odb_read(&o, odb, &id) < 0)
-				continue;
-			rc = pack_add(p, git_odb_object_type(o), git_odb_object_data(o), git_odb_object_size(o), &got);
-			git_odb_object_free(o);
-			if (rc || !git_oid_equal(&got, &id))
-				continue;
-			if (*n == cap) {
-				size_t nc = cap ? cap * 2 : 64;
-				git_oid *ni = realloc(*ids, nc * sizeof *ni);
-				if (!ni) {
-					rc = err_set(MCRDT_ENOMEM, "out of memory merging loose objects");
-					break;
-				}
-				*ids = ni;
-				cap = nc;
-			}
-			(*ids)[(*n)++] = id;
+			if (git_oid_fromstr(&id, hx) == 0)
+				rc = fn(ctx, &id, hx);
 		}
 		closedir(d);
 	}
+	return rc;
+}
+
+struct merge_loose_ctx {
+	struct pack *p;
+	git_odb *odb;
+	git_oid *ids;
+	size_t n, cap;
+};
+
+static int merge_one_loose(void *vc, const git_oid *id, const char *hex)
+{
+	(void)hex;
+	struct merge_loose_ctx *c = vc;
+	git_odb_object *o;
+	git_oid got;
+	if (git_odb_read(&o, c->odb, id) < 0)
+		return 0;
+	int rc = pack_add(c->p, git_odb_object_type(o), git_odb_object_data(o), git_odb_object_size(o), &got);
+	git_odb_object_free(o);
+	if (rc || !git_oid_equal(&got, id))
+		return rc;
+	if (GROW(c->ids, c->cap, c->n + 1))
+		return err_set(MCRDT_ENOMEM, "out of memory merging loose objects");
+	c->ids[c->n++] = *id;
+	return 0;
+}
+
+/* Appends the loose objects of objdir to p; *ids (*n) those taken, to be
+ * removed. An unreadable one is left where it is (fsck names it). */
+static int merge_loose(struct pack *p, git_odb *odb, const char *objdir, git_oid **ids, size_t *n)
+{
+	struct merge_loose_ctx c = { p, odb, NULL, 0, 0 };
+	int rc = loose_each(objdir, merge_one_loose, &c);
+	*ids = c.ids;
+	*n = c.n;
 	return rc;
 }
 

@@ -126,6 +126,20 @@ struct pack_idx {
 int idx_load(const char *who, const char *path, struct pack_idx *ix);
 void idx_free(struct pack_idx *ix);
 
+/* ---- listing ---- */
+
+struct srcpack {
+	char base[208]; /* "pack-<hex>" */
+	uint64_t size;  /* of the .pack */
+};
+/* The packs of pack directory dir (an .idx with its .pack; kept: those
+ * with a .keep too), smallest first, in *out (caller frees). None when
+ * dir does not exist. */
+int list_packs(const char *dir, bool kept, struct srcpack **out, size_t *n);
+/* Calls fn for each loose object of objects directory objdir (hex: its
+ * id in hex) until fn returns non-zero, which it returns. */
+int loose_each(const char *objdir, int (*fn)(void *ctx, const git_oid *id, const char *hex), void *ctx);
+
 /* ---- consolidating ---- */
 
 /*
