@@ -1210,23 +1210,44 @@ static int copy_objects(struct xfer *x, bool fetch, const char *srcdir, git_odb 
 }
 
 /* The local fast path: 1 when it does not apply (the caller goes the slow way). */
+/*
+ * Opens the repository at path for a local fetch or push (what: "fetch
+ * from" or "push to", for errors): *rr, its odb *rodb, its objects
+ * directory objdir. 1 when the fast path does not apply (it borrows
+ * objects through alternates, or it is our own): nothing is left open.
+ */
+static int local_open(sync_git *g, const char *path, const char *what, const char *url, git_repository **rr,
+		      git_odb **rodb, char objdir[PATH_MAX])
+{
+	*rodb = NULL;
+	if (git_repository_open_ext(rr, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
+		return sg_fail(MCRDT_EIO, "%s %s: not a git repository", what, url);
+	char alt[PATH_MAX];
+	sg_path(objdir, PATH_MAX, "%sobjects", git_repository_commondir(*rr));
+	sg_path(alt, sizeof alt, "%s/info/alternates", objdir);
+	int rc = 0;
+	if (access(alt, F_OK) == 0 || strcmp(git_repository_commondir(*rr), g->gitdir) == 0)
+		rc = 1;
+	else if (git_repository_odb(rodb, *rr) < 0)
+		rc = sg_fail(MCRDT_EIO, "%s %s: opening its objects", what, url);
+	if (rc) {
+		git_repository_free(*rr);
+		*rr = NULL;
+	}
+	return rc;
+}
+
 static int fetch_local(sync_git *g, struct xfer *x, const char *path)
 {
 	const char *url = x->r->url;
 	git_repository *rr;
-	if (git_repository_open_ext(&rr, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
-		return sg_fail(MCRDT_EIO, "fetch from %s: not a git repository", url);
-	char objdir[PATH_MAX], p1[PATH_MAX];
-	sg_path(objdir, sizeof objdir, "%sobjects", git_repository_commondir(rr));
-	sg_path(p1, sizeof p1, "%s/info/alternates", objdir);
+	git_odb *rodb;
+	char objdir[PATH_MAX];
+	int rc = local_open(g, path, "fetch from", url, &rr, &rodb, objdir);
+	if (rc)
+		return rc;
 	struct staged_ref *refs = NULL;
 	size_t nrefs = 0;
-	int rc = 0;
-	git_odb *rodb = NULL;
-	if (access(p1, F_OK) == 0 || strcmp(git_repository_commondir(rr), g->gitdir) == 0) {
-		rc = 1;
-		goto out;
-	}
 
 	/* The refs first: objects a concurrent writer adds after this are
 	 * harmless; a ref read after its objects were copied could name
@@ -1276,10 +1297,6 @@ static int fetch_local(sync_git *g, struct xfer *x, const char *path)
 	if (rc)
 		goto out;
 
-	if (git_repository_odb(&rodb, rr) < 0) {
-		rc = sg_fail(MCRDT_EIO, "fetch from %s: opening its objects", url);
-		goto out;
-	}
 	char mine[PATH_MAX];
 	sg_path(mine, sizeof mine, "%sobjects", g->gitdir);
 	if ((rc = copy_objects(x, true, objdir, rodb, mine, g->odb)))
@@ -1716,22 +1733,12 @@ static int push_local(sync_git *g, struct xfer *x, const char *path, char **spec
 {
 	const char *url = x->r->url;
 	git_repository *rr;
-	git_odb *rodb = NULL;
-	if (git_repository_open_ext(&rr, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
-		return sg_fail(MCRDT_EIO, "push to %s: not a git repository", url);
-	char objdir[PATH_MAX], p1[PATH_MAX], mine[PATH_MAX];
-	sg_path(objdir, sizeof objdir, "%sobjects", git_repository_commondir(rr));
-	sg_path(p1, sizeof p1, "%s/info/alternates", objdir);
+	git_odb *rodb;
+	char objdir[PATH_MAX], mine[PATH_MAX];
+	int rc = local_open(g, path, "push to", url, &rr, &rodb, objdir);
+	if (rc)
+		return rc;
 	sg_path(mine, sizeof mine, "%sobjects", g->gitdir);
-	int rc = 0;
-	if (access(p1, F_OK) == 0 || strcmp(git_repository_commondir(rr), g->gitdir) == 0) {
-		rc = 1;
-		goto out;
-	}
-	if (git_repository_odb(&rodb, rr) < 0) {
-		rc = sg_fail(MCRDT_EIO, "push to %s: opening its objects", url);
-		goto out;
-	}
 	if ((rc = copy_objects(x, false, mine, g->odb, objdir, rodb)))
 		goto out;
 	for (size_t i = 0; i < ns && !rc; i++) {
