@@ -35,6 +35,7 @@
 #include <git2.h>
 
 #include "common/error.h"
+#include "common/grow.h"
 #include "common/varint.h"
 #include "sync/codec.h"
 #include "sync/git_test.h"
@@ -174,15 +175,8 @@ static int list_refs(sync_git *g, const char *glob, char ***out, size_t *n)
 	int rc, ret = 0;
 	size_t cap = 0;
 	while ((rc = git_reference_next_name(&name, it)) == 0) {
-		if (*n == cap) {
-			cap = cap ? 2 * cap : 16;
-			char **np = realloc(*out, cap * sizeof *np);
-			if (!np) {
-				ret = err_set(MCRDT_ENOMEM, "out of memory listing refs");
-				break;
-			}
-			*out = np;
-		}
+		if ((ret = GROW(*out, cap, *n + 1)))
+			break;
 		if (!((*out)[*n] = strdup(name))) {
 			ret = err_set(MCRDT_ENOMEM, "out of memory listing refs");
 			break;
@@ -1266,16 +1260,10 @@ static int fetch_local(sync_git *g, struct xfer *x, const char *path)
 			git_reference_free(ref);
 			continue; /* a dangling symbolic ref: nothing to fetch */
 		}
-		if (nrefs == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct staged_ref *nr = realloc(refs, cap * sizeof *nr);
-			if (!nr) {
-				git_reference_free(res);
-				git_reference_free(ref);
-				rc = err_set(MCRDT_ENOMEM, "out of memory fetching");
-				break;
-			}
-			refs = nr;
+		if ((rc = GROW(refs, cap, nrefs + 1))) {
+			git_reference_free(res);
+			git_reference_free(ref);
+			break;
 		}
 		const char *nm = git_reference_name(ref) + strlen(NS_LOCAL);
 		size_t nl = strlen(NS_STAGED) + strlen(nm) + 1;
@@ -1375,7 +1363,8 @@ static int check_commit_ref(sync_git *g, const char *name, const git_oid *id)
 	return 0;
 }
 
-static int collect_refs(sync_git *g, const char *ns, bool staged, struct replica_refs **arr, size_t *n)
+static int collect_refs(sync_git *g, const char *ns, bool staged, struct replica_refs **arr, size_t *n,
+			size_t *cap)
 {
 	char glob[64], **names;
 	size_t nn;
@@ -1402,14 +1391,10 @@ static int collect_refs(sync_git *g, const char *ns, bool staged, struct replica
 		for (k = 0; k < *n && (*arr)[k].r != r; k++)
 			;
 		if (k == *n) {
-			struct replica_refs *na = realloc(*arr, (*n + 1) * sizeof *na);
-			if (!na) {
-				rc = err_set(MCRDT_ENOMEM, "out of memory reading refs");
+			if ((rc = GROW(*arr, *cap, *n + 1)))
 				break;
-			}
-			*arr = na;
-			memset(&na[k], 0, sizeof na[k]);
-			na[k].r = r;
+			memset(&(*arr)[k], 0, sizeof (*arr)[k]);
+			(*arr)[k].r = r;
 			(*n)++;
 		}
 		if (staged) {
@@ -1598,13 +1583,8 @@ static int chain_walk(sync_git *g, uint64_t r, const git_oid *head, uint64_t bas
 		int rc = chain_commit(g, r, &cur, &m, base, NULL, NULL, NULL);
 		if (rc)
 			return rc;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct chain_link *nl = realloc(*out, cap * sizeof *nl);
-			if (!nl)
-				return err_set(MCRDT_ENOMEM, "out of memory reading replica %s", rh);
-			*out = nl;
-		}
+		if ((rc = GROW(*out, cap, *n + 1)))
+			return rc;
 		(*out)[*n].id = cur;
 		(*out)[*n].m = m;
 		(*n)++;
@@ -1618,10 +1598,10 @@ static int chain_walk(sync_git *g, uint64_t r, const git_oid *head, uint64_t bas
 int sync_git_read_new(sync_git *g, const crdt_vv *known, sync_git_op_fn fn, void *ctx, struct sync_git_stats *st)
 {
 	struct replica_refs *rr = NULL;
-	size_t n = 0;
-	int rc = collect_refs(g, NS_LOCAL, false, &rr, &n);
+	size_t n = 0, cap = 0;
+	int rc = collect_refs(g, NS_LOCAL, false, &rr, &n, &cap);
 	if (!rc)
-		rc = collect_refs(g, NS_STAGED, true, &rr, &n);
+		rc = collect_refs(g, NS_STAGED, true, &rr, &n, &cap);
 	for (size_t i = 0; i < n && !rc; i++) {
 		struct replica_refs *e = &rr[i];
 		char rh[17], sh[GIT_OID_HEXSZ + 1], lh[GIT_OID_HEXSZ + 1];

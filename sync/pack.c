@@ -273,19 +273,13 @@ static int pack_put_raw(struct pack *p, const git_oid *id, const uint8_t *hdr, s
 {
 	if (p->count == UINT32_MAX)
 		return err_set(MCRDT_ETOOBIG, "a pack holds at most %" PRIu32 " objects", UINT32_MAX);
-	if (p->count == p->cap) {
-		size_t nc = p->cap ? p->cap * 2 : 256;
-		struct pack_entry *ne = realloc(p->e, nc * sizeof *ne);
-		if (!ne)
-			return err_set(MCRDT_ENOMEM, "out of memory writing a pack");
-		p->e = ne;
-		p->cap = nc;
-	}
+	int rc = GROW(p->e, p->cap, p->count + 1);
+	if (rc)
+		return rc;
 	struct pack_entry *e = &p->e[p->count];
 	e->id = *id;
 	e->off = p->off;
 	e->crc = crc;
-	int rc;
 	if ((nh && (rc = pack_emit(p, hdr, nh))) || (rc = pack_emit(p, z, zlen)))
 		return rc;
 	p->count++;
