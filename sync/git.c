@@ -435,7 +435,7 @@ static void *body_worker(void *arg)
 		int rc = 0, seen = 0;
 		if (!err)
 			sg_object_id(GIT_OBJECT_BLOB, j->buf, j->len, id.id);
-		if (!err && !rc) {
+		if (!err) {
 			pthread_mutex_lock(&bp->mu);
 			git_oid_cpy(&bp->be[j->k].id, &id);
 			seen = pack_seen(bp->p, &id);
@@ -1072,11 +1072,6 @@ static void count_moved(struct xfer *x, bool fetch, uint64_t objects, uint64_t b
 static void (*g_after_pack)(void *); /* sync_git_test_after_pack */
 static void *g_after_pack_arg;
 
-static bool gone(const char *path)
-{
-	return access(path, F_OK) != 0 && errno == ENOENT;
-}
-
 /*
  * Copies the pack base of the pack directory srcdir into dstdir's, .pack
  * then .idx, each through a temporary name (libgit2 finds a pack by its
@@ -1097,7 +1092,7 @@ static int copy_pack(struct xfer *x, bool fetch, const char *srcdir, const char 
 	bool needed = true;
 	int rc = idx_check(dst, url, src, &ix, &needed);
 	if (rc)
-		return gone(src) ? 1 : rc;
+		return sg_gone(src) ? 1 : rc;
 	if (!needed) {
 		idx_free(&ix);
 		return 0;
@@ -1108,7 +1103,7 @@ static int copy_pack(struct xfer *x, bool fetch, const char *srcdir, const char 
 	uint64_t bytes = ix.len;
 	if ((rc = copy_checked(url, src, pack, got, &bytes))) {
 		idx_free(&ix);
-		return gone(src) ? 1 : rc;
+		return sg_gone(src) ? 1 : rc;
 	}
 	/* Then the index, as loaded and checked (not read again). */
 	if (memcmp(ix.packsum, got, 20) != 0)

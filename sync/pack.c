@@ -179,6 +179,11 @@ int sg_write(int fd, const void *data, size_t len, const char *path)
 	return write_all(fd, data, len) ? err_sys(errno == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO, "writing %s", path) : 0;
 }
 
+bool sg_gone(const char *path)
+{
+	return access(path, F_OK) != 0 && errno == ENOENT;
+}
+
 int sg_stage(const char *path, const void *data, size_t len, char tmp[PATH_MAX])
 {
 	sg_path(tmp, PATH_MAX, "%s.tmp_XXXXXX", path);
@@ -623,10 +628,10 @@ static int merge_pack(struct pack *p, git_odb *odb, const char *dir, const char 
 	size_t size = 0;
 	int fd = -1, rc;
 	sg_path(path, sizeof path, "%s/%s.idx", dir, base);
-	if (access(path, F_OK) != 0 && errno == ENOENT)
+	if (sg_gone(path))
 		return 1;
 	if ((rc = idx_load("maintain", path, &ix))) {
-		if (rc < 0 && access(path, F_OK) != 0 && errno == ENOENT)
+		if (rc < 0 && sg_gone(path))
 			return 1;
 		return rc == 1 ? err_set(MCRDT_ECORRUPT, "maintain: %s is not a version 2 pack index", path) : rc;
 	}

@@ -34,6 +34,8 @@ void sg_object_id(git_object_t type, const void *data, size_t len, uint8_t out[2
 int sg_read_fd(int fd, uint8_t **buf, size_t *cap, size_t *len);
 /* Writes all of data to fd; MCRDT_ENOSPC or MCRDT_EIO naming path. */
 int sg_write(int fd, const void *data, size_t len, const char *path);
+/* Whether path is gone (ENOENT), as opposed to there or unreadable. */
+bool sg_gone(const char *path);
 /* Writes data to a new read-only temporary file next to path and syncs
  * it; its name in tmp, for the caller to rename over path (and remove on
  * failure). MCRDT_EIO or MCRDT_ENOSPC, nothing left behind. */
