@@ -616,6 +616,39 @@ static int merge_entry(struct pack *p, git_odb *odb, const char *path, const str
 	return rc;
 }
 
+
+/* Maps the pack at path (of index ix) and checks its header, object count
+ * and trailer against ix (who: for errors): 0 with *map and *size, 1 when
+ * it is gone, MCRDT_ECORRUPT or MCRDT_EIO naming it. */
+static int pack_map(const char *who, const char *path, const struct pack_idx *ix, uint8_t **map, size_t *size)
+{
+	*map = MAP_FAILED;
+	struct stat sb;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &sb) != 0) {
+		int rc = errno == ENOENT ? 1 : err_sys(MCRDT_EIO, "%s: opening %s", who, path);
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	*size = (size_t)sb.st_size;
+	if (*size >= 32)
+		*map = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (*map == MAP_FAILED)
+		return *size < 32 ? err_set(MCRDT_ECORRUPT, "%s: %s is too short to be a pack", who, path)
+				  : err_sys(MCRDT_EIO, "%s: mapping %s", who, path);
+	madvise(*map, *size, MADV_SEQUENTIAL);
+	uint32_t ver = be32(*map + 4);
+	if (memcmp(*map, "PACK", 4) != 0 || (ver != 2 && ver != 3) || be32(*map + 8) != ix->n ||
+	    memcmp(*map + *size - 20, ix->packsum, 20) != 0) {
+		munmap(*map, *size);
+		*map = MAP_FAILED;
+		return err_set(MCRDT_ECORRUPT, "%s: %s is corrupt or does not match its index", who, path);
+	}
+	return 0;
+}
+
 /* Appends to p every object of the pack dir/base, after checking the
  * pack's checksum and that it is the pack its index names. 1 when the
  * pack is gone (another process merged it). */
@@ -626,7 +659,7 @@ static int merge_pack(struct pack *p, git_odb *odb, const char *dir, const char 
 	struct ent *v = NULL;
 	uint8_t *map = MAP_FAILED;
 	size_t size = 0;
-	int fd = -1, rc;
+	int rc;
 	sg_path(path, sizeof path, "%s/%s.idx", dir, base);
 	if (sg_gone(path))
 		return 1;
@@ -636,26 +669,15 @@ static int merge_pack(struct pack *p, git_odb *odb, const char *dir, const char 
 		return rc == 1 ? err_set(MCRDT_ECORRUPT, "maintain: %s is not a version 2 pack index", path) : rc;
 	}
 	sg_path(path, sizeof path, "%s/%s.pack", dir, base);
-	struct stat sb;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &sb) != 0) {
-		rc = errno == ENOENT ? 1 : err_sys(MCRDT_EIO, "maintain: opening %s", path);
+	if ((rc = pack_map("maintain", path, &ix, &map, &size)))
 		goto out;
-	}
-	size = (size_t)sb.st_size;
-	if (size < 32 || (map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0)) == MAP_FAILED) {
-		rc = size < 32 ? err_set(MCRDT_ECORRUPT, "maintain: %s is too short to be a pack", path)
-			       : err_sys(MCRDT_EIO, "maintain: mapping %s", path);
-		goto out;
-	}
-	madvise(map, size, MADV_SEQUENTIAL);
+	/* Every byte, before any is copied as it is. */
 	uint8_t sum[20];
 	struct sha1_ctx sha;
 	sha1_init(&sha);
 	sha1_update(&sha, map, size - 20);
 	sha1_final(&sha, sum);
-	uint32_t ver = be32(map + 4);
-	if (memcmp(map, "PACK", 4) != 0 || (ver != 2 && ver != 3) || be32(map + 8) != ix.n ||
-	    memcmp(sum, map + size - 20, 20) != 0 || memcmp(sum, ix.packsum, 20) != 0) {
+	if (memcmp(sum, ix.packsum, 20) != 0) {
 		rc = err_set(MCRDT_ECORRUPT, "maintain: %s is corrupt or does not match its index", path);
 		goto out;
 	}
@@ -677,8 +699,6 @@ static int merge_pack(struct pack *p, git_odb *odb, const char *dir, const char 
 out:
 	if (map != MAP_FAILED)
 		munmap(map, size);
-	if (fd >= 0)
-		close(fd);
 	free(v);
 	idx_free(&ix);
 	return rc;
@@ -872,25 +892,10 @@ int preader_open(const char *objdir, struct pack_reader **out)
 		if (idx_load("reading", path, &rp->ix) != 0)
 			continue;
 		sg_path(path, sizeof path, "%s/%s.pack", dir, s[i].base);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		struct stat sb;
-		rp->map = MAP_FAILED;
-		if (fd >= 0 && fstat(fd, &sb) == 0 && sb.st_size >= 32)
-			rp->map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (fd >= 0)
-			close(fd);
-		if (rp->map == MAP_FAILED) {
+		if (pack_map("reading", path, &rp->ix, &rp->map, &rp->size) != 0) {
 			idx_free(&rp->ix);
 			continue;
 		}
-		rp->size = (size_t)sb.st_size;
-		if (memcmp(rp->map, "PACK", 4) != 0 || be32(rp->map + 8) != rp->ix.n ||
-		    memcmp(rp->map + rp->size - 20, rp->ix.packsum, 20) != 0) {
-			munmap(rp->map, rp->size);
-			idx_free(&rp->ix);
-			continue;
-		}
-		madvise(rp->map, rp->size, MADV_SEQUENTIAL);
 		r->n++;
 	}
 	free(s);
