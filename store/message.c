@@ -195,9 +195,11 @@ int mcrdt_mailbox_info(mcrdt_mailbox *mb, struct mcrdt_select_info *out)
 	return st_end(s, rc);
 }
 
-struct changed_ctx {
+/* One walk for mcrdt_mailbox_sync: every UID of the view now, and those
+ * of the session's view changed since its MODSEQ. */
+struct sync_walk {
 	const mcrdt_mailbox *mb;
-	struct uids_ctx out;
+	struct uids_ctx now, changed;
 };
 
 /* The index of the first UID of the session's view >= uid. */
@@ -225,12 +227,13 @@ static bool in_view(const mcrdt_mailbox *mb, uint32_t uid, size_t *seq)
 	return false;
 }
 
-static int changed_one(void *ctx, const struct crdt_msgview *mv)
+static int sync_one(void *ctx, const struct crdt_msgview *mv)
 {
-	struct changed_ctx *c = ctx;
-	if (mv->modseq <= c->mb->modseq || !in_view(c->mb, mv->uid, NULL))
-		return 0;
-	return uid_one(&c->out, mv);
+	struct sync_walk *c = ctx;
+	int rc = uid_one(&c->now, mv);
+	if (rc || mv->modseq <= c->mb->modseq || !in_view(c->mb, mv->uid, NULL))
+		return rc;
+	return uid_one(&c->changed, mv);
 }
 
 int mcrdt_mailbox_sync(mcrdt_mailbox *mb, struct mcrdt_sync *out)
@@ -241,10 +244,9 @@ int mcrdt_mailbox_sync(mcrdt_mailbox *mb, struct mcrdt_sync *out)
 	if (rc)
 		return rc;
 	struct crdt_mailbox_info info;
-	struct uids_ctx now = { NULL, 0, 0 };
-	struct changed_ctx ch = { mb, { NULL, 0, 0 } };
+	struct sync_walk w = { mb, { NULL, 0, 0 }, { NULL, 0, 0 } };
 	rc = st_view(s, mb->guid, &info, NULL);
-	if (rc == MCRDT_ENOTFOUND && crdt_model_each(s->m, mb->guid, 1, 0, uid_one, &now) == 0) {
+	if (rc == MCRDT_ENOTFOUND && crdt_model_each(s->m, mb->guid, 1, 0, uid_one, &w.now) == 0) {
 		/* Still there, but another mailbox now leads its view. */
 		out->uidvalidity_changed = true;
 		rc = 0;
@@ -256,7 +258,7 @@ int mcrdt_mailbox_sync(mcrdt_mailbox *mb, struct mcrdt_sync *out)
 		out->uidvalidity_changed = true;
 		goto done;
 	}
-	if ((rc = view_uids(s, mb->guid, &now)) || (rc = crdt_model_each(s->m, mb->guid, 1, UINT32_MAX, changed_one, &ch)))
+	if ((rc = crdt_model_each(s->m, mb->guid, 1, UINT32_MAX, sync_one, &w)))
 		goto done;
 	/* Sequence numbers of vanished UIDs, highest first. */
 	uint32_t *gone = malloc((mb->n ? mb->n : 1) * sizeof *gone);
@@ -266,9 +268,9 @@ int mcrdt_mailbox_sync(mcrdt_mailbox *mb, struct mcrdt_sync *out)
 	}
 	size_t ngone = 0, k = 0;
 	for (size_t i = 0; i < mb->n; i++) {
-		while (k < now.n && now.v[k] < mb->uids[i])
+		while (k < w.now.n && w.now.v[k] < mb->uids[i])
 			k++;
-		if (k == now.n || now.v[k] != mb->uids[i])
+		if (k == w.now.n || w.now.v[k] != mb->uids[i])
 			gone[ngone++] = (uint32_t)(i + 1);
 	}
 	for (size_t i = 0; i < ngone / 2; i++) {
@@ -278,21 +280,21 @@ int mcrdt_mailbox_sync(mcrdt_mailbox *mb, struct mcrdt_sync *out)
 	}
 	out->expunged = gone;
 	out->nexpunged = ngone;
-	out->changed = ch.out.v;
-	out->nchanged = ch.out.n;
-	ch.out.v = NULL;
-	out->exists = (uint32_t)now.n;
+	out->changed = w.changed.v;
+	out->nchanged = w.changed.n;
+	w.changed.v = NULL;
+	out->exists = (uint32_t)w.now.n;
 	out->uidnext = info.uidnext;
 	out->highestmodseq = info.highestmodseq;
 	free(mb->uids);
-	mb->uids = now.v;
-	mb->n = now.n;
-	mb->cap = now.cap;
-	now.v = NULL;
+	mb->uids = w.now.v;
+	mb->n = w.now.n;
+	mb->cap = w.now.cap;
+	w.now.v = NULL;
 	mb->modseq = info.highestmodseq;
 done:
-	free(now.v);
-	free(ch.out.v);
+	free(w.now.v);
+	free(w.changed.v);
 	return st_end(s, rc);
 }
 
