@@ -170,9 +170,10 @@ struct crdt_mailbox_info {
 /* Visible mailboxes sorted by name. Free with crdt_mailboxes_free. */
 int crdt_model_mailboxes(const crdt_model *m, struct crdt_mailbox_info **out, size_t *n);
 void crdt_mailboxes_free(struct crdt_mailbox_info *v, size_t n);
-/* One of them, by its (canonical) guid, without listing the rest: 0,
- * MCRDT_ENOTFOUND (no error message set), MCRDT_ENOMEM. Caller frees
- * out->name. */
+/* One of them, by its (canonical) guid, without listing the rest, and
+ * without counting its messages (out->messages is 0: that count walks the
+ * mailbox, and an IMAP call needs the rest): 0, MCRDT_ENOTFOUND (no error
+ * message set), MCRDT_ENOMEM. Caller frees out->name. */
 int crdt_model_mailbox(const crdt_model *m, crdt_dot guid, struct crdt_mailbox_info *out);
 /* The visible mailbox named name: 0 or MCRDT_ENOTFOUND. */
 int crdt_model_find(const crdt_model *m, const char *name, crdt_dot *guid_out);

@@ -71,8 +71,9 @@ static uint32_t shown_count(const crdt_model *m, uint32_t canon)
 	return n;
 }
 
-/* Mailbox i's info (i live and canonical): 0 or MCRDT_ENOMEM. */
-static int mailbox_info(const crdt_model *m, uint32_t i, struct crdt_mailbox_info *info)
+/* Mailbox i's info (i live and canonical), its messages counted when
+ * count (a walk of its members): 0 or MCRDT_ENOMEM. */
+static int mailbox_info(const crdt_model *m, uint32_t i, bool count, struct crdt_mailbox_info *info)
 {
 	const struct mbox *b = &m->mboxes[i];
 	const struct nameval *nv = mbox_name(b);
@@ -82,7 +83,7 @@ static int mailbox_info(const crdt_model *m, uint32_t i, struct crdt_mailbox_inf
 	info->guid = b->guid;
 	info->uidvalidity = b->uv_eff;
 	info->uidnext = b->hi == UINT32_MAX ? UINT32_MAX : b->hi + 1;
-	info->messages = shown_count(m, i);
+	info->messages = count ? shown_count(m, i) : 0;
 	info->subscribed = crdt_orset_contains(&m->subs, nv->name, nv->len);
 	info->highestmodseq = b->hms;
 	return 0;
@@ -98,7 +99,7 @@ int crdt_model_mailboxes(const crdt_model *m, struct crdt_mailbox_info **out, si
 		const struct mbox *b = &m->mboxes[i];
 		if (!b->live || b->canon != i)
 			continue;
-		int rc = mailbox_info(m, i, &v[k]);
+		int rc = mailbox_info(m, i, true, &v[k]);
 		if (rc) {
 			crdt_mailboxes_free(v, k);
 			return rc;
@@ -117,7 +118,7 @@ int crdt_model_mailbox(const crdt_model *m, crdt_dot guid, struct crdt_mailbox_i
 	if (mbox_index(m, guid, &i) || !m->mboxes[i].live || m->mboxes[i].canon != i)
 		return MCRDT_ENOTFOUND;
 	memset(out, 0, sizeof *out);
-	return mailbox_info(m, i, out);
+	return mailbox_info(m, i, false, out);
 }
 
 static int cmp_row(const void *a, const void *b)
