@@ -32,3 +32,22 @@ same() { [[ $("$MCRDT" list "$T/A" --json) == "$("$MCRDT" list "$T/B" --json)" ]
 
 # The number of messages in store $1's INBOX.
 messages() { "$MCRDT" status "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["messages"])'; }
+
+# refused NAME WHAT PATTERN COMMAND...: COMMAND (a sync into A) fails with
+# one line on stderr naming the cause (PATTERN, for grep -i), and A still
+# lists as $before.
+refused() {
+	local name=$1 what=$2 pattern=$3 out
+	shift 3
+	if out=$("$@" 2>&1); then
+		fail "$name: $what went through"
+	elif ! grep -qi "$pattern" <<<"$out"; then
+		fail "$name: the error does not name the cause ($pattern): $out"
+	elif [[ $(wc -l <<<"$out") -ne 1 ]]; then
+		fail "$name: more than one line on stderr: $out"
+	elif [[ $("$MCRDT" list "$T/A" --json) != "$before" ]]; then
+		fail "$name: A changed"
+	else
+		pass "$name ($out)"
+	fi
+}
