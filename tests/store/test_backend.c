@@ -35,14 +35,9 @@
 
 #include <mcrdt/mcrdt.h>
 
-/* ---- helpers ---- */
+#include "tests/store/store_util.h"
 
-#define OK(call)                                                                                   \
-	do {                                                                                       \
-		mcrdt_error_clear();                                                               \
-		int rc_ = (call);                                                                  \
-		ck_assert_msg(rc_ == 0, "%s: %d (%s)", #call, rc_, mcrdt_error_last());            \
-	} while (0)
+/* ---- helpers ---- */
 
 /* call fails with exactly code and says why. */
 #define ERR(code, call)                                                                            \
@@ -72,21 +67,6 @@ static mcrdt_store *open_s(const char *dir)
 	return open_with(dir, &o);
 }
 
-/* Appends body with the given flags and date; returns its UID. */
-static uint32_t add_msg(mcrdt_store *s, const char *mbox, const char *body, const char *const *flags,
-			size_t nflags, int64_t date)
-{
-	struct mcrdt_append_opts o = MCRDT_APPEND_OPTS_INIT;
-	o.flags = flags;
-	o.nflags = nflags;
-	o.internaldate = date;
-	uint32_t uv = 0, uid = 0;
-	OK(mcrdt_append(s, mbox, body, strlen(body), &o, &uv, &uid));
-	ck_assert_uint_gt(uv, 0);
-	ck_assert_uint_gt(uid, 0);
-	return uid;
-}
-
 static uint32_t add_plain(mcrdt_store *s, const char *mbox, const char *body)
 {
 	return add_msg(s, mbox, body, NULL, 0, -1);
@@ -102,29 +82,6 @@ static struct mcrdt_status status_of(mcrdt_store *s, const char *name)
 	return st;
 }
 
-/* The attributes of name in the list, or -1 when it is not listed. */
-static long attrs_of(mcrdt_store *s, const char *name)
-{
-	struct mcrdt_mailbox_info *v = NULL;
-	size_t n = 0;
-	OK(mcrdt_mailbox_list(s, &v, &n));
-	long r = -1;
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(v[i].name, name) == 0)
-			r = (long)v[i].attrs;
-	mcrdt_mailbox_list_free(v, n);
-	return r;
-}
-
-/* Whether listed mailbox name has attribute bit (it must be listed: -1
- * would have every bit). */
-static bool has_attr(mcrdt_store *s, const char *name, long bit)
-{
-	long a = attrs_of(s, name);
-	ck_assert_msg(a >= 0, "%s is not listed", name);
-	return (a & bit) != 0;
-}
-
 static size_t list_len(mcrdt_store *s)
 {
 	struct mcrdt_mailbox_info *v = NULL;
@@ -132,32 +89,6 @@ static size_t list_len(mcrdt_store *s)
 	OK(mcrdt_mailbox_list(s, &v, &n));
 	mcrdt_mailbox_list_free(v, n);
 	return n;
-}
-
-/* A mailbox that exists (listed without \NonExistent). */
-static bool exists(mcrdt_store *s, const char *name)
-{
-	long a = attrs_of(s, name);
-	return a >= 0 && !(a & MCRDT_MBOX_NONEXISTENT);
-}
-
-static mcrdt_mailbox *sel(mcrdt_store *s, const char *name)
-{
-	mcrdt_mailbox *mb = NULL;
-	mcrdt_error_clear();
-	int rc = mcrdt_mailbox_select(s, name, &mb);
-	ck_assert_msg(rc == 0, "select %s: %d (%s)", name, rc, mcrdt_error_last());
-	return mb;
-}
-
-static struct mcrdt_message *fetch(mcrdt_mailbox *mb, const char *set, enum mcrdt_set_kind kind, size_t *n)
-{
-	struct mcrdt_message *m = NULL;
-	*n = 0;
-	mcrdt_error_clear();
-	int rc = mcrdt_fetch(mb, set, kind, &m, n);
-	ck_assert_msg(rc == 0, "fetch %s: %d (%s)", set, rc, mcrdt_error_last());
-	return m;
 }
 
 /* The one message with UID uid. */
@@ -177,29 +108,6 @@ static bool has_flag(const struct mcrdt_message *m, const char *f)
 		if (strcmp(m->flags[i], f) == 0)
 			return true;
 	return false;
-}
-
-/* The body of uid, NUL-terminated; *len its length. */
-static char *body_of(mcrdt_mailbox *mb, uint32_t uid, size_t *len)
-{
-	int fd = -1;
-	OK(mcrdt_message_open(mb, uid, &fd));
-	ck_assert_int_ge(fd, 0);
-	size_t cap = 256, n = 0;
-	char *b = malloc(cap);
-	for (;;) {
-		if (n + 1 >= cap)
-			b = realloc(b, cap *= 2);
-		ssize_t r = read(fd, b + n, cap - n - 1);
-		ck_assert_msg(r >= 0, "read: %s", strerror(errno));
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	close(fd);
-	b[n] = '\0';
-	*len = n;
-	return b;
 }
 
 static void ck_uids(const uint32_t *got, size_t ngot, const uint32_t *want, size_t nwant, const char *what)

@@ -56,13 +56,8 @@
 
 /* What the failure messages add (the random test's seed). */
 static char note[128] = "";
-
-#define OK(call)                                                                                   \
-	do {                                                                                       \
-		mcrdt_error_clear();                                                               \
-		int rc_ = (call);                                                                  \
-		ck_assert_msg(rc_ == 0, "%s: %d (%s)%s", #call, rc_, mcrdt_error_last(), note);    \
-	} while (0)
+#define TEST_NOTE note
+#include "tests/store/store_util.h"
 
 static mcrdt_store *open_named(const char *dir, const char *name)
 {
@@ -77,69 +72,12 @@ static mcrdt_store *open_named(const char *dir, const char *name)
 	return s;
 }
 
-static uint32_t add_msg(mcrdt_store *s, const char *mbox, const char *body, const char *const *flags,
-			size_t nflags)
-{
-	struct mcrdt_append_opts o = MCRDT_APPEND_OPTS_INIT;
-	o.flags = flags;
-	o.nflags = nflags;
-	o.internaldate = 1700000000;
-	uint32_t uid = 0;
-	OK(mcrdt_append(s, mbox, body, strlen(body), &o, NULL, &uid));
-	ck_assert_uint_gt(uid, 0);
-	return uid;
-}
+/* (one internal date on every replica: their views compare equal) */
+#define DATE 1700000000
 
 static uint32_t add_plain(mcrdt_store *s, const char *mbox, const char *body)
 {
-	return add_msg(s, mbox, body, NULL, 0);
-}
-
-static mcrdt_mailbox *sel(mcrdt_store *s, const char *name)
-{
-	mcrdt_mailbox *mb = NULL;
-	mcrdt_error_clear();
-	int rc = mcrdt_mailbox_select(s, name, &mb);
-	ck_assert_msg(rc == 0, "select %s: %d (%s)%s", name, rc, mcrdt_error_last(), note);
-	return mb;
-}
-
-static struct mcrdt_message *fetch_all(mcrdt_mailbox *mb, size_t *n)
-{
-	struct mcrdt_message *m = NULL;
-	*n = 0;
-	mcrdt_error_clear();
-	int rc = mcrdt_fetch(mb, "1:*", MCRDT_SEQ, &m, n);
-	ck_assert_msg(rc == 0, "fetch 1:*: %d (%s)%s", rc, mcrdt_error_last(), note);
-	return m;
-}
-
-static char *read_fd_all(int fd, size_t *len)
-{
-	size_t cap = 256, n = 0;
-	char *b = malloc(cap);
-	for (;;) {
-		if (n + 1 >= cap)
-			b = realloc(b, cap *= 2);
-		ssize_t r = read(fd, b + n, cap - n - 1);
-		ck_assert_msg(r >= 0, "read: %s", strerror(errno));
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	b[n] = '\0';
-	*len = n;
-	return b;
-}
-
-static char *body_of(mcrdt_mailbox *mb, uint32_t uid, size_t *len)
-{
-	int fd = -1;
-	OK(mcrdt_message_open(mb, uid, &fd));
-	ck_assert_int_ge(fd, 0);
-	char *b = read_fd_all(fd, len);
-	close(fd);
-	return b;
+	return add_msg(s, mbox, body, NULL, 0, DATE);
 }
 
 /* A growing string. */
@@ -279,7 +217,7 @@ static char *render(mcrdt_store *s, const char *root)
 			continue;
 		mcrdt_mailbox *mb = sel(s, v[i].name);
 		size_t n;
-		struct mcrdt_message *m = fetch_all(mb, &n);
+		struct mcrdt_message *m = fetch(mb, "1:*", MCRDT_SEQ, &n);
 		char **bases = calloc(n + 1, sizeof *bases);
 		char *folder = folder_of(v[i].name);
 		for (size_t k = 0; k < n; k++) {
@@ -426,7 +364,7 @@ static void rows_free(struct row *r, size_t n)
 static struct row *rows_of(mcrdt_store *s, const char *mbox, size_t *n)
 {
 	mcrdt_mailbox *mb = sel(s, mbox);
-	struct mcrdt_message *m = fetch_all(mb, n);
+	struct mcrdt_message *m = fetch(mb, "1:*", MCRDT_SEQ, n);
 	struct row *r = calloc(*n + 1, sizeof *r);
 	for (size_t i = 0; i < *n; i++) {
 		r[i].uid = m[i].uid;
@@ -441,33 +379,6 @@ static struct row *rows_of(mcrdt_store *s, const char *mbox, size_t *n)
 	}
 	mcrdt_messages_free(m, *n);
 	mcrdt_mailbox_close(mb);
-	return r;
-}
-
-/* Listed and not \NonExistent. */
-static bool mbox_exists(mcrdt_store *s, const char *name)
-{
-	struct mcrdt_mailbox_info *v = NULL;
-	size_t n = 0;
-	OK(mcrdt_mailbox_list(s, &v, &n));
-	bool r = false;
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(v[i].name, name) == 0 && !(v[i].attrs & MCRDT_MBOX_NONEXISTENT))
-			r = true;
-	mcrdt_mailbox_list_free(v, n);
-	return r;
-}
-
-static bool mbox_subscribed(mcrdt_store *s, const char *name)
-{
-	struct mcrdt_mailbox_info *v = NULL;
-	size_t n = 0;
-	OK(mcrdt_mailbox_list(s, &v, &n));
-	bool r = false;
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(v[i].name, name) == 0 && (v[i].attrs & MCRDT_MBOX_SUBSCRIBED))
-			r = true;
-	mcrdt_mailbox_list_free(v, n);
 	return r;
 }
 
@@ -652,7 +563,7 @@ START_TEST(case02_concurrent_flags)
 	mcrdt_store *a = f.s[0], *b = f.s[1];
 	const char *fl[] = { "\\Seen", "$Work", "\\Draft" };
 	const char *m1 = "Subject: flags\r\n\r\nflags\r\n";
-	uint32_t uid = add_msg(a, "INBOX", m1, fl, 3);
+	uint32_t uid = add_msg(a, "INBOX", m1, fl, 3, DATE);
 	sync_direct(a, f.dirs[0], b, f.dirs[1]);
 	ck_assert_uint_eq(uid_of(b, "INBOX", m1), uid);
 	/* a removes \Seen and $Work; b removes then adds them again (adds
@@ -727,11 +638,11 @@ START_TEST(case04_delete_vs_append)
 	add_plain(a, "Work", old);
 	sync_direct(a, f.dirs[0], b, f.dirs[1]);
 	OK(mcrdt_mailbox_delete(a, "Work"));
-	ck_assert(!mbox_exists(a, "Work"));
+	ck_assert(!exists(a, "Work"));
 	add_plain(b, "Work", fresh);
 	sync_direct(a, f.dirs[0], b, f.dirs[1]);
 	for (int i = 0; i < 2; i++) {
-		ck_assert_msg(mbox_exists(f.s[i], "Work"), "r%d: Work is gone with a message appended to it", i);
+		ck_assert_msg(exists(f.s[i], "Work"), "r%d: Work is gone with a message appended to it", i);
 		ck_assert_msg(find_body(f.s[i], "Work", fresh, NULL), "r%d: the concurrent append was lost", i);
 		ck_assert_msg(count_body(f.s[i], fresh) == 1, "r%d", i);
 		ck_assert_msg(count_body(f.s[i], old) == 0, "r%d: the message the delete saw came back", i);
@@ -757,8 +668,8 @@ START_TEST(case05_rename_vs_append)
 	add_plain(b, "Old/Child", m2);
 	sync_hub_all(f.s, f.dirs, 2, f.hub, 6);
 	for (int i = 0; i < 2; i++) {
-		ck_assert_msg(!mbox_exists(f.s[i], "Old"), "r%d: Old still exists", i);
-		ck_assert(mbox_exists(f.s[i], "New"));
+		ck_assert_msg(!exists(f.s[i], "Old"), "r%d: Old still exists", i);
+		ck_assert(exists(f.s[i], "New"));
 		ck_assert_msg(find_body(f.s[i], "New", m1, NULL), "r%d: the concurrent append is not in New", i);
 		ck_assert(find_body(f.s[i], "New", m0, NULL));
 		ck_assert_msg(find_body(f.s[i], "New/Child", m2, NULL), "r%d: not in New/Child", i);
@@ -784,12 +695,12 @@ START_TEST(case06_rename_rename)
 	const char *m1 = "Subject: late\r\n\r\nlate\r\n";
 	add_plain(f.s[2], "X", m1);
 	sync_hub_all(f.s, f.dirs, 3, f.hub, 6);
-	bool y = mbox_exists(f.s[0], "Y"), z = mbox_exists(f.s[0], "Z");
+	bool y = exists(f.s[0], "Y"), z = exists(f.s[0], "Z");
 	ck_assert_msg(y != z, "Y exists: %d, Z exists: %d: one name must win", y, z);
 	const char *win = y ? "Y" : "Z";
 	for (int i = 0; i < 3; i++) {
-		ck_assert(!mbox_exists(f.s[i], "X"));
-		ck_assert_msg(mbox_exists(f.s[i], win), "r%d lacks %s", i, win);
+		ck_assert(!exists(f.s[i], "X"));
+		ck_assert_msg(exists(f.s[i], win), "r%d lacks %s", i, win);
 		ck_assert(find_body(f.s[i], win, m0, NULL));
 		ck_assert(find_body(f.s[i], win, m1, NULL));
 		ck_assert_uint_eq(count_body(f.s[i], m0), 1);
@@ -798,7 +709,7 @@ START_TEST(case06_rename_rename)
 	OK(mcrdt_mailbox_rename(f.s[0], win, "P"));
 	OK(mcrdt_mailbox_rename(f.s[1], win, "Q"));
 	sync_direct(f.s[1], f.dirs[1], f.s[0], f.dirs[0]);
-	bool p = mbox_exists(f.s[0], "P"), q = mbox_exists(f.s[0], "Q");
+	bool p = exists(f.s[0], "P"), q = exists(f.s[0], "Q");
 	ck_assert_msg(p != q, "P exists: %d, Q exists: %d", p, q);
 	ck_assert(find_body(f.s[0], p ? "P" : "Q", m1, NULL));
 	fx_close(&f);
@@ -872,7 +783,7 @@ START_TEST(case09_subscriptions)
 	OK(mcrdt_mailbox_subscribe(a, "Lists", true));
 	OK(mcrdt_mailbox_subscribe(a, "Bar", true));
 	sync_direct(a, f.dirs[0], b, f.dirs[1]);
-	ck_assert(mbox_subscribed(b, "Lists"));
+	ck_assert(subscribed(b, "Lists"));
 	/* Lists: a drops it, b drops and takes it again: the add wins.
 	 * Bar: a drops it, b does nothing: dropped.
 	 * Foo: a adds it, b drops it without having seen it: the add wins. */
@@ -884,9 +795,9 @@ START_TEST(case09_subscriptions)
 	OK(mcrdt_mailbox_subscribe(b, "Foo", false));
 	sync_direct(a, f.dirs[0], b, f.dirs[1]);
 	for (int i = 0; i < 2; i++) {
-		ck_assert_msg(mbox_subscribed(f.s[i], "Lists"), "r%d: Lists", i);
-		ck_assert_msg(!mbox_subscribed(f.s[i], "Bar"), "r%d: Bar", i);
-		ck_assert_msg(mbox_subscribed(f.s[i], "Foo"), "r%d: Foo", i);
+		ck_assert_msg(subscribed(f.s[i], "Lists"), "r%d: Lists", i);
+		ck_assert_msg(!subscribed(f.s[i], "Bar"), "r%d: Bar", i);
+		ck_assert_msg(subscribed(f.s[i], "Foo"), "r%d: Foo", i);
 	}
 	fx_close(&f);
 }
@@ -1031,7 +942,7 @@ START_TEST(case12_long_offline)
 		} else if (r < 96) {
 			mcrdt_mailbox *mb = sel(a, "INBOX");
 			size_t n;
-			struct mcrdt_message *m = fetch_all(mb, &n);
+			struct mcrdt_message *m = fetch(mb, "1:*", MCRDT_SEQ, &n);
 			if (n) {
 				size_t k = rand_r(&seed) % n;
 				char set[16];
@@ -1137,7 +1048,7 @@ static void check_imap(struct watch *w, mcrdt_store *s, int who, const char *whe
 		ck_assert_msg(si.uidnext >= sb->uidnext, "r%d %s: %s UIDNEXT went from %u down to %u%s", who, when,
 			      v[i].name, sb->uidnext, si.uidnext, note);
 		size_t n;
-		struct mcrdt_message *m = fetch_all(mb, &n);
+		struct mcrdt_message *m = fetch(mb, "1:*", MCRDT_SEQ, &n);
 		uint32_t maxbefore = sb->maxuid, prev = 0;
 		for (size_t k = 0; k < n; k++) {
 			ck_assert_msg(m[k].uid > prev, "r%d %s: %s: UIDs not ascending%s", who, when, v[i].name, note);
@@ -1209,11 +1120,11 @@ static void random_change(mcrdt_store *s, int who, unsigned *seed, int *serial)
 		body[len++] = '\n';
 		body[len] = '\0';
 		static const char *const fl[] = { "\\Seen", "$Work" };
-		add_msg(s, box, body, fl, rand_r(seed) % 3);
+		add_msg(s, box, body, fl, rand_r(seed) % 3, DATE);
 	} else if (r < 85) {
 		mcrdt_mailbox *mb = sel(s, box);
 		size_t n;
-		struct mcrdt_message *m = fetch_all(mb, &n);
+		struct mcrdt_message *m = fetch(mb, "1:*", MCRDT_SEQ, &n);
 		if (n) {
 			char set[16];
 			snprintf(set, sizeof set, "%u", m[rand_r(seed) % n].uid);
