@@ -7,6 +7,7 @@
  *
  * Usage: bench_git [N] [MAXKIB]   (default 10000 bodies, up to 64 KiB)
  */
+#define _GNU_SOURCE
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -16,6 +17,8 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
+#define BENCH_NAME "bench_git"
+#include "bench/harness.h"
 #include "crdt/op.h"
 #include "mcrdt/errors.h"
 #include "sync/git.h"
@@ -37,7 +40,7 @@ static uint64_t mix(uint64_t x)
 static int body_fn(void *ctx, const crdt_op *op, int *fd)
 {
 	(void)ctx;
-	char path[512];
+	char path[PATH_MAX + 32];
 	snprintf(path, sizeof path, "%s/%" PRIu64, bodydir, op->id.counter);
 	*fd = open(path, O_RDONLY);
 	return 0;
@@ -51,35 +54,37 @@ static int count_fn(void *ctx, const crdt_op *op, const sync_oid *body)
 	return 0;
 }
 
-static void die(const char *what)
-{
-	fprintf(stderr, "bench_git: %s: %s\n", what, mcrdt_error_last());
-	exit(1);
-}
-
 static void sh(const char *fmt, const char *a, const char *b)
 {
 	char cmd[2048];
 	snprintf(cmd, sizeof cmd, fmt, a, b);
-	if (system(cmd) != 0) {
-		fprintf(stderr, "bench_git: %s failed\n", cmd);
-		exit(1);
-	}
+	if (system(cmd) != 0)
+		fail("%s failed", cmd);
+}
+
+/* A fetch into g from rem, timed and printed against the floor. */
+static void timed_fetch(sync_git *g, const struct sync_git_remote *rem, const char *how, double floor)
+{
+	struct sync_git_stats st = { 0 };
+	double t0 = now();
+	if (sync_git_fetch(g, rem, &st))
+		fail("fetch (%s): %s", how, mcrdt_error_last());
+	double t = now() - t0;
+	printf("fetch, %s: %.2f s (%.1fx cp), %" PRIu64 " objects, %.1f MB\n", how, t, t / floor, st.objects_fetched,
+	       (double)st.bytes_fetched / 1e6);
 }
 
 int main(int argc, char **argv)
 {
 	size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 10000;
 	size_t maxk = argc > 2 ? strtoul(argv[2], NULL, 10) : 64;
-	char root[] = "/tmp/bench-git-XXXXXX";
-	if (!mkdtemp(root))
-		return 1;
-	char bd[600], ra[600], rb[600], rc[600], cp[600];
-	snprintf(bd, sizeof bd, "%s/bodies", root);
-	snprintf(ra, sizeof ra, "%s/a", root);
-	snprintf(rb, sizeof rb, "%s/b", root);
-	snprintf(rc, sizeof rc, "%s/c", root);
-	snprintf(cp, sizeof cp, "%s/cp", root);
+	bench_root_make("/tmp", "bench-git");
+	char bd[PATH_MAX], ra[PATH_MAX], rb[PATH_MAX], rc[PATH_MAX], cp[PATH_MAX];
+	path_in(bd, sizeof bd, "bodies");
+	path_in(ra, sizeof ra, "a");
+	path_in(rb, sizeof rb, "b");
+	path_in(rc, sizeof rc, "c");
+	path_in(cp, sizeof cp, "cp");
 	mkdir(bd, 0700);
 	bodydir = bd;
 
@@ -112,11 +117,11 @@ int main(int argc, char **argv)
 				if (k < len)
 					buf[k++] = (s >> 20) % 9 ? ' ' : '\n';
 			}
-			char path[700];
+			char path[PATH_MAX + 32];
 			snprintf(path, sizeof path, "%s/%" PRIu64, bd, c);
 			int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 			if (fd < 0 || write(fd, buf, len) != (ssize_t)len)
-				return 1;
+				fail("writing %s: %s", path, strerror(errno));
 			close(fd);
 			total += len;
 		}
@@ -129,12 +134,12 @@ int main(int argc, char **argv)
 
 	sync_git *a, *b, *c;
 	if (sync_git_open(&a, ra, R, true) || sync_git_open(&b, rb, 2, true) || sync_git_open(&c, rc, 3, true))
-		die("open");
+		fail("open: %s", mcrdt_error_last());
 	struct sync_git_stats st = { 0 };
 	sh("sync; cat %s/* %s >/dev/null", bd, "");
 	double t0 = now();
 	if (sync_git_publish(a, ops, n + 1, n + 1, body_fn, NULL, &st))
-		die("publish");
+		fail("publish: %s", mcrdt_error_last());
 	double t1 = now();
 	printf("publish: %.2f s, %.0f MB/s of bodies (%" PRIu64 " bodies)\n", t1 - t0,
 	       (double)st.body_bytes_published / 1e6 / (t1 - t0), st.bodies_published);
@@ -148,47 +153,35 @@ int main(int argc, char **argv)
 	printf("cp -r objects (floor): %.2f s\n", floor);
 
 	struct sync_git_remote rem = { ra, NULL, NULL };
-	memset(&st, 0, sizeof st);
-	t0 = now();
-	if (sync_git_fetch(b, &rem, &st))
-		die("fetch (fast path)");
-	t1 = now();
-	printf("fetch, local path (pack copy): %.2f s (%.1fx cp), %" PRIu64 " objects, %.1f MB\n", t1 - t0,
-	       (t1 - t0) / floor, st.objects_fetched, (double)st.bytes_fetched / 1e6);
+	timed_fetch(b, &rem, "local path (pack copy)", floor);
 
 	crdt_vv known = CRDT_VV_INIT;
 	size_t nread = 0;
 	t0 = now();
 	if (sync_git_read_new(b, &known, count_fn, &nread, NULL))
-		die("read_new");
+		fail("read_new: %s", mcrdt_error_last());
 	t1 = now();
 	printf("read_new: %zu ops checked and read in %.2f s\n", nread, t1 - t0);
 
 	if (!getenv("BENCH_GIT_NO_TRANSPORT")) {
 		sync_git_test_transport_only(c, true);
-		memset(&st, 0, sizeof st);
-		t0 = now();
-		if (sync_git_fetch(c, &rem, &st))
-			die("fetch (transport)");
-		t1 = now();
-		printf("fetch, libgit2 local transport: %.2f s (%.1fx cp), %" PRIu64 " objects, %.1f MB\n", t1 - t0,
-		       (t1 - t0) / floor, st.objects_fetched, (double)st.bytes_fetched / 1e6);
+		timed_fetch(c, &rem, "libgit2 local transport", floor);
 	}
 
 	/* Pushes of it all to an empty hub: copying packs, and libgit2's transport. */
 	for (int way = 0; way < 2; way++) {
 		if (way == 1 && getenv("BENCH_GIT_NO_TRANSPORT"))
 			break;
-		char hub[700];
-		snprintf(hub, sizeof hub, "%s/hub%d", root, way);
+		char hub[PATH_MAX];
+		path_in(hub, sizeof hub, "hub%d", way);
 		if (sync_git_hub_init(hub))
-			die("hub init");
+			fail("hub init: %s", mcrdt_error_last());
 		sync_git_test_transport_only(a, way == 1);
 		struct sync_git_remote hr = { hub, NULL, NULL };
 		memset(&st, 0, sizeof st);
 		t0 = now();
 		if (sync_git_push(a, &hr, &st))
-			die("push");
+			fail("push: %s", mcrdt_error_last());
 		t1 = now();
 		printf("push to an empty local hub, %s: %.2f s (%.1fx cp), %.1f MB\n",
 		       way ? "libgit2 local transport" : "pack copy", t1 - t0, (t1 - t0) / floor,
@@ -199,7 +192,7 @@ int main(int argc, char **argv)
 	t0 = now();
 	unsigned np;
 	if (sync_git_maintain(b, 0, &np))
-		die("maintain");
+		fail("maintain: %s", mcrdt_error_last());
 	t1 = now();
 	printf("maintain (repack all into one): %.2f s, %u pack(s) after\n", t1 - t0, np);
 
@@ -210,6 +203,6 @@ int main(int argc, char **argv)
 	sync_git_close(a);
 	sync_git_close(b);
 	sync_git_close(c);
-	sh("rm -rf %s %s", root, "");
+	bench_ok = true;
 	return 0;
 }

@@ -46,27 +46,10 @@
 #define FLAGS_N 10000
 #define SINGLE_N 1000
 
-static char g_root[4096]; /* the mkdtemp directory, removed at exit */
-
-static void cleanup(void)
-{
-	if (g_root[0])
-		rm_tree(g_root);
-}
-
-static void path_in(char *out, size_t cap, const char *name)
-{
-	if ((size_t)snprintf(out, cap, "%s/%s", g_root, name) >= cap)
-		fail("path too long");
-}
-
 static uint64_t rng = 0x9e3779b97f4a7c15u;
 static uint32_t rnd(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (uint32_t)(rng >> 16);
+	return bench_rnd(&rng);
 }
 
 /* A message of exactly len bytes (len >= 160), unique by n. */
@@ -708,20 +691,14 @@ int main(int argc, char **argv)
 		fail("readlink /proc/self/exe: %s", strerror(errno));
 	self[sl] = 0;
 
-	char root[4096];
-	if ((size_t)snprintf(root, sizeof root, "%s/bench-store-XXXXXX", base) >= sizeof root - 64)
-		fail("DIR too long");
-	if (!mkdtemp(root))
-		fail("mkdtemp %s: %s", root, strerror(errno));
-	if (!realpath(root, g_root))
-		fail("realpath %s: %s", root, strerror(errno));
-	atexit(cleanup);
-	printf("bench_store in %s (mcrdt %s)\n", g_root, MCRDT_VERSION);
+	bench_root_make(base, "bench-store");
+	printf("bench_store in %s (mcrdt %s)\n", bench_root, MCRDT_VERSION);
 
 	section_append(self, durable_n);
 	section_fetch();
 	section_status((uint32_t)big);
 	section_flags();
-	printf("\nall results checked; removing %s\n", g_root);
+	printf("\nall results checked; removing %s\n", bench_root);
+	bench_ok = true;
 	return 0;
 }

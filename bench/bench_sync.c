@@ -49,47 +49,10 @@
 #define CHANGES 50 /* appends and flag changes, each, per side */
 #define DV_UID 65534 /* doveadm runs as this user when we are root (Dovecot refuses root) */
 
-static char g_root[4096];
-
-static bool g_ok;
-static void cleanup(void)
-{
-	if (!g_root[0])
-		return;
-	const char *keep = getenv("MCRDT_BENCH_KEEP");
-	if (keep && (!g_ok || strcmp(keep, "always") == 0)) {
-		fprintf(stderr, "bench_sync: kept %s\n", g_root);
-		return;
-	}
-	rm_tree(g_root);
-}
-
-/* Removes a section's directory at its end, unless everything is kept. */
-static void scrap(const char *dir)
-{
-	const char *keep = getenv("MCRDT_BENCH_KEEP");
-	if (!keep || strcmp(keep, "always") != 0)
-		rm_tree(dir);
-}
-
-static void path_in(char *out, size_t cap, const char *fmt, ...)
-{
-	char name[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(name, sizeof name, fmt, ap);
-	va_end(ap);
-	if ((size_t)snprintf(out, cap, "%s/%s", g_root, name) >= cap)
-		fail("path too long");
-}
-
 static uint64_t rng = 0x2545f4914f6cdd1du;
 static uint32_t rnd(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (uint32_t)(rng >> 16);
+	return bench_rnd(&rng);
 }
 /* Uniform in [0, 1). */
 static double rnd01(void)
@@ -573,8 +536,8 @@ static void doveadm_init(void)
 		/* Dovecot will not touch mail as root: its Maildirs belong to nobody. */
 		g_dv_uid = g_dv_gid = DV_UID;
 		g_dv_user = "nobody";
-		if (chmod(g_root, 0755) != 0)
-			fail("chmod %s: %s", g_root, strerror(errno));
+		if (chmod(bench_root, 0755) != 0)
+			fail("chmod %s: %s", bench_root, strerror(errno));
 	} else {
 		g_dv_uid = (unsigned)getuid();
 		g_dv_gid = (unsigned)getgid();
@@ -600,7 +563,7 @@ static double doveadm(const char *mail, const char *args, char *state_out, size_
 	snprintf(cmd, sizeof cmd,
 		 "env USER=%s HOME='%s' doveadm -c /dev/null -o 'mail_location=maildir:%s' -o mail_uid=%u "
 		 "-o mail_gid=%u -o first_valid_uid=1 -o first_valid_gid=1 %s >'%s' 2>'%s'",
-		 g_dv_user, g_root, mail, g_dv_uid, g_dv_gid, args, outf, errf);
+		 g_dv_user, bench_root, mail, g_dv_uid, g_dv_gid, args, outf, errf);
 	double t0 = now();
 	int rc = system(cmd);
 	double dt = now() - t0;
@@ -809,9 +772,9 @@ static void section_full(uint32_t n)
 	mcrdt_store_close(s);
 	for (int r = keep_rounds ? 0 : ROUNDS - 1; r < ROUNDS; r++) {
 		char dir[4200];
-		const char *arm[] = { "full-floor%d", "full-direct%d", "full-viahub%d" };
+		static const char *const arm[] = { "floor", "direct", "viahub" };
 		for (size_t i = 0; i < sizeof arm / sizeof arm[0]; i++) {
-			path_in(dir, sizeof dir, arm[i], r);
+			path_in(dir, sizeof dir, "full-%s%d", arm[i], r);
 			scrap(dir);
 		}
 	}
@@ -1203,17 +1166,10 @@ int main(int argc, char **argv)
 	long nfull = argc > 2 ? atol(argv[2]) : 10000, nbig = argc > 3 ? atol(argv[3]) : 100000;
 	if (nfull <= 0 || nbig <= 0 || nfull > 10000000 || nbig > 10000000)
 		fail("usage: bench_sync DIR [N_FULL [N_BIG]]");
-	char root[4096];
-	if ((size_t)snprintf(root, sizeof root, "%s/bench-sync-XXXXXX", argv[1]) >= sizeof root - 64)
-		fail("DIR too long");
-	if (!mkdtemp(root))
-		fail("mkdtemp %s: %s", root, strerror(errno));
-	if (!realpath(root, g_root))
-		fail("realpath %s: %s", root, strerror(errno));
-	atexit(cleanup);
+	bench_root_make(argv[1], "bench-sync");
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	doveadm_init();
-	printf("bench_sync in %s (mcrdt %s), N_FULL %ld, N_BIG %ld; doveadm: %s\n", g_root, MCRDT_VERSION, nfull,
+	printf("bench_sync in %s (mcrdt %s), N_FULL %ld, N_BIG %ld; doveadm: %s\n", bench_root, MCRDT_VERSION, nfull,
 	       nbig, g_have_doveadm ? (geteuid() == 0 ? "yes (run as nobody)" : "yes") : "not installed");
 	double t0 = now();
 	const char *only = getenv("MCRDT_BENCH_ONLY");
@@ -1223,7 +1179,7 @@ int main(int argc, char **argv)
 		section_incremental((uint32_t)nbig);
 	if (!only || strcmp(only, "moves") == 0)
 		section_moves();
-	printf("\nall results checked in %.0f s; removing %s\n", now() - t0, g_root);
-	g_ok = true;
+	printf("\nall results checked in %.0f s; removing %s\n", now() - t0, bench_root);
+	bench_ok = true;
 	return 0;
 }
