@@ -160,9 +160,14 @@ struct md_entry {
 	 * problem yet; the entries of its changes are stat'ed. */
 	int64_t size;        /* from ",S=" when present, else stat */
 	int64_t mtime;       /* seconds: the internal date */
-	const char *problem; /* NULL, or why this file is not a usable message */
+	const char *problem; /* NULL, or why this file is not a usable message:
+			      * md_problem_empty, or one its name or type gives */
 	unsigned pass;       /* internal: the listing pass that saw it */
 };
+
+/* The problem of an empty file: the only one a file can lose without its
+ * directory entry changing (its content written in place). */
+extern const char md_problem_empty[];
 
 struct md_listing {
 	struct md_entry *e;  /* sorted by base name */

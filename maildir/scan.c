@@ -72,6 +72,8 @@ static int push(struct md_listing *l, struct md_entry *e)
 }
 
 /* What a file's name and type say of it; size and mtime from st when given. */
+const char md_problem_empty[] = "an empty file";
+
 static void describe(struct md_entry *e, const char *name, bool in_new, unsigned pass, const struct stat *st,
 		     unsigned char type)
 {
@@ -87,7 +89,7 @@ static void describe(struct md_entry *e, const char *name, bool in_new, unsigned
 	else if (type != DT_REG)
 		e->problem = "not a regular file";
 	else if (st && st->st_size == 0)
-		e->problem = "an empty file";
+		e->problem = md_problem_empty;
 	e->size = md_name_size(name);
 	if (e->size < 0 && st)
 		e->size = st->st_size;

@@ -319,14 +319,17 @@ static size_t disk_flags(struct folder *f, const char *letters, const char **out
 }
 
 /* A file as the scan sees it now, x its message (NULL: none yet): import
- * it, or bring its flags over. 1 when it is skipped (no message yet, or
- * not one at all): the next scan must look at it again. */
+ * it, or bring its flags over. Skipped: 1 when it may become a message
+ * without its directory entry changing (an empty file, or one gone since
+ * the listing), so the next scan must look at it again; 2 when only a new
+ * entry can make it one (its name or type), so it stays in the listing
+ * and is not reported again. */
 static int reconcile(struct folder *f, const struct md_entry *e, struct st_msg *x)
 {
 	mcrdt_store *s = f->s;
 	if (e->problem || !store_base_ok(e->file, e->base_len)) {
 		f->rep->skipped++;
-		return 1;
+		return e->problem == md_problem_empty ? 1 : 2;
 	}
 	const char *flags[MD_FLAGS_MAX + IMAP_FLAGS_MAX];
 	unsigned sys;
@@ -419,8 +422,10 @@ static int scan_folder(mcrdt_store *s, const char *name, struct mcrdt_scan_repor
 			int c = -1;
 			while (j < f.n && (c = base_cmp(f.msgs[j].base, e->file, e->base_len)) < 0)
 				j++;
-			if ((rc = reconcile(&f, e, c == 0 ? &f.msgs[j] : NULL)) == 1)
-				again[i] = true, rc = 0;
+			if ((rc = reconcile(&f, e, c == 0 ? &f.msgs[j] : NULL)) > 0) {
+				again[i] = rc == 1;
+				rc = 0;
+			}
 		}
 		for (size_t i = 0; rc == 0 && i < f.n; i++) {
 			if (f.on_disk[i])
@@ -436,7 +441,7 @@ static int scan_folder(mcrdt_store *s, const char *name, struct mcrdt_scan_repor
 		if (ch.c[i].kind != MD_VANISHED) {
 			if ((rc = reconcile(&f, e, x)) == 1 && now)
 				again[now - st->last.e] = true;
-			rc = rc == 1 ? 0 : rc;
+			rc = rc > 0 ? 0 : rc;
 			continue;
 		}
 		/* The same base may have reappeared under new letters. */

@@ -557,6 +557,10 @@ t_scan() {
 	ln -s /etc/hostname "$D/new/1700000102.M102P102.elsewhere"
 	ok scan "$D" --json
 	js 'd["added"] == 0 and d["skipped"] == 2'
+	# Looked at again: the empty file (its content may come in place), not
+	# the link (only a new directory entry can make it a message).
+	ok scan "$D" --json
+	js 'd["added"] == 0 and d["skipped"] == 1'
 	msg f >"$D/new/1700000101.M101P101.elsewhere"
 	rm "$D/new/1700000102.M102P102.elsewhere"
 	ok scan "$D" --json
