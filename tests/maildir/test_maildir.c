@@ -63,6 +63,15 @@ static int count_dir(const char *sub)
 	return n;
 }
 
+/* Writes text to path, replacing it: another program's file. */
+static void put_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
 static char *deliver(const char *mailbox, const char *text, const char *flags)
 {
 	struct md_deliver_opts o = MD_DELIVER_OPTS_INIT;
@@ -223,9 +232,7 @@ START_TEST(keywords_share_dovecot_letters)
 	fclose(f);
 	ck_assert_str_eq(text, "0 $Junk\n1 work\n");
 	/* A file Dovecot wrote with a gap is read as it is. */
-	f = fopen(p, "w");
-	fputs("3 later\n0 $Junk\ngarbage line\n", f);
-	fclose(f);
+	put_file(p, "3 later\n0 $Junk\ngarbage line\n");
 	ck_assert_int_eq(md_keyword_letter(m, "INBOX", "later", &a), 0);
 	ck_assert_int_eq(a, 'd');
 	ck_assert_int_eq(md_keyword_letter(m, "INBOX", "fresh", &a), 0);
@@ -349,9 +356,7 @@ START_TEST(scan_reports_outside_changes_once)
 	path_of(from, sizeof from, "cur", b);
 	ck_assert_int_eq(unlink(from), 0);
 	snprintf(to, sizeof to, "%s/new/1.M1P1.mta", root);
-	FILE *f = fopen(to, "w");
-	fputs("Subject: d\n", f);
-	fclose(f);
+	put_file(to, "Subject: d\n");
 	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
 	ck_assert_uint_eq(ch.n, 3);
 	ck_assert_uint_eq(count_kind(&ch, MD_ADDED), 1);
@@ -462,16 +467,13 @@ START_TEST(a_watched_folder_is_read_only_after_news)
 	/* An empty file, then its content written in place. */
 	char path[600];
 	snprintf(path, sizeof path, "%s/new/1700000200.M1P1.mta", root);
-	FILE *f = fopen(path, "w");
-	fclose(f);
+	put_file(path, "");
 	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
 	ck_assert_uint_eq(st.rescans, reads + 1);
 	md_changes_free(&ch);
 	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
 	ck_assert_uint_eq(st.rescans, reads + 1); /* nothing since */
-	f = fopen(path, "w");
-	fputs("Subject: x\n", f);
-	fclose(f);
+	put_file(path, "Subject: x\n");
 	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
 	ck_assert_uint_eq(st.rescans, reads + 2);
 	md_changes_free(&ch);
@@ -509,10 +511,7 @@ START_TEST(a_folder_made_again_is_read_again)
 		snprintf(cmd, sizeof cmd, "mkdir -p '%s/.Work/cur' '%s/.Work/new' '%s/.Work/tmp'", root, root, root);
 		ck_assert_int_eq(system(cmd), 0);
 		snprintf(path, sizeof path, "%s/.Work/new/170000030%d.M1P1.elsewhere", root, round);
-		FILE *f = fopen(path, "w");
-		ck_assert_ptr_nonnull(f);
-		fputs("Subject: made again\n\nx\n", f);
-		fclose(f);
+		put_file(path, "Subject: made again\n\nx\n");
 		ck_assert_int_eq(md_scan(m, "Work", &st, &ch), 0);
 		ck_assert_uint_eq(count_kind(&ch, MD_ADDED), 1);
 		ck_assert_uint_eq(st.last.n, 1);
@@ -555,17 +554,12 @@ START_TEST(listing_sorts_names_alike)
 	for (int i = 0; i < 300; i++) {
 		/* Same 16-byte start; the rest in an order unlike the names'. */
 		snprintf(path, sizeof path, "%s/cur/1700000000.M1P1Q%d.host:2,S", root, (i * 37) % 300);
-		FILE *f = fopen(path, "w");
-		ck_assert_ptr_nonnull(f);
-		fputs("x", f);
-		fclose(f);
+		put_file(path, "x");
 	}
 	static const char *const more[] = { "a", "ab", "abc", "abd", "b", "1700000000.M1P1Q" };
 	for (size_t i = 0; i < sizeof more / sizeof *more; i++) {
 		snprintf(path, sizeof path, "%s/new/%s", root, more[i]);
-		FILE *f = fopen(path, "w");
-		fputs("x", f);
-		fclose(f);
+		put_file(path, "x");
 	}
 	struct md_listing l = { 0 };
 	ck_assert_int_eq(md_list(m, "INBOX", &l), 0);
@@ -653,9 +647,7 @@ START_TEST(tmp_leftovers_older_than_36_hours_go)
 	/* Two leftovers dated 37 hours back, one file dated 10 hours ahead. */
 	for (int i = 0; i < 3; i++) {
 		snprintf(p, sizeof p, "%s/tmp/left%d", root, i);
-		FILE *f = fopen(p, "w");
-		fputs("partial", f);
-		fclose(f);
+		put_file(p, "partial");
 		time_t t = i ? now - 37 * 3600 : now + 10 * 3600;
 		struct timespec ts[2] = { { t, 0 }, { t, 0 } };
 		ck_assert_int_eq(utimensat(AT_FDCWD, p, ts, 0), 0);
@@ -711,11 +703,9 @@ START_TEST(bad_files_are_named_not_trusted)
 	snprintf(p, sizeof p, "%s/cur/1.link:2,S", root);
 	ck_assert_int_eq(symlink("/etc/passwd", p), 0);
 	snprintf(p, sizeof p, "%s/new/2.empty", root);
-	fclose(fopen(p, "w"));
+	put_file(p, "");
 	snprintf(p, sizeof p, "%s/cur/3.odd:2,S:extra", root);
-	FILE *f = fopen(p, "w");
-	fputs("x", f);
-	fclose(f);
+	put_file(p, "x");
 	struct md_listing l;
 	ck_assert_int_eq(md_list(m, "INBOX", &l), 0);
 	ck_assert_uint_eq(l.n, 3);
@@ -740,7 +730,7 @@ START_TEST(bad_files_are_named_not_trusted)
 	ck_assert_int_eq(md_folder_create(m, "Box"), 0);
 	snprintf(p, sizeof p, "%s/.Box/new", root);
 	ck_assert_int_eq(rmdir(p), 0);
-	fclose(fopen(p, "w"));
+	put_file(p, "");
 	ck_assert_int_eq(md_deliver(m, "Box", "x", 1, NULL, NULL), MCRDT_ECORRUPT);
 	ck_assert_ptr_nonnull(strstr(mcrdt_error_last(), "not a directory"));
 	ck_assert_int_eq(md_deliver(m, "Missing", "x", 1, NULL, NULL), MCRDT_ENOTFOUND);
@@ -825,9 +815,7 @@ START_TEST(a_failed_batch_takes_back_what_it_placed)
 	/* Someone else takes the third name before the commit. */
 	char p[512];
 	snprintf(p, sizeof p, "%s/new/%s", root, o.base);
-	FILE *f = fopen(p, "w");
-	fputs("theirs", f);
-	fclose(f);
+	put_file(p, "theirs");
 	ck_assert_int_eq(md_batch_commit(m), MCRDT_EEXISTS);
 	ck_assert_int_eq(count_dir("new"), 1); /* only theirs */
 	ck_assert_int_eq(count_dir("tmp"), 0);
