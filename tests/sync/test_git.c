@@ -234,6 +234,14 @@ static bool op_has_body(uint64_t c)
 }
 
 /* Replica r's body c (SMALL) in *want (caller frees), its id in *id. */
+/* blob holds exactly the len bytes of want; freed. */
+static void blob_is(struct sync_git_blob *blob, const void *want, size_t len)
+{
+	ck_assert_uint_eq(blob->len, len);
+	ck_assert_mem_eq(blob->data, want, len);
+	sync_git_blob_free(blob);
+}
+
 static size_t op_body(uint64_t r, uint64_t c, char **want, sync_oid *id)
 {
 	size_t len = body_of(&SMALL, r, c, want);
@@ -252,9 +260,7 @@ static void assert_bodies(sync_git *g, uint64_t r, uint64_t last)
 		struct sync_git_blob blob;
 		size_t len = op_body(r, c, &want, &id);
 		ck_assert_msg(sync_git_blob_read(g, &id, &blob) == 0, "body %" PRIu64 ": %s", c, mcrdt_error_last());
-		ck_assert_uint_eq(blob.len, len);
-		ck_assert_mem_eq(blob.data, want, len);
-		sync_git_blob_free(&blob);
+		blob_is(&blob, want, len);
 		free(want);
 	}
 }
@@ -330,9 +336,7 @@ static int seen_fn(void *ctx, const crdt_op *op, const sync_oid *body)
 		struct sync_git_blob blob;
 		int rc = sync_git_blob_read(s->g, body, &blob);
 		ck_assert_msg(rc == 0, "blob: %s", mcrdt_error_last());
-		ck_assert_uint_eq(blob.len, len);
-		ck_assert_mem_eq(blob.data, b, len);
-		sync_git_blob_free(&blob);
+		blob_is(&blob, b, len);
 		free(b);
 	}
 	if (s->fail_after && s->n == s->fail_after)
@@ -1298,9 +1302,7 @@ START_TEST(maintain_stores_deltas_whole)
 	for (size_t k = 0; k < 2; k++) {
 		struct sync_git_blob blob;
 		ck_assert_msg(sync_git_prefetch_take(pf, k, &blob) == 0, "%s", mcrdt_error_last());
-		ck_assert_uint_eq(blob.len, len[k]);
-		ck_assert_mem_eq(blob.data, text[k], len[k]);
-		sync_git_blob_free(&blob);
+		blob_is(&blob, text[k], len[k]);
 	}
 	sync_git_prefetch_stop(pf);
 	ck_assert_int_eq(sync_git_maintain(a, 1, NULL), 0);
@@ -1312,9 +1314,7 @@ START_TEST(maintain_stores_deltas_whole)
 	for (int k = 0; k < 2; k++) {
 		struct sync_git_blob blob;
 		ck_assert_msg(sync_git_blob_read(a, &id[k], &blob) == 0, "%s", mcrdt_error_last());
-		ck_assert_uint_eq(blob.len, len[k]);
-		ck_assert_mem_eq(blob.data, text[k], len[k]);
-		sync_git_blob_free(&blob);
+		blob_is(&blob, text[k], len[k]);
 		free(text[k]);
 	}
 	sync_git_close(a);
@@ -1434,9 +1434,7 @@ START_TEST(prefetch_reads_ahead)
 				continue;
 			}
 			ck_assert_msg(rc == 0, "body %zu: %s", i, mcrdt_error_last());
-			ck_assert_uint_eq(b.len, len[i]);
-			ck_assert_mem_eq(b.data, want[i], len[i]);
-			sync_git_blob_free(&b);
+			blob_is(&b, want[i], len[i]);
 		}
 		struct sync_git_blob b;
 		ck_assert_int_eq(sync_git_prefetch_take(p, 5, &b), MCRDT_EINVAL);
