@@ -29,10 +29,11 @@ if [[ ! -x $SSHD ]] || ! command -v ssh-keygen >/dev/null; then
 fi
 
 # Under the sanitizers: libgit2's own leak in its ssh connection setup is
-# suppressed (see lsan-ssh.supp; full stacks are needed to match it).
+# suppressed (see lsan-ssh.supp; full stacks are needed to match it), and
+# quietly: a refusal must stay one line on stderr.
 here=$(cd "$(dirname "$0")" && pwd)
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
-export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$here/lsan-ssh.supp"
+export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$here/lsan-ssh.supp:print_suppressions=0"
 
 # shellcheck source=remote.sh
 . "$here/remote.sh"
