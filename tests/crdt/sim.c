@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crdt/cluster.h"
+#include "tests/crdt/cluster.h"
 #include "mcrdt/errors.h"
 
 static const char *const NAMES[] = { "INBOX", "Work", "Lists", "Work/2026", "\xc3\x84rger", "Trash" };

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crdt/cluster.h"
+#include "tests/crdt/cluster.h"
 #include "mcrdt/errors.h"
 
 /* Runs a local change on replica i of cluster c (the model is m_, the op

@@ -1,7 +1,7 @@
 /*
- * crdt/cluster.c — see cluster.h.
+ * tests/crdt/cluster.c — see cluster.h.
  */
-#include "crdt/cluster.h"
+#include "tests/crdt/cluster.h"
 
 #include <stdlib.h>
 #include <string.h>

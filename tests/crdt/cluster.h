@@ -1,13 +1,13 @@
 /*
- * crdt/cluster.h — replicas of the mail model exchanging ops in memory.
+ * tests/crdt/cluster.h — replicas of the mail model exchanging ops in memory.
  *
- * The network of the demo, the property tests and the benchmarks: every op
+ * The network of the property and convergence tests: every op
  * any replica issues goes into one shared log; delivery hands a log entry
  * to a replica in any order the caller likes. No I/O: the real transport
  * (sync/) moves the same ops between processes.
  */
-#ifndef MCRDT_CRDT_CLUSTER_H
-#define MCRDT_CRDT_CLUSTER_H
+#ifndef MCRDT_TESTS_CRDT_CLUSTER_H
+#define MCRDT_TESTS_CRDT_CLUSTER_H
 
 #include "crdt/model.h"
 
