@@ -80,18 +80,6 @@ bool imap_set_has(const struct imap_set *s, uint32_t v);
  */
 int imap_set_add(struct imap_set *s, uint32_t lo, uint32_t hi);
 
-/* How many numbers s holds (up to 2^32, hence 64 bits). */
-uint64_t imap_set_count(const struct imap_set *s);
-
-/*
- * Writes s as IMAP text ("1:3,5", the form COPYUID and APPENDUID use) into
- * *out, a NUL-terminated string the caller frees with free(). An empty set
- * gives "". imap_set_parse reads the text back to the same set, unless s
- * holds 0 (only imap_set_add can put it there; IMAP has no number 0).
- * 0 or MCRDT_ENOMEM (*out is then NULL).
- */
-int imap_set_format(const struct imap_set *s, char **out);
-
 /* Frees the ranges and leaves s empty and reusable (as IMAP_SET_INIT). */
 void imap_set_free(struct imap_set *s);
 
@@ -137,38 +125,5 @@ const char *imap_sysflag_name(unsigned bit);
 
 /* At most this many distinct flags in one list: the most one op carries. */
 #define IMAP_FLAGS_MAX 128
-
-/*
- * Splits a flag list as a user writes it ("\\Seen \\Flagged $Junk",
- * "(\\Seen $Junk)", "\\Seen,$Junk": flags separated by spaces, tabs or
- * commas, the whole list optionally in parentheses) into canonical flags,
- * each checked with imap_flag_check. Duplicates are dropped comparing
- * without case; the first spelling of a keyword and the order are kept.
- *
- * *flags gets one malloc'd array of malloc'd strings and *n their count;
- * the caller frees them with imap_flags_free. An empty list ("", "()")
- * gives *flags = NULL and *n = 0.
- *
- * MCRDT_EINVAL for NULL text, a '(' without its ')' (or the reverse), or
- * an invalid flag (the message is imap_flag_check's); MCRDT_ETOOBIG for
- * more than IMAP_FLAGS_MAX distinct flags; MCRDT_ENOMEM. On failure
- * *flags is NULL and *n is 0.
- */
-int imap_flags_parse(const char *text, char ***flags, size_t *n);
-
-/* Frees what imap_flags_parse returned (NULL, 0 is fine). */
-void imap_flags_free(char **flags, size_t n);
-
-/* The system flag bits among flags[0..n) (any case); keywords and invalid
- * flags add nothing. */
-unsigned imap_flags_sys(const char *const *flags, size_t n);
-
-/*
- * The keywords among flags[0..n): the flags that do not start with a
- * backslash, in order (run the list through imap_flags_parse first). Stores pointers into flags[] (not copies) in kw, which must
- * have room for n, and returns how many. Together with imap_flags_sys it
- * splits a list into info letters and dovecot-keywords names.
- */
-size_t imap_flags_keywords(const char *const *flags, size_t n, const char **kw);
 
 #endif
