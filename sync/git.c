@@ -122,12 +122,12 @@ struct chain_msg {
 
 static bool parse_message(const char *msg, struct chain_msg *m)
 {
-	if (strncmp(msg, "mcrdt ", 6) != 0)
+	if (strncmp(msg, "mcrdt ", 6) != 0 || strnlen(msg, 23) < 23)
 		return false;
 	char h[17];
 	memcpy(h, msg + 6, 16);
 	h[16] = 0;
-	if (strlen(msg) < 23 || !parse_hex16(h, &m->r) || msg[22] != ' ')
+	if (!parse_hex16(h, &m->r) || msg[22] != ' ')
 		return false;
 	const char *p = parse_dec(msg + 23, " ", &m->from);
 	if (!p || !(p = parse_dec(p + 1, "\n", &m->to)))
@@ -961,9 +961,9 @@ static int fetch_slow(sync_git *g, struct xfer *x)
  */
 static int copy_checked(const char *url, const char *src, const char *dst, uint8_t sum_out[20], uint64_t *bytes)
 {
-	int in = open(src, O_RDONLY | O_CLOEXEC);
+	int in = sg_open_file(src);
 	if (in < 0)
-		return err_sys(MCRDT_EIO, "remote %s: opening %s", url, src);
+		return err_set(MCRDT_EIO, "remote %s: %s", url, mcrdt_error_last());
 	struct stat sb;
 	if (fstat(in, &sb) != 0 || sb.st_size < 32) {
 		close(in);

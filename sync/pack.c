@@ -112,12 +112,27 @@ int sg_read_fd(int fd, uint8_t **buf, size_t *cap, size_t *len)
 	}
 }
 
+int sg_open_file(const char *path)
+{
+	/* (O_NONBLOCK: opening a FIFO must not wait for a writer) */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	struct stat sb;
+	if (fd < 0) {
+		err_sys(MCRDT_EIO, "opening %s", path);
+	} else if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		err_set(MCRDT_EIO, "%s is not a regular file", path);
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
 /* A whole file into a malloc'd *out. */
 static int sg_slurp(const char *path, uint8_t **out, size_t *len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = sg_open_file(path);
 	if (fd < 0)
-		return err_sys(MCRDT_EIO, "opening %s", path);
+		return MCRDT_EIO;
 	size_t cap = 0;
 	*out = NULL;
 	int r = sg_read_fd(fd, out, &cap, len);

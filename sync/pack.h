@@ -32,6 +32,10 @@ void sg_object_id(git_object_t type, const void *data, size_t len, uint8_t out[2
  * the bytes read. 0, -1 with errno set on a read error, or an error code
  * (set) when out of memory. */
 int sg_read_fd(int fd, uint8_t **buf, size_t *cap, size_t *len);
+/* Opens path for reading, a regular file only (a peer's pack or index
+ * made a FIFO or a link to /dev/zero must not hang or fill memory): the
+ * descriptor, or -1 with the error set. */
+int sg_open_file(const char *path);
 /* Writes all of data to fd; MCRDT_ENOSPC or MCRDT_EIO naming path. */
 int sg_write(int fd, const void *data, size_t len, const char *path);
 /* Whether path is gone (ENOENT), as opposed to there or unreadable. */

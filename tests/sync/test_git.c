@@ -805,6 +805,15 @@ START_TEST(garbage_ops)
 	set_ref(ev.e, "refs/mcrdt/", RA, &c6);
 	ck_assert_int_eq(evil_read(&ev), MCRDT_ECORRUPT);
 	ck_assert_uint_eq(ev.s->n, 0);
+	/* Messages cut short after "mcrdt " (read past their end, once). */
+	static const char *const cut[] = { "mcrdt ", "mcrdt a1a1", "mcrdt a1a1a1a1a1a1a1a1", "mcrdt a1a1a1a1a1a1a1a1 " };
+	for (size_t i = 0; i < sizeof cut / sizeof cut[0]; i++) {
+		git_oid c = evil_commit(ev.e, RA, &c1, 4, 6, b.p, b.len, cut[i]);
+		set_ref(ev.e, "refs/mcrdt/", RA, &c);
+		ck_assert_msg(evil_read(&ev) == MCRDT_ECORRUPT, "message \"%s\" went through", cut[i]);
+		assert_msg_has("does not start");
+		ck_assert_uint_eq(ev.s->n, 0);
+	}
 	/* The good chain goes through. */
 	git_oid c7 = evil_commit(ev.e, RA, &c1, 4, 6, b.p, b.len, NULL);
 	set_ref(ev.e, "refs/mcrdt/", RA, &c7);
@@ -1027,6 +1036,49 @@ START_TEST(corrupt_hub)
 		free(rb);
 	}
 	free(re);
+	free(ra);
+	free(hub);
+	rm_tree(d);
+}
+END_TEST
+
+/* A hub whose index is a link to /dev/zero, or a FIFO, or whose pack is a
+ * FIFO: a clear error, not a fetch that fills memory or waits forever. */
+START_TEST(hub_files_not_regular)
+{
+	char *d = tmp_dir();
+	char *ra = tmp_path(d, "a"), *hub = tmp_path(d, "hub");
+	ck_assert_int_eq(sync_git_hub_init(hub), 0);
+	sync_git *a = open_repo(ra, RA);
+	publish(a, RA, 1, 3);
+	push(a, hub);
+	sync_git_close(a);
+	char *pd = tmp_path(hub, "objects/pack");
+	char *idx = first_file(pd, ".idx"), *pack = first_file(pd, ".pack");
+	for (int k = 0; k < 3; k++) {
+		char *f = k == 2 ? pack : idx, saved[700];
+		snprintf(saved, sizeof saved, "%s.saved", f);
+		ck_assert_int_eq(rename(f, saved), 0);
+		if (k == 0)
+			ck_assert_int_eq(symlink("/dev/zero", f), 0);
+		else
+			ck_assert_int_eq(mkfifo(f, 0600), 0);
+		char name[8];
+		snprintf(name, sizeof name, "b%d", k);
+		char *rb = tmp_path(d, name);
+		sync_git *b = open_repo(rb, RB);
+		struct sync_git_remote rem = { hub, NULL, NULL };
+		ck_assert_int_eq(sync_git_fetch(b, &rem, NULL), MCRDT_EIO);
+		assert_msg_has("is not a regular file");
+		/* Put back: the same replica fetches. */
+		ck_assert_int_eq(rename(saved, f), 0);
+		ck_assert_msg(sync_git_fetch(b, &rem, NULL) == 0, "%s", mcrdt_error_last());
+		sync_git_close(b);
+		free(rb);
+	}
+	free(idx);
+	free(pack);
+	free(pd);
 	free(ra);
 	free(hub);
 	rm_tree(d);
@@ -1588,6 +1640,7 @@ int main(void)
 	tcase_add_test(tc, diverged_chain);
 	tcase_add_test(tc, remote_has_newer_own_ref);
 	tcase_add_test(tc, corrupt_hub);
+	tcase_add_test(tc, hub_files_not_regular);
 	tcase_add_test(tc, maintain_consolidates);
 	tcase_add_test(tc, maintain_merges_the_small_packs);
 	tcase_add_test(tc, push_consolidates_the_hub);
