@@ -714,8 +714,8 @@ static int step(struct apply *a, const struct pl *e, bool recovering)
 		if (st_locate(s, e->from, from, &e->was, &file, &in_new) != 0) {
 			/* Moved or renamed already (a crash), or gone: look where it goes. */
 			if (st_locate(s, e->to, to, &e->now, &file, &in_new) != 0)
-				return err_set(MCRDT_ENOTFOUND, "message %s is gone from '%s' (run mcrdt scan)",
-					       e->was.base, e->from);
+				return 0; /* removed by another program meanwhile: the
+					   * next scan of e->from reports it */
 			if ((rc = letters_in(s, e->to, to, &e->now, letters)) == 0)
 				rc = md_set_flags(s->md, e->to, file, in_new, letters, NULL);
 		} else if ((rc = letters_in(s, e->to, to, &e->now, letters)) == 0) {
@@ -935,7 +935,10 @@ int st_apply(mcrdt_store *s, sync_git *g, struct st_incoming *in, struct st_appl
 	if (rc == 0 && logged.n)
 		rc = sync_log_append_batch(s->log, logged.ops, logged.n, NULL);
 	if (rc) {
-		if (journal)
+		/* Ops that reached the log, even with a failed fdatasync, are
+		 * read back at the next load: their journal stays, to put their
+		 * files in place (scan and open run it). */
+		if (journal && sync_log_next(s->log) == p.log_from)
 			journal_remove(s);
 		s->stale = true; /* the model holds ops the log does not: reload */
 	} else if (p.n) {
@@ -962,8 +965,11 @@ int st_journal_recover(mcrdt_store *s)
 	}
 	if (rc || !found)
 		return rc;
-	if (sync_log_next(s->log) < p.log_from + p.log_count) {
-		journal_remove(s); /* its ops never reached the log: nothing was done */
+	if (sync_log_next(s->log) <= p.log_from) {
+		/* Its ops never reached the log: nothing was done. (Some of
+		 * them may have, after a torn write: they are in the model,
+		 * so their files are put in place.) */
+		journal_remove(s);
 		plan_free(&p);
 		return 0;
 	}

@@ -1713,6 +1713,92 @@ START_TEST(killed_during_delivery)
 }
 END_TEST
 
+/* fdatasync fails while armed (the log's; linked with --wrap=fdatasync). */
+static volatile int fail_datasync;
+int __real_fdatasync(int fd);
+int __wrap_fdatasync(int fd);
+int __wrap_fdatasync(int fd)
+{
+	if (fail_datasync) {
+		errno = EIO;
+		return -1;
+	}
+	return __real_fdatasync(fd);
+}
+
+/*
+ * The log takes a peer's ops but its fdatasync fails: the ops are in the
+ * log file all the same, and read back at the next open. Their files must
+ * be put in place then; otherwise the next scan takes the missing files
+ * for deletions and the sync sends them to every replica.
+ */
+START_TEST(log_sync_fails_during_apply)
+{
+	struct fx f;
+	fx_open(&f, 2);
+	sync_hub_all(f.s, f.dirs, 2, f.hub, 6);
+	const char *m = "Subject: kept\r\n\r\nmust not be lost\r\n";
+	add_plain(f.s[1], "INBOX", m);
+	OK(mcrdt_sync(f.s[1], f.hub, NULL, NULL));
+	mcrdt_store_close(f.s[0]);
+	struct mcrdt_open_opts o = MCRDT_OPEN_OPTS_INIT; /* durable: the log syncs */
+	OK(mcrdt_store_open(&f.s[0], f.dirs[0], &o));
+	fail_datasync = 1;
+	int rc = mcrdt_sync(f.s[0], f.hub, NULL, NULL);
+	fail_datasync = 0;
+	ck_assert_msg(rc != 0, "the sync went through with a failing fdatasync: nothing was tested");
+	mcrdt_store_close(f.s[0]);
+	f.s[0] = open_named(f.dirs[0], "r0");
+	ck_assert_uint_eq(count_body(f.s[0], m), 1);
+	sync_hub_all(f.s, f.dirs, 2, f.hub, 6);
+	for (int r = 0; r < 2; r++)
+		ck_assert_msg(count_body(f.s[r], m) == 1, "r%d lost the message", r);
+	fx_close(&f);
+}
+END_TEST
+
+/* Deletes every message file of INBOX in the replica dir ctx (a mail
+ * reader's expunge) when the sync starts to fetch: after its scan. */
+static int delete_inbox(void *ctx, const char *phase, const struct mcrdt_sync_stats *st)
+{
+	(void)st;
+	const char **dir = ctx;
+	if (*dir && strcmp(phase, "fetch") == 0) {
+		ck_assert_int_eq(run_sh(NULL, "rm -f '%s'/cur/* '%s'/new/*", *dir, *dir), 0);
+		*dir = NULL;
+	}
+	return 0;
+}
+
+/*
+ * A peer flags a message that another program deletes here while the sync
+ * fetches: the flag change finds no file. The sync must not leave a step
+ * that blocks every later open; the deletion replicates.
+ */
+START_TEST(file_gone_before_apply)
+{
+	struct fx f;
+	fx_open(&f, 2);
+	const char *m = "Subject: doomed\r\n\r\nflagged there, deleted here\r\n";
+	add_plain(f.s[0], "INBOX", m);
+	sync_hub_all(f.s, f.dirs, 2, f.hub, 6);
+	set_flags(f.s[1], "INBOX", uid_of(f.s[1], "INBOX", m), MCRDT_FLAGS_ADD, "\\Flagged");
+	OK(mcrdt_sync(f.s[1], f.hub, NULL, NULL));
+	const char *dir = f.dirs[0];
+	struct mcrdt_sync_opts so = MCRDT_SYNC_OPTS_INIT;
+	so.progress = delete_inbox;
+	so.progress_ctx = &dir;
+	OK(mcrdt_sync(f.s[0], f.hub, &so, NULL));
+	ck_assert_msg(dir == NULL, "the sync reported no progress: nothing was deleted");
+	mcrdt_store_close(f.s[0]);
+	f.s[0] = open_named(f.dirs[0], "r0");
+	sync_hub_all(f.s, f.dirs, 2, f.hub, 6);
+	for (int r = 0; r < 2; r++)
+		ck_assert_msg(count_body(f.s[r], m) == 0, "r%d still has the message deleted on r0", r);
+	fx_close(&f);
+}
+END_TEST
+
 /* ---- a replica joining later ---- */
 
 /*
@@ -1909,6 +1995,8 @@ int main(void)
 	tcase_add_test(tb, killed_sync);
 	tcase_add_test(tb, join_keeps_uidvalidity);
 	tcase_add_test(tb, killed_during_delivery);
+	tcase_add_test(tb, log_sync_fails_during_apply);
+	tcase_add_test(tb, file_gone_before_apply);
 	suite_add_tcase(s, tb);
 
 	int rc = run_suite(s, CK_FORK_GETENV);
