@@ -178,6 +178,7 @@ void md_own_note(md *m, const char *mailbox, const char *file, bool in_new, bool
 	o->base_len = info.base_len;
 	o->in_new = in_new;
 	o->removed = removed;
+	o->seen = false;
 	b->n++; /* pending */
 	b->byname_ok = false;
 	m->nown++;

@@ -30,6 +30,7 @@ struct md_own {
 	char *file;     /* its name now, or (removed) the name it had */
 	size_t base_len;
 	bool in_new, removed;
+	bool seen; /* its one event came (see maildir/watch.c) */
 };
 
 /* One mailbox's notes, in the order made: v[0, settled) settled, the rest

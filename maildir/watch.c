@@ -8,10 +8,12 @@
  * folder once (a command) never pays for it, and adding a watch costs the
  * kernel a pass over every cached entry of the directory (a fifth of a
  * no-op sync of 100,000 messages). A watch that cannot be armed is not
- * tried again; the mtimes decide for that folder. Each
- * event is matched by name against the handle's own change notes (see
- * md_own_settle): a delivery's rename into new/ or cur/, a flag rename's
- * move out of one name and into another, a removal. An event no note
+ * tried again; the mtimes decide for that folder.
+ *
+ * Each event is matched by name and direction (a name that came or went)
+ * against the handle's own change notes (see md_own_settle): a delivery's
+ * rename into new/ or cur/, a flag rename's move out of one name and into
+ * another, a removal; each note explains one event. An event no note
  * explains (another program's delivery, rename, removal, or a file
  * written in place) marks the folder dirty, and its next scan lists it;
  * so does a queue overflow, a folder that went, and own changes that were
@@ -110,10 +112,13 @@ static int cmp_byname(const void *a, const void *b, void *arg)
 	return strcmp(v[*(const size_t *)a].file, v[*(const size_t *)b].file);
 }
 
-/* Whether the handle's own notes explain name appearing in or leaving
- * (in_new) new/ or cur/ of mailbox: a binary search in the notes sorted
- * by name, sorted again only after they changed. */
-static bool own_name(md *m, const char *mailbox, const char *name, bool in_new)
+/* Whether one of the handle's own notes explains name appearing in
+ * (!removed) or leaving (removed) new/ (in_new) or cur/ of mailbox: a
+ * binary search in the notes sorted by name, sorted again only after they
+ * changed. Each note explains one event, the one its change made: so a
+ * delivery does not explain another program removing the file, nor our
+ * flag rename its undoing, nor a removal the file coming back. */
+static bool own_name(md *m, const char *mailbox, const char *name, bool in_new, bool removed)
 {
 	struct md_own_box *b = md_own_box(m, mailbox);
 	if (!b || !b->n)
@@ -136,9 +141,11 @@ static bool own_name(md *m, const char *mailbox, const char *name, bool in_new)
 		else
 			hi = mid;
 	}
-	for (; lo < b->n && strcmp(b->v[b->byname[lo]].file, name) == 0; lo++)
-		if (b->v[b->byname[lo]].in_new == in_new)
-			return true;
+	for (; lo < b->n && strcmp(b->v[b->byname[lo]].file, name) == 0; lo++) {
+		struct md_own *o = &b->v[b->byname[lo]];
+		if (o->in_new == in_new && o->removed == removed && !o->seen)
+			return o->seen = true;
+	}
 	return false;
 }
 
@@ -193,7 +200,10 @@ void md_watch_drain(md *m)
 				drop(m, w);
 				continue;
 			}
-			if (!e->len || !own_name(m, w->mailbox, e->name, e->wd == w->wd_new))
+			/* (a file written in place, IN_CLOSE_WRITE, is never ours:
+			 * we write in tmp/) */
+			bool gone = e->mask & (IN_MOVED_FROM | IN_DELETE), came = e->mask & (IN_MOVED_TO | IN_CREATE);
+			if (!e->len || !(gone || came) || !own_name(m, w->mailbox, e->name, e->wd == w->wd_new, gone))
 				w->dirty = true;
 		}
 	}

@@ -489,6 +489,58 @@ START_TEST(a_watched_folder_is_read_only_after_news)
 }
 END_TEST
 
+/* Under inotify, another program's change to a file of ours is news even
+ * though its name is one our own notes name: removing a file we delivered,
+ * undoing our flag rename, a file coming back under a name we removed. */
+START_TEST(a_watch_tells_ours_from_a_change_to_it)
+{
+	struct md_scan_state st = { 0 };
+	struct md_changes ch = { 0 };
+	for (int i = 0; i < 2; i++) /* (the second scan arms the watch) */
+		ck_assert_int_eq(md_scan(m, "INBOX", &st, NULL), 0);
+	if (m->ino == -2) {
+		md_scan_state_free(&st);
+		return; /* no inotify instance to be had: the mtimes decide */
+	}
+	ck_assert(md_watch_armed(md_watch_find(m, "INBOX")));
+	char from[600], to[600];
+	/* Delivered by us, removed by another program before our next scan. */
+	char *a = deliver("INBOX", "a", NULL);
+	md_own_settle(m, true);
+	path_of(from, sizeof from, "new", a);
+	ck_assert_int_eq(unlink(from), 0);
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+	ck_assert_uint_eq(st.last.n, 0);
+	md_changes_free(&ch);
+	/* Our flag rename, undone by another program. */
+	char *b = deliver("INBOX", "b", "R"), *b2 = NULL;
+	md_own_settle(m, true);
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+	md_changes_free(&ch);
+	ck_assert_int_eq(md_set_flags(m, "INBOX", b, false, "RS", &b2), 0);
+	md_own_settle(m, true);
+	snprintf(from, sizeof from, "%s/cur/%s", root, b2);
+	snprintf(to, sizeof to, "%s/cur/%s", root, b);
+	ck_assert_int_eq(rename(from, to), 0);
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+	ck_assert_uint_eq(count_kind(&ch, MD_FLAGS_CHANGED), 1);
+	ck_assert_str_eq(ch.c[0].entry.flags, "R");
+	md_changes_free(&ch);
+	/* Delivered and removed by us, then back from another program. */
+	char *c = deliver("INBOX", "c", NULL);
+	ck_assert_int_eq(md_remove(m, "INBOX", c, true), 0);
+	md_own_settle(m, true);
+	snprintf(to, sizeof to, "%s/new/%s", root, c);
+	put_file(to, "Subject: back\n\nx\n");
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+	ck_assert_uint_eq(count_kind(&ch, MD_ADDED), 1);
+	ck_assert_uint_eq(st.last.n, 2);
+	md_changes_free(&ch);
+	md_scan_state_free(&st);
+	free(a), free(b), free(b2), free(c);
+}
+END_TEST
+
 /* Another program removes a folder and makes it again (or renames it
  * away and makes a new one): a long-lived handle's next scans see the new
  * folder's files, not the old directories it still has open. */
@@ -890,6 +942,7 @@ int main(void)
 	tcase_add_test(tc, scan_leaves_out_settled_own_changes);
 	tcase_add_test(tc, listing_sorts_names_alike);
 	tcase_add_test(tc, a_watched_folder_is_read_only_after_news);
+	tcase_add_test(tc, a_watch_tells_ours_from_a_change_to_it);
 	tcase_add_test(tc, a_folder_made_again_is_read_again);
 	tcase_add_test(tc, scan_trusts_no_mtime_from_its_own_second);
 	tcase_add_test(tc, scan_survives_renames_under_it);
