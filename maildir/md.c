@@ -342,6 +342,10 @@ int md_folder_open(md *m, const char *mailbox, struct md_folder **out)
 		char sub[4200];
 		snprintf(sub, sizeof sub, "%s/%s", path, subs[i]);
 		rc = md_open_dir(f.dir, subs[i], sub, fds[i]);
+		/* cur/ makes a folder; a tmp/ or new/ another program left out
+		 * is made, as Dovecot does. */
+		if (rc == MCRDT_ENOTFOUND && i < 2 && (mkdirat(f.dir, subs[i], 0700) == 0 || errno == EEXIST))
+			rc = md_open_dir(f.dir, subs[i], sub, fds[i]);
 	}
 	free(dir);
 	if (rc == 0 && !(f.mailbox = strdup(mailbox)))

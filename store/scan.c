@@ -349,7 +349,11 @@ static int reconcile(struct folder *f, const struct md_entry *e, struct st_msg *
 			f->rep->skipped++; /* an empty file is no message (yet) */
 			return 1;
 		}
-		struct store_meta meta = { e->file, e->base_len, (uint64_t)st.st_size, st.st_mtim.tv_sec };
+		/* (a file dated before 1970 or past 9999 is a message all the
+		 * same: its date is the nearest one the meta can hold) */
+		int64_t date = st.st_mtim.tv_sec < 0 ? 0 : st.st_mtim.tv_sec;
+		struct store_meta meta = { e->file, e->base_len, (uint64_t)st.st_size,
+					   date > STORE_META_DATE_MAX ? STORE_META_DATE_MAX : date };
 		struct vbuf b = { 0 };
 		int rc = store_meta_encode(&meta, &b);
 		if (rc == 0)

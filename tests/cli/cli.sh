@@ -605,6 +605,18 @@ t_scan() {
 	same "listing rewritten by commands that changed nothing" "$(stat -c %i "$D"/mcrdt/scan-*)" "$ino"
 	put g0
 	[ "$(stat -c %i "$D"/mcrdt/scan-*)" != "$ino" ] || bad "a delivery left the kept listing as it was"
+	# A file dated before 1970, and a folder another program made without
+	# tmp/: imported (the date the earliest there is, tmp/ made), not a
+	# scan that fails for every folder.
+	msg h >"$D/new/1700000103.M103P103.elsewhere"
+	touch -d 1965-01-01 "$D/new/1700000103.M103P103.elsewhere"
+	mkdir -p "$D"/.NoTmp/{cur,new}
+	msg i >"$D/.NoTmp/new/1700000104.M104P104.elsewhere"
+	ok scan "$D" --json
+	js 'd["added"] == 2 and d["folders_added"] == 1'
+	[ -d "$D/.NoTmp/tmp" ] || bad "no tmp/ made in $D/.NoTmp"
+	ok list "$D" --json
+	js '[m["internaldate"] for m in d].count(0) == 1'
 }
 
 t_other_letters() {
