@@ -725,11 +725,7 @@ static int step(struct apply *a, const struct pl *e, bool recovering)
 		free(file);
 		return rc;
 	case PL_REMOVE:
-		if (st_locate(s, e->from, from, &e->was, &file, &in_new) == 0) {
-			rc = md_remove(s->md, e->from, file, in_new);
-			free(file);
-		}
-		return rc == MCRDT_ENOTFOUND ? 0 : rc;
+		return st_remove_file(s, e->from, from, &e->was);
 	default:
 		return 0;
 	}

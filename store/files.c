@@ -246,6 +246,34 @@ int st_locate(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw,
 	return locate(s, mailbox, kw, x, file, in_new, NULL);
 }
 
+int st_with_file(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
+		 st_file_fn act, void *ctx)
+{
+	enum { TRIES = 4 };
+	int rc = MCRDT_ENOTFOUND;
+	for (int t = 0; t < TRIES && rc == MCRDT_ENOTFOUND; t++) {
+		char *file;
+		bool in_new;
+		if ((rc = st_locate(s, mailbox, kw, x, &file, &in_new)))
+			break;
+		rc = act(s, mailbox, file, in_new, ctx);
+		free(file);
+	}
+	return rc;
+}
+
+static int remove_act(mcrdt_store *s, const char *mailbox, const char *file, bool in_new, void *ctx)
+{
+	(void)ctx;
+	return md_remove(s->md, mailbox, file, in_new);
+}
+
+int st_remove_file(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x)
+{
+	int rc = st_with_file(s, mailbox, kw, x, remove_act, NULL);
+	return rc == MCRDT_ENOTFOUND ? 0 : rc;
+}
+
 int st_open_body(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
 		 int *fd, char **file, bool *in_new)
 {
@@ -383,11 +411,13 @@ int st_transfer(mcrdt_store *s, const char *srcname, const struct st_msg *msgs, 
 			dst_uids[i] = uid;
 	}
 	free(meta.p);
-	/* A move's sources go once the copies are durable. */
+	/* A move's sources go once the copies are durable (found again if
+	 * another program renamed one since it was read). */
 	if (rc == 0 && move && (rc = st_files_begin(s)) == 0) {
-		for (size_t i = 0; i < n; i++)
-			md_remove(s->md, srcname, sources[i], src_new[i]); /* gone already: fine */
-		rc = st_files_end(s, 0);
+		for (size_t i = 0; i < n && rc == 0; i++)
+			if ((rc = md_remove(s->md, srcname, sources[i], src_new[i])) == MCRDT_ENOTFOUND)
+				rc = st_remove_file(s, srcname, &skw, &msgs[i]);
+		rc = st_files_end(s, rc);
 	}
 	rc = st_commit(s, &ops, rc);
 	for (size_t i = 0; i < n; i++) {

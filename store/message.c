@@ -529,35 +529,35 @@ static size_t after_store(const struct st_msg *x, enum mcrdt_flags_mode mode, co
 	return n;
 }
 
-/* Renames x's file to carry its new flags (letters other tools set and we
- * do not know are kept). A file already gone is left to the next scan. */
+/* Renames file to carry the letters ctx, keeping those other tools set
+ * that we do not know. */
+static int flags_act(mcrdt_store *s, const char *folder, const char *file, bool in_new, void *ctx)
+{
+	const char *want = ctx;
+	struct md_info info;
+	md_info_parse(file, &info);
+	char all[2 * MD_FLAGS_MAX + 2], letters[MD_FLAGS_MAX + 1];
+	size_t k = strlen(want);
+	memcpy(all, want, k);
+	for (const char *p = info.flags; *p && k < MD_FLAGS_MAX; p++)
+		if (*p >= 'A' && *p <= 'Z' && !imap_letter_sysflag(*p))
+			all[k++] = *p;
+	all[k] = '\0';
+	int rc = md_flags_normalize(all, letters);
+	return rc ? rc : md_set_flags(s->md, folder, file, in_new, letters, NULL);
+}
+
+/* Renames x's file to carry its new flags: found again if another program
+ * renamed it meanwhile (the later rename wins); a file gone is left to
+ * the next scan. */
 static int rename_flags(mcrdt_store *s, const char *folder, const struct md_keywords *kw, const struct st_msg *x,
 			unsigned sys, char **names, size_t n)
 {
-	char letters[MD_FLAGS_MAX + 1], *file;
-	bool in_new;
-	int rc = st_locate(s, folder, kw, x, &file, &in_new);
-	if (rc == MCRDT_ENOTFOUND)
-		return 0;
-	if (rc)
-		return rc;
-	if ((rc = st_letters(kw, sys, names, n, letters)) == 0) {
-		struct md_info info;
-		md_info_parse(file, &info);
-		char all[2 * MD_FLAGS_MAX + 2];
-		size_t k = strlen(letters);
-		memcpy(all, letters, k);
-		for (const char *p = info.flags; *p && k < MD_FLAGS_MAX; p++)
-			if (*p >= 'A' && *p <= 'Z' && !imap_letter_sysflag(*p))
-				all[k++] = *p;
-		all[k] = '\0';
-		if ((rc = md_flags_normalize(all, letters)) == 0)
-			rc = md_set_flags(s->md, folder, file, in_new, letters, NULL);
-		if (rc == MCRDT_ENOTFOUND)
-			rc = 0;
-	}
-	free(file);
-	return rc;
+	char letters[MD_FLAGS_MAX + 1];
+	int rc = st_letters(kw, sys, names, n, letters);
+	if (rc == 0)
+		rc = st_with_file(s, folder, kw, x, flags_act, letters);
+	return rc == MCRDT_ENOTFOUND ? 0 : rc;
 }
 
 int mcrdt_store_flags(mcrdt_mailbox *mb, const char *set, enum mcrdt_set_kind kind, enum mcrdt_flags_mode mode,
@@ -696,16 +696,8 @@ int mcrdt_expunge(mcrdt_mailbox *mb, const char *uidset, unsigned flags, uint32_
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		if (!(flags & MCRDT_EXPUNGE_ANY) && !(v[i].sys & IMAP_DELETED))
 			continue;
-		char *file;
-		bool in_new;
-		if (st_locate(s, folder, &kw, &v[i], &file, &in_new) == 0) {
-			int r = md_remove(s->md, folder, file, in_new);
-			free(file);
-			if (r && r != MCRDT_ENOTFOUND) {
-				rc = r;
-				break;
-			}
-		}
+		if ((rc = st_remove_file(s, folder, &kw, &v[i])))
+			break;
 		if ((rc = crdt_model_expunge(s->m, &ops, v[i].guid)) == 0 && (rc = GROW(gone.v, gone.cap, gone.n + 1)) == 0)
 			gone.v[gone.n++] = v[i].uid;
 	}

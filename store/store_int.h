@@ -165,6 +165,16 @@ int st_letters(const struct md_keywords *kw, unsigned sys, char *const *names, s
  * it, with letters we do not model), and only then a listing of the folder. */
 int st_locate(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
 	      char **file, bool *in_new);
+/* Calls act(s, mailbox, file, in_new, ctx) on x's file, located as
+ * st_locate does, and again when act finds it gone (MCRDT_ENOTFOUND:
+ * another program renamed it in between, as a mail reader setting a flag
+ * does), a few times. act's result, or MCRDT_ENOTFOUND when there is no
+ * file of x to be found. */
+typedef int (*st_file_fn)(mcrdt_store *s, const char *mailbox, const char *file, bool in_new, void *ctx);
+int st_with_file(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
+		 st_file_fn act, void *ctx);
+/* Removes x's file (st_with_file); 0 when it is gone already. */
+int st_remove_file(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x);
 /* Opens x's file for reading: *fd; *file (caller frees) and *in_new say
  * where it was, when file is not NULL. */
 int st_open_body(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,

@@ -872,6 +872,111 @@ static void ck_search(mcrdt_mailbox *mb, const struct mcrdt_search *q, const uin
 	free(got);
 }
 
+/*
+ * Another program (a mail reader) renames a message's file between the
+ * moment we find it and our own rename or removal: armed, the next
+ * unlinkat or renameat2 of a message file first renames it to carry 'R'
+ * (linked with --wrap=unlinkat,renameat2).
+ */
+static volatile int race_armed, race_fired;
+int __real_unlinkat(int dirfd, const char *path, int flags);
+int __real_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned flags);
+int __wrap_unlinkat(int dirfd, const char *path, int flags);
+int __wrap_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned flags);
+
+static void race(int dirfd, const char *path)
+{
+	char fdp[64], where[4096];
+	snprintf(fdp, sizeof fdp, "/proc/self/fd/%d", dirfd);
+	ssize_t k = race_armed && !strchr(path, '/') ? readlink(fdp, where, sizeof where - 1) : -1;
+	where[k > 0 ? k : 0] = '\0';
+	size_t wl = strlen(where);
+	if (wl < 4 || (strcmp(where + wl - 4, "/new") != 0 && strcmp(where + wl - 4, "/cur") != 0))
+		return; /* (not a message file: tmp/, the log, ...) */
+	race_armed = 0;
+	char to[512];
+	const char *colon = strchr(path, ':');
+	snprintf(to, sizeof to, "%.*s:2,R", colon ? (int)(colon - path) : (int)strlen(path), path);
+	ck_assert_int_eq(__real_renameat2(dirfd, path, dirfd, to, 0), 0);
+	race_fired = 1;
+}
+
+int __wrap_unlinkat(int dirfd, const char *path, int flags)
+{
+	race(dirfd, path);
+	return __real_unlinkat(dirfd, path, flags);
+}
+
+int __wrap_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned flags)
+{
+	race(olddirfd, oldpath);
+	return __real_renameat2(olddirfd, oldpath, newdirfd, newpath, flags);
+}
+
+static size_t files_of(const char *dir, const char *folder)
+{
+	char p[4096];
+	snprintf(p, sizeof p, "%s/%s", dir, folder);
+	return count_files(p, "new") + count_files(p, "cur");
+}
+
+/* EXPUNGE, MOVE and STORE whose file another program renames under them:
+ * the removed message does not come back, the moved one is not doubled,
+ * and the flag change is not undone by the next scan. */
+START_TEST(renamed_under_us)
+{
+	char *dir = tmp_dir();
+	mcrdt_store *s = open_s(dir);
+	add_plain(s, "INBOX", "Subject: x\r\n\r\nexpunged\r\n");
+	mcrdt_mailbox *mb = sel(s, "INBOX");
+	race_armed = 1, race_fired = 0;
+	OK(mcrdt_expunge(mb, "1", MCRDT_EXPUNGE_ANY, NULL, NULL));
+	ck_assert(race_fired);
+	ck_assert_uint_eq(files_of(dir, "."), 0);
+
+	OK(mcrdt_mailbox_create(s, "Archive"));
+	uint32_t moved = add_plain(s, "INBOX", "Subject: y\r\n\r\nmoved\r\n");
+	mcrdt_mailbox_close(mb);
+	mb = sel(s, "INBOX");
+	char set[16];
+	snprintf(set, sizeof set, "%u", moved);
+	race_armed = 1, race_fired = 0;
+	OK(mcrdt_copy(mb, set, MCRDT_UID, "Archive", true, NULL));
+	ck_assert(race_fired);
+	ck_assert_uint_eq(files_of(dir, "."), 0);
+	ck_assert_uint_eq(files_of(dir, ".Archive"), 1);
+
+	uint32_t flagged = add_plain(s, "INBOX", "Subject: z\r\n\r\nflagged\r\n");
+	mcrdt_mailbox_close(mb);
+	mb = sel(s, "INBOX");
+	snprintf(set, sizeof set, "%u", flagged);
+	const char *seen[] = { "\\Seen" };
+	race_armed = 1, race_fired = 0;
+	OK(mcrdt_store_flags(mb, set, MCRDT_UID, MCRDT_FLAGS_ADD, seen, 1, 0, NULL, NULL));
+	ck_assert(race_fired);
+	mcrdt_mailbox_close(mb);
+
+	struct mcrdt_scan_report rep;
+	OK(mcrdt_store_scan(s, &rep));
+	ck_assert_uint_eq(rep.added, 0);
+	mb = sel(s, "INBOX");
+	size_t n;
+	struct mcrdt_message *m = fetch(mb, "1:*", MCRDT_SEQ, &n);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(m[0].uid, flagged);
+	ck_assert(has_flag(&m[0], "\\Seen"));
+	mcrdt_messages_free(m, n);
+	mcrdt_mailbox_close(mb);
+	mb = sel(s, "Archive");
+	m = fetch(mb, "1:*", MCRDT_SEQ, &n);
+	ck_assert_uint_eq(n, 1);
+	mcrdt_messages_free(m, n);
+	mcrdt_mailbox_close(mb);
+	mcrdt_store_close(s);
+	rm_tree(dir);
+}
+END_TEST
+
 START_TEST(search)
 {
 	char *dir = tmp_dir();
@@ -1342,6 +1447,7 @@ int main(void)
 	tcase_add_test(tc, store_flags);
 	tcase_add_test(tc, copy_move);
 	tcase_add_test(tc, expunge);
+	tcase_add_test(tc, renamed_under_us);
 	tcase_add_test(tc, search);
 	tcase_add_test(tc, change_tracking);
 	tcase_add_test(tc, two_processes_append);
