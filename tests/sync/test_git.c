@@ -958,15 +958,24 @@ static char *first_file(const char *dir, const char *suffix)
 	return found;
 }
 
-START_TEST(corrupt_hub)
+/* A hub in d with A's ops 1..n pushed to it (one pack); the caller frees
+ * the path. */
+static char *hub_of_a(const char *d, uint64_t n)
 {
-	char *d = tmp_dir();
 	char *ra = tmp_path(d, "a"), *hub = tmp_path(d, "hub");
 	ck_assert_int_eq(sync_git_hub_init(hub), 0);
 	sync_git *a = open_repo(ra, RA);
-	publish(a, RA, 1, 30);
+	publish(a, RA, 1, n);
 	push(a, hub);
 	sync_git_close(a);
+	free(ra);
+	return hub;
+}
+
+START_TEST(corrupt_hub)
+{
+	char *d = tmp_dir();
+	char *hub = hub_of_a(d, 30);
 	char *pd = tmp_path(hub, "objects/pack");
 	char *pack = first_file(pd, ".pack");
 	struct stat sb;
@@ -1036,7 +1045,6 @@ START_TEST(corrupt_hub)
 		free(rb);
 	}
 	free(re);
-	free(ra);
 	free(hub);
 	rm_tree(d);
 }
@@ -1047,12 +1055,7 @@ END_TEST
 START_TEST(hub_files_not_regular)
 {
 	char *d = tmp_dir();
-	char *ra = tmp_path(d, "a"), *hub = tmp_path(d, "hub");
-	ck_assert_int_eq(sync_git_hub_init(hub), 0);
-	sync_git *a = open_repo(ra, RA);
-	publish(a, RA, 1, 3);
-	push(a, hub);
-	sync_git_close(a);
+	char *hub = hub_of_a(d, 3);
 	char *pd = tmp_path(hub, "objects/pack");
 	char *idx = first_file(pd, ".idx"), *pack = first_file(pd, ".pack");
 	for (int k = 0; k < 3; k++) {
@@ -1079,7 +1082,6 @@ START_TEST(hub_files_not_regular)
 	free(idx);
 	free(pack);
 	free(pd);
-	free(ra);
 	free(hub);
 	rm_tree(d);
 }
