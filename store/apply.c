@@ -696,34 +696,26 @@ static int step(struct apply *a, const struct pl *e, bool recovering)
 	if ((e->from && !from) || (e->to && !to))
 		return err_set(MCRDT_EIO, "cannot read the keywords of '%s': %s", e->from ? e->from : e->to,
 			       mcrdt_error_last());
-	char *file = NULL, letters[MD_FLAGS_MAX + 1];
-	bool in_new = false;
-	int rc = 0;
+	char letters[MD_FLAGS_MAX + 1];
+	int rc;
 	switch (e->kind) {
 	case PL_DELIVER:
 		/* After a crash the file may be there already, under any flags. */
-		if (recovering && st_locate(s, e->to, to, &e->now, &file, &in_new) == 0) {
-			if ((rc = letters_in(s, e->to, to, &e->now, letters)) == 0)
-				rc = md_set_flags(s->md, e->to, file, in_new, letters, NULL);
-			free(file);
+		if (recovering && ((rc = letters_in(s, e->to, to, &e->now, letters)) ||
+				   (rc = st_refile(s, e->to, to, &e->now, NULL, letters)) != MCRDT_ENOTFOUND))
 			return rc;
-		}
 		return deliver(a, e, to);
 	case PL_MOVE:
 	case PL_FLAGS:
-		if (st_locate(s, e->from, from, &e->was, &file, &in_new) != 0) {
-			/* Moved or renamed already (a crash), or gone: look where it goes. */
-			if (st_locate(s, e->to, to, &e->now, &file, &in_new) != 0)
-				return 0; /* removed by another program meanwhile: the
-					   * next scan of e->from reports it */
-			if ((rc = letters_in(s, e->to, to, &e->now, letters)) == 0)
-				rc = md_set_flags(s->md, e->to, file, in_new, letters, NULL);
-		} else if ((rc = letters_in(s, e->to, to, &e->now, letters)) == 0) {
-			rc = e->kind == PL_MOVE ? md_move(s->md, e->from, file, in_new, e->to, letters, NULL)
-						: md_set_flags(s->md, e->from, file, in_new, letters, NULL);
-		}
-		free(file);
-		return rc;
+		if ((rc = letters_in(s, e->to, to, &e->now, letters)))
+			return rc;
+		rc = st_refile(s, e->from, from, &e->was, e->to, letters);
+		/* Moved or renamed already (a crash), or gone: look where it goes. */
+		if (rc == MCRDT_ENOTFOUND)
+			rc = st_refile(s, e->to, to, &e->now, NULL, letters);
+		/* (removed by another program meanwhile: the next scan of
+		 * e->from reports it) */
+		return rc == MCRDT_ENOTFOUND ? 0 : rc;
 	case PL_REMOVE:
 		return st_remove_file(s, e->from, from, &e->was);
 	default:

@@ -274,6 +274,35 @@ int st_remove_file(mcrdt_store *s, const char *mailbox, const struct md_keywords
 	return rc == MCRDT_ENOTFOUND ? 0 : rc;
 }
 
+struct refile {
+	const char *to, *letters;
+};
+
+static int refile_act(mcrdt_store *s, const char *mailbox, const char *file, bool in_new, void *ctx)
+{
+	const struct refile *r = ctx;
+	struct md_info info;
+	md_info_parse(file, &info);
+	char all[2 * MD_FLAGS_MAX + 2], letters[MD_FLAGS_MAX + 1];
+	size_t k = strlen(r->letters);
+	memcpy(all, r->letters, k);
+	for (const char *p = info.flags; *p && k < MD_FLAGS_MAX; p++)
+		if (*p >= 'A' && *p <= 'Z' && !imap_letter_sysflag(*p))
+			all[k++] = *p;
+	all[k] = '\0';
+	int rc = md_flags_normalize(all, letters);
+	if (rc == 0 && r->to && strcmp(r->to, mailbox) != 0)
+		return md_move(s->md, mailbox, file, in_new, r->to, letters, NULL);
+	return rc ? rc : md_set_flags(s->md, mailbox, file, in_new, letters, NULL);
+}
+
+int st_refile(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
+	      const char *to, const char *letters)
+{
+	struct refile r = { to, letters };
+	return st_with_file(s, mailbox, kw, x, refile_act, &r);
+}
+
 int st_open_body(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
 		 int *fd, char **file, bool *in_new)
 {

@@ -529,24 +529,6 @@ static size_t after_store(const struct st_msg *x, enum mcrdt_flags_mode mode, co
 	return n;
 }
 
-/* Renames file to carry the letters ctx, keeping those other tools set
- * that we do not know. */
-static int flags_act(mcrdt_store *s, const char *folder, const char *file, bool in_new, void *ctx)
-{
-	const char *want = ctx;
-	struct md_info info;
-	md_info_parse(file, &info);
-	char all[2 * MD_FLAGS_MAX + 2], letters[MD_FLAGS_MAX + 1];
-	size_t k = strlen(want);
-	memcpy(all, want, k);
-	for (const char *p = info.flags; *p && k < MD_FLAGS_MAX; p++)
-		if (*p >= 'A' && *p <= 'Z' && !imap_letter_sysflag(*p))
-			all[k++] = *p;
-	all[k] = '\0';
-	int rc = md_flags_normalize(all, letters);
-	return rc ? rc : md_set_flags(s->md, folder, file, in_new, letters, NULL);
-}
-
 /* Renames x's file to carry its new flags: found again if another program
  * renamed it meanwhile (the later rename wins); a file gone is left to
  * the next scan. */
@@ -556,7 +538,7 @@ static int rename_flags(mcrdt_store *s, const char *folder, const struct md_keyw
 	char letters[MD_FLAGS_MAX + 1];
 	int rc = st_letters(kw, sys, names, n, letters);
 	if (rc == 0)
-		rc = st_with_file(s, folder, kw, x, flags_act, letters);
+		rc = st_refile(s, folder, kw, x, NULL, letters);
 	return rc == MCRDT_ENOTFOUND ? 0 : rc;
 }
 

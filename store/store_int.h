@@ -175,6 +175,12 @@ int st_with_file(mcrdt_store *s, const char *mailbox, const struct md_keywords *
 		 st_file_fn act, void *ctx);
 /* Removes x's file (st_with_file); 0 when it is gone already. */
 int st_remove_file(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x);
+/* Gives x's file the info letters (st_with_file), keeping the letters
+ * other programs set that we do not model (mutt's P), and moves it to
+ * folder to when that is not mailbox (to may be NULL). MCRDT_ENOTFOUND
+ * when there is no file of x in mailbox. */
+int st_refile(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
+	      const char *to, const char *letters);
 /* Opens x's file for reading: *fd; *file (caller frees) and *in_new say
  * where it was, when file is not NULL. */
 int st_open_body(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
