@@ -63,9 +63,9 @@ PidFile none
 EOF
 	"$SSHD" -D -e -f "$T/sshd_config" 2>"$T/sshd.log" &
 	pid=$!
-	for _ in $(seq 50); do
-		grep -q "Server listening" "$T/sshd.log" && break
-		kill -0 "$pid" 2>/dev/null || break
+	# (waited for while it runs, no time limit: one that exits, its port
+	# taken, makes way for the next port)
+	until grep -q "Server listening" "$T/sshd.log" || ! kill -0 "$pid" 2>/dev/null; do
 		sleep 0.1
 	done
 	grep -q "Server listening" "$T/sshd.log" && break
