@@ -649,7 +649,7 @@ t_other_letters() {
 	# Renamed by hand since the last scan (the listing kept for this handle
 	# has its old name): found by listing the folder.
 	local f base
-	f=$(grep -l '^Subject: m3$' "$D"/cur/*)
+	f=$(file_of m3)
 	base=$(basename "$f")
 	mv "$f" "$D/cur/${base%%:2,*}:2,FPS"
 	ok flag "$D" '1:*' '-\Flagged'
