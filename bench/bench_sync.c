@@ -475,19 +475,6 @@ static void print_hub_size(const char *label, const char *hub)
 	printf("   %-26s repository %8.1f MB   %u pack files\n", label, du(hub, NULL) / 1e6, count_packs(pack));
 }
 
-static void run(const char *fmt, ...)
-{
-	char cmd[16384];
-	va_list ap;
-	va_start(ap, fmt);
-	if ((size_t)vsnprintf(cmd, sizeof cmd, fmt, ap) >= sizeof cmd)
-		fail("command too long");
-	va_end(ap);
-	int rc = system(cmd);
-	if (rc != 0)
-		fail("command failed (%d): %s", rc, cmd);
-}
-
 /* The Maildir entries of a store's root (everything but mcrdt/), quoted,
  * as arguments for cp. */
 static void maildir_args(const char *dir, char *out, size_t cap)

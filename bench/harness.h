@@ -52,6 +52,20 @@ static inline int bench_rm_one(const char *path, const struct stat *st, int type
 	return 0;
 }
 
+/* Runs a shell command made of fmt...; fails unless it exits 0. */
+__attribute__((format(printf, 1, 2))) static inline void run(const char *fmt, ...)
+{
+	char cmd[16384];
+	va_list ap;
+	va_start(ap, fmt);
+	if ((size_t)vsnprintf(cmd, sizeof cmd, fmt, ap) >= sizeof cmd)
+		fail("command too long");
+	va_end(ap);
+	int rc = system(cmd);
+	if (rc != 0)
+		fail("command failed (%d): %s", rc, cmd);
+}
+
 /* Removes dir and everything under it (links are not followed). */
 static inline void rm_tree(const char *dir)
 {
