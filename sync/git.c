@@ -961,11 +961,11 @@ static int fetch_slow(sync_git *g, struct xfer *x)
  */
 static int copy_checked(const char *url, const char *src, const char *dst, uint8_t sum_out[20], uint64_t *bytes)
 {
-	int in = sg_open_file(src);
+	struct stat sb;
+	int in = sg_open_file(src, &sb);
 	if (in < 0)
 		return err_set(MCRDT_EIO, "remote %s: %s", url, mcrdt_error_last());
-	struct stat sb;
-	if (fstat(in, &sb) != 0 || sb.st_size < 32) {
+	if (sb.st_size < 32) {
 		close(in);
 		return err_set(MCRDT_EIO, "remote %s: %s is too short to be a pack file", url, src);
 	}
@@ -1198,7 +1198,6 @@ static int copy_objects(struct xfer *x, bool fetch, const char *srcdir, git_odb 
 	return loose_each(srcdir, copy_one_loose, &c);
 }
 
-/* The local fast path: 1 when it does not apply (the caller goes the slow way). */
 /*
  * Opens the repository at path for a local fetch or push (what: "fetch
  * from" or "push to", for errors): *rr, its odb *rodb, its objects
@@ -1926,7 +1925,6 @@ static int pf_read(struct pf_worker *w, const sync_oid *id, struct sync_git_blob
 		memset(out, 0, sizeof *out);
 		out->data = data;
 		out->len = len;
-		out->owned = true;
 		return 0;
 	}
 	return rc < 0 ? rc : blob_read(w->odb, w->p->gitdir, id, out);
@@ -2089,10 +2087,10 @@ int sync_git_blob_size(sync_git *g, const sync_oid *id, uint64_t *size)
 
 void sync_git_blob_free(struct sync_git_blob *b)
 {
-	if (b && b->owned)
-		free((void *)(uintptr_t)b->data);
-	else if (b && b->handle)
+	if (b && b->handle)
 		git_odb_object_free(b->handle);
+	else if (b)
+		free((void *)(uintptr_t)b->data);
 	if (b)
 		memset(b, 0, sizeof *b);
 }

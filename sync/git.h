@@ -175,8 +175,7 @@ int sync_git_push(sync_git *g, const struct sync_git_remote *r, struct sync_git_
 struct sync_git_blob {
 	const uint8_t *data;
 	size_t len;
-	void *handle; /* internal: libgit2's object, */
-	bool owned;   /* or (true) data is malloc'd */
+	void *handle; /* internal: libgit2's object, or NULL: data is malloc'd */
 };
 /* MCRDT_ENOTFOUND when the object is missing; MCRDT_ECORRUPT when it is
  * not a blob or fails its hash. */

@@ -112,17 +112,19 @@ int sg_read_fd(int fd, uint8_t **buf, size_t *cap, size_t *len)
 	}
 }
 
-int sg_open_file(const char *path)
+int sg_open_file(const char *path, struct stat *st)
 {
 	/* (O_NONBLOCK: opening a FIFO must not wait for a writer) */
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	struct stat sb;
 	if (fd < 0) {
+		int e = errno;
 		err_sys(MCRDT_EIO, "opening %s", path);
-	} else if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		errno = e;
+	} else if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
 		err_set(MCRDT_EIO, "%s is not a regular file", path);
 		close(fd);
 		fd = -1;
+		errno = EINVAL;
 	}
 	return fd;
 }
@@ -130,7 +132,8 @@ int sg_open_file(const char *path)
 /* A whole file into a malloc'd *out. */
 static int sg_slurp(const char *path, uint8_t **out, size_t *len)
 {
-	int fd = sg_open_file(path);
+	struct stat sb;
+	int fd = sg_open_file(path, &sb);
 	if (fd < 0)
 		return MCRDT_EIO;
 	size_t cap = 0;
@@ -595,6 +598,27 @@ static int cmp_off(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* A pack entry's header at b (len bytes left): its length, 0 when it is
+ * cut short or its size overflows; *type and *size. */
+static size_t entry_hdr(const uint8_t *b, size_t len, unsigned *type, uint64_t *size)
+{
+	if (len == 0)
+		return 0;
+	size_t h = 0;
+	uint8_t c = b[h++];
+	unsigned shift = 4;
+	*type = (c >> 4) & 7;
+	*size = c & 15;
+	while (c & 0x80) {
+		if (h == len || shift > 56)
+			return 0;
+		c = b[h++];
+		*size |= (uint64_t)(c & 0x7f) << shift;
+		shift += 7;
+	}
+	return h;
+}
+
 /* One entry of a source pack: whole objects are copied as stored, deltas
  * read whole through the odb (which holds the source) and stored whole. */
 static int merge_entry(struct pack *p, git_odb *odb, const char *path, const struct pack_idx *ix, uint32_t i,
@@ -603,12 +627,10 @@ static int merge_entry(struct pack *p, git_odb *odb, const char *path, const str
 	git_oid id;
 	char hx[GIT_OID_HEXSZ + 1];
 	memcpy(id.id, ix->ids + (size_t)i * 20, 20);
-	size_t h = 0;
-	uint8_t c = b[h++];
-	unsigned type = (c >> 4) & 7;
-	while ((c & 0x80) && h < len && h < 11)
-		c = b[h++];
-	if ((c & 0x80) || h >= len)
+	unsigned type;
+	uint64_t size;
+	size_t h = entry_hdr(b, len, &type, &size);
+	if (h == 0 || h >= len)
 		return err_set(MCRDT_ECORRUPT, "maintain: %s: entry %s is corrupt", path, git_oid_tostr(hx, sizeof hx, &id));
 	if (type >= GIT_OBJECT_COMMIT && type <= GIT_OBJECT_TAG) {
 		int seen = pack_seen(p, &id);
@@ -639,13 +661,9 @@ static int pack_map(const char *who, const char *path, const struct pack_idx *ix
 {
 	*map = MAP_FAILED;
 	struct stat sb;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &sb) != 0) {
-		int rc = errno == ENOENT ? 1 : err_sys(MCRDT_EIO, "%s: opening %s", who, path);
-		if (fd >= 0)
-			close(fd);
-		return rc;
-	}
+	int fd = sg_open_file(path, &sb);
+	if (fd < 0)
+		return errno == ENOENT ? 1 : err_set(MCRDT_EIO, "%s: %s", who, mcrdt_error_last());
 	*size = (size_t)sb.st_size;
 	if (*size >= 32)
 		*map = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -946,18 +964,12 @@ static int rpack_blob(struct preader_z *z, const struct rpack *rp, uint64_t off,
 	if (off < 12 || off >= rp->size - 20)
 		return 1;
 	const uint8_t *b = rp->map + off, *end = rp->map + rp->size - 20;
-	uint8_t c = *b++;
-	uint64_t size = c & 15;
-	unsigned shift = 4;
-	if (((c >> 4) & 7) != GIT_OBJECT_BLOB)
+	unsigned type;
+	uint64_t size;
+	size_t h = entry_hdr(b, (size_t)(end - b), &type, &size);
+	if (h == 0 || type != GIT_OBJECT_BLOB)
 		return 1;
-	while (c & 0x80) {
-		if (b == end || shift > 56)
-			return 1;
-		c = *b++;
-		size |= (uint64_t)(c & 0x7f) << shift;
-		shift += 7;
-	}
+	b += h;
 	if (size > SIZE_MAX / 2 || size > UINT32_MAX)
 		return 1;
 	/* The zlib header by hand, then raw deflate: its Adler-32 is not

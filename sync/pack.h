@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include <git2.h>
 #include <zlib.h>
@@ -34,8 +35,9 @@ void sg_object_id(git_object_t type, const void *data, size_t len, uint8_t out[2
 int sg_read_fd(int fd, uint8_t **buf, size_t *cap, size_t *len);
 /* Opens path for reading, a regular file only (a peer's pack or index
  * made a FIFO or a link to /dev/zero must not hang or fill memory): the
- * descriptor, or -1 with the error set. */
-int sg_open_file(const char *path);
+ * descriptor and *st, or -1 with the error set (errno ENOENT when path
+ * does not exist). */
+int sg_open_file(const char *path, struct stat *st);
 /* Writes all of data to fd; MCRDT_ENOSPC or MCRDT_EIO naming path. */
 int sg_write(int fd, const void *data, size_t len, const char *path);
 /* Whether path is gone (ENOENT), as opposed to there or unreadable. */
