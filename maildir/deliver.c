@@ -328,7 +328,7 @@ int md_remove(md *m, const char *mailbox, const char *file, bool in_new)
 	return md_dir_changed(m, f, !in_new);
 }
 
-int md_open_message(md *m, const char *mailbox, const char *file, bool in_new, int *fd_out)
+int md_open_message(md *m, const char *mailbox, const char *file, bool in_new, int *fd_out, struct stat *st_out)
 {
 	struct md_folder *f;
 	int rc = valid_file_name(file);
@@ -348,6 +348,8 @@ int md_open_message(md *m, const char *mailbox, const char *file, bool in_new, i
 		close(fd);
 		return err_set(MCRDT_ECORRUPT, "%s in %s is not a regular file", file, mailbox);
 	}
+	if (st_out)
+		*st_out = st;
 	*fd_out = fd;
 	return 0;
 }

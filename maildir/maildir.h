@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/stat.h>
 
 typedef struct md md;
 
@@ -134,8 +135,9 @@ int md_move(md *md, const char *from, const char *file, bool in_new, const char 
 	    char **file_out);
 /* Removes a message file (MCRDT_ENOTFOUND if already gone). */
 int md_remove(md *md, const char *mailbox, const char *file, bool in_new);
-/* Opens a message for reading (O_NOFOLLOW). */
-int md_open_message(md *md, const char *mailbox, const char *file, bool in_new, int *fd_out);
+/* Opens a message for reading (O_NOFOLLOW, a regular file only): *fd_out,
+ * and its fstat in *st_out when st_out is not NULL. */
+int md_open_message(md *md, const char *mailbox, const char *file, bool in_new, int *fd_out, struct stat *st_out);
 
 /* ---- keywords (dovecot-keywords: letter 'a' + n names keyword n) ---- */
 

@@ -552,18 +552,15 @@ int md_scan(md *m, const char *mailbox, struct md_scan_state *st, struct md_chan
 		w = md_watch_add(m, f, mailbox);
 	if (rc || (rc = dir_mtime(f->new, mailbox, &nm)) || (rc = dir_mtime(f->cur, mailbox, &cm)))
 		return rc;
+	if (w)
+		w->dirty = false; /* what happens from here on shows at the next scan */
 	int64_t newest = (nm > cm ? nm : cm) / 1000000000;
 	/* Unchanged, and the last scan began after the second of the last change
 	 * (a change later in that same second might not have moved the mtime);
 	 * not for a folder whose watch saw something (a file written in place
 	 * moves no mtime). */
-	if (fresh && st->valid && nm == st->new_mtime_ns && cm == st->cur_mtime_ns && newest < st->scanned_at) {
-		if (w)
-			w->dirty = false;
+	if (fresh && st->valid && nm == st->new_mtime_ns && cm == st->cur_mtime_ns && newest < st->scanned_at)
 		return 0;
-	}
-	if (w)
-		w->dirty = false; /* what happens from here on shows at the next scan */
 	int64_t started = (int64_t)time(NULL);
 	struct md_listing now;
 	if ((rc = list_folder(m, mailbox, false, &now)))

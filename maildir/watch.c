@@ -82,7 +82,7 @@ struct md_watch *md_watch_add(md *m, struct md_folder *f, const char *mailbox)
 		if (!(w->mailbox = strdup(mailbox)))
 			return NULL;
 		w->wd_new = w->wd_cur = MD_WD_PENDING;
-		w->dirty = true;
+		w->dirty = false; /* (not read before it is armed) */
 		m->nw++;
 		return w;
 	}

@@ -195,7 +195,7 @@ static bool try_file(mcrdt_store *s, const char *mailbox, char *name, bool is_ne
 		     int *fd)
 {
 	int f;
-	if (!name || md_open_message(s->md, mailbox, name, is_new, &f) != 0) {
+	if (!name || md_open_message(s->md, mailbox, name, is_new, &f, NULL) != 0) {
 		free(name);
 		return false;
 	}

@@ -448,7 +448,7 @@ int mcrdt_message_open(mcrdt_mailbox *mb, uint32_t uid, int *fd_out)
 	char *folder, *file;
 	bool in_new;
 	if ((rc = one_file(mb, uid, &folder, &file, &in_new)) == 0) {
-		rc = md_open_message(s->md, folder, file, in_new, fd_out);
+		rc = md_open_message(s->md, folder, file, in_new, fd_out, NULL);
 		free(folder);
 		free(file);
 	}

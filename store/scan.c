@@ -186,30 +186,30 @@ void st_scans_drop_saved(const char *metadir)
 		closedir(d);
 }
 
+static struct st_scan *scan_state(mcrdt_store *s, const char *mailbox);
+
 void st_scans_save(mcrdt_store *s)
 {
-	for (size_t i = 0; i < s->nscans; i++) {
-		struct st_scan *e = &s->scans[i];
-		if (e->st.valid && md_scan_fold(s->md, e->mailbox, &e->st) == 0 && e->st.valid &&
-		    e->st.version != e->saved)
-			scan_save(s, e->mailbox, &e->st);
-	}
 	/* Folders this handle wrote to without scanning them (an IMAP session
-	 * that only appends and flags): their saved listings take the changes
-	 * in, or the next handle would look at those files again. */
+	 * that only appends and flags) get an entry too (their saved listing):
+	 * it takes the changes in, or the next handle would look at those
+	 * files again. (The names are copied: md's hold only until its next
+	 * call.) */
 	const char *mb[16];
 	size_t n = md_own_mailboxes(s->md, mb, 16);
 	char *names[16];
 	for (size_t i = 0; i < n; i++)
 		names[i] = strdup(mb[i]);
 	for (size_t i = 0; i < n; i++) {
-		struct md_scan_state st = { 0 };
-		if (names[i] && !scan_entry(s, names[i]))
-			scan_load(s, names[i], &st);
-		if (st.valid && md_scan_fold(s->md, names[i], &st) == 0 && st.valid)
-			scan_save(s, names[i], &st);
-		md_scan_state_free(&st);
+		if (names[i])
+			scan_state(s, names[i]);
 		free(names[i]);
+	}
+	for (size_t i = 0; i < s->nscans; i++) {
+		struct st_scan *e = &s->scans[i];
+		if (e->st.valid && md_scan_fold(s->md, e->mailbox, &e->st) == 0 && e->st.valid &&
+		    e->st.version != e->saved)
+			scan_save(s, e->mailbox, &e->st);
 	}
 }
 
@@ -245,11 +245,9 @@ static void scan_forget(mcrdt_store *s, const char *mailbox)
 
 int st_scan_guess(mcrdt_store *s, const char *mailbox, const char *base, char **file, bool *in_new)
 {
+	/* (with no usable listing kept, the entry stays invalid: not loaded
+	 * again at the next guess, and a scan compares in full) */
 	struct st_scan *x = scan_state(s, mailbox);
-	if (x && !x->st.valid && !x->scanned) {
-		scan_forget(s, mailbox); /* nothing kept: no entry (a scan compares in full) */
-		return MCRDT_ENOTFOUND;
-	}
 	struct md_scan_state *st = x ? &x->st : NULL;
 	if (!st || !st->valid || md_scan_fold(s->md, mailbox, st) != 0 || !st->valid)
 		return MCRDT_ENOTFOUND;
@@ -339,13 +337,12 @@ static int reconcile(struct folder *f, const struct md_entry *e, struct st_msg *
 		 * its ",S=" says (another tool may have written it wrong). */
 		int fd;
 		struct stat st;
-		if (md_open_message(s->md, f->name, e->file, e->in_new, &fd) != 0) {
+		if (md_open_message(s->md, f->name, e->file, e->in_new, &fd, &st) != 0) {
 			f->rep->skipped++; /* gone since the listing: the next scan sees */
 			return 1;
 		}
-		int sr = fstat(fd, &st);
 		close(fd);
-		if (sr != 0 || st.st_size == 0) {
+		if (st.st_size == 0) {
 			f->rep->skipped++; /* an empty file is no message (yet) */
 			return 1;
 		}

@@ -768,7 +768,7 @@ START_TEST(bad_files_are_named_not_trusted)
 	ck_assert_ptr_nonnull(l.e[2].problem);
 	md_listing_free(&l);
 	int fd;
-	ck_assert_int_eq(md_open_message(m, "INBOX", "1.link:2,S", false, &fd), MCRDT_ECORRUPT);
+	ck_assert_int_eq(md_open_message(m, "INBOX", "1.link:2,S", false, &fd, NULL), MCRDT_ECORRUPT);
 	ck_assert_int_eq(md_set_flags(m, "INBOX", "3.odd:2,S:extra", false, "F", NULL), MCRDT_ECORRUPT);
 	ck_assert_int_eq(access(p, F_OK), 0); /* left as it was */
 	/* A symlinked tmp/ is refused, not followed. */
@@ -819,7 +819,7 @@ START_TEST(an_unreadable_message_is_a_clear_error)
 		int fd;
 		if (md_open(&c, root, 0))
 			_exit(12);
-		int rc = md_open_message(c, "INBOX", name, true, &fd);
+		int rc = md_open_message(c, "INBOX", name, true, &fd, NULL);
 		_exit(rc == MCRDT_EIO && strstr(mcrdt_error_last(), "unreadable") ? 0 : 13);
 	}
 	int status;
