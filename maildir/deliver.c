@@ -273,8 +273,13 @@ static int relocate(md *m, const char *from, const char *file, bool in_new, cons
 	if ((rc = final_name(final, sizeof final, base, flags ? flags : "")))
 		return rc;
 	bool same = strcmp(from, to) == 0;
-	if (same && !in_new && strcmp(file, final) == 0)
+	if (same && !in_new && strcmp(file, final) == 0) { /* nothing to rename: there? */
+		struct stat st;
+		if (fstatat(f->cur, file, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			return errno == ENOENT ? err_set(MCRDT_ENOTFOUND, "%s vanished from %s", file, from)
+					       : io_error(errno, "cannot stat", file);
 		return file_out && !(*file_out = strdup(final)) ? err_set(MCRDT_ENOMEM, "out of memory") : 0;
+	}
 	/* The source folder's slot may be evicted by opening the target. */
 	int dup = same ? -1 : fcntl(in_new ? f->new : f->cur, F_DUPFD_CLOEXEC, 0);
 	if (!same && dup < 0)

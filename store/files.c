@@ -189,28 +189,40 @@ int st_letters(const struct md_keywords *kw, unsigned sys, char *const *names, s
 
 /* ---- finding and reading files ---- */
 
-/* name (ours now, NULL allowed) when it opens: *file, *in_new, and the fd
- * in *fd or closed when fd is NULL. Otherwise freed. */
+/* What locate does with each name it tries: opens it (keeping the fd in
+ * *fd when fd is not NULL), or with act, calls act on it and keeps its
+ * result in rc. */
+struct probe {
+	int *fd;
+	st_file_fn act;
+	void *ctx;
+	int rc;
+};
+
+/* Whether name (ours now, NULL allowed) is x's file: it opens, or act did
+ * not find it gone. Then *file and *in_new; otherwise name is freed. */
 static bool try_file(mcrdt_store *s, const char *mailbox, char *name, bool is_new, char **file, bool *in_new,
-		     int *fd)
+		     struct probe *pr)
 {
-	int f;
-	if (!name || md_open_message(s->md, mailbox, name, is_new, &f, NULL) != 0) {
+	int f = -1;
+	if (name && pr->act)
+		pr->rc = pr->act(s, mailbox, name, is_new, pr->ctx);
+	if (!name || (pr->act ? pr->rc == MCRDT_ENOTFOUND : md_open_message(s->md, mailbox, name, is_new, &f, NULL) != 0)) {
 		free(name);
 		return false;
 	}
-	if (fd)
-		*fd = f;
-	else
+	if (pr->fd)
+		*pr->fd = f;
+	else if (f >= 0)
 		close(f);
 	*file = name;
 	*in_new = is_new;
 	return true;
 }
 
-/* st_locate, keeping the file open in *fd when fd is not NULL. */
+/* Finds x's file as st_locate says, probing each name with pr. */
 static int locate(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
-		  char **file, bool *in_new, int *fd)
+		  char **file, bool *in_new, struct probe *pr)
 {
 	char letters[MD_FLAGS_MAX + 1], *name = NULL;
 	bool is_new;
@@ -219,10 +231,10 @@ static int locate(mcrdt_store *s, const char *mailbox, const struct md_keywords 
 		return rc;
 	if (asprintf(&name, "%s:2,%s", x->base, letters) < 0)
 		name = NULL;
-	if (try_file(s, mailbox, name, false, file, in_new, fd) ||
-	    try_file(s, mailbox, strdup(x->base), true, file, in_new, fd))
+	if (try_file(s, mailbox, name, false, file, in_new, pr) ||
+	    try_file(s, mailbox, strdup(x->base), true, file, in_new, pr))
 		return 0;
-	if (st_scan_guess(s, mailbox, x->base, &name, &is_new) == 0 && try_file(s, mailbox, name, is_new, file, in_new, fd))
+	if (st_scan_guess(s, mailbox, x->base, &name, &is_new) == 0 && try_file(s, mailbox, name, is_new, file, in_new, pr))
 		return 0;
 	/* Renamed by another program since the last scan: list the folder. */
 	struct md_listing l = { 0 };
@@ -233,7 +245,7 @@ static int locate(mcrdt_store *s, const char *mailbox, const struct md_keywords 
 		name = e->file; /* try_file's now */
 		e->file = NULL;
 	}
-	if (!e || !try_file(s, mailbox, name, e->in_new, file, in_new, fd))
+	if (!e || !try_file(s, mailbox, name, e->in_new, file, in_new, pr))
 		rc = err_set(MCRDT_ENOTFOUND, "the file of message %s is gone from %s (run mcrdt scan)", x->base,
 			     mailbox);
 	md_listing_free(&l);
@@ -243,21 +255,25 @@ static int locate(mcrdt_store *s, const char *mailbox, const struct md_keywords 
 int st_locate(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
 	      char **file, bool *in_new)
 {
-	return locate(s, mailbox, kw, x, file, in_new, NULL);
+	struct probe pr = { NULL, NULL, NULL, 0 };
+	return locate(s, mailbox, kw, x, file, in_new, &pr);
 }
 
 int st_with_file(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
 		 st_file_fn act, void *ctx)
 {
+	/* act goes straight at each name locate would open; found gone every
+	 * time (renamed again meanwhile), the whole look starts over. */
 	enum { TRIES = 4 };
 	int rc = MCRDT_ENOTFOUND;
 	for (int t = 0; t < TRIES && rc == MCRDT_ENOTFOUND; t++) {
 		char *file;
 		bool in_new;
-		if ((rc = st_locate(s, mailbox, kw, x, &file, &in_new)))
-			break;
-		rc = act(s, mailbox, file, in_new, ctx);
-		free(file);
+		struct probe pr = { NULL, act, ctx, 0 };
+		if ((rc = locate(s, mailbox, kw, x, &file, &in_new, &pr)) == 0) {
+			rc = pr.rc;
+			free(file);
+		}
 	}
 	return rc;
 }
@@ -308,7 +324,8 @@ int st_open_body(mcrdt_store *s, const char *mailbox, const struct md_keywords *
 {
 	char *name = NULL;
 	bool is_new = false;
-	int rc = locate(s, mailbox, kw, x, &name, &is_new, fd);
+	struct probe pr = { fd, NULL, NULL, 0 };
+	int rc = locate(s, mailbox, kw, x, &name, &is_new, &pr);
 	if (rc == 0 && file) {
 		*file = name;
 		*in_new = is_new;
