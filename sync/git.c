@@ -10,9 +10,11 @@
  * `git fsck --strict` checks the result in the tests.
  *
  * A fetch from, or a push to, a repository on this machine copies packs
- * (checked against their checksums) instead of going through libgit2's
- * local transport, which rebuilds a pack with delta search; every other
- * url goes through libgit2's transports.
+ * instead of going through libgit2's local transport, which rebuilds a
+ * pack with delta search. Each copy is checked whole before it joins the
+ * repository, every object against its id (pack_import), as libgit2's
+ * indexer checks what its transports bring; every other url goes through
+ * those transports.
  */
 #include "sync/git.h"
 
@@ -953,80 +955,6 @@ static int fetch_slow(sync_git *g, struct xfer *x)
 }
 
 /*
- * Copies src to dst (through a temporary file next to it, renamed at the
- * end) checking the trailer: the last 20 bytes are the SHA-1 of the rest.
- * sum_out gets the trailer. (Never a hard link, though it would save the
- * copy: a replica is a second copy of the mail, and a link would share
- * one damaged block between the two.)
- */
-static int copy_checked(const char *url, const char *src, const char *dst, uint8_t sum_out[20], uint64_t *bytes)
-{
-	struct stat sb;
-	int in = sg_open_file(src, &sb);
-	if (in < 0)
-		return err_set(MCRDT_EIO, "remote %s: %s", url, mcrdt_error_last());
-	if (sb.st_size < 32) {
-		close(in);
-		return err_set(MCRDT_EIO, "remote %s: %s is too short to be a pack file", url, src);
-	}
-	char tmp[PATH_MAX];
-	sg_path(tmp, sizeof tmp, "%s.tmp_XXXXXX", dst);
-	int out = mkstemp(tmp);
-	if (out < 0) {
-		close(in);
-		return err_sys(MCRDT_EIO, "creating %s", tmp);
-	}
-	size_t bs = 1 << 20;
-	uint8_t *buf = malloc(bs), tail[20];
-	struct sha1_ctx sha;
-	sha1_init(&sha);
-	uint64_t left = (uint64_t)sb.st_size, body = left - 20;
-	int rc = buf ? 0 : err_set(MCRDT_ENOMEM, "out of memory copying %s", src);
-	uint64_t off = 0;
-	while (!rc && left) {
-		ssize_t r = read(in, buf, left < bs ? left : bs);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			rc = r < 0 ? err_sys(MCRDT_EIO, "remote %s: reading %s", url, src)
-				   : err_set(MCRDT_EIO, "remote %s: %s shrank while being copied", url, src);
-			break;
-		}
-		size_t n = (size_t)r;
-		if (off < body)
-			sha1_update(&sha, buf, off + n <= body ? n : (size_t)(body - off));
-		if (off + n > body) {
-			size_t from = off >= body ? 0 : (size_t)(body - off);
-			memcpy(tail + (off + from - body), buf + from, n - from);
-		}
-		rc = sg_write(out, buf, n, tmp);
-		off += n;
-		left -= n;
-	}
-	free(buf);
-	close(in);
-	if (!rc) {
-		uint8_t sum[20];
-		sha1_final(&sha, sum);
-		if (memcmp(sum, tail, 20) != 0)
-			rc = err_set(MCRDT_EIO, "remote %s: %s is corrupt (its checksum does not match its bytes)", url,
-				     src);
-		memcpy(sum_out, tail, 20);
-	}
-	if (!rc && (fchmod(out, 0444) != 0 || fsync(out) != 0))
-		rc = err_sys(MCRDT_EIO, "writing %s", tmp);
-	if (close(out) != 0 && !rc)
-		rc = err_sys(MCRDT_EIO, "writing %s", tmp);
-	if (!rc && rename(tmp, dst) != 0)
-		rc = err_sys(MCRDT_EIO, "renaming %s to %s", tmp, dst);
-	if (rc)
-		unlink(tmp);
-	else if (bytes)
-		*bytes += (uint64_t)sb.st_size;
-	return rc;
-}
-
-/*
  * Loads a remote pack index (version 2) into *ix (checked against its
  * checksum; the caller frees it) and tells whether we lack any of its
  * objects.
@@ -1073,17 +1001,16 @@ static void (*g_after_pack)(void *); /* sync_git_test_after_pack */
 static void *g_after_pack_arg;
 
 /*
- * Copies the pack base of the pack directory srcdir into dstdir's, .pack
- * then .idx, each through a temporary name (libgit2 finds a pack by its
- * .idx), unless dst (dstdir's odb) holds all its objects: 2 when it
- * copied it, 0 when it had no need, 1 when the pack went while we looked
- * (merged by another process: list again).
+ * Brings the pack base of the pack directory srcdir into dstdir's, every
+ * object checked (pack_import), unless dst (dstdir's odb) holds all its
+ * objects: 2 when it copied it, 0 when it had no need, 1 when the pack
+ * went while we looked (merged by another process: list again).
  */
 static int copy_pack(struct xfer *x, bool fetch, const char *srcdir, const char *base, const char *dstdir,
 		     git_odb *dst)
 {
 	const char *url = x->r->url;
-	char src[PATH_MAX], pack[PATH_MAX], idx[PATH_MAX], tmp[PATH_MAX];
+	char src[PATH_MAX], pack[PATH_MAX], idx[PATH_MAX];
 	sg_path(idx, sizeof idx, "%s/pack/%s.idx", dstdir, base);
 	if (access(idx, F_OK) == 0)
 		return 0; /* packs are named by their content */
@@ -1098,26 +1025,15 @@ static int copy_pack(struct xfer *x, bool fetch, const char *srcdir, const char 
 		return 0;
 	}
 	sg_path(src, sizeof src, "%s/%s.pack", srcdir, base);
-	sg_path(pack, sizeof pack, "%s/pack/%s.pack", dstdir, base);
-	uint8_t got[20];
-	uint64_t bytes = ix.len;
-	if ((rc = copy_checked(url, src, pack, got, &bytes))) {
-		idx_free(&ix);
-		return sg_gone(src) ? 1 : rc;
-	}
-	/* Then the index, as loaded and checked (not read again). */
-	if (memcmp(ix.packsum, got, 20) != 0)
-		rc = err_set(MCRDT_EIO, "remote %s: %s does not match its index", url, src);
-	else if ((rc = sg_stage(idx, ix.data, ix.len, tmp)) == 0 && rename(tmp, idx) != 0) {
-		rc = err_sys(MCRDT_EIO, "renaming %s to %s", tmp, idx);
-		unlink(tmp);
-	}
+	char who[PATH_MAX];
+	sg_path(who, sizeof who, "%s %s", fetch ? "fetch from" : "push to", url);
+	uint64_t bytes = 0;
+	sg_path(pack, sizeof pack, "%s/pack", dstdir);
+	rc = pack_import(who, src, &ix, pack, base, dst, &bytes);
 	uint32_t nobj = ix.n;
 	idx_free(&ix);
-	if (rc) {
-		unlink(pack);
-		return rc;
-	}
+	if (rc)
+		return rc == 1 || sg_gone(src) ? 1 : rc;
 	count_moved(x, fetch, nobj, bytes);
 	return report(x) != 0 ? err_set(MCRDT_EIO, "%s %s: cancelled", fetch ? "fetch from" : "push to", url) : 2;
 }

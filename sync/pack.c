@@ -26,6 +26,14 @@
  * that finds a pack gone lists the packs again (sync/git.c's copy). Two
  * processes merging at once may leave duplicates, which the next merge
  * drops. Objects no ref reaches are kept: there is no reachability walk.
+ *
+ * Bringing in a peer's pack (a local fetch or push copies packs as
+ * files): the copy is checked whole before it is renamed into place, the
+ * pack's checksum, the index's offsets and CRC-32s, and every object
+ * inflated and hashed against the id the index gives it. Checking is what
+ * git's index-pack does; without it a forged object whose pack and index
+ * checksums hold would hide the real one from every later fetch. It costs
+ * an inflate of the pack, on two threads.
  */
 #define _GNU_SOURCE
 #include "sync/pack.h"
@@ -34,6 +42,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -867,6 +876,275 @@ out:
 	pack_free(&p);
 	free(s);
 	free(loose);
+	return rc;
+}
+
+/* ---- bringing in a peer's pack ---- */
+
+/* Chunks of about this many pack bytes are what the checking threads
+ * take turns on. */
+#define CHECK_CHUNK (1u << 20)
+#define CHECK_THREADS 2
+#define CHECK_BUF (64u << 10)
+
+struct check {
+	const char *who, *path;
+	const uint8_t *map;
+	size_t size;
+	const struct pack_idx *ix;
+	const struct ent *v; /* the entries in offset order */
+	uint32_t *chunk;     /* chunk k: entries [chunk[k], chunk[k + 1]) */
+	uint32_t nchunks;
+	pthread_mutex_t mu;
+	uint32_t next; /* the next task: 0 the trailer, k + 1 chunk k */
+	int rc;        /* the first failure: 1 a delta, else MCRDT_ECORRUPT with why */
+	char why[320];
+};
+
+static void check_fail(struct check *c, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void check_fail(struct check *c, int rc, const char *fmt, ...)
+{
+	pthread_mutex_lock(&c->mu);
+	if (!c->rc) {
+		c->rc = rc;
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(c->why, sizeof c->why, fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Fails c for the object of entry k: what is wrong with it. */
+static int check_bad(struct check *c, uint32_t k, const char *what)
+{
+	char hx[GIT_OID_HEXSZ + 1];
+	git_oid oid;
+	memcpy(oid.id, c->ix->ids + (size_t)c->v[k].i * 20, 20);
+	check_fail(c, MCRDT_ECORRUPT, "object %s %s", git_oid_tostr(hx, sizeof hx, &oid), what);
+	return MCRDT_ECORRUPT;
+}
+
+/* Entry k (in offset order): its CRC-32 is the index's, and a whole object
+ * inflates to exactly its size (its Adler-32 checked) and hashes to its
+ * id. 1 for a delta. */
+static int check_entry(struct check *c, z_stream *z, uint8_t *buf, uint32_t k)
+{
+	uint32_t i = c->v[k].i;
+	const uint8_t *b = c->map + c->v[k].off, *id = c->ix->ids + (size_t)i * 20;
+	size_t len = (size_t)((k + 1 < c->ix->n ? c->v[k + 1].off : c->size - 20) - c->v[k].off);
+	if ((uint32_t)crc32_z(0, b, len) != be32(c->ix->crcs + (size_t)i * 4))
+		return check_bad(c, k, "does not match its index (CRC-32)");
+	unsigned type;
+	uint64_t size;
+	size_t h = entry_hdr(b, len, &type, &size);
+	if (type == GIT_OBJECT_OFS_DELTA || type == GIT_OBJECT_REF_DELTA) {
+		check_fail(c, 1, "a delta");
+		return 1;
+	}
+	if (h == 0 || h >= len || len - h > UINT32_MAX || type < GIT_OBJECT_COMMIT || type > GIT_OBJECT_TAG)
+		return check_bad(c, k, "is not a whole object");
+	char hdr[40];
+	int hl = snprintf(hdr, sizeof hdr, "%s %" PRIu64, git_object_type2string((git_object_t)type), size);
+	struct sha1_ctx sha;
+	sha1_init(&sha);
+	sha1_update(&sha, hdr, (size_t)hl + 1);
+	int zr = inflateReset(z);
+	z->next_in = (Bytef *)(uintptr_t)(b + h);
+	z->avail_in = (uInt)(len - h);
+	uint64_t got = 0;
+	while (zr == Z_OK && got <= size) {
+		z->next_out = buf;
+		z->avail_out = CHECK_BUF;
+		zr = inflate(z, Z_NO_FLUSH);
+		size_t out = CHECK_BUF - z->avail_out;
+		got += out;
+		if (got <= size)
+			sha1_update(&sha, buf, out);
+	}
+	uint8_t sum[20];
+	sha1_final(&sha, sum);
+	if (zr != Z_STREAM_END || got != size || z->avail_in != 0 || memcmp(sum, id, 20) != 0)
+		return check_bad(c, k, "does not match its id");
+	return 0;
+}
+
+static void *check_run(void *arg)
+{
+	struct check *c = arg;
+	z_stream z;
+	memset(&z, 0, sizeof z);
+	uint8_t *buf = malloc(CHECK_BUF);
+	if (!buf || inflateInit(&z) != Z_OK) {
+		free(buf);
+		return NULL; /* the other thread does the work */
+	}
+	for (;;) {
+		pthread_mutex_lock(&c->mu);
+		uint32_t t = c->rc ? UINT32_MAX : c->next++;
+		pthread_mutex_unlock(&c->mu);
+		if (t > c->nchunks)
+			break;
+		if (t == 0) {
+			uint8_t sum[20];
+			struct sha1_ctx sha;
+			sha1_init(&sha);
+			sha1_update(&sha, c->map, c->size - 20);
+			sha1_final(&sha, sum);
+			if (memcmp(sum, c->map + c->size - 20, 20) != 0)
+				check_fail(c, MCRDT_ECORRUPT, "its checksum does not match its bytes");
+			continue;
+		}
+		for (uint32_t k = c->chunk[t - 1]; k < c->chunk[t]; k++)
+			if (check_entry(c, &z, buf, k))
+				break;
+	}
+	inflateEnd(&z);
+	free(buf);
+	return (void *)c; /* worked */
+}
+
+/*
+ * Checks the pack at map (size bytes; path, for errors) against its index
+ * ix, all of it, as git's index-pack would: the header and trailer name
+ * ix's count and checksum, the SHA-1 of the bytes is the trailer, the
+ * index's ids are sorted and its entries, in offset order, tile the pack
+ * from header to trailer, and every entry is as check_entry says. Two
+ * threads take turns on the work. 0; 1 when the pack holds a delta;
+ * MCRDT_ECORRUPT naming it.
+ */
+static int pack_check(const char *who, const char *path, const uint8_t *map, size_t size, const struct pack_idx *ix)
+{
+	uint32_t n = ix->n, ver = size >= 32 ? be32(map + 4) : 0;
+	if (size < 32 || memcmp(map, "PACK", 4) != 0 || (ver != 2 && ver != 3) || be32(map + 8) != n ||
+	    memcmp(map + size - 20, ix->packsum, 20) != 0)
+		return err_set(MCRDT_ECORRUPT, "%s: %s is corrupt or does not match its index", who, path);
+	for (uint32_t i = 1; i < n; i++)
+		if (memcmp(ix->ids + (size_t)(i - 1) * 20, ix->ids + (size_t)i * 20, 20) >= 0)
+			return err_set(MCRDT_ECORRUPT, "%s: the index of %s is not sorted", who, path);
+	struct check c = { .who = who, .path = path, .map = map, .size = size, .ix = ix };
+	struct ent *v = malloc((n ? n : 1) * sizeof *v);
+	uint32_t *chunk = malloc(((size_t)n + 2) * sizeof *chunk);
+	int rc = v && chunk ? 0 : err_set(MCRDT_ENOMEM, "out of memory checking %s", path);
+	for (uint32_t i = 0; !rc && i < n; i++)
+		v[i] = (struct ent){ idx_offset(ix, i), i };
+	if (!rc && n)
+		qsort(v, n, sizeof *v, cmp_off);
+	/* Tiled, and cut into chunks. */
+	uint64_t from = 12;
+	for (uint32_t k = 0; !rc && k < n; k++) {
+		uint64_t end = k + 1 < n ? v[k + 1].off : size - 20;
+		if ((k == 0 && v[k].off != 12) || v[k].off >= end || end > size - 20)
+			rc = err_set(MCRDT_ECORRUPT, "%s: the index of %s gives a bad offset", who, path);
+		if (k == 0 || v[k].off - from >= CHECK_CHUNK) {
+			chunk[c.nchunks++] = k;
+			from = v[k].off;
+		}
+	}
+	if (!rc && n)
+		chunk[c.nchunks] = n;
+	if (!rc) {
+		c.v = v, c.chunk = chunk;
+		pthread_mutex_init(&c.mu, NULL);
+		pthread_t th[CHECK_THREADS - 1];
+		bool started[CHECK_THREADS - 1];
+		for (size_t t = 0; t + 1 < CHECK_THREADS; t++)
+			started[t] = pthread_create(&th[t], NULL, check_run, &c) == 0;
+		void *worked = check_run(&c);
+		for (size_t t = 0; t + 1 < CHECK_THREADS; t++) {
+			void *r = NULL;
+			if (started[t] && pthread_join(th[t], &r) == 0 && r)
+				worked = r;
+		}
+		pthread_mutex_destroy(&c.mu);
+		if (!worked)
+			rc = err_set(MCRDT_ENOMEM, "out of memory checking %s", path);
+		else if (c.rc == 1)
+			rc = 1;
+		else if (c.rc)
+			rc = err_set(c.rc, "%s: %s: %s", who, path, c.why);
+	}
+	free(v);
+	free(chunk);
+	return rc;
+}
+
+/* The pack at map through libgit2's indexer into odb's pack directory:
+ * it resolves deltas and names every object by its own hash. */
+static int index_through_libgit2(const char *who, const char *path, const uint8_t *map, size_t size, git_odb *odb)
+{
+	git_odb_writepack *wp;
+	git_indexer_progress st;
+	memset(&st, 0, sizeof st);
+	if (git_odb_write_pack(&wp, odb, NULL, NULL) < 0)
+		return sg_fail(MCRDT_EIO, "%s: indexing %s", who, path);
+	int rc = 0;
+	for (size_t off = 0; off < size && !rc; off += CHECK_CHUNK)
+		if (wp->append(wp, map + off, size - off < CHECK_CHUNK ? size - off : CHECK_CHUNK, &st) < 0)
+			rc = sg_fail(MCRDT_ECORRUPT, "%s: %s is corrupt", who, path);
+	if (!rc && wp->commit(wp, &st) < 0)
+		rc = sg_fail(MCRDT_ECORRUPT, "%s: %s is corrupt", who, path);
+	wp->free(wp);
+	return rc;
+}
+
+int pack_import(const char *who, const char *src, const struct pack_idx *ix, const char *dstdir, const char *base,
+		git_odb *odb, uint64_t *bytes)
+{
+	uint8_t *map;
+	size_t size;
+	int rc = pack_map(who, src, ix, &map, &size);
+	if (rc)
+		return rc;
+	char dst[PATH_MAX], tmp[PATH_MAX];
+	sg_path(dst, sizeof dst, "%s/%s.pack", dstdir, base);
+	sg_path(tmp, sizeof tmp, "%s.tmp_XXXXXX", dst);
+	int fd = mkstemp(tmp);
+	if (fd < 0) {
+		munmap(map, size);
+		return err_sys(MCRDT_EIO, "creating %s", tmp);
+	}
+	/* The copy is what is checked: a writer that still changes src
+	 * cannot slip in bytes that were not. */
+	rc = sg_write(fd, map, size, tmp);
+	munmap(map, size);
+	uint8_t *copy = MAP_FAILED;
+	if (!rc) {
+		(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* to the disk while it is checked */
+		if ((copy = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED)
+			rc = err_sys(MCRDT_EIO, "mapping %s", tmp);
+	}
+	bool whole = true;
+	if (!rc && (rc = pack_check(who, src, copy, size, ix)) == 1) {
+		whole = false; /* libgit2 writes the pack and its index */
+		rc = index_through_libgit2(who, src, copy, size, odb);
+	} else if (!rc && (fchmod(fd, 0444) != 0 || fsync(fd) != 0)) {
+		rc = err_sys(MCRDT_EIO, "syncing %s", tmp);
+	}
+	if (copy != MAP_FAILED)
+		munmap(copy, size);
+	if (close(fd) != 0 && !rc && whole)
+		rc = err_sys(MCRDT_EIO, "writing %s", tmp);
+	if (!rc && whole && rename(tmp, dst) != 0)
+		rc = err_sys(MCRDT_EIO, "renaming %s to %s", tmp, dst);
+	if (rc || !whole) {
+		unlink(tmp);
+		if (!rc)
+			*bytes += size;
+		return rc;
+	}
+	/* Then the index, as loaded and checked (libgit2 finds a pack by it). */
+	sg_path(dst, sizeof dst, "%s/%s.idx", dstdir, base);
+	if ((rc = sg_stage(dst, ix->data, ix->len, tmp)) == 0 && rename(tmp, dst) != 0) {
+		rc = err_sys(MCRDT_EIO, "renaming %s to %s", tmp, dst);
+		unlink(tmp);
+	}
+	if (rc) {
+		sg_path(dst, sizeof dst, "%s/%s.pack", dstdir, base);
+		unlink(dst);
+	} else {
+		*bytes += size + ix->len;
+	}
 	return rc;
 }
 

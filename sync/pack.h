@@ -148,6 +148,25 @@ int list_packs(const char *dir, bool kept, struct srcpack **out, size_t *n);
  * id in hex) until fn returns non-zero, which it returns. */
 int loose_each(const char *objdir, int (*fn)(void *ctx, const git_oid *id, const char *hex), void *ctx);
 
+/* ---- bringing in a peer's pack ---- */
+
+/*
+ * Brings the pack at src, whose index ix was loaded by idx_load, into the
+ * pack directory dstdir as base.pack and base.idx. The pack is copied to
+ * a temporary file there and the copy is checked whole before it is
+ * synced and renamed, then the index follows: every object must inflate
+ * and hash to the id ix gives it, as git's index-pack checks. (A forged
+ * object taken in unchecked would hide the real one from every later
+ * fetch.) A pack that holds deltas goes through libgit2's indexer into
+ * odb (dstdir's object database) instead, which resolves them and writes
+ * its own index. 0, with *bytes increased by what was written; 1 when src
+ * is gone (its owner merged it: list again); else an error naming who,
+ * with nothing left behind. Not thread-safe; it runs two threads of its
+ * own to check.
+ */
+int pack_import(const char *who, const char *src, const struct pack_idx *ix, const char *dstdir, const char *base,
+		git_odb *odb, uint64_t *bytes);
+
 /* ---- consolidating ---- */
 
 /*

@@ -1086,6 +1086,98 @@ START_TEST(hub_files_not_regular)
 }
 END_TEST
 
+struct forge {
+	struct pack p;
+	git_odb *odb;
+	const git_oid *victim; /* written with other bytes under its id */
+};
+
+static int forge_one(const git_oid *id, void *arg)
+{
+	struct forge *f = arg;
+	git_odb_object *o;
+	ck_assert_int_eq(git_odb_read(&o, f->odb, id), 0);
+	if (git_oid_equal(id, f->victim)) {
+		static const char lie[] = "Subject: not what was sent\r\n\r\nforged\r\n";
+		uint8_t z[256];
+		uLongf zl = sizeof z;
+		ck_assert_int_eq(compress2(z, &zl, (const Bytef *)lie, sizeof lie - 1, 1), Z_OK);
+		ck_assert_int_eq(pack_put(&f->p, id, GIT_OBJECT_BLOB, sizeof lie - 1, z, zl), 0);
+	} else {
+		git_oid got;
+		ck_assert_int_eq(pack_add(&f->p, git_odb_object_type(o), git_odb_object_data(o), git_odb_object_size(o), &got), 0);
+		ck_assert(git_oid_equal(&got, id));
+	}
+	git_odb_object_free(o);
+	return 0;
+}
+
+/* A hub whose pack and index agree with their checksums, but one body in
+ * it is not the bytes its id names (someone who can write to the hub made
+ * it): a local fetch refuses it and takes nothing in, and once the hub
+ * holds the real pack again the same replica fetches every body. */
+START_TEST(forged_pack_on_a_hub)
+{
+	char *d = tmp_dir();
+	char *hub = hub_of_a(d, 8);
+	char *pd = tmp_path(hub, "objects/pack");
+	char *idx = first_file(pd, ".idx"), *pack = first_file(pd, ".pack");
+	char *sidx = tmp_path(d, "real.idx"), *spack = tmp_path(d, "real.pack");
+	ck_assert_int_eq(rename(idx, sidx), 0);
+	ck_assert_int_eq(rename(pack, spack), 0);
+
+	char *want;
+	sync_oid body;
+	size_t len = op_body(RA, 2, &want, &body);
+	ck_assert(op_has_body(2));
+	git_oid victim;
+	memcpy(victim.id, body.id, 20);
+	char *objects = tmp_path(d, "a/objects"), *hubobjects = tmp_path(hub, "objects");
+	struct forge f = { .victim = &victim };
+	ck_assert_int_eq(git_odb_open(&f.odb, objects), 0);
+	ck_assert_int_eq(pack_open(&f.p, hubobjects, NULL, false), 0);
+	ck_assert_int_eq(git_odb_foreach(f.odb, forge_one, &f), 0);
+	ck_assert_int_eq(pack_finish(&f.p), 0);
+	pack_free(&f.p);
+	git_odb_free(f.odb);
+
+	char *rb = tmp_path(d, "b");
+	sync_git *b = open_repo(rb, RB);
+	struct sync_git_remote rem = { hub, NULL, NULL };
+	ck_assert_int_eq(sync_git_fetch(b, &rem, NULL), MCRDT_ECORRUPT);
+	assert_msg_has("does not match its id");
+	ck_assert_uint_eq(count_packs(rb), 0);
+
+	/* The real pack back, the forged one gone. */
+	char *forged = first_file(pd, ".idx"), forged_pack[700];
+	snprintf(forged_pack, sizeof forged_pack, "%.*s.pack", (int)strlen(forged) - 4, forged);
+	ck_assert_int_eq(unlink(forged), 0);
+	ck_assert_int_eq(unlink(forged_pack), 0);
+	ck_assert_int_eq(rename(spack, pack), 0);
+	ck_assert_int_eq(rename(sidx, idx), 0);
+	fetch(b, hub);
+	assert_bodies(b, RA, 8);
+	struct sync_git_blob blob;
+	ck_assert_int_eq(sync_git_blob_read(b, &body, &blob), 0);
+	blob_is(&blob, want, len);
+	sync_git_close(b);
+	assert_fsck_clean(rb);
+
+	free(want);
+	free(forged);
+	free(objects);
+	free(hubobjects);
+	free(rb);
+	free(idx);
+	free(pack);
+	free(sidx);
+	free(spack);
+	free(pd);
+	free(hub);
+	rm_tree(d);
+}
+END_TEST
+
 START_TEST(maintain_consolidates)
 {
 	char *d = tmp_dir();
@@ -1297,19 +1389,11 @@ END_TEST
 
 /* Packs git wrote with deltas (as a fetch through libgit2 from a git
  * server brings) merge too: the deltas come out as whole objects. */
-START_TEST(maintain_stores_deltas_whole)
+/* Two texts one line apart, written by git into a pack of the repository
+ * ra in which one is a delta of the other: each one's bytes, length and
+ * id. (d: scratch.) */
+static void delta_pack(const char *d, const char *ra, char *text[2], size_t len[2], sync_oid id[2])
 {
-	if (!have_git()) {
-		fprintf(stderr, "maintain_stores_deltas_whole: skipped (no git to write deltas)\n");
-		return;
-	}
-	char *d = tmp_dir();
-	char *ra = tmp_path(d, "a");
-	sync_git *a = open_repo(ra, RA);
-	publish(a, RA, 1, 5);
-	char *text[2];
-	size_t len[2];
-	sync_oid id[2];
 	for (int k = 0; k < 2; k++) {
 		text[k] = malloc(40000);
 		len[k] = 0;
@@ -1329,6 +1413,23 @@ START_TEST(maintain_stores_deltas_whole)
 		 "git prune-packed && git verify-pack -v objects/pack/*.idx | grep -q 'chain length = 1'",
 		 ra);
 	ck_assert_msg(system(cmd) == 0, "git did not write a pack with a delta: %s", cmd);
+}
+
+START_TEST(maintain_stores_deltas_whole)
+{
+	if (!have_git()) {
+		fprintf(stderr, "maintain_stores_deltas_whole: skipped (no git to write deltas)\n");
+		return;
+	}
+	char *d = tmp_dir();
+	char *ra = tmp_path(d, "a");
+	sync_git *a = open_repo(ra, RA);
+	publish(a, RA, 1, 5);
+	char *text[2];
+	size_t len[2];
+	sync_oid id[2];
+	delta_pack(d, ra, text, len, id);
+	char cmd[2048];
 	ck_assert_uint_eq(count_packs(ra), 2);
 	/* Read ahead, the delta comes through libgit2. */
 	sync_git_prefetch *pf;
@@ -1355,6 +1456,45 @@ START_TEST(maintain_stores_deltas_whole)
 	}
 	sync_git_close(a);
 	free(ra);
+	rm_tree(d);
+}
+END_TEST
+
+/* A local fetch of a pack that holds a delta (git wrote it, on a hub or a
+ * peer): libgit2's indexer takes it in, and every body reads back. */
+START_TEST(fetch_takes_a_delta_pack)
+{
+	if (!have_git()) {
+		fprintf(stderr, "fetch_takes_a_delta_pack: skipped (no git to write deltas)\n");
+		return;
+	}
+	char *d = tmp_dir();
+	char *ra = tmp_path(d, "a"), *rb = tmp_path(d, "b");
+	sync_git *a = open_repo(ra, RA);
+	publish(a, RA, 1, 5);
+	char *text[2];
+	size_t len[2];
+	sync_oid id[2];
+	delta_pack(d, ra, text, len, id);
+	sync_git_close(a);
+	sync_git *b = open_repo(rb, RB);
+	fetch(b, ra);
+	assert_bodies(b, RA, 5);
+	for (int k = 0; k < 2; k++) {
+		struct sync_git_blob blob;
+		ck_assert_msg(sync_git_blob_read(b, &id[k], &blob) == 0, "%s", mcrdt_error_last());
+		blob_is(&blob, text[k], len[k]);
+		free(text[k]);
+	}
+	sync_git_close(b);
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd,
+		 "cd '%s' && git verify-pack -v objects/pack/*.idx | grep -q 'chain length = 1' && "
+		 "git fsck --strict --no-dangling",
+		 rb);
+	ck_assert_msg(system(cmd) == 0, "the delta did not come as it was, or fsck: %s", cmd);
+	free(ra);
+	free(rb);
 	rm_tree(d);
 }
 END_TEST
@@ -1625,12 +1765,14 @@ int main(void)
 	tcase_add_test(tc, remote_has_newer_own_ref);
 	tcase_add_test(tc, corrupt_hub);
 	tcase_add_test(tc, hub_files_not_regular);
+	tcase_add_test(tc, forged_pack_on_a_hub);
 	tcase_add_test(tc, maintain_consolidates);
 	tcase_add_test(tc, maintain_merges_the_small_packs);
 	tcase_add_test(tc, push_consolidates_the_hub);
 	tcase_add_test(tc, fetch_while_the_source_merges);
 	tcase_add_test(tc, maintain_refuses_a_damaged_pack);
 	tcase_add_test(tc, maintain_stores_deltas_whole);
+	tcase_add_test(tc, fetch_takes_a_delta_pack);
 	tcase_add_test(tc, pack_reader_reads_whole_blobs);
 	tcase_add_test(tc, prefetch_reads_ahead);
 	tcase_add_test(tc, big_publish_is_one_pack);
