@@ -22,6 +22,9 @@
 #include "common/error.h"
 #include "common/grow.h"
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 static int io_error(int err, const char *what, const char *name)
 {
 	errno = err;
@@ -95,6 +98,68 @@ static int publish(md *m, struct md_folder *f, const char *tmpname, const char *
 	return md_dir_changed(m, f, to_cur);
 }
 
+/* ---- a batch's deliveries before its commit ---- */
+
+/* The key of the delivery that becomes file in mailbox's cur/ (to_cur) or
+ * new/. */
+static uint64_t pend_key(const char *mailbox, const char *file, bool to_cur)
+{
+	uint64_t k = XXH3_64bits_withSeed(file, strlen(file), XXH3_64bits(mailbox, strlen(mailbox)) ^ to_cur);
+	return k == HMAP_EMPTY ? k - 1 : k;
+}
+
+/* The pending delivery that becomes file (in new/ when in_new) of
+ * mailbox at the commit, or NULL. */
+static struct md_pending *pend_find(md *m, const char *mailbox, const char *file, bool in_new)
+{
+	const uint64_t *i = m->batch ? hmap_get(&m->pendix, pend_key(mailbox, file, !in_new)) : NULL;
+	struct md_pending *p = i && *i < m->npend ? &m->pend[*i] : NULL;
+	return p && p->to_cur == !in_new && strcmp(p->final, file) == 0 && strcmp(p->f->mailbox, mailbox) == 0 ? p
+														     : NULL;
+}
+
+/* Drops p from the batch (the last one takes its place); its file in
+ * tmp/ stays for the caller. */
+static void pend_drop(md *m, struct md_pending *p)
+{
+	size_t i = (size_t)(p - m->pend), last = m->npend - 1;
+	hmap_del(&m->pendix, pend_key(p->f->mailbox, p->final, p->to_cur));
+	free(p->tmpname);
+	free(p->final);
+	if (i != last) {
+		*p = m->pend[last];
+		hmap_put(&m->pendix, pend_key(p->f->mailbox, p->final, p->to_cur), i); /* (a slot freed above: no ENOMEM) */
+	}
+	m->npend--;
+}
+
+/* Gives pending delivery p the name final in folder t's cur/ at the
+ * commit (its tmp/ file moves along to t's tmp/). */
+static int pend_refile(md *m, struct md_pending *p, struct md_folder *t, const char *final, char **file_out)
+{
+	char *name = strdup(final), *out = file_out ? strdup(final) : NULL;
+	if (!name || (file_out && !out)) {
+		free(name);
+		free(out);
+		return err_set(MCRDT_ENOMEM, "out of memory");
+	}
+	if (t != p->f && renameat(p->f->tmp, p->tmpname, t->tmp, p->tmpname) != 0) {
+		free(name);
+		free(out);
+		return io_error(errno, "cannot move", p->tmpname);
+	}
+	hmap_del(&m->pendix, pend_key(p->f->mailbox, p->final, p->to_cur));
+	free(p->final);
+	p->final = name;
+	p->f = t;
+	p->to_cur = true;
+	if (hmap_put(&m->pendix, pend_key(t->mailbox, name, true), (uint64_t)(p - m->pend)) != 0)
+		return err_set(MCRDT_ENOMEM, "out of memory"); /* (a slot was freed above) */
+	if (file_out)
+		*file_out = out;
+	return 0;
+}
+
 int md_deliver(md *m, const char *mailbox, const void *data, size_t len,
 	       const struct md_deliver_opts *opts, char **file_out)
 {
@@ -160,7 +225,12 @@ int md_deliver(md *m, const char *mailbox, const void *data, size_t len,
 			return err_set(MCRDT_ENOMEM, "out of memory");
 		}
 		m->npend++;
-		if (file_out && !(*file_out = strdup(final))) {
+		if ((file_out && !(*file_out = strdup(final))) ||
+		    hmap_put(&m->pendix, pend_key(mailbox, final, p->to_cur), m->npend - 1) != 0) {
+			if (file_out) {
+				free(*file_out);
+				*file_out = NULL;
+			}
 			m->npend--;
 			unlinkat(f->tmp, base, 0);
 			free(p->tmpname);
@@ -202,6 +272,7 @@ static void pending_free(md *m)
 		free(m->pend[i].final);
 	}
 	m->npend = 0;
+	hmap_free(&m->pendix);
 	m->batch = false;
 }
 
@@ -275,7 +346,7 @@ static int relocate(md *m, const char *from, const char *file, bool in_new, cons
 	bool same = strcmp(from, to) == 0;
 	if (same && !in_new && strcmp(file, final) == 0) { /* nothing to rename: there? */
 		struct stat st;
-		if (fstatat(f->cur, file, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		if (fstatat(f->cur, file, &st, AT_SYMLINK_NOFOLLOW) != 0 && (errno != ENOENT || !pend_find(m, from, file, false)))
 			return errno == ENOENT ? err_set(MCRDT_ENOTFOUND, "%s vanished from %s", file, from)
 					       : io_error(errno, "cannot stat", file);
 		return file_out && !(*file_out = strdup(final)) ? err_set(MCRDT_ENOMEM, "out of memory") : 0;
@@ -286,6 +357,12 @@ static int relocate(md *m, const char *from, const char *file, bool in_new, cons
 		return err_sys(MCRDT_EIO, "cannot duplicate a descriptor");
 	int src = same ? (in_new ? f->new : f->cur) : dup;
 	if ((rc = md_folder_open(m, to, &t)) == 0 && rename_noreplace(src, file, t->cur, final) != 0) {
+		struct md_pending *p = errno == ENOENT ? pend_find(m, from, file, in_new) : NULL;
+		if (p) {
+			if (dup >= 0)
+				close(dup);
+			return pend_refile(m, p, t, final, file_out);
+		}
 		if (errno == ENOENT)
 			rc = err_set(MCRDT_ENOTFOUND, "%s vanished from %s", file, from);
 		else if (errno == EEXIST)
@@ -325,6 +402,13 @@ int md_remove(md *m, const char *mailbox, const char *file, bool in_new)
 	if (rc || (rc = md_folder_open(m, mailbox, &f)))
 		return rc;
 	if (unlinkat(in_new ? f->new : f->cur, file, 0) != 0) {
+		struct md_pending *p = errno == ENOENT ? pend_find(m, mailbox, file, in_new) : NULL;
+		if (p) { /* delivered earlier in this batch: it never shows */
+			if (unlinkat(p->f->tmp, p->tmpname, 0) != 0 && errno != ENOENT)
+				return io_error(errno, "cannot remove", p->tmpname);
+			pend_drop(m, p);
+			return 0;
+		}
 		if (errno == ENOENT)
 			return err_set(MCRDT_ENOTFOUND, "%s is already gone from %s", file, mailbox);
 		return io_error(errno, "cannot remove", file);
@@ -340,6 +424,9 @@ int md_open_message(md *m, const char *mailbox, const char *file, bool in_new, i
 	if (rc || (rc = md_folder_open(m, mailbox, &f)))
 		return rc;
 	int fd = openat(in_new ? f->new : f->cur, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	struct md_pending *p = fd < 0 && errno == ENOENT ? pend_find(m, mailbox, file, in_new) : NULL;
+	if (p) /* delivered earlier in this batch: still in tmp/ */
+		fd = openat(p->f->tmp, p->tmpname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		switch (errno) {
 		case ENOENT: return err_set(MCRDT_ENOTFOUND, "%s vanished from %s", file, mailbox);

@@ -108,8 +108,11 @@ int md_deliver(md *md, const char *mailbox, const void *data, size_t len,
  * A commit is all or nothing: if one file cannot be put in place, those
  * already placed are taken back and the error returned. md_set_flags and
  * md_remove act at once in a batch, but the directories they changed are
- * synced once at its end (commit or abort), not once per file. Folder
- * renames and deletes are refused while a batch is open. */
+ * synced once at its end (commit or abort), not once per file. A file
+ * delivered in the batch is found under the name it will have:
+ * md_open_message reads it, md_set_flags and md_move change the name it
+ * gets at the commit, md_remove drops it. Folder renames and deletes are
+ * refused while a batch is open. */
 int md_batch_begin(md *md);
 /* Folders one batch's deliveries may go to (MCRDT_ERANGE past it). */
 #define MD_BATCH_FOLDERS 8

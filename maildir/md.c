@@ -238,6 +238,7 @@ void md_close(md *m)
 		close(m->metafd);
 	close(m->rootfd);
 	free(m->pend);
+	hmap_free(&m->pendix);
 	free(m->root);
 	free(m);
 }

@@ -4,6 +4,7 @@
 #ifndef MCRDT_MAILDIR_INT_H
 #define MCRDT_MAILDIR_INT_H
 
+#include "common/hashmap.h"
 #include "maildir/maildir.h"
 
 #include <sys/types.h>
@@ -71,6 +72,7 @@ struct md {
 	bool batch;
 	struct md_pending *pend;
 	size_t npend, cappend;
+	struct hmap pendix; /* pend_key of a pending delivery -> its index in pend */
 	struct md_own_box *box;
 	size_t nbox, capbox;
 	size_t nown;    /* notes in all boxes (MD_OWN_MAX at most) */

@@ -101,9 +101,12 @@ MCRDT_EXTERN(int) mcrdt_store_info(mcrdt_store *s, struct mcrdt_store_info *out)
 /*
  * Batches: between begin and commit, appends and other changes take the
  * store's lock once and share one log fsync and one Maildir sync; their
- * effects are durable when mcrdt_store_batch_commit returns. Mailbox
- * create, delete and rename are refused (MCRDT_EINVAL) inside a batch.
- * Other processes wait for the lock until the commit. Batches do not nest.
+ * effects are durable when mcrdt_store_batch_commit returns. A message
+ * appended in a batch can be flagged, copied and expunged before the
+ * commit like any other (its file waits in tmp/ and gets its final name,
+ * or goes, at the commit). Mailbox create, delete and rename and MOVE are
+ * refused (MCRDT_EINVAL) inside a batch. Other processes wait for the
+ * lock until the commit. Batches do not nest.
  */
 MCRDT_EXTERN(int) mcrdt_store_batch_begin(mcrdt_store *s);
 MCRDT_EXTERN(int) mcrdt_store_batch_commit(mcrdt_store *s);

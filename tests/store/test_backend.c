@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -980,6 +981,57 @@ START_TEST(renamed_under_us)
 }
 END_TEST
 
+/* In a batch, a message appended earlier in the same batch can be
+ * flagged, copied and expunged like any other: its file, still waiting in
+ * tmp/ for the commit, gets the flags or goes. A scan after the commit
+ * finds nothing to report, and a fresh handle sees what the batch did. */
+START_TEST(batch_changes_its_own_appends)
+{
+	char *dir = tmp_dir();
+	mcrdt_store *s = open_s(dir);
+	OK(mcrdt_mailbox_create(s, "Keep"));
+	OK(mcrdt_store_batch_begin(s));
+	uint32_t u1 = add_plain(s, "INBOX", "Subject: flagged\r\n\r\n1\r\n");
+	uint32_t u2 = add_plain(s, "INBOX", "Subject: expunged\r\n\r\n2\r\n");
+	uint32_t u3 = add_plain(s, "INBOX", "Subject: copied\r\n\r\n3\r\n");
+	mcrdt_mailbox *mb = sel(s, "INBOX");
+	const char *seen[] = { "\\Seen", "$Work" };
+	char set[32];
+	snprintf(set, sizeof set, "%u", u1);
+	OK(mcrdt_store_flags(mb, set, MCRDT_UID, MCRDT_FLAGS_ADD, seen, 2, 0, NULL, NULL));
+	snprintf(set, sizeof set, "%u", u2);
+	OK(mcrdt_expunge(mb, set, MCRDT_EXPUNGE_ANY, NULL, NULL));
+	snprintf(set, sizeof set, "%u", u3);
+	OK(mcrdt_copy(mb, set, MCRDT_UID, "Keep", false, NULL));
+	OK(mcrdt_store_batch_commit(s));
+	mcrdt_mailbox_close(mb);
+
+	ck_assert_uint_eq(count_files(dir, "tmp"), 0);
+	ck_assert_uint_eq(count_files(dir, "new") + count_files(dir, "cur"), 2);
+	ck_assert_uint_eq(count_files(dir, ".Keep/new") + count_files(dir, ".Keep/cur"), 1);
+	struct mcrdt_scan_report r;
+	OK(mcrdt_store_scan(s, &r));
+	ck_assert_msg(r.added + r.flags_changed + r.vanished == 0, "scan after the batch: %" PRIu64 " added, %" PRIu64
+		      " flags changed, %" PRIu64 " vanished", r.added, r.flags_changed, r.vanished);
+	mcrdt_store_close(s);
+
+	s = open_s(dir);
+	mb = sel(s, "INBOX");
+	size_t n;
+	struct mcrdt_message *m = fetch(mb, "1:*", MCRDT_SEQ, &n);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(m[0].uid, u1);
+	ck_assert_uint_eq(m[0].sysflags, MCRDT_FLAG_SEEN);
+	ck_assert(has_flag(&m[0], "$Work"));
+	ck_assert_uint_eq(m[1].uid, u3);
+	mcrdt_messages_free(m, n);
+	mcrdt_mailbox_close(mb);
+	ck_assert_uint_eq(status_of(s, "Keep").messages, 1);
+	mcrdt_store_close(s);
+	rm_tree(dir);
+}
+END_TEST
+
 START_TEST(search)
 {
 	char *dir = tmp_dir();
@@ -1451,6 +1503,7 @@ int main(void)
 	tcase_add_test(tc, copy_move);
 	tcase_add_test(tc, expunge);
 	tcase_add_test(tc, renamed_under_us);
+	tcase_add_test(tc, batch_changes_its_own_appends);
 	tcase_add_test(tc, search);
 	tcase_add_test(tc, change_tracking);
 	tcase_add_test(tc, two_processes_append);
