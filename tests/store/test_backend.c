@@ -1023,6 +1023,10 @@ START_TEST(batch_changes_its_own_appends)
 	ck_assert_uint_eq(m[0].uid, u1);
 	ck_assert_uint_eq(m[0].sysflags, MCRDT_FLAG_SEEN);
 	ck_assert(has_flag(&m[0], "$Work"));
+	char *path;
+	OK(mcrdt_message_path(mb, u1, &path)); /* what other Maildir readers see */
+	ck_assert_msg(strstr(path, "/cur/") && strstr(strstr(path, ":2,"), "S"), "%s", path);
+	free(path);
 	ck_assert_uint_eq(m[1].uid, u3);
 	mcrdt_messages_free(m, n);
 	mcrdt_mailbox_close(mb);
