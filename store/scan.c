@@ -473,10 +473,9 @@ int st_scan(mcrdt_store *s, struct mcrdt_scan_report *out)
 	struct crdt_mailbox_info *v = NULL;
 	size_t nv = 0;
 	crdt_oplist ops = CRDT_OPLIST_INIT;
-	/* A sync cut short finishes first: its files are not outside changes. */
-	int rc = st_journal_recover(s);
-	if (rc == 0)
-		rc = md_folder_list(s->md, &disk, &ndisk);
+	/* (A sync cut short finished first, in st_begin or at open: its files
+	 * are not outside changes.) */
+	int rc = md_folder_list(s->md, &disk, &ndisk);
 	if (rc == 0)
 		rc = crdt_model_mailboxes(s->m, &v, &nv);
 	/* Folders made by other tools. */

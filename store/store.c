@@ -181,6 +181,13 @@ int st_begin(mcrdt_store *s)
 		rc = reload(s);
 	if (rc == 0)
 		rc = catch_up(s);
+	/* A journal left by a crash, or by this handle's apply that failed
+	 * after its ops were logged, is carried out before anything else:
+	 * a change made first could contradict its plan (a message expunged
+	 * here whose file the plan then delivers comes back at the next
+	 * scan). Until it can be, every call fails with its error. */
+	if (rc == 0 && !s->in_batch)
+		rc = st_journal_recover(s);
 	if (rc) {
 		if (!s->in_batch)
 			unlock(s);

@@ -94,8 +94,9 @@ struct mcrdt_mailbox {
 int st_lock_file(const char *metadir, const char *name, int op, unsigned timeout_ms, const char *hint,
 		 int *fd_out);
 
-/* Begins a call: mutex, lock (unless a batch holds it), catch-up. On
- * failure everything is released again. */
+/* Begins a call: mutex, lock (unless a batch holds it), catch-up, and a
+ * journal left behind carried out (st_journal_recover). On failure
+ * everything is released again. */
 int st_begin(mcrdt_store *s);
 /* Ends a change. With rc 0: settles, and logs ops (and the settle's
  * claims) durably, or queues them in the batch. With an error: drops ops,
@@ -255,7 +256,8 @@ struct st_apply_stats {
  * through a journal (see apply.c). On an error before the log write the
  * replica is unchanged (the handle reloads). g gives the bodies. */
 int st_apply(mcrdt_store *s, sync_git *g, struct st_incoming *in, struct st_apply_stats *st);
-/* Finishes (or drops) the journal a crashed apply left. */
+/* Finishes (or drops) the journal a crashed or failed apply left; 0 when
+ * there is none. */
 int st_journal_recover(mcrdt_store *s);
 
 #endif

@@ -1757,6 +1757,53 @@ START_TEST(log_sync_fails_during_apply)
 }
 END_TEST
 
+/* syncfs fails while armed (a Maildir batch's one data sync; linked with
+ * --wrap=syncfs). */
+static volatile int fail_syncfs;
+int __real_syncfs(int fd);
+int __wrap_syncfs(int fd);
+int __wrap_syncfs(int fd)
+{
+	if (fail_syncfs) {
+		errno = EIO;
+		return -1;
+	}
+	return __real_syncfs(fd);
+}
+
+/*
+ * A sync's apply fails after its ops were logged (the Maildir's data sync
+ * fails), and the same handle then expunges the message that apply was
+ * to deliver. The journal must be carried out before the expunge, not at
+ * the next open after it: otherwise its file arrives after the expunge,
+ * and the next scan imports it as a new message on every replica.
+ */
+START_TEST(failed_apply_finishes_before_the_next_change)
+{
+	struct fx f;
+	fx_open(&f, 2);
+	sync_hub_all(f.s, f.dirs, 2, f.hub, 6);
+	const char *m = "Subject: expunged\r\n\r\nmust stay expunged\r\n";
+	add_plain(f.s[1], "INBOX", m);
+	OK(mcrdt_sync(f.s[1], f.hub, NULL, NULL));
+	uint32_t uid = uid_of(f.s[1], "INBOX", m);
+	mcrdt_store_close(f.s[0]);
+	struct mcrdt_open_opts o = MCRDT_OPEN_OPTS_INIT; /* durable: the Maildir syncs */
+	OK(mcrdt_store_open(&f.s[0], f.dirs[0], &o));
+	fail_syncfs = 1;
+	int rc = mcrdt_sync(f.s[0], f.hub, NULL, NULL);
+	fail_syncfs = 0;
+	ck_assert_msg(rc != 0, "the sync went through with a failing syncfs: nothing was tested");
+	expunge_uid(f.s[0], "INBOX", uid);
+	mcrdt_store_close(f.s[0]);
+	f.s[0] = open_named(f.dirs[0], "r0");
+	sync_hub_all(f.s, f.dirs, 2, f.hub, 6);
+	for (int r = 0; r < 2; r++)
+		ck_assert_msg(count_body(f.s[r], m) == 0, "r%d has the expunged message back", r);
+	fx_close(&f);
+}
+END_TEST
+
 /* Deletes every message file of INBOX in the replica dir ctx (a mail
  * reader's expunge) when the sync starts to fetch: after its scan. */
 static int delete_inbox(void *ctx, const char *phase, const struct mcrdt_sync_stats *st)
@@ -2009,6 +2056,7 @@ int main(void)
 	tcase_add_test(tb, join_keeps_uidvalidity);
 	tcase_add_test(tb, killed_during_delivery);
 	tcase_add_test(tb, log_sync_fails_during_apply);
+	tcase_add_test(tb, failed_apply_finishes_before_the_next_change);
 	tcase_add_test(tb, file_gone_before_apply);
 	suite_add_tcase(s, tb);
 
