@@ -143,7 +143,7 @@ static int pend_refile(md *m, struct md_pending *p, struct md_folder *t, const c
 		free(out);
 		return err_set(MCRDT_ENOMEM, "out of memory");
 	}
-	if (t != p->f && renameat(p->f->tmp, p->tmpname, t->tmp, p->tmpname) != 0) {
+	if (t != p->f && rename_noreplace(p->f->tmp, p->tmpname, t->tmp, p->tmpname) != 0) {
 		free(name);
 		free(out);
 		return io_error(errno, "cannot move", p->tmpname);

@@ -145,7 +145,7 @@ static int add_ghost(struct mcrdt_mailbox_info **v, size_t *n, size_t *cap, cons
 
 int mcrdt_mailbox_list(mcrdt_store *s, struct mcrdt_mailbox_info **out, size_t *nout)
 {
-	int rc = st_begin(s);
+	int rc = st_begin_read(s);
 	if (rc)
 		return rc;
 	struct crdt_mailbox_info *mb = NULL;
@@ -207,13 +207,13 @@ void mcrdt_mailbox_list_free(struct mcrdt_mailbox_info *v, size_t n)
 
 /* ---- CREATE, DELETE, RENAME, SUBSCRIBE ---- */
 
-/* Checks and normalises name, then begins the call. */
-static int begin_named(mcrdt_store *s, const char *name, char **n, bool structural)
+/* Checks and normalises name, then begins the call (a read unless change). */
+static int begin_named(mcrdt_store *s, const char *name, char **n, bool change, bool structural)
 {
 	int rc = st_mailbox_name(name, n);
 	if (rc)
 		return rc;
-	if ((rc = st_begin(s))) {
+	if ((rc = change ? st_begin(s) : st_begin_read(s))) {
 		free(*n);
 		return rc;
 	}
@@ -242,7 +242,7 @@ int st_create(mcrdt_store *s, const char *name, crdt_dot *guid)
 int mcrdt_mailbox_create(mcrdt_store *s, const char *name)
 {
 	char *n;
-	int rc = begin_named(s, name, &n, true);
+	int rc = begin_named(s, name, &n, true, true);
 	if (rc)
 		return rc;
 	rc = st_create(s, n, NULL);
@@ -253,7 +253,7 @@ int mcrdt_mailbox_create(mcrdt_store *s, const char *name)
 int mcrdt_mailbox_delete(mcrdt_store *s, const char *name)
 {
 	char *n;
-	int rc = begin_named(s, name, &n, true);
+	int rc = begin_named(s, name, &n, true, true);
 	if (rc)
 		return rc;
 	crdt_dot g;
@@ -297,7 +297,7 @@ int mcrdt_mailbox_rename(mcrdt_store *s, const char *from, const char *to)
 	int rc = st_mailbox_name(to, &t);
 	if (rc)
 		return rc;
-	if ((rc = begin_named(s, from, &f, true))) {
+	if ((rc = begin_named(s, from, &f, true, true))) {
 		free(t);
 		return rc;
 	}
@@ -364,7 +364,7 @@ out:
 int mcrdt_mailbox_subscribe(mcrdt_store *s, const char *name, bool on)
 {
 	char *n;
-	int rc = begin_named(s, name, &n, false);
+	int rc = begin_named(s, name, &n, true, false);
 	if (rc)
 		return rc;
 	crdt_oplist ops = CRDT_OPLIST_INIT;
@@ -400,7 +400,7 @@ static int count_one(void *ctx, const struct crdt_msgview *v)
 int mcrdt_mailbox_status(mcrdt_store *s, const char *name, struct mcrdt_status *out)
 {
 	char *n;
-	int rc = begin_named(s, name, &n, false);
+	int rc = begin_named(s, name, &n, false, false);
 	if (rc)
 		return rc;
 	crdt_dot g;

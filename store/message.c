@@ -100,8 +100,8 @@ int mcrdt_append(mcrdt_store *s, const char *mailbox, const void *data, size_t l
 		rc = st_make_meta(file, len, date, &meta);
 	if (rc == 0)
 		rc = crdt_model_append(s->m, &ops, g, fs.v, fs.n, meta.p, meta.len, &guid, &uid);
-	if (rc && file && !s->in_batch)
-		md_remove(s->md, name, file, !fs.n); /* refused: take the file back */
+	if (rc && file)
+		md_remove(s->md, name, file, !fs.n); /* refused: take the file back (in a batch, from tmp/) */
 	rc = st_commit(s, &ops, rc);
 	struct crdt_mailbox_info info;
 	if (rc == 0 && uidvalidity_out && (rc = st_view(s, g, &info, NULL)) == 0)
@@ -147,7 +147,7 @@ int mcrdt_mailbox_select(mcrdt_store *s, const char *name, mcrdt_mailbox **out)
 		free(n);
 		return err_set(MCRDT_ENOMEM, "out of memory");
 	}
-	if ((rc = st_begin(s))) {
+	if ((rc = st_begin_read(s))) {
 		free(n);
 		free(mb);
 		return rc;
@@ -182,7 +182,7 @@ void mcrdt_mailbox_close(mcrdt_mailbox *mb)
 int mcrdt_mailbox_info(mcrdt_mailbox *mb, struct mcrdt_select_info *out)
 {
 	mcrdt_store *s = mb->s;
-	int rc = st_begin(s);
+	int rc = st_begin_read(s);
 	if (rc)
 		return rc;
 	struct crdt_mailbox_info info;
@@ -240,7 +240,7 @@ int mcrdt_mailbox_sync(mcrdt_mailbox *mb, struct mcrdt_sync *out)
 {
 	mcrdt_store *s = mb->s;
 	memset(out, 0, sizeof *out);
-	int rc = st_begin(s);
+	int rc = st_begin_read(s);
 	if (rc)
 		return rc;
 	struct crdt_mailbox_info info;
@@ -356,7 +356,7 @@ int mcrdt_fetch(mcrdt_mailbox *mb, const char *set, enum mcrdt_set_kind kind, st
 	mcrdt_store *s = mb->s;
 	if (!set)
 		return err_set(MCRDT_EINVAL, "mcrdt_fetch: no set");
-	int rc = st_begin(s);
+	int rc = st_begin_read(s);
 	if (rc)
 		return rc;
 	struct st_msg *v;
@@ -442,7 +442,7 @@ static int one_file(mcrdt_mailbox *mb, uint32_t uid, char **folder, char **file,
 int mcrdt_message_open(mcrdt_mailbox *mb, uint32_t uid, int *fd_out)
 {
 	mcrdt_store *s = mb->s;
-	int rc = st_begin(s);
+	int rc = st_begin_read(s);
 	if (rc)
 		return rc;
 	char *folder, *file;
@@ -458,7 +458,7 @@ int mcrdt_message_open(mcrdt_mailbox *mb, uint32_t uid, int *fd_out)
 int mcrdt_message_path(mcrdt_mailbox *mb, uint32_t uid, char **path_out)
 {
 	mcrdt_store *s = mb->s;
-	int rc = st_begin(s);
+	int rc = st_begin_read(s);
 	if (rc)
 		return rc;
 	char *folder, *file, *dir = NULL;
@@ -730,7 +730,7 @@ int mcrdt_search(mcrdt_mailbox *mb, const struct mcrdt_search *q, uint32_t **uid
 	mcrdt_store *s = mb->s;
 	if (!q || q->version != MCRDT_SEARCH_VERSION)
 		return err_set(MCRDT_EVERSION, "mcrdt_search criteria of an unknown version");
-	int rc = st_begin(s);
+	int rc = st_begin_read(s);
 	if (rc)
 		return rc;
 	struct imap_set us = IMAP_SET_INIT, qs = IMAP_SET_INIT;
@@ -761,7 +761,7 @@ int mcrdt_search(mcrdt_mailbox *mb, const struct mcrdt_search *q, uint32_t **uid
 int mcrdt_vanished(mcrdt_mailbox *mb, uint64_t modseq, uint32_t **uids, size_t *n)
 {
 	mcrdt_store *s = mb->s;
-	int rc = st_begin(s);
+	int rc = st_begin_read(s);
 	if (rc)
 		return rc;
 	rc = crdt_model_vanished(s->m, mb->guid, modseq, uids, n);

@@ -171,7 +171,9 @@ static int catch_up(mcrdt_store *s)
 	return rc;
 }
 
-int st_begin(mcrdt_store *s)
+/* st_begin and st_begin_read; strict: a journal that cannot be carried out
+ * fails the call. */
+static int begin(mcrdt_store *s, bool strict)
 {
 	pthread_mutex_lock(&s->mu);
 	int rc = 0;
@@ -185,15 +187,29 @@ int st_begin(mcrdt_store *s)
 	 * after its ops were logged, is carried out before anything else:
 	 * a change made first could contradict its plan (a message expunged
 	 * here whose file the plan then delivers comes back at the next
-	 * scan). Until it can be, every call fails with its error. */
-	if (rc == 0 && !s->in_batch)
-		rc = st_journal_recover(s);
+	 * scan). Until it can be, changes fail with its error; reads go on
+	 * (a message whose file it was to write is not there yet). */
+	if (rc == 0 && !s->in_batch) {
+		int jrc = st_journal_recover(s);
+		if (strict)
+			rc = jrc;
+	}
 	if (rc) {
 		if (!s->in_batch)
 			unlock(s);
 		pthread_mutex_unlock(&s->mu);
 	}
 	return rc;
+}
+
+int st_begin(mcrdt_store *s)
+{
+	return begin(s, true);
+}
+
+int st_begin_read(mcrdt_store *s)
+{
+	return begin(s, false);
 }
 
 int st_commit(mcrdt_store *s, crdt_oplist *ops, int rc)
@@ -401,7 +417,7 @@ void mcrdt_store_close(mcrdt_store *s)
 
 int mcrdt_store_info(mcrdt_store *s, struct mcrdt_store_info *out)
 {
-	int rc = st_begin(s);
+	int rc = st_begin_read(s);
 	if (rc)
 		return rc;
 	memset(out, 0, sizeof *out);
@@ -533,7 +549,7 @@ int mcrdt_store_scan(mcrdt_store *s, struct mcrdt_scan_report *out)
 
 int mcrdt_store_set_notify(mcrdt_store *s, mcrdt_notify_fn fn, void *ctx)
 {
-	int rc = st_begin(s);
+	int rc = st_begin_read(s);
 	if (rc)
 		return rc;
 	s->notify = NULL; /* what is there now is not news */
@@ -579,7 +595,7 @@ int mcrdt_log_each(mcrdt_store *s, uint64_t from, mcrdt_log_fn fn, void *ctx)
 {
 	if (!fn)
 		return err_set(MCRDT_EINVAL, "mcrdt_log_each: no callback");
-	int rc = st_begin(s);
+	int rc = st_begin_read(s);
 	if (rc)
 		return rc;
 	struct log_ctx c = { fn, ctx };

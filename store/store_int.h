@@ -94,10 +94,13 @@ struct mcrdt_mailbox {
 int st_lock_file(const char *metadir, const char *name, int op, unsigned timeout_ms, const char *hint,
 		 int *fd_out);
 
-/* Begins a call: mutex, lock (unless a batch holds it), catch-up, and a
- * journal left behind carried out (st_journal_recover). On failure
- * everything is released again. */
+/* Begins a call that may change the store: mutex, lock (unless a batch
+ * holds it), catch-up, and a journal left behind carried out
+ * (st_journal_recover). On failure everything is released again. */
 int st_begin(mcrdt_store *s);
+/* Begins a call that only reads: as st_begin, but a journal that cannot
+ * be carried out yet does not fail it. */
+int st_begin_read(mcrdt_store *s);
 /* Ends a change. With rc 0: settles, and logs ops (and the settle's
  * claims) durably, or queues them in the batch. With an error: drops ops,
  * marking the handle stale when some were applied to the model. ops is

@@ -1019,9 +1019,18 @@ static int pack_check(const char *who, const char *path, const uint8_t *map, siz
 	if (size < 32 || memcmp(map, "PACK", 4) != 0 || (ver != 2 && ver != 3) || be32(map + 8) != n ||
 	    memcmp(map + size - 20, ix->packsum, 20) != 0)
 		return err_set(MCRDT_ECORRUPT, "%s: %s is corrupt or does not match its index", who, path);
+	/* The ids sorted, and the fanout (where a reader looks an id up)
+	 * counting them. */
 	for (uint32_t i = 1; i < n; i++)
 		if (memcmp(ix->ids + (size_t)(i - 1) * 20, ix->ids + (size_t)i * 20, 20) >= 0)
 			return err_set(MCRDT_ECORRUPT, "%s: the index of %s is not sorted", who, path);
+	for (uint32_t b = 0, i = 0; b < 256; b++) {
+		while (i < n && ix->ids[(size_t)i * 20] == b)
+			i++;
+		if (be32(ix->data + 8 + 4 * b) != i)
+			return err_set(MCRDT_ECORRUPT, "%s: the fanout of the index of %s does not count its ids", who,
+				       path);
+	}
 	struct check c = { .who = who, .path = path, .map = map, .size = size, .ix = ix };
 	struct ent *v = malloc((n ? n : 1) * sizeof *v);
 	uint32_t *chunk = malloc(((size_t)n + 2) * sizeof *chunk);
@@ -1088,26 +1097,53 @@ static int index_through_libgit2(const char *who, const char *path, const uint8_
 	return rc;
 }
 
+/* Copies size bytes of in (src) to out (tmp) through a buffer: a source
+ * that shrinks meanwhile is an error, where a mapping of it would fault. */
+static int copy_bytes(const char *who, const char *src, int in, uint64_t size, int out, const char *tmp)
+{
+	size_t bs = 1 << 20;
+	uint8_t *buf = malloc(bs);
+	int rc = buf ? 0 : err_set(MCRDT_ENOMEM, "out of memory copying %s", src);
+	for (uint64_t left = size; !rc && left;) {
+		ssize_t r = read(in, buf, left < bs ? (size_t)left : bs);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			rc = r < 0 ? err_sys(MCRDT_EIO, "%s: reading %s", who, src)
+				   : err_set(MCRDT_EIO, "%s: %s shrank while being copied", who, src);
+		} else {
+			rc = sg_write(out, buf, (size_t)r, tmp);
+			left -= (uint64_t)r;
+		}
+	}
+	free(buf);
+	return rc;
+}
+
 int pack_import(const char *who, const char *src, const struct pack_idx *ix, const char *dstdir, const char *base,
 		git_odb *odb, uint64_t *bytes)
 {
-	uint8_t *map;
-	size_t size;
-	int rc = pack_map(who, src, ix, &map, &size);
-	if (rc)
-		return rc;
+	struct stat sb;
+	int in = sg_open_file(src, &sb);
+	if (in < 0)
+		return errno == ENOENT ? 1 : err_set(MCRDT_EIO, "%s: %s", who, mcrdt_error_last());
+	size_t size = (size_t)sb.st_size;
+	if (size < 32) {
+		close(in);
+		return err_set(MCRDT_ECORRUPT, "%s: %s is too short to be a pack", who, src);
+	}
 	char dst[PATH_MAX], tmp[PATH_MAX];
 	sg_path(dst, sizeof dst, "%s/%s.pack", dstdir, base);
 	sg_path(tmp, sizeof tmp, "%s.tmp_XXXXXX", dst);
 	int fd = mkstemp(tmp);
 	if (fd < 0) {
-		munmap(map, size);
+		close(in);
 		return err_sys(MCRDT_EIO, "creating %s", tmp);
 	}
 	/* The copy is what is checked: a writer that still changes src
 	 * cannot slip in bytes that were not. */
-	rc = sg_write(fd, map, size, tmp);
-	munmap(map, size);
+	int rc = copy_bytes(who, src, in, size, fd, tmp);
+	close(in);
 	uint8_t *copy = MAP_FAILED;
 	if (!rc) {
 		(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* to the disk while it is checked */

@@ -1112,6 +1112,34 @@ static int forge_one(const git_oid *id, void *arg)
 	return 0;
 }
 
+/* Rewrites the pack index at path with a fanout (where readers look an id
+ * up) that does not count its ids, its checksum made to hold. */
+static void forge_fanout(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	ck_assert_ptr_nonnull(f);
+	uint8_t d[1 << 16];
+	size_t len = fread(d, 1, sizeof d, f);
+	fclose(f);
+	ck_assert_uint_gt(len, 8 + 1024 + 20 + 40);
+	uint8_t b0 = d[8 + 1024]; /* the first id's first byte */
+	for (unsigned k = 0; k < (b0 ? b0 : 1u); k++) {
+		uint32_t v = b0 ? 1 : 0;
+		uint8_t *q = d + 8 + 4 * k;
+		q[0] = (uint8_t)(v >> 24), q[1] = (uint8_t)(v >> 16), q[2] = (uint8_t)(v >> 8), q[3] = (uint8_t)v;
+	}
+	struct sha1_ctx sha;
+	sha1_init(&sha);
+	sha1_update(&sha, d, len - 20);
+	sha1_final(&sha, d + len - 20);
+	char tmp[700];
+	snprintf(tmp, sizeof tmp, "%s.forged", path);
+	f = fopen(tmp, "wb");
+	ck_assert_uint_eq(fwrite(d, 1, len, f), len);
+	fclose(f);
+	ck_assert_int_eq(rename(tmp, path), 0);
+}
+
 /* A hub whose pack and index agree with their checksums, but one body in
  * it is not the bytes its id names (someone who can write to the hub made
  * it): a local fetch refuses it and takes nothing in, and once the hub
@@ -1162,6 +1190,22 @@ START_TEST(forged_pack_on_a_hub)
 	blob_is(&blob, want, len);
 	sync_git_close(b);
 	assert_fsck_clean(rb);
+
+	/* An index whose fanout lies: libgit2 would not find the objects. */
+	char saved[700];
+	snprintf(saved, sizeof saved, "%s.real", idx);
+	ck_assert_int_eq(link(idx, saved), 0);
+	forge_fanout(idx);
+	char *rc_ = tmp_path(d, "c");
+	sync_git *c = open_repo(rc_, RC);
+	ck_assert_int_eq(sync_git_fetch(c, &rem, NULL), MCRDT_ECORRUPT);
+	assert_msg_has("fanout");
+	ck_assert_uint_eq(count_packs(rc_), 0);
+	ck_assert_int_eq(rename(saved, idx), 0);
+	fetch(c, hub);
+	assert_bodies(c, RA, 8);
+	sync_git_close(c);
+	free(rc_);
 
 	free(want);
 	free(forged);
