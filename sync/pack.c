@@ -1098,7 +1098,9 @@ static int index_through_libgit2(const char *who, const char *path, const uint8_
 }
 
 /* Copies size bytes of in (src) to out (tmp) through a buffer: a source
- * that shrinks meanwhile is an error, where a mapping of it would fault. */
+ * that shrinks meanwhile is an error, where a mapping of it would fault.
+ * (Not copy_file_range: on a file system with reflinks it shares the
+ * blocks, and a replica is a second copy of the mail.) */
 static int copy_bytes(const char *who, const char *src, int in, uint64_t size, int out, const char *tmp)
 {
 	size_t bs = 1 << 20;
