@@ -1717,13 +1717,36 @@ END_TEST
 static volatile int fail_datasync;
 int __real_fdatasync(int fd);
 int __wrap_fdatasync(int fd);
+
+/* -1 with errno EIO while *armed, else 0 (then the wrapper calls the real
+ * function). */
+static int fails(const volatile int *armed)
+{
+	if (!*armed)
+		return 0;
+	errno = EIO;
+	return -1;
+}
+
 int __wrap_fdatasync(int fd)
 {
-	if (fail_datasync) {
-		errno = EIO;
-		return -1;
-	}
-	return __real_fdatasync(fd);
+	return fails(&fail_datasync) ? -1 : __real_fdatasync(fd);
+}
+
+/* r1 delivers m and syncs to the hub; r0, reopened durable (its log and
+ * Maildir sync), syncs with *armed set, which must fail the sync. *armed
+ * stays set. */
+static void apply_fails(struct fx *f, const char *m, volatile int *armed)
+{
+	sync_hub_all(f->s, f->dirs, 2, f->hub, 6);
+	add_plain(f->s[1], "INBOX", m);
+	OK(mcrdt_sync(f->s[1], f->hub, NULL, NULL));
+	mcrdt_store_close(f->s[0]);
+	struct mcrdt_open_opts o = MCRDT_OPEN_OPTS_INIT;
+	OK(mcrdt_store_open(&f->s[0], f->dirs[0], &o));
+	*armed = 1;
+	int rc = mcrdt_sync(f->s[0], f->hub, NULL, NULL);
+	ck_assert_msg(rc != 0, "the sync went through a failing call: nothing was tested");
 }
 
 /*
@@ -1736,17 +1759,9 @@ START_TEST(log_sync_fails_during_apply)
 {
 	struct fx f;
 	fx_open(&f, 2);
-	sync_hub_all(f.s, f.dirs, 2, f.hub, 6);
 	const char *m = "Subject: kept\r\n\r\nmust not be lost\r\n";
-	add_plain(f.s[1], "INBOX", m);
-	OK(mcrdt_sync(f.s[1], f.hub, NULL, NULL));
-	mcrdt_store_close(f.s[0]);
-	struct mcrdt_open_opts o = MCRDT_OPEN_OPTS_INIT; /* durable: the log syncs */
-	OK(mcrdt_store_open(&f.s[0], f.dirs[0], &o));
-	fail_datasync = 1;
-	int rc = mcrdt_sync(f.s[0], f.hub, NULL, NULL);
+	apply_fails(&f, m, &fail_datasync);
 	fail_datasync = 0;
-	ck_assert_msg(rc != 0, "the sync went through with a failing fdatasync: nothing was tested");
 	mcrdt_store_close(f.s[0]);
 	f.s[0] = open_named(f.dirs[0], "r0");
 	ck_assert_uint_eq(count_body(f.s[0], m), 1);
@@ -1764,11 +1779,7 @@ int __real_syncfs(int fd);
 int __wrap_syncfs(int fd);
 int __wrap_syncfs(int fd)
 {
-	if (fail_syncfs) {
-		errno = EIO;
-		return -1;
-	}
-	return __real_syncfs(fd);
+	return fails(&fail_syncfs) ? -1 : __real_syncfs(fd);
 }
 
 /*
@@ -1782,17 +1793,9 @@ START_TEST(failed_apply_finishes_before_the_next_change)
 {
 	struct fx f;
 	fx_open(&f, 2);
-	sync_hub_all(f.s, f.dirs, 2, f.hub, 6);
 	const char *m = "Subject: expunged\r\n\r\nmust stay expunged\r\n";
-	add_plain(f.s[1], "INBOX", m);
-	OK(mcrdt_sync(f.s[1], f.hub, NULL, NULL));
+	apply_fails(&f, m, &fail_syncfs);
 	uint32_t uid = uid_of(f.s[1], "INBOX", m);
-	mcrdt_store_close(f.s[0]);
-	struct mcrdt_open_opts o = MCRDT_OPEN_OPTS_INIT; /* durable: the Maildir syncs */
-	OK(mcrdt_store_open(&f.s[0], f.dirs[0], &o));
-	fail_syncfs = 1;
-	int rc = mcrdt_sync(f.s[0], f.hub, NULL, NULL);
-	ck_assert_msg(rc != 0, "the sync went through with a failing syncfs: nothing was tested");
 	/* While the journal cannot be carried out, reads go on, changes wait. */
 	struct mcrdt_status st;
 	OK(mcrdt_mailbox_status(f.s[0], "INBOX", &st));

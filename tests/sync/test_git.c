@@ -1459,6 +1459,17 @@ static void delta_pack(const char *d, const char *ra, char *text[2], size_t len[
 	ck_assert_msg(system(cmd) == 0, "git did not write a pack with a delta: %s", cmd);
 }
 
+/* g reads back delta_pack's two texts byte for byte; frees them. */
+static void assert_texts(sync_git *g, char *text[2], const size_t len[2], const sync_oid id[2])
+{
+	for (int k = 0; k < 2; k++) {
+		struct sync_git_blob blob;
+		ck_assert_msg(sync_git_blob_read(g, &id[k], &blob) == 0, "%s", mcrdt_error_last());
+		blob_is(&blob, text[k], len[k]);
+		free(text[k]);
+	}
+}
+
 START_TEST(maintain_stores_deltas_whole)
 {
 	if (!have_git()) {
@@ -1492,12 +1503,7 @@ START_TEST(maintain_stores_deltas_whole)
 	ck_assert_msg(system(cmd) != 0, "a delta is left in the merged pack");
 	snprintf(cmd, sizeof cmd, "git -C '%s' fsck --strict --no-dangling", ra);
 	ck_assert_msg(system(cmd) == 0, "%s", cmd); /* (the two blobs no ref reaches are kept) */
-	for (int k = 0; k < 2; k++) {
-		struct sync_git_blob blob;
-		ck_assert_msg(sync_git_blob_read(a, &id[k], &blob) == 0, "%s", mcrdt_error_last());
-		blob_is(&blob, text[k], len[k]);
-		free(text[k]);
-	}
+	assert_texts(a, text, len, id);
 	sync_git_close(a);
 	free(ra);
 	rm_tree(d);
@@ -1524,12 +1530,7 @@ START_TEST(fetch_takes_a_delta_pack)
 	sync_git *b = open_repo(rb, RB);
 	fetch(b, ra);
 	assert_bodies(b, RA, 5);
-	for (int k = 0; k < 2; k++) {
-		struct sync_git_blob blob;
-		ck_assert_msg(sync_git_blob_read(b, &id[k], &blob) == 0, "%s", mcrdt_error_last());
-		blob_is(&blob, text[k], len[k]);
-		free(text[k]);
-	}
+	assert_texts(b, text, len, id);
 	sync_git_close(b);
 	char cmd[2048];
 	snprintf(cmd, sizeof cmd,
