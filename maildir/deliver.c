@@ -128,7 +128,8 @@ static void pend_drop(md *m, struct md_pending *p)
 	free(p->final);
 	if (i != last) {
 		*p = m->pend[last];
-		hmap_put(&m->pendix, pend_key(p->f->mailbox, p->final, p->to_cur), i); /* (a slot freed above: no ENOMEM) */
+		/* (its key is in the table: an overwrite, no allocation) */
+		hmap_put(&m->pendix, pend_key(p->f->mailbox, p->final, p->to_cur), i);
 	}
 	m->npend--;
 }
@@ -346,7 +347,8 @@ static int relocate(md *m, const char *from, const char *file, bool in_new, cons
 	bool same = strcmp(from, to) == 0;
 	if (same && !in_new && strcmp(file, final) == 0) { /* nothing to rename: there? */
 		struct stat st;
-		if (fstatat(f->cur, file, &st, AT_SYMLINK_NOFOLLOW) != 0 && (errno != ENOENT || !pend_find(m, from, file, false)))
+		if (fstatat(f->cur, file, &st, AT_SYMLINK_NOFOLLOW) != 0 &&
+		    (errno != ENOENT || !pend_find(m, from, file, false))) /* (a pending delivery is there) */
 			return errno == ENOENT ? err_set(MCRDT_ENOTFOUND, "%s vanished from %s", file, from)
 					       : io_error(errno, "cannot stat", file);
 		return file_out && !(*file_out = strdup(final)) ? err_set(MCRDT_ENOMEM, "out of memory") : 0;
