@@ -1433,11 +1433,13 @@ END_TEST
 
 /* Packs git wrote with deltas (as a fetch through libgit2 from a git
  * server brings) merge too: the deltas come out as whole objects. */
-/* Two texts one line apart, written by git into a pack of the repository
- * ra in which one is a delta of the other: each one's bytes, length and
- * id. (d: scratch.) */
-static void delta_pack(const char *d, const char *ra, char *text[2], size_t len[2], sync_oid id[2])
+/* A repository at ra (scratch d) holding A's ops 1..5 and a pack git wrote
+ * of two texts one line apart, one a delta of the other: each text's
+ * bytes, length and id. */
+static sync_git *delta_repo(const char *d, const char *ra, char *text[2], size_t len[2], sync_oid id[2])
 {
+	sync_git *a = open_repo(ra, RA);
+	publish(a, RA, 1, 5);
 	for (int k = 0; k < 2; k++) {
 		text[k] = malloc(40000);
 		len[k] = 0;
@@ -1457,6 +1459,7 @@ static void delta_pack(const char *d, const char *ra, char *text[2], size_t len[
 		 "git prune-packed && git verify-pack -v objects/pack/*.idx | grep -q 'chain length = 1'",
 		 ra);
 	ck_assert_msg(system(cmd) == 0, "git did not write a pack with a delta: %s", cmd);
+	return a;
 }
 
 /* g reads back delta_pack's two texts byte for byte; frees them. */
@@ -1478,12 +1481,10 @@ START_TEST(maintain_stores_deltas_whole)
 	}
 	char *d = tmp_dir();
 	char *ra = tmp_path(d, "a");
-	sync_git *a = open_repo(ra, RA);
-	publish(a, RA, 1, 5);
 	char *text[2];
 	size_t len[2];
 	sync_oid id[2];
-	delta_pack(d, ra, text, len, id);
+	sync_git *a = delta_repo(d, ra, text, len, id);
 	char cmd[2048];
 	ck_assert_uint_eq(count_packs(ra), 2);
 	/* Read ahead, the delta comes through libgit2. */
@@ -1520,12 +1521,10 @@ START_TEST(fetch_takes_a_delta_pack)
 	}
 	char *d = tmp_dir();
 	char *ra = tmp_path(d, "a"), *rb = tmp_path(d, "b");
-	sync_git *a = open_repo(ra, RA);
-	publish(a, RA, 1, 5);
 	char *text[2];
 	size_t len[2];
 	sync_oid id[2];
-	delta_pack(d, ra, text, len, id);
+	sync_git *a = delta_repo(d, ra, text, len, id);
 	sync_git_close(a);
 	sync_git *b = open_repo(rb, RB);
 	fetch(b, ra);
