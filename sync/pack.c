@@ -82,15 +82,39 @@ void sg_path(char *buf, size_t size, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Starts the SHA-1 of an object's id with its "TYPE LEN\0" header. */
+static void object_id_start(struct sha1_ctx *sha, git_object_t type, uint64_t len)
+{
+	char hdr[40];
+	int hl = snprintf(hdr, sizeof hdr, "%s %" PRIu64, git_object_type2string(type), len);
+	sha1_init(sha);
+	sha1_update(sha, hdr, (size_t)hl + 1);
+}
+
 void sg_object_id(git_object_t type, const void *data, size_t len, uint8_t out[20])
 {
-	char hdr[32];
-	int hl = snprintf(hdr, sizeof hdr, "%s %zu", git_object_type2string(type), len);
 	struct sha1_ctx sha;
-	sha1_init(&sha);
-	sha1_update(&sha, hdr, (size_t)hl + 1);
+	object_id_start(&sha, type, len);
 	sha1_update(&sha, data, len);
 	sha1_final(&sha, out);
+}
+
+/* Whether the last 20 bytes of d (len bytes, 20 or more) are the SHA-1 of
+ * the rest: a pack's or an index's trailer. */
+static bool sum_ok(const uint8_t *d, size_t len)
+{
+	uint8_t sum[20];
+	struct sha1_ctx sha;
+	sha1_init(&sha);
+	sha1_update(&sha, d, len - 20);
+	sha1_final(&sha, sum);
+	return memcmp(sum, d + len - 20, 20) == 0;
+}
+
+/* Makes the temporary file fd (named tmp) read-only and durable. */
+static int sg_seal(int fd, const char *tmp)
+{
+	return fchmod(fd, 0444) != 0 || fsync(fd) != 0 ? err_sys(MCRDT_EIO, "syncing %s", tmp) : 0;
 }
 
 int sg_read_fd(int fd, uint8_t **buf, size_t *cap, size_t *len)
@@ -218,8 +242,8 @@ int sg_stage(const char *path, const void *data, size_t len, char tmp[PATH_MAX])
 	if (fd < 0)
 		return err_sys(MCRDT_EIO, "creating %s", tmp);
 	int rc = sg_write(fd, data, len, tmp);
-	if (!rc && (fchmod(fd, 0444) != 0 || fsync(fd) != 0))
-		rc = err_sys(MCRDT_EIO, "syncing %s", tmp);
+	if (!rc)
+		rc = sg_seal(fd, tmp);
 	if (close(fd) != 0 && !rc)
 		rc = err_sys(MCRDT_EIO, "writing %s", tmp);
 	if (rc)
@@ -407,9 +431,32 @@ static uint8_t *pack_index(struct pack *p, const uint8_t packsum[20], size_t *le
 	return b;
 }
 
-int pack_finish(struct pack *p)
+/* Puts a pack written to pack_tmp and its index (ilen bytes) in place as
+ * dir/base.pack and dir/base.idx: the index staged first, then the pack
+ * renamed, then the index (libgit2 and git find a pack by its .idx). On
+ * failure the index's temporary file goes; pack_tmp is the caller's. */
+static int pack_install(const char *dir, const char *base, const char *pack_tmp, const uint8_t *idx, size_t ilen)
 {
 	char path[PATH_MAX], itmp[PATH_MAX];
+	sg_path(path, sizeof path, "%s/%s.idx", dir, base);
+	int rc = sg_stage(path, idx, ilen, itmp);
+	if (rc)
+		return rc;
+	sg_path(path, sizeof path, "%s/%s.pack", dir, base);
+	if (rename(pack_tmp, path) != 0) {
+		rc = err_sys(MCRDT_EIO, "renaming %s to %s", pack_tmp, path);
+	} else {
+		sg_path(path, sizeof path, "%s/%s.idx", dir, base);
+		if (rename(itmp, path) != 0)
+			rc = err_sys(MCRDT_EIO, "renaming %s to %s", itmp, path);
+	}
+	if (rc)
+		unlink(itmp);
+	return rc;
+}
+
+int pack_finish(struct pack *p)
+{
 	int rc;
 	if (p->count == 0)
 		return 0;
@@ -435,10 +482,8 @@ int pack_finish(struct pack *p)
 	}
 	uint8_t sum[20];
 	sha1_final(&sha, sum);
-	if ((rc = sg_write(p->fd, sum, 20, p->tmp)))
+	if ((rc = sg_write(p->fd, sum, 20, p->tmp)) || (rc = sg_seal(p->fd, p->tmp)))
 		return rc;
-	if (fchmod(p->fd, 0444) != 0 || fsync(p->fd) != 0)
-		return err_sys(MCRDT_EIO, "syncing %s", p->tmp);
 
 	qsort(p->e, p->count, sizeof *p->e, cmp_entry);
 	size_t ilen;
@@ -447,25 +492,13 @@ int pack_finish(struct pack *p)
 		return err_set(MCRDT_ENOMEM, "out of memory writing a pack index");
 	for (int i = 0; i < 20; i++)
 		snprintf(p->name + 2 * i, 3, "%02x", sum[i]);
-	sg_path(path, sizeof path, "%s/pack-%s.idx", p->dir, p->name);
-	rc = sg_stage(path, idx, ilen, itmp);
+	char base[GIT_OID_HEXSZ + 8];
+	sg_path(base, sizeof base, "pack-%s", p->name);
+	rc = pack_install(p->dir, base, p->tmp, idx, ilen);
 	free(idx);
 	if (rc)
 		return rc;
-	sg_path(path, sizeof path, "%s/pack-%s.pack", p->dir, p->name);
-	if (rename(p->tmp, path) != 0)
-		rc = err_sys(MCRDT_EIO, "renaming %s to %s", p->tmp, path);
-	else
-		p->tmp[0] = 0;
-	if (!rc) {
-		sg_path(path, sizeof path, "%s/pack-%s.idx", p->dir, p->name);
-		if (rename(itmp, path) != 0)
-			rc = err_sys(MCRDT_EIO, "renaming %s to %s", itmp, path);
-	}
-	if (rc) {
-		unlink(itmp);
-		return rc;
-	}
+	p->tmp[0] = 0;
 	return sync_dir(p->dir);
 }
 
@@ -482,19 +515,26 @@ int idx_load(const char *who, const char *path, struct pack_idx *ix)
 		free(d);
 		return 1;
 	}
-	uint8_t sum[20];
-	struct sha1_ctx sha;
-	sha1_init(&sha);
-	sha1_update(&sha, d, len - 20);
-	sha1_final(&sha, sum);
 	uint32_t n = be32(d + 8 + 255 * 4);
 	size_t tables = 8 + 1024 + (size_t)n * 28;
-	bool ok = memcmp(sum, d + len - 20, 20) == 0 && tables + 40 <= len && (len - 40 - tables) % 8 == 0;
-	for (unsigned f = 1; f < 256 && ok; f++)
-		ok = be32(d + 8 + 4 * (f - 1)) <= be32(d + 8 + 4 * f);
-	if (!ok) {
+	const char *bad = NULL;
+	if (!sum_ok(d, len) || tables + 40 > len || (len - 40 - tables) % 8 != 0)
+		bad = "is corrupt";
+	/* The ids sorted, and the fanout (where a reader looks an id up)
+	 * counting them: a lying fanout hides objects from libgit2. */
+	const uint8_t *ids = d + 8 + 1024;
+	for (uint32_t i = 1; !bad && i < n; i++)
+		if (memcmp(ids + (size_t)(i - 1) * 20, ids + (size_t)i * 20, 20) >= 0)
+			bad = "has its ids out of order";
+	for (uint32_t b = 0, i = 0; !bad && b < 256; b++) {
+		while (i < n && ids[(size_t)i * 20] == b)
+			i++;
+		if (be32(d + 8 + 4 * b) != i)
+			bad = "has a fanout that does not count its ids";
+	}
+	if (bad) {
 		free(d);
-		return err_set(MCRDT_ECORRUPT, "%s: pack index %s is corrupt", who, path);
+		return err_set(MCRDT_ECORRUPT, "%s: pack index %s %s", who, path, bad);
 	}
 	ix->data = d;
 	ix->len = len;
@@ -607,6 +647,38 @@ static int cmp_off(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* The entries of index ix in offset order (*out, the caller frees),
+ * checked to tile a pack of size bytes from its 12-byte header to its
+ * trailer. who, path: for errors. */
+static int pack_entries(const char *who, const char *path, const struct pack_idx *ix, size_t size, struct ent **out)
+{
+	uint32_t n = ix->n;
+	struct ent *v = malloc((n ? n : 1) * sizeof *v);
+	if (!v)
+		return err_set(MCRDT_ENOMEM, "out of memory reading %s", path);
+	for (uint32_t i = 0; i < n; i++)
+		v[i] = (struct ent){ idx_offset(ix, i), i };
+	qsort(v, n, sizeof *v, cmp_off);
+	for (uint32_t k = 0; k < n; k++) {
+		uint64_t end = k + 1 < n ? v[k + 1].off : size - 20;
+		if ((k == 0 && v[k].off != 12) || v[k].off >= end || end > size - 20) {
+			free(v);
+			return err_set(MCRDT_ECORRUPT, "%s: the index of %s gives a bad offset", who, path);
+		}
+	}
+	*out = v;
+	return 0;
+}
+
+/* Whether the pack at map (size bytes, 32 or more) has the header and
+ * trailer index ix names: its object count and checksum. */
+static bool pack_hdr_ok(const uint8_t *map, size_t size, const struct pack_idx *ix)
+{
+	uint32_t ver = be32(map + 4);
+	return memcmp(map, "PACK", 4) == 0 && (ver == 2 || ver == 3) && be32(map + 8) == ix->n &&
+	       memcmp(map + size - 20, ix->packsum, 20) == 0;
+}
+
 /* A pack entry's header at b (len bytes left): its length, 0 when it is
  * cut short or its size overflows; *type and *size. */
 static size_t entry_hdr(const uint8_t *b, size_t len, unsigned *type, uint64_t *size)
@@ -681,9 +753,7 @@ static int pack_map(const char *who, const char *path, const struct pack_idx *ix
 		return *size < 32 ? err_set(MCRDT_ECORRUPT, "%s: %s is too short to be a pack", who, path)
 				  : err_sys(MCRDT_EIO, "%s: mapping %s", who, path);
 	madvise(*map, *size, MADV_SEQUENTIAL);
-	uint32_t ver = be32(*map + 4);
-	if (memcmp(*map, "PACK", 4) != 0 || (ver != 2 && ver != 3) || be32(*map + 8) != ix->n ||
-	    memcmp(*map + *size - 20, ix->packsum, 20) != 0) {
+	if (!pack_hdr_ok(*map, *size, ix)) {
 		munmap(*map, *size);
 		*map = MAP_FAILED;
 		return err_set(MCRDT_ECORRUPT, "%s: %s is corrupt or does not match its index", who, path);
@@ -714,29 +784,15 @@ static int merge_pack(struct pack *p, git_odb *odb, const char *dir, const char 
 	if ((rc = pack_map("maintain", path, &ix, &map, &size)))
 		goto out;
 	/* Every byte, before any is copied as it is. */
-	uint8_t sum[20];
-	struct sha1_ctx sha;
-	sha1_init(&sha);
-	sha1_update(&sha, map, size - 20);
-	sha1_final(&sha, sum);
-	if (memcmp(sum, ix.packsum, 20) != 0) {
+	if (!sum_ok(map, size)) {
 		rc = err_set(MCRDT_ECORRUPT, "maintain: %s is corrupt or does not match its index", path);
 		goto out;
 	}
-	if (ix.n && !(v = malloc((size_t)ix.n * sizeof *v))) {
-		rc = err_set(MCRDT_ENOMEM, "out of memory merging %s", path);
+	if ((rc = pack_entries("maintain", path, &ix, size, &v)))
 		goto out;
-	}
-	for (uint32_t i = 0; i < ix.n; i++)
-		v[i] = (struct ent){ idx_offset(&ix, i), i };
-	if (ix.n)
-		qsort(v, ix.n, sizeof *v, cmp_off);
 	for (uint32_t k = 0; k < ix.n && !rc; k++) {
 		uint64_t end = k + 1 < ix.n ? v[k + 1].off : size - 20;
-		if (v[k].off < 12 || v[k].off >= end || end > size - 20)
-			rc = err_set(MCRDT_ECORRUPT, "maintain: %s: its index gives a bad offset", path);
-		else
-			rc = merge_entry(p, odb, path, &ix, v[k].i, map + v[k].off, (size_t)(end - v[k].off));
+		rc = merge_entry(p, odb, path, &ix, v[k].i, map + v[k].off, (size_t)(end - v[k].off));
 	}
 out:
 	if (map != MAP_FAILED)
@@ -888,7 +944,6 @@ out:
 #define CHECK_BUF (64u << 10)
 
 struct check {
-	const char *who, *path;
 	const uint8_t *map;
 	size_t size;
 	const struct pack_idx *ix;
@@ -897,7 +952,7 @@ struct check {
 	uint32_t nchunks;
 	pthread_mutex_t mu;
 	uint32_t next; /* the next task: 0 the trailer, k + 1 chunk k */
-	int rc;        /* the first failure: 1 a delta, else MCRDT_ECORRUPT with why */
+	int rc;        /* the first failure (MCRDT_ECORRUPT), with why */
 	char why[320];
 };
 
@@ -927,7 +982,7 @@ static int check_bad(struct check *c, uint32_t k, const char *what)
 
 /* Entry k (in offset order): its CRC-32 is the index's, and a whole object
  * inflates to exactly its size (its Adler-32 checked) and hashes to its
- * id. 1 for a delta. */
+ * id. (pack_check sent deltas elsewhere.) */
 static int check_entry(struct check *c, z_stream *z, uint8_t *buf, uint32_t k)
 {
 	uint32_t i = c->v[k].i;
@@ -938,17 +993,10 @@ static int check_entry(struct check *c, z_stream *z, uint8_t *buf, uint32_t k)
 	unsigned type;
 	uint64_t size;
 	size_t h = entry_hdr(b, len, &type, &size);
-	if (type == GIT_OBJECT_OFS_DELTA || type == GIT_OBJECT_REF_DELTA) {
-		check_fail(c, 1, "a delta");
-		return 1;
-	}
 	if (h == 0 || h >= len || len - h > UINT32_MAX || type < GIT_OBJECT_COMMIT || type > GIT_OBJECT_TAG)
 		return check_bad(c, k, "is not a whole object");
-	char hdr[40];
-	int hl = snprintf(hdr, sizeof hdr, "%s %" PRIu64, git_object_type2string((git_object_t)type), size);
 	struct sha1_ctx sha;
-	sha1_init(&sha);
-	sha1_update(&sha, hdr, (size_t)hl + 1);
+	object_id_start(&sha, (git_object_t)type, size);
 	int zr = inflateReset(z);
 	z->next_in = (Bytef *)(uintptr_t)(b + h);
 	z->avail_in = (uInt)(len - h);
@@ -986,12 +1034,7 @@ static void *check_run(void *arg)
 		if (t > c->nchunks)
 			break;
 		if (t == 0) {
-			uint8_t sum[20];
-			struct sha1_ctx sha;
-			sha1_init(&sha);
-			sha1_update(&sha, c->map, c->size - 20);
-			sha1_final(&sha, sum);
-			if (memcmp(sum, c->map + c->size - 20, 20) != 0)
+			if (!sum_ok(c->map, c->size))
 				check_fail(c, MCRDT_ECORRUPT, "its checksum does not match its bytes");
 			continue;
 		}
@@ -1006,45 +1049,31 @@ static void *check_run(void *arg)
 
 /*
  * Checks the pack at map (size bytes; path, for errors) against its index
- * ix, all of it, as git's index-pack would: the header and trailer name
- * ix's count and checksum, the SHA-1 of the bytes is the trailer, the
- * index's ids are sorted and its entries, in offset order, tile the pack
- * from header to trailer, and every entry is as check_entry says. Two
- * threads take turns on the work. 0; 1 when the pack holds a delta;
- * MCRDT_ECORRUPT naming it.
+ * ix (whose ids and fanout idx_load checked), all of it, as git's
+ * index-pack would: the header and trailer name ix's count and checksum,
+ * the SHA-1 of the bytes is the trailer, the entries in offset order tile
+ * the pack from header to trailer, and every entry is as check_entry
+ * says. Two threads take turns on the work. 0; 1 when the pack holds a
+ * delta (found before any is inflated); MCRDT_ECORRUPT naming it.
  */
 static int pack_check(const char *who, const char *path, const uint8_t *map, size_t size, const struct pack_idx *ix)
 {
-	uint32_t n = ix->n, ver = size >= 32 ? be32(map + 4) : 0;
-	if (size < 32 || memcmp(map, "PACK", 4) != 0 || (ver != 2 && ver != 3) || be32(map + 8) != n ||
-	    memcmp(map + size - 20, ix->packsum, 20) != 0)
+	if (!pack_hdr_ok(map, size, ix))
 		return err_set(MCRDT_ECORRUPT, "%s: %s is corrupt or does not match its index", who, path);
-	/* The ids sorted, and the fanout (where a reader looks an id up)
-	 * counting them. */
-	for (uint32_t i = 1; i < n; i++)
-		if (memcmp(ix->ids + (size_t)(i - 1) * 20, ix->ids + (size_t)i * 20, 20) >= 0)
-			return err_set(MCRDT_ECORRUPT, "%s: the index of %s is not sorted", who, path);
-	for (uint32_t b = 0, i = 0; b < 256; b++) {
-		while (i < n && ix->ids[(size_t)i * 20] == b)
-			i++;
-		if (be32(ix->data + 8 + 4 * b) != i)
-			return err_set(MCRDT_ECORRUPT, "%s: the fanout of the index of %s does not count its ids", who,
-				       path);
-	}
-	struct check c = { .who = who, .path = path, .map = map, .size = size, .ix = ix };
-	struct ent *v = malloc((n ? n : 1) * sizeof *v);
+	struct ent *v;
+	int rc = pack_entries(who, path, ix, size, &v);
+	if (rc)
+		return rc;
+	uint32_t n = ix->n;
+	struct check c = { .map = map, .size = size, .ix = ix, .v = v };
 	uint32_t *chunk = malloc(((size_t)n + 2) * sizeof *chunk);
-	int rc = v && chunk ? 0 : err_set(MCRDT_ENOMEM, "out of memory checking %s", path);
-	for (uint32_t i = 0; !rc && i < n; i++)
-		v[i] = (struct ent){ idx_offset(ix, i), i };
-	if (!rc && n)
-		qsort(v, n, sizeof *v, cmp_off);
-	/* Tiled, and cut into chunks. */
+	rc = chunk ? 0 : err_set(MCRDT_ENOMEM, "out of memory checking %s", path);
+	/* Cut into chunks; an entry's type is in its first byte. */
 	uint64_t from = 12;
 	for (uint32_t k = 0; !rc && k < n; k++) {
-		uint64_t end = k + 1 < n ? v[k + 1].off : size - 20;
-		if ((k == 0 && v[k].off != 12) || v[k].off >= end || end > size - 20)
-			rc = err_set(MCRDT_ECORRUPT, "%s: the index of %s gives a bad offset", who, path);
+		unsigned type = (map[v[k].off] >> 4) & 7;
+		if (type == GIT_OBJECT_OFS_DELTA || type == GIT_OBJECT_REF_DELTA)
+			rc = 1;
 		if (k == 0 || v[k].off - from >= CHECK_CHUNK) {
 			chunk[c.nchunks++] = k;
 			from = v[k].off;
@@ -1053,7 +1082,7 @@ static int pack_check(const char *who, const char *path, const uint8_t *map, siz
 	if (!rc && n)
 		chunk[c.nchunks] = n;
 	if (!rc) {
-		c.v = v, c.chunk = chunk;
+		c.chunk = chunk;
 		pthread_mutex_init(&c.mu, NULL);
 		pthread_t th[CHECK_THREADS - 1];
 		bool started[CHECK_THREADS - 1];
@@ -1068,8 +1097,6 @@ static int pack_check(const char *who, const char *path, const uint8_t *map, siz
 		pthread_mutex_destroy(&c.mu);
 		if (!worked)
 			rc = err_set(MCRDT_ENOMEM, "out of memory checking %s", path);
-		else if (c.rc == 1)
-			rc = 1;
 		else if (c.rc)
 			rc = err_set(c.rc, "%s: %s: %s", who, path, c.why);
 	}
@@ -1156,33 +1183,20 @@ int pack_import(const char *who, const char *src, const struct pack_idx *ix, con
 	if (!rc && (rc = pack_check(who, src, copy, size, ix)) == 1) {
 		whole = false; /* libgit2 writes the pack and its index */
 		rc = index_through_libgit2(who, src, copy, size, odb);
-	} else if (!rc && (fchmod(fd, 0444) != 0 || fsync(fd) != 0)) {
-		rc = err_sys(MCRDT_EIO, "syncing %s", tmp);
+	} else if (!rc) {
+		rc = sg_seal(fd, tmp);
 	}
 	if (copy != MAP_FAILED)
 		munmap(copy, size);
 	if (close(fd) != 0 && !rc && whole)
 		rc = err_sys(MCRDT_EIO, "writing %s", tmp);
-	if (!rc && whole && rename(tmp, dst) != 0)
-		rc = err_sys(MCRDT_EIO, "renaming %s to %s", tmp, dst);
-	if (rc || !whole) {
+	/* The index as loaded and checked goes with it. */
+	if (!rc && whole)
+		rc = pack_install(dstdir, base, tmp, ix->data, ix->len);
+	if (rc || !whole)
 		unlink(tmp);
-		if (!rc)
-			*bytes += size;
-		return rc;
-	}
-	/* Then the index, as loaded and checked (libgit2 finds a pack by it). */
-	sg_path(dst, sizeof dst, "%s/%s.idx", dstdir, base);
-	if ((rc = sg_stage(dst, ix->data, ix->len, tmp)) == 0 && rename(tmp, dst) != 0) {
-		rc = err_sys(MCRDT_EIO, "renaming %s to %s", tmp, dst);
-		unlink(tmp);
-	}
-	if (rc) {
-		sg_path(dst, sizeof dst, "%s/%s.pack", dstdir, base);
-		unlink(dst);
-	} else {
-		*bytes += size + ix->len;
-	}
+	if (!rc)
+		*bytes += size + (whole ? ix->len : 0);
 	return rc;
 }
 
