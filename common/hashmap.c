@@ -160,3 +160,9 @@ int hmap_next(const struct hmap *m, size_t *iter, const struct hmap_slot **out)
 	*iter = m->cap;
 	return 0;
 }
+
+uint64_t hmap_key_names(const char *space, const char *name, uint64_t salt)
+{
+	uint64_t k = XXH3_64bits_withSeed(name, strlen(name), XXH3_64bits(space, strlen(space)) ^ salt);
+	return k == HMAP_EMPTY ? k - 1 : k;
+}

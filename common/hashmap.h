@@ -44,6 +44,9 @@ void hmap_prefetch(const struct hmap *m, uint64_t key);
 uint64_t *hmap_get(const struct hmap *m, uint64_t key);
 /* Removes key; returns 1 if it was there, else 0. */
 int hmap_del(struct hmap *m, uint64_t key);
+/* A key for the pair of strings (space, name), salt mixed in: XXH3, never
+ * HMAP_EMPTY. (Two pairs may share a key: compare the strings on a hit.) */
+uint64_t hmap_key_names(const char *space, const char *name, uint64_t salt);
 /* Bytes the table holds in memory. */
 size_t hmap_bytes(const struct hmap *m);
 

@@ -22,8 +22,6 @@
 #include "common/error.h"
 #include "common/grow.h"
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
 
 static int io_error(int err, const char *what, const char *name)
 {
@@ -104,8 +102,7 @@ static int publish(md *m, struct md_folder *f, const char *tmpname, const char *
  * new/. */
 static uint64_t pend_key(const char *mailbox, const char *file, bool to_cur)
 {
-	uint64_t k = XXH3_64bits_withSeed(file, strlen(file), XXH3_64bits(mailbox, strlen(mailbox)) ^ to_cur);
-	return k == HMAP_EMPTY ? k - 1 : k;
+	return hmap_key_names(mailbox, file, to_cur);
 }
 
 /* The pending delivery that becomes file (in new/ when in_new) of

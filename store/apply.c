@@ -264,8 +264,7 @@ static int merge_copies(struct apply *a, crdt_dot guid, const struct place *x)
 	/* The common case costs a lookup, not a walk of the mailbox: no file
 	 * of that name at the last scan, and no other new message of this
 	 * batch with it. */
-	uint64_t key = XXH3_64bits_withSeed(x->m.base, strlen(x->m.base), XXH3_64bits(x->folder, strlen(x->folder)));
-	key = key == HMAP_EMPTY ? 0 : key;
+	uint64_t key = hmap_key_names(x->folder, x->m.base, 0);
 	uint64_t *slot = hmap_get(&a->bases, key);
 	size_t at = slot ? (size_t)*slot : a->nnamed;
 	int rc = 0;
@@ -925,7 +924,7 @@ int st_apply(mcrdt_store *s, sync_git *g, struct st_incoming *in, struct st_appl
 	if (rc) {
 		/* Ops that reached the log, even with a failed fdatasync, are
 		 * read back at the next load: their journal stays, to put their
-		 * files in place (scan and open run it). */
+		 * files in place (open and every call's st_begin run it). */
 		if (journal && sync_log_next(s->log) == p.log_from)
 			journal_remove(s);
 		s->stale = true; /* the model holds ops the log does not: reload */

@@ -197,6 +197,7 @@ struct probe {
 	st_file_fn act;
 	void *ctx;
 	int rc;
+	bool raced; /* the folder's listing had the file, gone when tried */
 };
 
 /* Whether name (ours now, NULL allowed) is x's file: it opens, or act did
@@ -234,8 +235,17 @@ static int locate(mcrdt_store *s, const char *mailbox, const struct md_keywords 
 	if (try_file(s, mailbox, name, false, file, in_new, pr) ||
 	    try_file(s, mailbox, strdup(x->base), true, file, in_new, pr))
 		return 0;
-	if (st_scan_guess(s, mailbox, x->base, &name, &is_new) == 0 && try_file(s, mailbox, name, is_new, file, in_new, pr))
-		return 0;
+	/* The scan's name, unless it is one just tried. */
+	if (st_scan_guess(s, mailbox, x->base, &name, &is_new) == 0) {
+		size_t bl = strlen(x->base);
+		bool tried = strncmp(name, x->base, bl) == 0 &&
+			     (is_new ? name[bl] == '\0'
+				     : strncmp(name + bl, ":2,", 3) == 0 && strcmp(name + bl + 3, letters) == 0);
+		if (tried)
+			free(name);
+		else if (try_file(s, mailbox, name, is_new, file, in_new, pr))
+			return 0;
+	}
 	/* Renamed by another program since the last scan: list the folder. */
 	struct md_listing l = { 0 };
 	if ((rc = md_list(s->md, mailbox, &l)))
@@ -245,6 +255,7 @@ static int locate(mcrdt_store *s, const char *mailbox, const struct md_keywords 
 		name = e->file; /* try_file's now */
 		e->file = NULL;
 	}
+	pr->raced = e != NULL;
 	if (!e || !try_file(s, mailbox, name, e->in_new, file, in_new, pr))
 		rc = err_set(MCRDT_ENOTFOUND, "the file of message %s is gone from %s (run mcrdt scan)", x->base,
 			     mailbox);
@@ -255,25 +266,28 @@ static int locate(mcrdt_store *s, const char *mailbox, const struct md_keywords 
 int st_locate(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
 	      char **file, bool *in_new)
 {
-	struct probe pr = { NULL, NULL, NULL, 0 };
+	struct probe pr = { NULL, NULL, NULL, 0, false };
 	return locate(s, mailbox, kw, x, file, in_new, &pr);
 }
 
 int st_with_file(mcrdt_store *s, const char *mailbox, const struct md_keywords *kw, const struct st_msg *x,
 		 st_file_fn act, void *ctx)
 {
-	/* act goes straight at each name locate would open; found gone every
-	 * time (renamed again meanwhile), the whole look starts over. */
+	/* act goes straight at each name locate would open. Only when the
+	 * folder's listing had the file and act found it gone (renamed again
+	 * meanwhile) does the whole look start over. */
 	enum { TRIES = 4 };
 	int rc = MCRDT_ENOTFOUND;
-	for (int t = 0; t < TRIES && rc == MCRDT_ENOTFOUND; t++) {
+	bool raced = true;
+	for (int t = 0; t < TRIES && rc == MCRDT_ENOTFOUND && raced; t++) {
 		char *file;
 		bool in_new;
-		struct probe pr = { NULL, act, ctx, 0 };
+		struct probe pr = { NULL, act, ctx, 0, false };
 		if ((rc = locate(s, mailbox, kw, x, &file, &in_new, &pr)) == 0) {
 			rc = pr.rc;
 			free(file);
 		}
+		raced = pr.raced;
 	}
 	return rc;
 }
@@ -324,7 +338,7 @@ int st_open_body(mcrdt_store *s, const char *mailbox, const struct md_keywords *
 {
 	char *name = NULL;
 	bool is_new = false;
-	struct probe pr = { fd, NULL, NULL, 0 };
+	struct probe pr = { fd, NULL, NULL, 0, false };
 	int rc = locate(s, mailbox, kw, x, &name, &is_new, &pr);
 	if (rc == 0 && file) {
 		*file = name;
