@@ -597,6 +597,9 @@ static uint64_t count_messages(const char *dir)
 
 /* ---- 1. full sync ---- */
 
+/* A full-sync round's directories: full-<arm><round>. */
+static const char *const FULL_ARM[] = { "floor", "direct", "viahub" };
+
 static void section_full(uint32_t n)
 {
 	char src[4200], hub[4200];
@@ -660,9 +663,9 @@ static void section_full(uint32_t n)
 	struct mcrdt_sync_stats std, sth;
 	for (int r = 0; r < ROUNDS; r++) {
 		char floor[4200], e1[4200], e2[4200], dst[4300];
-		path_in(floor, sizeof floor, "full-floor%d", r);
-		path_in(e1, sizeof e1, "full-direct%d", r);
-		path_in(e2, sizeof e2, "full-viahub%d", r);
+		path_in(floor, sizeof floor, "full-%s%d", FULL_ARM[0], r);
+		path_in(e1, sizeof e1, "full-%s%d", FULL_ARM[1], r);
+		path_in(e2, sizeof e2, "full-%s%d", FULL_ARM[2], r);
 
 		run("sync");
 		t0 = now();
@@ -759,9 +762,8 @@ static void section_full(uint32_t n)
 	mcrdt_store_close(s);
 	for (int r = keep_rounds ? 0 : ROUNDS - 1; r < ROUNDS; r++) {
 		char dir[4200];
-		static const char *const arm[] = { "floor", "direct", "viahub" };
-		for (size_t i = 0; i < sizeof arm / sizeof arm[0]; i++) {
-			path_in(dir, sizeof dir, "full-%s%d", arm[i], r);
+		for (size_t i = 0; i < sizeof FULL_ARM / sizeof FULL_ARM[0]; i++) {
+			path_in(dir, sizeof dir, "full-%s%d", FULL_ARM[i], r);
 			scrap(dir);
 		}
 	}

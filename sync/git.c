@@ -435,9 +435,8 @@ static void *body_worker(void *arg)
 		pthread_mutex_unlock(&bp->mu);
 		git_oid id;
 		int rc = 0, seen = 0;
-		if (!err)
-			sg_object_id(GIT_OBJECT_BLOB, j->buf, j->len, id.id);
 		if (!err) {
+			sg_object_id(GIT_OBJECT_BLOB, j->buf, j->len, id.id);
 			pthread_mutex_lock(&bp->mu);
 			git_oid_cpy(&bp->be[j->k].id, &id);
 			seen = pack_seen(bp->p, &id);
