@@ -184,15 +184,38 @@ int md_deliver(md *m, const char *mailbox, const void *data, size_t len,
 	}
 	if ((rc = final_name(final, sizeof final, base, opts->flags)))
 		return rc;
-	int fd = openat(f->tmp, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 && errno == EEXIST && opts->base && unlinkat(f->tmp, base, 0) == 0)
+	int fd;
+	if (opts->src_name) {
+		/* Over a file of that name left in tmp/, as a write would be. */
+		if (!opts->base)
+			return err_set(MCRDT_EINVAL, "a message moved in keeps its base name");
+		if (renameat(opts->src_dir, opts->src_name, f->tmp, base) != 0)
+			return errno == ENOENT ? err_set(MCRDT_ENOTFOUND, "cannot move %s into %s/tmp: gone",
+							 opts->src_name, mailbox)
+					       : io_error(errno, "cannot move into tmp/:", base);
+		struct stat st;
+		fd = openat(f->tmp, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			rc = io_error(errno, "cannot open in tmp/:", base);
+		else if (fstat(fd, &st) != 0)
+			rc = io_error(errno, "cannot stat", base);
+		else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != len)
+			rc = err_set(MCRDT_ECORRUPT, "%s is not a file of %zu bytes", opts->src_name, len);
+	} else {
 		fd = openat(f->tmp, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		if (errno == EEXIST)
-			return err_set(MCRDT_EEXISTS, "%s is already in %s/tmp", base, mailbox);
-		return io_error(errno, "cannot create in tmp/:", base);
+		if (fd < 0 && errno == EEXIST && opts->base && unlinkat(f->tmp, base, 0) == 0)
+			fd = openat(f->tmp, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			if (errno == EEXIST)
+				return err_set(MCRDT_EEXISTS, "%s is already in %s/tmp", base, mailbox);
+			return io_error(errno, "cannot create in tmp/:", base);
+		}
+		rc = write_all(fd, data, len, base);
 	}
-	rc = write_all(fd, data, len, base);
+	if (fd < 0) {
+		unlinkat(f->tmp, base, 0);
+		return rc;
+	}
 	if (rc == 0 && opts->mtime >= 0) {
 		struct timespec ts[2] = { { opts->mtime, 0 }, { opts->mtime, 0 } };
 		if (futimens(fd, ts) != 0)

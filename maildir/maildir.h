@@ -91,9 +91,11 @@ struct md_deliver_opts {
 			     * at this delivery that died, and is replaced */
 	const char *flags;  /* info letters; non-NULL delivers to cur/ */
 	int64_t mtime;      /* internal date (seconds), or -1 for now */
+	int src_dir;        /* with src_name: the message is that file, */
+	const char *src_name; /* complete, moved in (data unused, len its size) */
 };
 #define MD_DELIVER_OPTS_VERSION 1
-#define MD_DELIVER_OPTS_INIT { MD_DELIVER_OPTS_VERSION, NULL, NULL, -1 }
+#define MD_DELIVER_OPTS_INIT { MD_DELIVER_OPTS_VERSION, NULL, NULL, -1, -1, NULL }
 
 /*
  * Delivers one message durably: written to tmp/ (O_EXCL, 0600), fsynced,
@@ -101,6 +103,13 @@ struct md_deliver_opts {
  * the directory fsynced. *file_out (may be NULL) gets the final file name.
  * In a batch the message becomes visible at md_batch_commit.
  * MCRDT_EEXISTS if the name is taken; MCRDT_ENOSPC when the disk is full.
+ * With opts->src_name the message is not written but moved: the file
+ * src_name of directory src_dir (which must be on the Maildir's file
+ * system: MCRDT_EIO with EXDEV otherwise) is renamed into tmp/ and goes
+ * on from there like a written one; MCRDT_ENOTFOUND when it is not there,
+ * MCRDT_ECORRUPT (and the file removed) when it is not a regular file of
+ * len bytes. On an error the file may be
+ * gone: the caller keeps the message's bytes elsewhere to try again.
  */
 int md_deliver(md *md, const char *mailbox, const void *data, size_t len,
 	       const struct md_deliver_opts *opts, char **file_out);

@@ -97,7 +97,9 @@ struct apply {
 	crdt_oplist local;          /* this replica's ops: merged copies */
 	struct st_kwcache kwc;
 	sync_git_prefetch *pf;      /* bodies read ahead while files are written */
+	bool *unpacked;             /* per delivery: its body is a file the fetch left */
 	size_t ndelivery;           /* the plan's deliveries reached so far */
+	size_t nread;               /* the bodies read ahead taken so far */
 };
 
 static void place_free(struct place *p)
@@ -658,28 +660,43 @@ static int letters_in(mcrdt_store *s, const char *folder, struct md_keywords *kw
 	return rc ? rc : st_letters(kw, x->sys, x->kw, x->nkw, out);
 }
 
+/* Delivers e's body: the file the fetch left when there is one (no
+ * inflate), else the blob, read ahead or now. */
 static int deliver(struct apply *a, const struct pl *e, struct md_keywords *kw)
 {
 	mcrdt_store *s = a->s;
 	char letters[MD_FLAGS_MAX + 1];
 	int rc = letters_in(s, e->to, kw, &e->now, letters);
+	if (rc)
+		return rc;
+	struct md_deliver_opts o = MD_DELIVER_OPTS_INIT;
+	o.base = e->now.base;
+	o.flags = letters;
+	o.mtime = e->now.date;
 	struct sync_git_blob blob = { 0 };
-	if (rc == 0)
-		rc = a->pf ? sync_git_prefetch_take(a->pf, a->ndelivery - 1, &blob) : sync_git_blob_read(a->g, &e->oid, &blob);
-	if (rc == 0) {
-		struct md_deliver_opts o = MD_DELIVER_OPTS_INIT;
-		o.base = e->now.base;
-		o.flags = letters;
-		o.mtime = e->now.date;
-		rc = md_deliver(s->md, e->to, blob.data, blob.len, &o, NULL);
-		if (rc == 0 && a->st) {
-			a->st->messages_received++;
-			a->st->bytes_received += blob.len;
-		}
-		if (rc == MCRDT_EEXISTS)
-			rc = 0; /* delivered before a crash */
-		sync_git_blob_free(&blob);
+	char name[41];
+	bool unpacked = a->unpacked && a->unpacked[a->ndelivery - 1];
+	if (unpacked && sync_git_unpacked(a->g, &e->oid, e->now.size, &o.src_dir, name)) {
+		o.src_name = name;
+		blob.len = (size_t)e->now.size;
+		rc = md_deliver(s->md, e->to, NULL, blob.len, &o, NULL);
+		o.src_name = NULL;
+	} else {
+		rc = 1; /* (a second message with that body: the file went to the first) */
 	}
+	if (rc != 0 && rc != MCRDT_EEXISTS) {
+		rc = a->pf && !unpacked ? sync_git_prefetch_take(a->pf, a->nread++, &blob)
+					: sync_git_blob_read(a->g, &e->oid, &blob);
+		if (rc == 0)
+			rc = md_deliver(s->md, e->to, blob.data, blob.len, &o, NULL);
+	}
+	if (rc == 0 && a->st) {
+		a->st->messages_received++;
+		a->st->bytes_received += blob.len;
+	}
+	if (rc == MCRDT_EEXISTS)
+		rc = 0; /* delivered before a crash */
+	sync_git_blob_free(&blob);
 	return rc;
 }
 
@@ -737,30 +754,36 @@ static int rmdir_step(mcrdt_store *s, const char *folder)
 }
 
 /* Reading bodies (inflate, hash check) takes as long as writing them: a
- * thread reads ahead when there are enough to pay for it. */
+ * thread reads ahead when there are enough to pay for it. Bodies the
+ * fetch left as files (checked as it brought them) are moved in instead. */
 enum { PREFETCH_MIN = 16, PREFETCH_BYTES = 64 << 20 };
 
 static int prefetch_start(struct apply *a, const struct plan *p, sync_oid **ids)
 {
-	size_t n = 0;
+	size_t n = 0, k = 0, nread = 0;
 	for (size_t i = 0; i < p->n; i++)
 		n += p->v[i].kind == PL_DELIVER;
-	if (n < PREFETCH_MIN)
+	if (!n)
 		return 0;
-	if (!(*ids = malloc(n * sizeof **ids)))
+	if (!(*ids = malloc(n * sizeof **ids)) || !(a->unpacked = calloc(n, sizeof *a->unpacked)))
 		return err_set(MCRDT_ENOMEM, "out of memory");
-	n = 0;
-	for (size_t i = 0; i < p->n; i++)
-		if (p->v[i].kind == PL_DELIVER)
-			(*ids)[n++] = p->v[i].oid;
-	return sync_git_prefetch_start(a->g, *ids, n, PREFETCH_BYTES, &a->pf);
+	for (size_t i = 0; i < p->n; i++) {
+		const struct pl *e = &p->v[i];
+		int dir;
+		char name[41];
+		if (e->kind != PL_DELIVER)
+			continue;
+		if (!(a->unpacked[k++] = sync_git_unpacked(a->g, &e->oid, e->now.size, &dir, name)))
+			(*ids)[nread++] = e->oid;
+	}
+	return nread < PREFETCH_MIN ? 0 : sync_git_prefetch_start(a->g, *ids, nread, PREFETCH_BYTES, &a->pf);
 }
 
 static int execute(struct apply *a, const struct plan *p, bool recovering)
 {
 	mcrdt_store *s = a->s;
 	sync_oid *ids = NULL;
-	a->ndelivery = 0;
+	a->ndelivery = a->nread = 0;
 	int rc = prefetch_start(a, p, &ids);
 	for (size_t i = 0; rc == 0 && i < p->n; i++)
 		if (p->v[i].kind == PL_MKDIR)
@@ -799,6 +822,8 @@ static int execute(struct apply *a, const struct plan *p, bool recovering)
 	sync_git_prefetch_stop(a->pf);
 	a->pf = NULL;
 	free(ids);
+	free(a->unpacked);
+	a->unpacked = NULL;
 	for (size_t i = 0; rc == 0 && i < p->n; i++)
 		if (p->v[i].kind == PL_RMDIR)
 			rc = rmdir_step(s, p->v[i].from);

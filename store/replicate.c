@@ -223,6 +223,7 @@ static int exchange(struct run *r, struct side *x, const char *url, bool push, u
 		rc = sync_git_read_new(x->g, &known, take_op, &in, &x->gst);
 	if (rc == 0 && in.ops.n)
 		rc = st_apply(x->s, x->g, &in, &ast);
+	sync_git_unpacked_clear(x->g); /* what the apply did not take */
 	if (rc == 0)
 		rc = publish(x);
 	crdt_vv_free(&known);

@@ -56,6 +56,7 @@ struct sync_git {
 	uint64_t self;
 	bool transport_only; /* tests: no local fast path */
 	char *gitdir; /* the repository's directory, with a trailing '/' */
+	int unpacked; /* <gitdir>unpacked/ while it holds a fetch's blobs, else -1 */
 };
 
 /* ---- small helpers ---- */
@@ -296,6 +297,7 @@ int sync_git_open(sync_git **out, const char *dir, uint64_t self, bool create)
 		goto fail;
 	}
 	g->self = self;
+	g->unpacked = -1;
 	bool exists = stat(dir, &sb) == 0;
 	if (!exists && errno != ENOENT) {
 		rc = err_sys(MCRDT_EIO, "repository %s", dir);
@@ -328,6 +330,7 @@ void sync_git_close(sync_git *g)
 {
 	if (!g)
 		return;
+	sync_git_unpacked_clear(g);
 	repo_close(g);
 	free(g->gitdir);
 	free(g);
@@ -664,6 +667,7 @@ struct xfer {
 	bool cancelled;
 	unsigned tried;
 	char *rejected; /* "refname: status" of the first refused update */
+	int unpack;     /* a fetch's directory for the blobs it checks, or -1 */
 };
 
 static int report(struct xfer *x)
@@ -866,6 +870,7 @@ static void xfer_init(struct xfer *x, const struct sync_git_remote *r, struct sy
 	memset(x, 0, sizeof *x);
 	x->r = r;
 	x->st = st;
+	x->unpack = -1;
 	if (st)
 		x->run = *st;
 }
@@ -1028,7 +1033,7 @@ static int copy_pack(struct xfer *x, bool fetch, const char *srcdir, const char 
 	sg_path(who, sizeof who, "%s %s", fetch ? "fetch from" : "push to", url);
 	uint64_t bytes = 0;
 	sg_path(pack, sizeof pack, "%s/pack", dstdir);
-	rc = pack_import(who, src, &ix, pack, base, dst, &bytes);
+	rc = pack_import(who, src, &ix, pack, base, dst, x->unpack, &bytes);
 	uint32_t nobj = ix.n;
 	idx_free(&ix);
 	if (rc)
@@ -1221,6 +1226,63 @@ out:
 	return rc;
 }
 
+/* ---- blobs a local fetch unpacked ---- */
+
+#define UNPACKED "unpacked"
+
+/* Empties the directory fd dir (files only: nothing else is made there). */
+static void empty_dir(int dir)
+{
+	int fd = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* (a dup would share the position) */
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			unlinkat(dir, e->d_name, 0);
+	closedir(d);
+}
+
+/* g's unpacked directory, made and emptied; -1 when it cannot be had
+ * (the fetch then just keeps nothing). */
+static int unpacked_open(sync_git *g)
+{
+	char path[PATH_MAX];
+	sg_path(path, sizeof path, "%s" UNPACKED, g->gitdir);
+	if (mkdir(path, 0700) != 0 && errno != EEXIST)
+		return -1;
+	g->unpacked = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (g->unpacked >= 0)
+		empty_dir(g->unpacked);
+	return g->unpacked;
+}
+
+int sync_git_unpacked(sync_git *g, const sync_oid *id, uint64_t size, int *dir, char name[41])
+{
+	git_oid oid;
+	struct stat st;
+	if (g->unpacked < 0)
+		return 0;
+	memcpy(oid.id, id->id, 20);
+	git_oid_tostr(name, GIT_OID_HEXSZ + 1, &oid);
+	*dir = g->unpacked;
+	return fstatat(g->unpacked, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+	       (uint64_t)st.st_size == size;
+}
+
+void sync_git_unpacked_clear(sync_git *g)
+{
+	if (g->unpacked < 0)
+		return;
+	empty_dir(g->unpacked);
+	close(g->unpacked);
+	g->unpacked = -1;
+}
+
 int sync_git_fetch(sync_git *g, const struct sync_git_remote *r, struct sync_git_stats *st)
 {
 	if (!r || !r->url || !*r->url)
@@ -1231,8 +1293,14 @@ int sync_git_fetch(sync_git *g, const struct sync_git_remote *r, struct sync_git
 	if (rc)
 		return rc;
 	char path[PATH_MAX];
-	if (!g->transport_only && local_dir(r->url, path, sizeof path) && (rc = fetch_local(g, &x, path)) != 1)
-		return rc;
+	sync_git_unpacked_clear(g);
+	if (!g->transport_only && local_dir(r->url, path, sizeof path)) {
+		x.unpack = unpacked_open(g);
+		if ((rc = fetch_local(g, &x, path)) != 1)
+			return rc;
+		sync_git_unpacked_clear(g);
+		x.unpack = -1;
+	}
 	return fetch_slow(g, &x);
 }
 

@@ -197,6 +197,22 @@ int sync_git_prefetch_start(sync_git *g, const sync_oid *ids, size_t n, size_t m
 			    sync_git_prefetch **out);
 int sync_git_prefetch_take(sync_git_prefetch *p, size_t i, struct sync_git_blob *out);
 void sync_git_prefetch_stop(sync_git_prefetch *p);
+/*
+ * Blobs a fetch unpacked: a fetch from a repository on this machine
+ * inflates and hashes every object it copies (see sync_git_fetch), and
+ * leaves each blob so proved in a directory of g as a file named by its
+ * id in 40 lowercase hex digits, holding exactly the blob's bytes. The
+ * caller may take such a file away (rename it: it is on the file system
+ * of the repository) rather than inflate the blob again. The files are
+ * not synced: the caller syncs what it keeps. They are g's until
+ * sync_git_unpacked_clear, sync_git_close or the next fetch, each of which
+ * empties the directory, so a file left by a process that died is never
+ * offered. sync_git_unpacked: 1 when blob id is there as a regular file
+ * of size bytes, with *dir (g's fd: do not close it) and name (its name
+ * in *dir) set; else 0. Neither is thread-safe.
+ */
+int sync_git_unpacked(sync_git *g, const sync_oid *id, uint64_t size, int *dir, char name[41]);
+void sync_git_unpacked_clear(sync_git *g);
 /* A blob's size from its header, without inflating it (the same errors;
  * the bytes are checked against the id when sync_git_blob_read reads them). */
 int sync_git_blob_size(sync_git *g, const sync_oid *id, uint64_t *size);

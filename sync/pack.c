@@ -950,6 +950,7 @@ struct check {
 	const struct ent *v; /* the entries in offset order */
 	uint32_t *chunk;     /* chunk k: entries [chunk[k], chunk[k + 1]) */
 	uint32_t nchunks;
+	int unpack;          /* a directory for the blobs checked, or -1 */
 	pthread_mutex_t mu;
 	uint32_t next; /* the next task: 0 the trailer, k + 1 chunk k */
 	int rc;        /* the first failure (MCRDT_ECORRUPT), with why */
@@ -980,9 +981,44 @@ static int check_bad(struct check *c, uint32_t k, const char *what)
 	return MCRDT_ECORRUPT;
 }
 
+/* A blob being checked, written out as it inflates to the unpack
+ * directory under its id in hex, and removed unless it proves to be its
+ * id. (A failed check fails the fetch, and the directory is the fetch's
+ * own until it returns.) Writing is a bonus: a failure drops the file,
+ * never the check. */
+struct unpacked {
+	int dir, fd;
+	char name[GIT_OID_HEXSZ + 1];
+};
+
+static void unpacked_start(struct unpacked *u, int dir, const uint8_t id[20])
+{
+	git_oid oid;
+	memcpy(oid.id, id, 20);
+	u->fd = -1;
+	u->dir = dir;
+	git_oid_tostr(u->name, sizeof u->name, &oid);
+	if (dir >= 0 && faccessat(dir, u->name, F_OK, AT_SYMLINK_NOFOLLOW) != 0) /* else from another pack */
+		u->fd = openat(dir, u->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+}
+
+static void unpacked_end(struct unpacked *u, bool good)
+{
+	if (u->fd >= 0 && (close(u->fd) != 0 || !good))
+		unlinkat(u->dir, u->name, 0);
+	u->fd = -1;
+}
+
+static void unpacked_write(struct unpacked *u, const void *data, size_t len)
+{
+	if (u->fd >= 0 && write_all(u->fd, data, len) != 0)
+		unpacked_end(u, false);
+}
+
 /* Entry k (in offset order): its CRC-32 is the index's, and a whole object
  * inflates to exactly its size (its Adler-32 checked) and hashes to its
- * id. (pack_check sent deltas elsewhere.) */
+ * id. A blob is also written to c->unpack. (pack_check sent deltas
+ * elsewhere.) */
 static int check_entry(struct check *c, z_stream *z, uint8_t *buf, uint32_t k)
 {
 	uint32_t i = c->v[k].i;
@@ -997,6 +1033,8 @@ static int check_entry(struct check *c, z_stream *z, uint8_t *buf, uint32_t k)
 		return check_bad(c, k, "is not a whole object");
 	struct sha1_ctx sha;
 	object_id_start(&sha, (git_object_t)type, size);
+	struct unpacked u;
+	unpacked_start(&u, type == GIT_OBJECT_BLOB ? c->unpack : -1, id);
 	int zr = inflateReset(z);
 	z->next_in = (Bytef *)(uintptr_t)(b + h);
 	z->avail_in = (uInt)(len - h);
@@ -1007,14 +1045,16 @@ static int check_entry(struct check *c, z_stream *z, uint8_t *buf, uint32_t k)
 		zr = inflate(z, Z_NO_FLUSH);
 		size_t out = CHECK_BUF - z->avail_out;
 		got += out;
-		if (got <= size)
+		if (got <= size) {
 			sha1_update(&sha, buf, out);
+			unpacked_write(&u, buf, out);
+		}
 	}
 	uint8_t sum[20];
 	sha1_final(&sha, sum);
-	if (zr != Z_STREAM_END || got != size || z->avail_in != 0 || memcmp(sum, id, 20) != 0)
-		return check_bad(c, k, "does not match its id");
-	return 0;
+	bool good = zr == Z_STREAM_END && got == size && z->avail_in == 0 && memcmp(sum, id, 20) == 0;
+	unpacked_end(&u, good);
+	return good ? 0 : check_bad(c, k, "does not match its id");
 }
 
 static void *check_run(void *arg)
@@ -1053,10 +1093,13 @@ static void *check_run(void *arg)
  * index-pack would: the header and trailer name ix's count and checksum,
  * the SHA-1 of the bytes is the trailer, the entries in offset order tile
  * the pack from header to trailer, and every entry is as check_entry
- * says. Two threads take turns on the work. 0; 1 when the pack holds a
- * delta (found before any is inflated); MCRDT_ECORRUPT naming it.
+ * says. Two threads take turns on the work. Each blob proved is left in
+ * the directory unpack (when not -1) as a file named by its id in hex.
+ * 0; 1 when the pack holds a delta (found before any is inflated);
+ * MCRDT_ECORRUPT naming it.
  */
-static int pack_check(const char *who, const char *path, const uint8_t *map, size_t size, const struct pack_idx *ix)
+static int pack_check(const char *who, const char *path, const uint8_t *map, size_t size, const struct pack_idx *ix,
+		      int unpack)
 {
 	if (!pack_hdr_ok(map, size, ix))
 		return err_set(MCRDT_ECORRUPT, "%s: %s is corrupt or does not match its index", who, path);
@@ -1065,7 +1108,7 @@ static int pack_check(const char *who, const char *path, const uint8_t *map, siz
 	if (rc)
 		return rc;
 	uint32_t n = ix->n;
-	struct check c = { .map = map, .size = size, .ix = ix, .v = v };
+	struct check c = { .map = map, .size = size, .ix = ix, .v = v, .unpack = unpack };
 	uint32_t *chunk = malloc(((size_t)n + 2) * sizeof *chunk);
 	rc = chunk ? 0 : err_set(MCRDT_ENOMEM, "out of memory checking %s", path);
 	/* Cut into chunks; an entry's type is in its first byte. */
@@ -1150,7 +1193,7 @@ static int copy_bytes(const char *who, const char *src, int in, uint64_t size, i
 }
 
 int pack_import(const char *who, const char *src, const struct pack_idx *ix, const char *dstdir, const char *base,
-		git_odb *odb, uint64_t *bytes)
+		git_odb *odb, int unpack, uint64_t *bytes)
 {
 	struct stat sb;
 	int in = sg_open_file(src, &sb);
@@ -1180,7 +1223,7 @@ int pack_import(const char *who, const char *src, const struct pack_idx *ix, con
 			rc = err_sys(MCRDT_EIO, "mapping %s", tmp);
 	}
 	bool whole = true;
-	if (!rc && (rc = pack_check(who, src, copy, size, ix)) == 1) {
+	if (!rc && (rc = pack_check(who, src, copy, size, ix, unpack)) == 1) {
 		whole = false; /* libgit2 writes the pack and its index */
 		rc = index_through_libgit2(who, src, copy, size, odb);
 	} else if (!rc) {

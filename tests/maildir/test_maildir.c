@@ -925,6 +925,56 @@ START_TEST(a_batch_syncs_each_directory_once)
 }
 END_TEST
 
+/* A complete file moved in is delivered as if written: its base name, its
+ * flags, its date; one that is not the size given is refused and removed. */
+START_TEST(a_file_moved_in_is_delivered)
+{
+	char src[400], p[512];
+	snprintf(src, sizeof src, "%.*s/elsewhere", (int)(strlen(root) - 8), root);
+	ck_assert_int_eq(mkdir(src, 0700), 0);
+	int dir = open(src, O_RDONLY | O_DIRECTORY);
+	ck_assert_int_ge(dir, 0);
+	snprintf(p, sizeof p, "%s/blob", src);
+	put_file(p, "Subject: moved\n\nbody\n");
+	struct md_deliver_opts o = MD_DELIVER_OPTS_INIT;
+	o.base = "1700000000.M1P2Q3.peer,S=21";
+	o.flags = "S";
+	o.mtime = 1000000000;
+	o.src_dir = dir;
+	o.src_name = "blob";
+	ck_assert_int_eq(md_batch_begin(m), 0);
+	char *name = NULL;
+	ck_assert_int_eq(md_deliver(m, "INBOX", NULL, 21, &o, &name), 0);
+	ck_assert_int_eq(count_dir("cur"), 0); /* at the commit, like a written one */
+	ck_assert_int_eq(md_batch_commit(m), 0);
+	ck_assert_str_eq(name, "1700000000.M1P2Q3.peer,S=21:2,S");
+	ck_assert_int_ne(access(p, F_OK), 0);
+	path_of(p, sizeof p, "cur", name);
+	struct stat st;
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_int_eq(st.st_mtime, 1000000000);
+	char buf[64] = { 0 };
+	FILE *f = fopen(p, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fread(buf, 1, sizeof buf, f), 21);
+	fclose(f);
+	ck_assert_str_eq(buf, "Subject: moved\n\nbody\n");
+	/* Not the size its message has: refused, nothing left anywhere. */
+	snprintf(p, sizeof p, "%s/blob", src);
+	put_file(p, "short");
+	o.base = "1700000001.M1P2Q3.peer,S=21";
+	ck_assert_int_eq(md_deliver(m, "INBOX", NULL, 21, &o, NULL), MCRDT_ECORRUPT);
+	ck_assert_int_eq(count_dir("tmp"), 0);
+	ck_assert_int_eq(count_dir("cur"), 1);
+	ck_assert_int_eq(count_dir("new"), 0);
+	/* Gone: an error, and nothing delivered. */
+	ck_assert_int_eq(md_deliver(m, "INBOX", NULL, 21, &o, NULL), MCRDT_ENOTFOUND);
+	ck_assert_int_eq(count_dir("cur"), 1);
+	close(dir);
+	free(name);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("maildir");
@@ -955,6 +1005,7 @@ int main(void)
 	tcase_add_test(tc, long_keywords_from_another_tool_are_kept);
 	tcase_add_test(tc, a_failed_batch_takes_back_what_it_placed);
 	tcase_add_test(tc, a_batch_syncs_each_directory_once);
+	tcase_add_test(tc, a_file_moved_in_is_delivered);
 	suite_add_tcase(s, tc);
 	return run_suite(s, CK_FORK_GETENV);
 }

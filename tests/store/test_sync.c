@@ -1864,6 +1864,50 @@ END_TEST
 /* ---- a replica joining later ---- */
 
 /*
+ * A fetch from a hub on this machine leaves the bodies it checked as files
+ * that the apply moves into the Maildir instead of inflating them again.
+ * A file a killed sync left there is never taken for a body (here: a
+ * body's id and size, other bytes), a body two messages share reaches
+ * both, and nothing stays behind.
+ */
+START_TEST(bodies_the_fetch_unpacked)
+{
+	struct fx f;
+	fx_open(&f, 2);
+	sync_hub_all(f.s, f.dirs, 2, f.hub, 6);
+	const char *shared = "Subject: shared\r\n\r\nthe same bytes twice\r\n";
+	OK(mcrdt_mailbox_create(f.s[1], "Archive"));
+	add_plain(f.s[1], "INBOX", shared);
+	add_plain(f.s[1], "Archive", shared);
+	char body[64];
+	for (int i = 0; i < 40; i++) { /* enough to be read ahead too */
+		kbody(body, sizeof body, 'b', i);
+		add_plain(f.s[1], "INBOX", body);
+	}
+	OK(mcrdt_sync(f.s[1], f.hub, NULL, NULL));
+	char *forged = strdup(shared), *dir = NULL, *hex = NULL;
+	forged[10] = 'X';
+	ck_assert_int_ge(asprintf(&dir, "%s/mcrdt/git/unpacked", f.dirs[0]), 0);
+	ck_assert_int_eq(run_sh(&hex, "printf '%%s' '%s' | git hash-object --stdin | tr -d '\\n'", shared), 0);
+	ck_assert_int_eq(run_sh(NULL, "mkdir -p '%s' && printf '%%s' '%s' > '%s/%s'", dir, forged, dir, hex), 0);
+	OK(mcrdt_sync(f.s[0], f.hub, NULL, NULL));
+	ck_assert_uint_eq(count_body(f.s[0], shared), 2);
+	ck_assert_uint_eq(count_body(f.s[0], forged), 0);
+	for (int i = 0; i < 40; i++) {
+		kbody(body, sizeof body, 'b', i);
+		ck_assert_uint_eq(count_body(f.s[0], body), 1);
+	}
+	ck_assert_int_eq(entries(dir), 0);
+	sync_hub_all(f.s, f.dirs, 2, f.hub, 6);
+	assert_same("after the sync", f.s[0], f.dirs[0], f.s[1], f.dirs[1]);
+	free(forged);
+	free(dir);
+	free(hex);
+	fx_close(&f);
+}
+END_TEST
+
+/*
  * Adding a replica (a new store, synced with the hub) must not change
  * INBOX for the replicas already in use: UIDVALIDITY is "stable for the
  * mailbox's life" (DESIGN.md, IMAP view), and IMAP clients must see no
@@ -2073,6 +2117,7 @@ int main(void)
 	tcase_add_test(tb, log_sync_fails_during_apply);
 	tcase_add_test(tb, failed_apply_finishes_before_the_next_change);
 	tcase_add_test(tb, file_gone_before_apply);
+	tcase_add_test(tb, bodies_the_fetch_unpacked);
 	suite_add_tcase(s, tb);
 
 	int rc = run_suite(s, CK_FORK_GETENV);
