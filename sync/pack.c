@@ -9,9 +9,12 @@
  * as long as writing them; the ids, offsets and CRCs are known here.
  *
  * Consolidating: the packs chosen are merged without unpacking them. Each
- * entry is copied as it is stored, after the source pack's and index's
- * own checksums are checked; the index gives the offsets and the CRCs, so
- * a merge costs a read and a write of the bytes merged, never an inflate.
+ * entry is copied as it is stored, read through a buffer (a mapping of a
+ * hub's pack would fault if another process cut it short), and the
+ * source pack's checksum, summed over the bytes read, must hold before
+ * the merged pack is kept; the index (its own checksum checked) gives the
+ * offsets and the CRCs, so a merge costs a read and a write of the bytes
+ * merged, never an inflate.
  * (Deltas, which only packs fetched through libgit2's transports hold,
  * are read whole through the odb and stored whole.) Which packs: sorted by
  * size, the smallest ones up to the last one that is less than twice the
@@ -761,17 +764,35 @@ static int pack_map(const char *who, const char *path, const struct pack_idx *ix
 	return 0;
 }
 
-/* Appends to p every object of the pack dir/base, after checking the
- * pack's checksum and that it is the pack its index names. 1 when the
- * pack is gone (another process merged it). */
+/* len bytes at off of fd (path, for errors) into buf: a file that shrank
+ * since it was measured is an error, where a mapping of it would fault. */
+static int pread_exact(int fd, const char *path, uint64_t off, void *buf, size_t len)
+{
+	for (size_t got = 0; got < len;) {
+		ssize_t r = pread(fd, (uint8_t *)buf + got, len - got, (off_t)(off + got));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? err_sys(MCRDT_EIO, "maintain: reading %s", path)
+				     : err_set(MCRDT_ECORRUPT, "maintain: %s shrank while it was read", path);
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+/* Appends to p every object of the pack dir/base, read through a buffer
+ * (a hub's pack is another process's file). It must be the pack its index
+ * names, and its checksum, over every byte read, must hold: otherwise
+ * MCRDT_ECORRUPT, and the caller drops p with what was appended. 1 when
+ * the pack is gone (another process merged it). */
 static int merge_pack(struct pack *p, git_odb *odb, const char *dir, const char *base)
 {
 	char path[PATH_MAX];
 	struct pack_idx ix = { 0 };
 	struct ent *v = NULL;
-	uint8_t *map = MAP_FAILED;
-	size_t size = 0;
-	int rc;
+	uint8_t *buf = NULL;
+	size_t cap = 0;
+	int rc, fd = -1;
 	sg_path(path, sizeof path, "%s/%s.idx", dir, base);
 	if (sg_gone(path))
 		return 1;
@@ -781,22 +802,45 @@ static int merge_pack(struct pack *p, git_odb *odb, const char *dir, const char 
 		return rc == 1 ? err_set(MCRDT_ECORRUPT, "maintain: %s is not a version 2 pack index", path) : rc;
 	}
 	sg_path(path, sizeof path, "%s/%s.pack", dir, base);
-	if ((rc = pack_map("maintain", path, &ix, &map, &size)))
+	struct stat sb;
+	if ((fd = sg_open_file(path, &sb)) < 0) {
+		rc = errno == ENOENT ? 1 : err_set(MCRDT_EIO, "maintain: %s", mcrdt_error_last());
 		goto out;
-	/* Every byte, before any is copied as it is. */
-	if (!sum_ok(map, size)) {
+	}
+	size_t size = (size_t)sb.st_size;
+	uint8_t ends[32]; /* header and trailer side by side: what pack_hdr_ok reads */
+	if (size < 32) {
+		rc = err_set(MCRDT_ECORRUPT, "maintain: %s is too short to be a pack", path);
+		goto out;
+	}
+	if ((rc = pread_exact(fd, path, 0, ends, 12)) || (rc = pread_exact(fd, path, size - 20, ends + 12, 20)))
+		goto out;
+	if (!pack_hdr_ok(ends, sizeof ends, &ix)) {
 		rc = err_set(MCRDT_ECORRUPT, "maintain: %s is corrupt or does not match its index", path);
 		goto out;
 	}
 	if ((rc = pack_entries("maintain", path, &ix, size, &v)))
 		goto out;
+	/* The entries tile the pack: hashed in order after the header, they
+	 * are every byte the trailer sums. */
+	struct sha1_ctx sha;
+	sha1_init(&sha);
+	sha1_update(&sha, ends, 12);
 	for (uint32_t k = 0; k < ix.n && !rc; k++) {
-		uint64_t end = k + 1 < ix.n ? v[k + 1].off : size - 20;
-		rc = merge_entry(p, odb, path, &ix, v[k].i, map + v[k].off, (size_t)(end - v[k].off));
+		size_t len = (size_t)((k + 1 < ix.n ? v[k + 1].off : size - 20) - v[k].off);
+		if ((rc = GROW(buf, cap, len)) || (rc = pread_exact(fd, path, v[k].off, buf, len)))
+			break;
+		sha1_update(&sha, buf, len);
+		rc = merge_entry(p, odb, path, &ix, v[k].i, buf, len);
 	}
+	uint8_t sum[20];
+	sha1_final(&sha, sum);
+	if (!rc && memcmp(sum, ends + 12, 20) != 0)
+		rc = err_set(MCRDT_ECORRUPT, "maintain: %s is corrupt or does not match its index", path);
 out:
-	if (map != MAP_FAILED)
-		munmap(map, size);
+	if (fd >= 0)
+		close(fd);
+	free(buf);
 	free(v);
 	idx_free(&ix);
 	return rc;

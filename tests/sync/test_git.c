@@ -1431,6 +1431,47 @@ START_TEST(maintain_refuses_a_damaged_pack)
 }
 END_TEST
 
+/* pread is wrapped (CMakeLists.txt): armed with n, the nth call from
+ * then on first cuts the file it reads short at the offset it reads, as
+ * another process truncating a hub's pack under a merge would. */
+ssize_t __real_pread(int fd, void *buf, size_t n, off_t off);
+ssize_t __wrap_pread(int fd, void *buf, size_t n, off_t off);
+static int g_cut_at_read;
+ssize_t __wrap_pread(int fd, void *buf, size_t n, off_t off)
+{
+	if (g_cut_at_read && --g_cut_at_read == 0) {
+		char link[64], path[PATH_MAX];
+		snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+		ssize_t l = readlink(link, path, sizeof path - 1);
+		ck_assert_int_gt(l, 0);
+		path[l] = '\0';
+		ck_assert_int_eq(chmod(path, 0644), 0);
+		ck_assert_int_eq(truncate(path, off), 0);
+	}
+	return __real_pread(fd, buf, n, off);
+}
+
+/* A pack that shrinks while a merge reads it is an error naming it (a
+ * mapping of it would have faulted and killed the process), and nothing
+ * is removed. */
+START_TEST(maintain_refuses_a_pack_cut_short)
+{
+	char *d = tmp_dir();
+	char *ra = tmp_path(d, "a");
+	sync_git *a = open_repo(ra, RA);
+	for (uint64_t i = 0; i < 3; i++)
+		publish(a, RA, 1 + 20 * i, 20);
+	g_cut_at_read = 3; /* a pack's header, its trailer, then its first entry */
+	ck_assert_int_eq(sync_git_maintain(a, 1, NULL), MCRDT_ECORRUPT);
+	ck_assert_int_eq(g_cut_at_read, 0);
+	assert_msg_has("shrank");
+	ck_assert_uint_eq(count_packs(ra), 3);
+	sync_git_close(a);
+	free(ra);
+	rm_tree(d);
+}
+END_TEST
+
 /* Packs git wrote with deltas (as a fetch through libgit2 from a git
  * server brings) merge too: the deltas come out as whole objects. */
 /* A repository at ra (scratch d) holding A's ops 1..5 and a pack git wrote
@@ -1815,6 +1856,7 @@ int main(void)
 	tcase_add_test(tc, push_consolidates_the_hub);
 	tcase_add_test(tc, fetch_while_the_source_merges);
 	tcase_add_test(tc, maintain_refuses_a_damaged_pack);
+	tcase_add_test(tc, maintain_refuses_a_pack_cut_short);
 	tcase_add_test(tc, maintain_stores_deltas_whole);
 	tcase_add_test(tc, fetch_takes_a_delta_pack);
 	tcase_add_test(tc, pack_reader_reads_whole_blobs);
