@@ -99,7 +99,7 @@ struct apply {
 	sync_git_prefetch *pf;      /* bodies read ahead while files are written */
 	bool *unpacked;             /* per delivery: its body is a file the fetch left */
 	size_t ndelivery;           /* the plan's deliveries reached so far */
-	size_t nread;               /* the bodies read ahead taken so far */
+	size_t nread;               /* of which not unpacked: read ahead */
 };
 
 static void place_free(struct place *p)
@@ -685,7 +685,7 @@ static int deliver(struct apply *a, const struct pl *e, struct md_keywords *kw)
 		rc = 1; /* (a second message with that body: the file went to the first) */
 	}
 	if (rc != 0 && rc != MCRDT_EEXISTS) {
-		rc = a->pf && !unpacked ? sync_git_prefetch_take(a->pf, a->nread++, &blob)
+		rc = a->pf && !unpacked ? sync_git_prefetch_take(a->pf, a->nread - 1, &blob)
 					: sync_git_blob_read(a->g, &e->oid, &blob);
 		if (rc == 0)
 			rc = md_deliver(s->md, e->to, blob.data, blob.len, &o, NULL);
@@ -813,7 +813,9 @@ static int execute(struct apply *a, const struct plan *p, bool recovering)
 		}
 		if (rc == 0 && e->to && !known && nopen < BATCH_TO)
 			open_folders[nopen++] = e->to;
+		/* (counted here: a recovery's step may skip a delivery) */
 		a->ndelivery += e->kind == PL_DELIVER;
+		a->nread += e->kind == PL_DELIVER && !(a->unpacked && a->unpacked[a->ndelivery - 1]);
 		if (rc == 0)
 			rc = step(a, e, recovering);
 	}
