@@ -98,7 +98,8 @@ struct md_deliver_opts {
 #define MD_DELIVER_OPTS_INIT { MD_DELIVER_OPTS_VERSION, NULL, NULL, -1, -1, NULL }
 
 /*
- * Delivers one message durably: written to tmp/ (O_EXCL, 0600), fsynced,
+ * Delivers one message durably: written to tmp/ (O_EXCL, 0600; or moved
+ * there, see below), fsynced,
  * renamed into new/ (or cur/ with flags) without replacing anything, and
  * the directory fsynced. *file_out (may be NULL) gets the final file name.
  * In a batch the message becomes visible at md_batch_commit.
@@ -106,7 +107,8 @@ struct md_deliver_opts {
  * With opts->src_name the message is not written but moved: the file
  * src_name of directory src_dir (which must be on the Maildir's file
  * system: MCRDT_EIO with EXDEV otherwise) is renamed into tmp/ and goes
- * on from there like a written one; MCRDT_ENOTFOUND when it is not there,
+ * on from there like a written one (over a file of its name left in tmp/);
+ * MCRDT_EINVAL without opts->base, MCRDT_ENOTFOUND when it is not there,
  * MCRDT_ECORRUPT (and the file removed) when it is not a regular file of
  * len bytes. On an error the file may be
  * gone: the caller keeps the message's bytes elsewhere to try again.

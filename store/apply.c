@@ -767,13 +767,23 @@ static int prefetch_start(struct apply *a, const struct plan *p, sync_oid **ids)
 		return 0;
 	if (!(*ids = malloc(n * sizeof **ids)) || !(a->unpacked = calloc(n, sizeof *a->unpacked)))
 		return err_set(MCRDT_ENOMEM, "out of memory");
+	/* A file moves only within its file system: on another one than the
+	 * Maildir's, every move would fail before the body is read. */
+	int same_fs = -1; /* not known yet */
 	for (size_t i = 0; i < p->n; i++) {
 		const struct pl *e = &p->v[i];
 		int dir;
 		char name[41];
+		struct stat root, st;
 		if (e->kind != PL_DELIVER)
 			continue;
-		if (!(a->unpacked[k++] = sync_git_unpacked(a->g, &e->oid, e->now.size, &dir, name)))
+		if (same_fs && sync_git_unpacked(a->g, &e->oid, e->now.size, &dir, name)) {
+			if (same_fs < 0)
+				same_fs = stat(a->s->root, &root) == 0 && fstat(dir, &st) == 0 &&
+					  st.st_dev == root.st_dev;
+			a->unpacked[k] = same_fs;
+		}
+		if (!a->unpacked[k++])
 			(*ids)[nread++] = e->oid;
 	}
 	return nread < PREFETCH_MIN ? 0 : sync_git_prefetch_start(a->g, *ids, nread, PREFETCH_BYTES, &a->pf);

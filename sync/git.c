@@ -963,19 +963,24 @@ static int fetch_slow(sync_git *g, struct xfer *x)
  * checksum; the caller frees it) and tells whether we lack any of its
  * objects.
  */
-static int idx_check(git_odb *odb, const char *url, const char *path, struct pack_idx *ix, bool *needed)
+static int idx_check(git_odb *odb, const char *url, const char *path, struct pack_idx *ix, uint8_t **missing)
 {
 	char who[PATH_MAX];
 	sg_path(who, sizeof who, "remote %s", url);
 	int rc = idx_load(who, path, ix);
 	if (rc)
 		return rc;
-	*needed = false;
-	for (uint32_t i = 0; i < ix->n && !*needed; i++) {
+	*missing = NULL;
+	for (uint32_t i = 0; i < ix->n; i++) {
 		git_oid id;
 		memcpy(id.id, ix->ids + (size_t)i * 20, 20);
-		if (!git_odb_exists(odb, &id))
-			*needed = true;
+		if (git_odb_exists_ext(odb, &id, GIT_ODB_LOOKUP_NO_REFRESH))
+			continue;
+		if (!*missing && !(*missing = calloc(ix->n, 1))) {
+			idx_free(ix);
+			return err_set(MCRDT_ENOMEM, "out of memory reading %s", path);
+		}
+		(*missing)[i] = 1;
 	}
 	return 0;
 }
@@ -1020,11 +1025,11 @@ static int copy_pack(struct xfer *x, bool fetch, const char *srcdir, const char 
 		return 0; /* packs are named by their content */
 	sg_path(src, sizeof src, "%s/%s.idx", srcdir, base);
 	struct pack_idx ix;
-	bool needed = true;
-	int rc = idx_check(dst, url, src, &ix, &needed);
+	uint8_t *missing;
+	int rc = idx_check(dst, url, src, &ix, &missing);
 	if (rc)
 		return sg_gone(src) ? 1 : rc;
-	if (!needed) {
+	if (!missing) {
 		idx_free(&ix);
 		return 0;
 	}
@@ -1033,9 +1038,10 @@ static int copy_pack(struct xfer *x, bool fetch, const char *srcdir, const char 
 	sg_path(who, sizeof who, "%s %s", fetch ? "fetch from" : "push to", url);
 	uint64_t bytes = 0;
 	sg_path(pack, sizeof pack, "%s/pack", dstdir);
-	rc = pack_import(who, src, &ix, pack, base, dst, x->unpack, &bytes);
+	rc = pack_import(who, src, &ix, pack, base, dst, x->unpack, missing, &bytes);
 	uint32_t nobj = ix.n;
 	idx_free(&ix);
+	free(missing);
 	if (rc)
 		return rc == 1 || sg_gone(src) ? 1 : rc;
 	count_moved(x, fetch, nobj, bytes);
@@ -1230,25 +1236,35 @@ out:
 
 #define UNPACKED "unpacked"
 
-/* Empties the directory fd dir (files only: nothing else is made there). */
-static void empty_dir(int dir)
+/* Empties the directory fd dir (files only: nothing else is made there);
+ * whether it is empty then. */
+static bool empty_dir(int dir)
 {
 	int fd = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* (a dup would share the position) */
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!d) {
 		if (fd >= 0)
 			close(fd);
-		return;
+		return false;
 	}
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			unlinkat(dir, e->d_name, 0);
+	bool empty = true;
+	for (int pass = 0; pass < 2; pass++) { /* the second only looks: readdir may skip what goes under it */
+		struct dirent *e;
+		rewinddir(d);
+		errno = 0;
+		while ((e = readdir(d)))
+			if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+			    (pass || unlinkat(dir, e->d_name, 0) != 0))
+				empty = false;
+		empty = empty && errno == 0;
+	}
 	closedir(d);
+	return empty;
 }
 
-/* g's unpacked directory, made and emptied; -1 when it cannot be had
- * (the fetch then just keeps nothing). */
+/* g's unpacked directory, made and emptied (what a killed sync left goes);
+ * -1 when it cannot be had empty: the fetch then keeps nothing, and no
+ * file it did not prove is ever offered. */
 static int unpacked_open(sync_git *g)
 {
 	char path[PATH_MAX];
@@ -1256,8 +1272,10 @@ static int unpacked_open(sync_git *g)
 	if (mkdir(path, 0700) != 0 && errno != EEXIST)
 		return -1;
 	g->unpacked = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (g->unpacked >= 0)
-		empty_dir(g->unpacked);
+	if (g->unpacked >= 0 && !empty_dir(g->unpacked)) {
+		close(g->unpacked);
+		g->unpacked = -1;
+	}
 	return g->unpacked;
 }
 
@@ -1294,13 +1312,14 @@ int sync_git_fetch(sync_git *g, const struct sync_git_remote *r, struct sync_git
 		return rc;
 	char path[PATH_MAX];
 	sync_git_unpacked_clear(g);
+	int unpack = unpacked_open(g); /* whatever the transport: a killed sync's files go */
 	if (!g->transport_only && local_dir(r->url, path, sizeof path)) {
-		x.unpack = unpacked_open(g);
+		x.unpack = unpack;
 		if ((rc = fetch_local(g, &x, path)) != 1)
 			return rc;
-		sync_git_unpacked_clear(g);
 		x.unpack = -1;
 	}
+	sync_git_unpacked_clear(g);
 	return fetch_slow(g, &x);
 }
 

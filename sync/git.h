@@ -130,8 +130,14 @@ struct sync_git_remote {
 /*
  * Fetches every refs/mcrdt/<hex> of the remote into refs/mcrdt-fetch/<hex>
  * (replacing what an earlier fetch staged: refs the remote no longer has
- * are dropped). Objects arrive as packs. MCRDT_EIO with the transport's
- * message (unreachable, authentication, not a repository).
+ * are dropped). Objects arrive as packs. From a repository on this
+ * machine the packs are copied as files and every object in them is
+ * inflated and checked against its id before the copy joins the
+ * repository; the blobs this repository lacked are left unpacked (see
+ * sync_git_unpacked), except from a pack with deltas, which libgit2's
+ * indexer checks instead. MCRDT_EIO with the transport's message
+ * (unreachable, authentication, not a repository), MCRDT_ECORRUPT for an
+ * object that fails its check.
  */
 int sync_git_fetch(sync_git *g, const struct sync_git_remote *r, struct sync_git_stats *st);
 
@@ -200,8 +206,9 @@ void sync_git_prefetch_stop(sync_git_prefetch *p);
 /*
  * Blobs a fetch unpacked: a fetch from a repository on this machine
  * inflates and hashes every object it copies (see sync_git_fetch), and
- * leaves each blob so proved in a directory of g as a file named by its
- * id in 40 lowercase hex digits, holding exactly the blob's bytes. The
+ * leaves each blob so proved that g lacked in a directory of g as a file
+ * named by its id in 40 lowercase hex digits, holding exactly the blob's
+ * bytes. The
  * caller may take such a file away (rename it: it is on the file system
  * of the repository) rather than inflate the blob again. The files are
  * not synced: the caller syncs what it keeps. They are g's until

@@ -9,14 +9,15 @@
  * as long as writing them; the ids, offsets and CRCs are known here.
  *
  * Consolidating: the packs chosen are merged without unpacking them. Each
- * entry is copied as it is stored, read through a buffer (a mapping of a
- * hub's pack would fault if another process cut it short), and the
- * source pack's checksum, summed over the bytes read, must hold before
- * the merged pack is kept; the index (its own checksum checked) gives the
- * offsets and the CRCs, so a merge costs a read and a write of the bytes
- * merged, never an inflate.
+ * entry is copied as it is stored, read through a buffer as large as the
+ * largest entry (a mapping of a hub's pack would fault if another process
+ * cut it short), and the source pack's checksum, summed over the bytes
+ * read, must hold before the merged pack is kept; the index (its own
+ * checksum checked) gives the offsets and the CRCs, so a merge costs a
+ * read and a write of the bytes merged, never an inflate.
  * (Deltas, which only packs fetched through libgit2's transports hold,
- * are read whole through the odb and stored whole.) Which packs: sorted by
+ * are read whole through the odb and stored whole; libgit2 maps the pack
+ * to read them.) Which packs: sorted by
  * size, the smallest ones up to the last one that is less than twice the
  * sum of all smaller ones (git's "geometric" repack, factor 2). What stays
  * is a sequence in which each pack is at least twice all the smaller ones
@@ -656,6 +657,8 @@ static int cmp_off(const void *a, const void *b)
 static int pack_entries(const char *who, const char *path, const struct pack_idx *ix, size_t size, struct ent **out)
 {
 	uint32_t n = ix->n;
+	if (n == 0 && size != 32)
+		return err_set(MCRDT_ECORRUPT, "%s: %s holds bytes its index does not name", who, path);
 	struct ent *v = malloc((n ? n : 1) * sizeof *v);
 	if (!v)
 		return err_set(MCRDT_ENOMEM, "out of memory reading %s", path);
@@ -995,6 +998,7 @@ struct check {
 	uint32_t *chunk;     /* chunk k: entries [chunk[k], chunk[k + 1]) */
 	uint32_t nchunks;
 	int unpack;          /* a directory for the blobs checked, or -1 */
+	const uint8_t *want; /* per index entry: unpack it (NULL: every blob) */
 	pthread_mutex_t mu;
 	uint32_t next; /* the next task: 0 the trailer, k + 1 chunk k */
 	int rc;        /* the first failure (MCRDT_ECORRUPT), with why */
@@ -1078,7 +1082,7 @@ static int check_entry(struct check *c, z_stream *z, uint8_t *buf, uint32_t k)
 	struct sha1_ctx sha;
 	object_id_start(&sha, (git_object_t)type, size);
 	struct unpacked u;
-	unpacked_start(&u, type == GIT_OBJECT_BLOB ? c->unpack : -1, id);
+	unpacked_start(&u, type == GIT_OBJECT_BLOB && (!c->want || c->want[i]) ? c->unpack : -1, id);
 	int zr = inflateReset(z);
 	z->next_in = (Bytef *)(uintptr_t)(b + h);
 	z->avail_in = (uInt)(len - h);
@@ -1138,12 +1142,13 @@ static void *check_run(void *arg)
  * the SHA-1 of the bytes is the trailer, the entries in offset order tile
  * the pack from header to trailer, and every entry is as check_entry
  * says. Two threads take turns on the work. Each blob proved is left in
- * the directory unpack (when not -1) as a file named by its id in hex.
+ * the directory unpack (when not -1) as a file named by its id in hex,
+ * when want (indexed like ix; NULL: all) says so.
  * 0; 1 when the pack holds a delta (found before any is inflated);
  * MCRDT_ECORRUPT naming it.
  */
 static int pack_check(const char *who, const char *path, const uint8_t *map, size_t size, const struct pack_idx *ix,
-		      int unpack)
+		      int unpack, const uint8_t *want)
 {
 	if (!pack_hdr_ok(map, size, ix))
 		return err_set(MCRDT_ECORRUPT, "%s: %s is corrupt or does not match its index", who, path);
@@ -1152,7 +1157,7 @@ static int pack_check(const char *who, const char *path, const uint8_t *map, siz
 	if (rc)
 		return rc;
 	uint32_t n = ix->n;
-	struct check c = { .map = map, .size = size, .ix = ix, .v = v, .unpack = unpack };
+	struct check c = { .map = map, .size = size, .ix = ix, .v = v, .unpack = unpack, .want = want };
 	uint32_t *chunk = malloc(((size_t)n + 2) * sizeof *chunk);
 	rc = chunk ? 0 : err_set(MCRDT_ENOMEM, "out of memory checking %s", path);
 	/* Cut into chunks; an entry's type is in its first byte. */
@@ -1237,7 +1242,7 @@ static int copy_bytes(const char *who, const char *src, int in, uint64_t size, i
 }
 
 int pack_import(const char *who, const char *src, const struct pack_idx *ix, const char *dstdir, const char *base,
-		git_odb *odb, int unpack, uint64_t *bytes)
+		git_odb *odb, int unpack, const uint8_t *want, uint64_t *bytes)
 {
 	struct stat sb;
 	int in = sg_open_file(src, &sb);
@@ -1267,7 +1272,7 @@ int pack_import(const char *who, const char *src, const struct pack_idx *ix, con
 			rc = err_sys(MCRDT_EIO, "mapping %s", tmp);
 	}
 	bool whole = true;
-	if (!rc && (rc = pack_check(who, src, copy, size, ix, unpack)) == 1) {
+	if (!rc && (rc = pack_check(who, src, copy, size, ix, unpack, want)) == 1) {
 		whole = false; /* libgit2 writes the pack and its index */
 		rc = index_through_libgit2(who, src, copy, size, odb);
 	} else if (!rc) {

@@ -162,14 +162,16 @@ int loose_each(const char *objdir, int (*fn)(void *ctx, const git_oid *id, const
  * its own index. unpack, when not -1, is a directory where each blob the
  * check proved is left as a file named by its id in hex (40 digits), its
  * content exactly (not synced; a blob already there is not written
- * again, and a write that fails only leaves that blob out). 0, with
+ * again, and a write that fails only leaves that blob out): each blob, or
+ * when want is not NULL those whose entry (in ix's order) want marks.
+ * Not for a pack with deltas, whose objects the indexer checks. 0, with
  * *bytes increased by what was written to dstdir; 1 when src is gone (its
  * owner merged it: list again); else an error naming who, with nothing
  * left behind in dstdir. Not thread-safe; it runs two threads of its own
  * to check.
  */
 int pack_import(const char *who, const char *src, const struct pack_idx *ix, const char *dstdir, const char *base,
-		git_odb *odb, int unpack, uint64_t *bytes);
+		git_odb *odb, int unpack, const uint8_t *want, uint64_t *bytes);
 
 /* ---- consolidating ---- */
 

@@ -964,12 +964,22 @@ START_TEST(a_file_moved_in_is_delivered)
 	put_file(p, "short");
 	o.base = "1700000001.M1P2Q3.peer,S=21";
 	ck_assert_int_eq(md_deliver(m, "INBOX", NULL, 21, &o, NULL), MCRDT_ECORRUPT);
+	ck_assert_int_ne(access(p, F_OK), 0);
 	ck_assert_int_eq(count_dir("tmp"), 0);
 	ck_assert_int_eq(count_dir("cur"), 1);
 	ck_assert_int_eq(count_dir("new"), 0);
 	/* Gone: an error, and nothing delivered. */
 	ck_assert_int_eq(md_deliver(m, "INBOX", NULL, 21, &o, NULL), MCRDT_ENOTFOUND);
 	ck_assert_int_eq(count_dir("cur"), 1);
+	/* Outside a batch: in place at once, synced on its own. */
+	put_file(p, "Subject: moved\n\nbody\n");
+	o.flags = NULL;
+	long before = n_fsync;
+	ck_assert_int_eq(md_deliver(m, "INBOX", NULL, 21, &o, NULL), 0);
+	ck_assert_int_ge(n_fsync - before, 2); /* the file, then new/ */
+	ck_assert_int_eq(count_dir("new"), 1);
+	ck_assert_int_eq(count_dir("tmp"), 0);
+	ck_assert_int_ne(access(p, F_OK), 0);
 	close(dir);
 	free(name);
 }

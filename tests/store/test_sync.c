@@ -1863,8 +1863,8 @@ START_TEST(recovery_delivers_the_right_bodies)
 		for (int k = 0; k < MD_BATCH_FOLDERS; k++)
 			for (int i = 0; i < 3; i++) {
 				snprintf(body, sizeof body, "Subject: F%d m%d\r\n\r\n%d\r\n", k, i, i);
-				ck_assert_msg(count_body(f.s[0], body) == 1, "sync %d failed: F%d m%d is there %zu times", n,
-					      k, i, count_body(f.s[0], body));
+				ck_assert_msg(count_body(f.s[0], body) == 1, "sync %d failed: F%d m%d is there %zu times",
+					      n, k, i, count_body(f.s[0], body));
 			}
 		fx_close(&f);
 	}
@@ -1912,12 +1912,61 @@ END_TEST
 
 /* ---- a replica joining later ---- */
 
+/* The files in the unpacked directory when the apply starts: their inodes
+ * noted, every other one removed (so that its body is read ahead). */
+struct unpacked_seen {
+	const char *dir;
+	ino_t ino[128];
+	size_t n, removed;
+};
+
+static int note_unpacked(void *ctx, const char *phase, const struct mcrdt_sync_stats *st)
+{
+	(void)st;
+	struct unpacked_seen *u = ctx;
+	if (strcmp(phase, "apply") != 0 || u->n || u->removed)
+		return 0;
+	DIR *d = opendir(u->dir);
+	ck_assert_ptr_nonnull(d);
+	for (struct dirent *e; (e = readdir(d));) {
+		char path[PATH_MAX];
+		struct stat sb;
+		snprintf(path, sizeof path, "%s/%s", u->dir, e->d_name);
+		if (e->d_name[0] == '.' || stat(path, &sb) != 0)
+			continue;
+		if ((u->n + u->removed) % 2 && unlink(path) == 0)
+			u->removed++;
+		else if (u->n < sizeof u->ino / sizeof u->ino[0])
+			u->ino[u->n++] = sb.st_ino;
+	}
+	closedir(d);
+	return 0;
+}
+
+/* How many message files in folder dir (cur/ and new/) are one of u's. */
+static size_t moved_from(const struct unpacked_seen *u, const char *dir)
+{
+	size_t c = 0;
+	for (int k = 0; k < 2; k++) {
+		char sub[PATH_MAX];
+		snprintf(sub, sizeof sub, "%s/%s", dir, k ? "new" : "cur");
+		DIR *d = opendir(sub);
+		ck_assert_ptr_nonnull(d);
+		for (struct dirent *e; (e = readdir(d));)
+			for (size_t i = 0; i < u->n && e->d_name[0] != '.'; i++)
+				c += e->d_ino == u->ino[i];
+		closedir(d);
+	}
+	return c;
+}
+
 /*
  * A fetch from a hub on this machine leaves the bodies it checked as files
- * that the apply moves into the Maildir instead of inflating them again.
- * A file a killed sync left there is never taken for a body (here: a
- * body's id and size, other bytes), a body two messages share reaches
- * both, and nothing stays behind.
+ * that the apply moves into the Maildir instead of inflating them again;
+ * those that are not there are read ahead as before (here every other one
+ * is removed before the apply). A file a killed sync left there is never
+ * taken for a body (here: a body's id and size, other bytes), a body two
+ * messages share reaches both, and nothing stays behind.
  */
 START_TEST(bodies_the_fetch_unpacked)
 {
@@ -1929,20 +1978,29 @@ START_TEST(bodies_the_fetch_unpacked)
 	add_plain(f.s[1], "INBOX", shared);
 	add_plain(f.s[1], "Archive", shared);
 	char body[64];
-	for (int i = 0; i < 40; i++) { /* enough to be read ahead too */
+	enum { N = 60 }; /* half of them, more than the least worth reading ahead */
+	for (int i = 0; i < N; i++) {
 		kbody(body, sizeof body, 'b', i);
 		add_plain(f.s[1], "INBOX", body);
 	}
 	OK(mcrdt_sync(f.s[1], f.hub, NULL, NULL));
-	char *forged = strdup(shared), *dir = NULL, *hex = NULL;
+	char *forged = strdup(shared), *dir = NULL, *hex = NULL, *archive = NULL;
 	forged[10] = 'X';
 	ck_assert_int_ge(asprintf(&dir, "%s/mcrdt/git/unpacked", f.dirs[0]), 0);
 	ck_assert_int_eq(run_sh(&hex, "printf '%%s' '%s' | git hash-object --stdin | tr -d '\\n'", shared), 0);
 	ck_assert_int_eq(run_sh(NULL, "mkdir -p '%s' && printf '%%s' '%s' > '%s/%s'", dir, forged, dir, hex), 0);
-	OK(mcrdt_sync(f.s[0], f.hub, NULL, NULL));
+	struct unpacked_seen u = { dir, { 0 }, 0, 0 };
+	struct mcrdt_sync_opts so = MCRDT_SYNC_OPTS_INIT;
+	so.progress = note_unpacked;
+	so.progress_ctx = &u;
+	OK(mcrdt_sync(f.s[0], f.hub, &so, NULL));
+	ck_assert_uint_ge(u.removed, N / 2 - 1);
+	ck_assert_int_ge(asprintf(&archive, "%s/.Archive", f.dirs[0]), 0);
+	size_t moved = moved_from(&u, f.dirs[0]) + moved_from(&u, archive);
+	ck_assert_msg(moved >= N / 2 - 2, "%zu message files were moved in", moved);
 	ck_assert_uint_eq(count_body(f.s[0], shared), 2);
 	ck_assert_uint_eq(count_body(f.s[0], forged), 0);
-	for (int i = 0; i < 40; i++) {
+	for (int i = 0; i < N; i++) {
 		kbody(body, sizeof body, 'b', i);
 		ck_assert_uint_eq(count_body(f.s[0], body), 1);
 	}
@@ -1952,6 +2010,7 @@ START_TEST(bodies_the_fetch_unpacked)
 	free(forged);
 	free(dir);
 	free(hex);
+	free(archive);
 	fx_close(&f);
 }
 END_TEST
