@@ -985,6 +985,20 @@ static int idx_check(git_odb *odb, const char *url, const char *path, struct pac
 	return 0;
 }
 
+/* An index takes at most 36 bytes an object, and an object at least 9
+ * bytes of its pack: an index larger than its pack could need is refused
+ * before it is read (a file on a hub may be of any size). */
+static int idx_size_ok(const char *url, const char *idx, const char *pack)
+{
+	struct stat si, sp;
+	if (stat(idx, &si) != 0 || stat(pack, &sp) != 0 || !S_ISREG(si.st_mode) || !S_ISREG(sp.st_mode))
+		return 0; /* (gone, or not a file: reading it says so) */
+	if ((uint64_t)si.st_size <= 8 + 1024 + 40 + 4 * (uint64_t)sp.st_size)
+		return 0;
+	return err_set(MCRDT_ECORRUPT, "remote %s: pack index %s (%" PRIu64 " bytes) is larger than its pack could need",
+		       url, idx, (uint64_t)si.st_size);
+}
+
 struct staged_ref {
 	char *name; /* under NS_STAGED */
 	git_oid id;
@@ -1019,31 +1033,33 @@ static int copy_pack(struct xfer *x, bool fetch, const char *srcdir, const char 
 		     git_odb *dst)
 {
 	const char *url = x->r->url;
-	char src[PATH_MAX], pack[PATH_MAX], idx[PATH_MAX];
-	sg_path(idx, sizeof idx, "%s/pack/%s.idx", dstdir, base);
-	if (access(idx, F_OK) == 0)
+	char sidx[PATH_MAX], spack[PATH_MAX], dir[PATH_MAX];
+	sg_path(dir, sizeof dir, "%s/pack/%s.idx", dstdir, base);
+	if (access(dir, F_OK) == 0)
 		return 0; /* packs are named by their content */
-	sg_path(src, sizeof src, "%s/%s.idx", srcdir, base);
+	sg_path(sidx, sizeof sidx, "%s/%s.idx", srcdir, base);
+	sg_path(spack, sizeof spack, "%s/%s.pack", srcdir, base);
 	struct pack_idx ix;
 	uint8_t *missing;
-	int rc = idx_check(dst, url, src, &ix, &missing);
+	int rc = idx_size_ok(url, sidx, spack);
+	if (rc == 0)
+		rc = idx_check(dst, url, sidx, &ix, &missing);
 	if (rc)
-		return sg_gone(src) ? 1 : rc;
+		return sg_gone(sidx) ? 1 : rc;
 	if (!missing) {
 		idx_free(&ix);
 		return 0;
 	}
-	sg_path(src, sizeof src, "%s/%s.pack", srcdir, base);
 	char who[PATH_MAX];
 	sg_path(who, sizeof who, "%s %s", fetch ? "fetch from" : "push to", url);
 	uint64_t bytes = 0;
-	sg_path(pack, sizeof pack, "%s/pack", dstdir);
-	rc = pack_import(who, src, &ix, pack, base, dst, x->unpack, missing, &bytes);
+	sg_path(dir, sizeof dir, "%s/pack", dstdir);
+	rc = pack_import(who, spack, &ix, dir, base, dst, x->unpack, missing, &bytes);
 	uint32_t nobj = ix.n;
 	idx_free(&ix);
 	free(missing);
 	if (rc)
-		return rc == 1 || sg_gone(src) ? 1 : rc;
+		return rc == 1 || sg_gone(spack) ? 1 : rc;
 	count_moved(x, fetch, nobj, bytes);
 	return report(x) != 0 ? err_set(MCRDT_EIO, "%s %s: cancelled", fetch ? "fetch from" : "push to", url) : 2;
 }

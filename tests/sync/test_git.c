@@ -1431,6 +1431,37 @@ START_TEST(maintain_refuses_a_damaged_pack)
 }
 END_TEST
 
+/* An index on the hub far larger than its pack could need (a sparse file
+ * of 64 GiB) is refused before it is read, and the fetch goes through once
+ * the real one is back. */
+START_TEST(huge_index_on_a_hub)
+{
+	char *d = tmp_dir();
+	char *hub = hub_of_a(d, 8);
+	char *pd = tmp_path(hub, "objects/pack");
+	char *idx = first_file(pd, ".idx"), *saved = tmp_path(d, "real.idx");
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd, "cp -p '%s' '%s' && chmod u+w '%s' && truncate -s 64G '%s'", idx, saved, idx, idx);
+	ck_assert_int_eq(system(cmd), 0);
+	char *rb = tmp_path(d, "b");
+	sync_git *b = open_repo(rb, RB);
+	struct sync_git_remote rem = { hub, NULL, NULL };
+	ck_assert_int_eq(sync_git_fetch(b, &rem, NULL), MCRDT_ECORRUPT);
+	assert_msg_has("larger than its pack");
+	ck_assert_uint_eq(count_packs(rb), 0);
+	ck_assert_int_eq(rename(saved, idx), 0);
+	fetch(b, hub);
+	assert_bodies(b, RA, 8);
+	sync_git_close(b);
+	free(rb);
+	free(saved);
+	free(idx);
+	free(pd);
+	free(hub);
+	rm_tree(d);
+}
+END_TEST
+
 /* pread is wrapped (CMakeLists.txt): armed with n, the nth call from
  * then on first cuts the file it reads short at the offset it reads, as
  * another process truncating a hub's pack under a merge would. */
@@ -1857,6 +1888,7 @@ int main(void)
 	tcase_add_test(tc, fetch_while_the_source_merges);
 	tcase_add_test(tc, maintain_refuses_a_damaged_pack);
 	tcase_add_test(tc, maintain_refuses_a_pack_cut_short);
+	tcase_add_test(tc, huge_index_on_a_hub);
 	tcase_add_test(tc, maintain_stores_deltas_whole);
 	tcase_add_test(tc, fetch_takes_a_delta_pack);
 	tcase_add_test(tc, pack_reader_reads_whole_blobs);
