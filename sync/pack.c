@@ -1052,7 +1052,11 @@ static void unpacked_start(struct unpacked *u, int dir, const uint8_t id[20])
 
 static void unpacked_end(struct unpacked *u, bool good)
 {
-	if (u->fd >= 0 && (close(u->fd) != 0 || !good))
+	if (u->fd < 0)
+		return;
+	if (good) /* to the disk while the rest is checked: whoever keeps it syncs it */
+		(void)sync_file_range(u->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	if (close(u->fd) != 0 || !good)
 		unlinkat(u->dir, u->name, 0);
 	u->fd = -1;
 }
