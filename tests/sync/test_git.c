@@ -1140,6 +1140,25 @@ static void forge_fanout(const char *path)
 	ck_assert_int_eq(rename(tmp, path), 0);
 }
 
+/* A fresh repository name (replica id) in d fetches from hub (A's 8 ops):
+ * refused with MCRDT_ECORRUPT naming what, nothing taken in; once saved is
+ * renamed back to path, the same repository fetches every body. */
+static void refused_until_restored(const char *d, const char *name, uint64_t id, const char *hub, const char *what,
+				   const char *saved, const char *path)
+{
+	char *r = tmp_path(d, name);
+	sync_git *g = open_repo(r, id);
+	struct sync_git_remote rem = { hub, NULL, NULL };
+	ck_assert_int_eq(sync_git_fetch(g, &rem, NULL), MCRDT_ECORRUPT);
+	assert_msg_has(what);
+	ck_assert_uint_eq(count_packs(r), 0);
+	ck_assert_int_eq(rename(saved, path), 0);
+	fetch(g, hub);
+	assert_bodies(g, RA, 8);
+	sync_git_close(g);
+	free(r);
+}
+
 /* A hub whose pack and index agree with their checksums, but one body in
  * it is not the bytes its id names (someone who can write to the hub made
  * it): a local fetch refuses it and takes nothing in, and once the hub
@@ -1196,16 +1215,7 @@ START_TEST(forged_pack_on_a_hub)
 	snprintf(saved, sizeof saved, "%s.real", idx);
 	ck_assert_int_eq(link(idx, saved), 0);
 	forge_fanout(idx);
-	char *rc_ = tmp_path(d, "c");
-	sync_git *c = open_repo(rc_, RC);
-	ck_assert_int_eq(sync_git_fetch(c, &rem, NULL), MCRDT_ECORRUPT);
-	assert_msg_has("fanout");
-	ck_assert_uint_eq(count_packs(rc_), 0);
-	ck_assert_int_eq(rename(saved, idx), 0);
-	fetch(c, hub);
-	assert_bodies(c, RA, 8);
-	sync_git_close(c);
-	free(rc_);
+	refused_until_restored(d, "c", RC, hub, "fanout", saved, idx);
 
 	free(want);
 	free(forged);
@@ -1401,15 +1411,22 @@ START_TEST(fetch_while_the_source_merges)
 }
 END_TEST
 
+/* A repository at ra holding A's ops 1..60 in three packs. */
+static sync_git *three_packs(const char *ra)
+{
+	sync_git *a = open_repo(ra, RA);
+	for (uint64_t i = 0; i < 3; i++)
+		publish(a, RA, 1 + 20 * i, 20);
+	return a;
+}
+
 /* A pack whose bytes do not match its checksum stops a merge before
  * anything is removed. */
 START_TEST(maintain_refuses_a_damaged_pack)
 {
 	char *d = tmp_dir();
 	char *ra = tmp_path(d, "a");
-	sync_git *a = open_repo(ra, RA);
-	for (uint64_t i = 0; i < 3; i++)
-		publish(a, RA, 1 + 20 * i, 20);
+	sync_git *a = three_packs(ra);
 	char *big = pack_of(ra);
 	damage(big, 200);
 	ck_assert_int_eq(sync_git_maintain(a, 1, NULL), MCRDT_ECORRUPT);
@@ -1443,17 +1460,7 @@ START_TEST(huge_index_on_a_hub)
 	char cmd[2048];
 	snprintf(cmd, sizeof cmd, "cp -p '%s' '%s' && chmod u+w '%s' && truncate -s 64G '%s'", idx, saved, idx, idx);
 	ck_assert_int_eq(system(cmd), 0);
-	char *rb = tmp_path(d, "b");
-	sync_git *b = open_repo(rb, RB);
-	struct sync_git_remote rem = { hub, NULL, NULL };
-	ck_assert_int_eq(sync_git_fetch(b, &rem, NULL), MCRDT_ECORRUPT);
-	assert_msg_has("larger than its pack");
-	ck_assert_uint_eq(count_packs(rb), 0);
-	ck_assert_int_eq(rename(saved, idx), 0);
-	fetch(b, hub);
-	assert_bodies(b, RA, 8);
-	sync_git_close(b);
-	free(rb);
+	refused_until_restored(d, "b", RB, hub, "larger than its pack", saved, idx);
 	free(saved);
 	free(idx);
 	free(pd);
@@ -1489,9 +1496,7 @@ START_TEST(maintain_refuses_a_pack_cut_short)
 {
 	char *d = tmp_dir();
 	char *ra = tmp_path(d, "a");
-	sync_git *a = open_repo(ra, RA);
-	for (uint64_t i = 0; i < 3; i++)
-		publish(a, RA, 1 + 20 * i, 20);
+	sync_git *a = three_packs(ra);
 	g_cut_at_read = 3; /* a pack's header, its trailer, then its first entry */
 	ck_assert_int_eq(sync_git_maintain(a, 1, NULL), MCRDT_ECORRUPT);
 	ck_assert_int_eq(g_cut_at_read, 0);
