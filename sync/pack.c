@@ -37,7 +37,9 @@
  * inflated and hashed against the id the index gives it. Checking is what
  * git's index-pack does; without it a forged object whose pack and index
  * checksums hold would hide the real one from every later fetch. It costs
- * an inflate of the pack, on two threads.
+ * an inflate of the pack, on two threads; the blobs the repository lacked
+ * are written out as they inflate, so that the bodies among them need no
+ * second inflate to reach the Maildir.
  */
 #define _GNU_SOURCE
 #include "sync/pack.h"
@@ -1069,8 +1071,8 @@ static void unpacked_write(struct unpacked *u, const void *data, size_t len)
 
 /* Entry k (in offset order): its CRC-32 is the index's, and a whole object
  * inflates to exactly its size (its Adler-32 checked) and hashes to its
- * id. A blob is also written to c->unpack. (pack_check sent deltas
- * elsewhere.) */
+ * id. A blob c->want names is also written to c->unpack. (pack_check sent
+ * deltas elsewhere.) */
 static int check_entry(struct check *c, z_stream *z, uint8_t *buf, uint32_t k)
 {
 	uint32_t i = c->v[k].i;
