@@ -415,26 +415,27 @@ void mcrdt_messages_free(struct mcrdt_message *v, size_t n)
 	free(v);
 }
 
-/* Finds message uid of the session and its file. */
-static int one_file(mcrdt_mailbox *mb, uint32_t uid, char **folder, char **file, bool *in_new)
+/* The message uid of mb's session, as it is now: its folder (*folder,
+ * malloc'd), its record (*v, one; st_msgs_free) and the folder's keywords
+ * (*kw, md_keywords_free). */
+static int one_msg(mcrdt_mailbox *mb, uint32_t uid, char **folder, struct st_msg **v, struct md_keywords *kw)
 {
 	mcrdt_store *s = mb->s;
 	struct imap_set set = IMAP_SET_INIT;
-	struct st_msg *v = NULL;
 	size_t n = 0;
+	*v = NULL;
 	int rc = in_view(mb, uid, NULL) ? imap_set_add(&set, uid, uid)
 					 : err_set(MCRDT_ENOTFOUND, "no message with UID %u in this session", uid);
 	if (rc == 0)
-		rc = st_collect(s, mb->guid, &set, &v, &n);
+		rc = st_collect(s, mb->guid, &set, v, &n);
 	if (rc == 0 && n == 0)
 		rc = err_set(MCRDT_ENOTFOUND, "message UID %u was expunged", uid);
-	struct md_keywords kw = { { 0 } };
-	if (rc == 0)
-		rc = st_view(s, mb->guid, NULL, folder);
-	if (rc == 0 && ((rc = md_keywords_load(s->md, *folder, &kw)) || (rc = st_locate(s, *folder, &kw, &v[0], file, in_new))))
+	if (rc == 0 && (rc = st_view(s, mb->guid, NULL, folder)) == 0 && (rc = md_keywords_load(s->md, *folder, kw)))
 		free(*folder);
-	md_keywords_free(&kw);
-	st_msgs_free(v, n);
+	if (rc) {
+		st_msgs_free(*v, n);
+		*v = NULL;
+	}
 	imap_set_free(&set);
 	return rc;
 }
@@ -445,13 +446,15 @@ int mcrdt_message_open(mcrdt_mailbox *mb, uint32_t uid, int *fd_out)
 	int rc = st_begin_read(s);
 	if (rc)
 		return rc;
-	char *folder, *file;
-	bool in_new;
-	if ((rc = one_file(mb, uid, &folder, &file, &in_new)) == 0) {
-		rc = md_open_message(s->md, folder, file, in_new, fd_out, NULL);
+	char *folder;
+	struct st_msg *v;
+	struct md_keywords kw = { { 0 } };
+	if ((rc = one_msg(mb, uid, &folder, &v, &kw)) == 0) {
+		rc = st_open_body(s, folder, &kw, &v[0], fd_out, NULL, NULL); /* found by opening it */
+		st_msgs_free(v, 1);
 		free(folder);
-		free(file);
 	}
+	md_keywords_free(&kw);
 	return st_end(s, rc);
 }
 
@@ -461,16 +464,21 @@ int mcrdt_message_path(mcrdt_mailbox *mb, uint32_t uid, char **path_out)
 	int rc = st_begin_read(s);
 	if (rc)
 		return rc;
-	char *folder, *file, *dir = NULL;
+	char *folder, *file = NULL, *dir = NULL;
+	struct st_msg *v;
+	struct md_keywords kw = { { 0 } };
 	bool in_new;
-	if ((rc = one_file(mb, uid, &folder, &file, &in_new)) == 0) {
-		if ((rc = md_folder_dir(folder, &dir)) == 0 &&
+	if ((rc = one_msg(mb, uid, &folder, &v, &kw)) == 0) {
+		if ((rc = st_locate(s, folder, &kw, &v[0], &file, &in_new)) == 0 &&
+		    (rc = md_folder_dir(folder, &dir)) == 0 &&
 		    asprintf(path_out, "%s/%s%s%s/%s", s->root, dir, *dir ? "/" : "", in_new ? "new" : "cur", file) < 0)
 			rc = err_set(MCRDT_ENOMEM, "out of memory");
+		st_msgs_free(v, 1);
 		free(dir);
 		free(folder);
 		free(file);
 	}
+	md_keywords_free(&kw);
 	return st_end(s, rc);
 }
 
