@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -499,6 +500,16 @@ static void maildir_args(const char *dir, char *out, size_t cap)
 }
 
 /* cp -a of the Maildir folders of src into a new directory dst. */
+/* CPU seconds, user and system: of this process, every thread
+ * (RUSAGE_SELF), or of the children it waited for (RUSAGE_CHILDREN). */
+static double cpu_s(int who)
+{
+	struct rusage ru;
+	if (getrusage(who, &ru) != 0)
+		fail("getrusage: %s", strerror(errno));
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static void copy_maildir(const char *src, const char *dst)
 {
 	char args[8192];
@@ -657,6 +668,7 @@ static void section_full(uint32_t n)
 	       keep_rounds ? "removed only after the last round"
 			   : "removed after each round (the disk is short: rounds after a removal are slower)");
 	double tf[ROUNDS], td[ROUNDS], th[ROUNDS], tv[ROUNDS];
+	double cf[ROUNDS], cd[ROUNDS], ch[ROUNDS], cv[ROUNDS]; /* CPU seconds */
 	uint64_t hub_moves[ROUNDS];
 	uint32_t uv0 = inbox_uidvalidity(s);
 	struct phases phd, phh;
@@ -668,23 +680,29 @@ static void section_full(uint32_t n)
 		path_in(e2, sizeof e2, "full-%s%d", FULL_ARM[2], r);
 
 		run("sync");
+		double c0 = cpu_s(RUSAGE_CHILDREN);
 		t0 = now();
 		copy_maildir(src, floor);
 		run("sync");
 		tf[r] = now() - t0;
+		cf[r] = cpu_s(RUSAGE_CHILDREN) - c0;
 		if (count_messages(floor) != n)
 			fail("the floor copy holds %" PRIu64 " messages, expected %u", count_messages(floor), n);
 
 		run("sync");
 		mcrdt_store *e = open_store(e1, true, false);
+		c0 = cpu_s(RUSAGE_SELF);
 		td[r] = timed_sync(e, src, &std, &phd);
+		cd[r] = cpu_s(RUSAGE_SELF) - c0;
 		if (compare(e, s, "direct full sync") != n)
 			fail("direct full sync: %" PRIu64 " messages, expected %u", messages_of(e), n);
 		mcrdt_store_close(e);
 
 		run("sync");
 		e = open_store(e2, true, false);
+		c0 = cpu_s(RUSAGE_SELF);
 		th[r] = timed_sync(e, hub, &sth, &phh);
+		ch[r] = cpu_s(RUSAGE_SELF) - c0;
 		if (compare_content(s, e, "full sync through the hub") != n)
 			fail("full sync through the hub: %" PRIu64 " messages, expected %u", messages_of(e), n);
 		/* Untimed: the source and the new replica sync with the hub again;
@@ -697,16 +715,18 @@ static void section_full(uint32_t n)
 		compare(e, s, "full sync through the hub, after both synced again");
 		mcrdt_store_close(e);
 
-		tv[r] = 0;
+		tv[r] = cv[r] = 0;
 		if (dv) {
 			snprintf(dst, sizeof dst, "%s/dst%d", dvdir, r);
 			char args[4400];
 			snprintf(args, sizeof args, "backup maildir:%s", dst);
 			run("sync");
+			c0 = cpu_s(RUSAGE_CHILDREN);
 			t0 = now();
 			double t = doveadm(dvsrc, args, NULL, 0);
 			run("sync");
 			tv[r] = now() - t0;
+			cv[r] = cpu_s(RUSAGE_CHILDREN) - c0;
 			if (t < 0)
 				fail("doveadm backup failed in round %d", r + 1);
 			if (count_messages(dst) != n)
@@ -752,6 +772,14 @@ static void section_full(uint32_t n)
 	} else {
 		printf("   doveadm backup: skipped (%s)\n", g_have_doveadm ? "doveadm failed" : "doveadm not installed");
 	}
+	/* The disk's pace hides in the wall times above; CPU time does not.
+	 * (Writeback the kernel's flusher threads do counts for nobody.) */
+	double mcf = median(cf, ROUNDS), mcd = median(cd, ROUNDS), mch = median(ch, ROUNDS);
+	printf("   CPU seconds (user+sys, medians): floor %.2f s   direct %.2f s (%.1fx)   via hub %.2f s (%.1fx)", mcf,
+	       mcd, mcd / mcf, mch, mch / mcf);
+	if (dv)
+		printf("   doveadm backup %.2f s", median(cv, ROUNDS));
+	printf("\n");
 	uint32_t uv1 = inbox_uidvalidity(s);
 	if (uv1 != uv0)
 		printf("   NOTE: the source's INBOX UIDVALIDITY changed from %u to %u during these syncs: every empty\n"
