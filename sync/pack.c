@@ -1048,7 +1048,7 @@ static void unpacked_start(struct unpacked *u, int dir, const uint8_t id[20])
 	u->fd = -1;
 	u->dir = dir;
 	git_oid_tostr(u->name, sizeof u->name, &oid);
-	if (dir >= 0 && faccessat(dir, u->name, F_OK, AT_SYMLINK_NOFOLLOW) != 0) /* else from another pack */
+	if (dir >= 0) /* (EEXIST: written from another pack of this fetch) */
 		u->fd = openat(dir, u->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 }
 
