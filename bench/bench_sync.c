@@ -499,7 +499,6 @@ static void maildir_args(const char *dir, char *out, size_t cap)
 	closedir(d);
 }
 
-/* cp -a of the Maildir folders of src into a new directory dst. */
 /* CPU seconds, user and system: of this process, every thread
  * (RUSAGE_SELF), or of the children it waited for (RUSAGE_CHILDREN). */
 static double cpu_s(int who)
@@ -510,6 +509,7 @@ static double cpu_s(int who)
 	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+/* cp -a of the Maildir folders of src into a new directory dst. */
 static void copy_maildir(const char *src, const char *dst)
 {
 	char args[8192];

@@ -676,13 +676,12 @@ static int deliver(struct apply *a, const struct pl *e, struct md_keywords *kw)
 	struct sync_git_blob blob = { 0 };
 	char name[41];
 	bool unpacked = a->unpacked && a->unpacked[a->ndelivery - 1];
-	if (unpacked && sync_git_unpacked(a->g, &e->oid, e->now.size, &o.src_dir, name)) {
+	rc = MCRDT_ENOTFOUND; /* also md_deliver's when a second message with that body comes: the first took it */
+	if (unpacked && sync_git_unpacked(a->g, &e->oid, &o.src_dir, name)) {
 		o.src_name = name;
 		blob.len = (size_t)e->now.size;
 		rc = md_deliver(s->md, e->to, NULL, blob.len, &o, NULL);
 		o.src_name = NULL;
-	} else {
-		rc = 1; /* (a second message with that body: the file went to the first) */
 	}
 	if (rc != 0 && rc != MCRDT_EEXISTS) {
 		rc = a->pf && !unpacked ? sync_git_prefetch_take(a->pf, a->nread - 1, &blob)
@@ -769,20 +768,19 @@ static int prefetch_start(struct apply *a, const struct plan *p, sync_oid **ids)
 		return err_set(MCRDT_ENOMEM, "out of memory");
 	/* A file moves only within its file system: on another one than the
 	 * Maildir's, every move would fail before the body is read. */
-	int same_fs = -1; /* not known yet */
+	struct stat root;
+	bool move = stat(a->s->root, &root) == 0;
 	for (size_t i = 0; i < p->n; i++) {
 		const struct pl *e = &p->v[i];
 		int dir;
 		char name[41];
-		struct stat root, st;
+		struct stat st;
 		if (e->kind != PL_DELIVER)
 			continue;
-		if (same_fs && sync_git_unpacked(a->g, &e->oid, e->now.size, &dir, name)) {
-			if (same_fs < 0)
-				same_fs = stat(a->s->root, &root) == 0 && fstat(dir, &st) == 0 &&
-					  st.st_dev == root.st_dev;
-			a->unpacked[k] = same_fs;
-		}
+		if (move && sync_git_unpacked(a->g, &e->oid, &dir, name) &&
+		    fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+		    (uint64_t)st.st_size == e->now.size)
+			move = a->unpacked[k] = st.st_dev == root.st_dev;
 		if (!a->unpacked[k++])
 			(*ids)[nread++] = e->oid;
 	}

@@ -963,11 +963,19 @@ static int fetch_slow(sync_git *g, struct xfer *x)
  * checksum; the caller frees it) and tells whether we lack any of its
  * objects.
  */
-static int idx_check(git_odb *odb, const char *url, const char *path, struct pack_idx *ix, uint8_t **missing)
+static int idx_check(git_odb *odb, const char *url, const char *path, uint64_t pack_size, struct pack_idx *ix,
+		     uint8_t **missing)
 {
 	char who[PATH_MAX];
 	sg_path(who, sizeof who, "remote %s", url);
-	int rc = idx_load(who, path, ix);
+	/* An index takes at most 36 bytes an object, and an object at least
+	 * 9 bytes of its pack: a larger one is not read (a file on a hub may
+	 * be of any size). A "pack" too short to be one (or not a file, whose
+	 * reading names it) leaves room for a small index. */
+	uint64_t max = 8 + 1024 + 40 + 4 * (pack_size < 32 ? 1u << 18 : pack_size);
+	int rc = idx_load(who, path, max > SIZE_MAX ? SIZE_MAX : (size_t)max, ix);
+	if (rc == MCRDT_ETOOBIG)
+		return err_set(MCRDT_ECORRUPT, "%s: pack index %s is larger than its pack could need", who, path);
 	if (rc)
 		return rc;
 	*missing = NULL;
@@ -983,20 +991,6 @@ static int idx_check(git_odb *odb, const char *url, const char *path, struct pac
 		(*missing)[i] = 1;
 	}
 	return 0;
-}
-
-/* An index takes at most 36 bytes an object, and an object at least 9
- * bytes of its pack: an index larger than its pack could need is refused
- * before it is read (a file on a hub may be of any size). */
-static int idx_size_ok(const char *url, const char *idx, const char *pack)
-{
-	struct stat si, sp;
-	if (stat(idx, &si) != 0 || stat(pack, &sp) != 0 || !S_ISREG(si.st_mode) || !S_ISREG(sp.st_mode))
-		return 0; /* (gone, or not a file: reading it says so) */
-	if ((uint64_t)si.st_size <= 8 + 1024 + 40 + 4 * (uint64_t)sp.st_size)
-		return 0;
-	return err_set(MCRDT_ECORRUPT, "remote %s: pack index %s (%" PRIu64 " bytes) is larger than its pack could need",
-		       url, idx, (uint64_t)si.st_size);
 }
 
 struct staged_ref {
@@ -1029,9 +1023,10 @@ static void *g_after_pack_arg;
  * objects: 2 when it copied it, 0 when it had no need, 1 when the pack
  * went while we looked (merged by another process: list again).
  */
-static int copy_pack(struct xfer *x, bool fetch, const char *srcdir, const char *base, const char *dstdir,
+static int copy_pack(struct xfer *x, bool fetch, const char *srcdir, const struct srcpack *sp, const char *dstdir,
 		     git_odb *dst)
 {
+	const char *base = sp->base;
 	const char *url = x->r->url;
 	char sidx[PATH_MAX], spack[PATH_MAX], dir[PATH_MAX];
 	sg_path(dir, sizeof dir, "%s/pack/%s.idx", dstdir, base);
@@ -1040,10 +1035,8 @@ static int copy_pack(struct xfer *x, bool fetch, const char *srcdir, const char 
 	sg_path(sidx, sizeof sidx, "%s/%s.idx", srcdir, base);
 	sg_path(spack, sizeof spack, "%s/%s.pack", srcdir, base);
 	struct pack_idx ix;
-	uint8_t *missing;
-	int rc = idx_size_ok(url, sidx, spack);
-	if (rc == 0)
-		rc = idx_check(dst, url, sidx, &ix, &missing);
+	uint8_t *missing = NULL;
+	int rc = idx_check(dst, url, sidx, sp->size, &ix, &missing);
 	if (rc)
 		return sg_gone(sidx) ? 1 : rc;
 	if (!missing) {
@@ -1112,7 +1105,7 @@ static int copy_objects(struct xfer *x, bool fetch, const char *srcdir, git_odb 
 		int rc = list_packs(dir, true, &s, &n);
 		bool vanished = false;
 		for (size_t i = 0; i < n && rc == 0; i++) {
-			if ((rc = copy_pack(x, fetch, dir, s[i].base, dstdir, dst)) < 0)
+			if ((rc = copy_pack(x, fetch, dir, &s[i], dstdir, dst)) < 0)
 				break;
 			vanished |= rc == 1;
 			copied |= rc == 2;
@@ -1283,11 +1276,13 @@ static bool empty_dir(int dir)
  * file it did not prove is ever offered. */
 static int unpacked_open(sync_git *g)
 {
-	char path[PATH_MAX];
-	sg_path(path, sizeof path, "%s" UNPACKED, g->gitdir);
-	if (mkdir(path, 0700) != 0 && errno != EEXIST)
-		return -1;
-	g->unpacked = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (g->unpacked < 0) {
+		char path[PATH_MAX];
+		sg_path(path, sizeof path, "%s" UNPACKED, g->gitdir);
+		if (mkdir(path, 0700) != 0 && errno != EEXIST)
+			return -1;
+		g->unpacked = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	}
 	if (g->unpacked >= 0 && !empty_dir(g->unpacked)) {
 		close(g->unpacked);
 		g->unpacked = -1;
@@ -1295,17 +1290,15 @@ static int unpacked_open(sync_git *g)
 	return g->unpacked;
 }
 
-int sync_git_unpacked(sync_git *g, const sync_oid *id, uint64_t size, int *dir, char name[41])
+bool sync_git_unpacked(sync_git *g, const sync_oid *id, int *dir, char name[41])
 {
 	git_oid oid;
-	struct stat st;
 	if (g->unpacked < 0)
-		return 0;
+		return false;
 	memcpy(oid.id, id->id, 20);
 	git_oid_tostr(name, GIT_OID_HEXSZ + 1, &oid);
 	*dir = g->unpacked;
-	return fstatat(g->unpacked, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-	       (uint64_t)st.st_size == size;
+	return true;
 }
 
 void sync_git_unpacked_clear(sync_git *g)
@@ -1327,13 +1320,11 @@ int sync_git_fetch(sync_git *g, const struct sync_git_remote *r, struct sync_git
 	if (rc)
 		return rc;
 	char path[PATH_MAX];
-	sync_git_unpacked_clear(g);
 	int unpack = unpacked_open(g); /* whatever the transport: a killed sync's files go */
 	if (!g->transport_only && local_dir(r->url, path, sizeof path)) {
 		x.unpack = unpack;
 		if ((rc = fetch_local(g, &x, path)) != 1)
 			return rc;
-		x.unpack = -1;
 	}
 	sync_git_unpacked_clear(g);
 	return fetch_slow(g, &x);

@@ -214,11 +214,12 @@ void sync_git_prefetch_stop(sync_git_prefetch *p);
  * not synced: the caller syncs what it keeps. They are g's until
  * sync_git_unpacked_clear, sync_git_close or the next fetch, each of which
  * empties the directory, so a file left by a process that died is never
- * offered. sync_git_unpacked: 1 when blob id is there as a regular file
- * of size bytes, with *dir (g's fd: do not close it) and name (its name
- * in *dir) set; else 0. Neither is thread-safe.
+ * offered. sync_git_unpacked: false when the last fetch kept nothing;
+ * else true with *dir (g's fd: do not close it) and name (in *dir) where
+ * blob id is when that fetch unpacked it (the caller looks). Neither is
+ * thread-safe.
  */
-int sync_git_unpacked(sync_git *g, const sync_oid *id, uint64_t size, int *dir, char name[41]);
+bool sync_git_unpacked(sync_git *g, const sync_oid *id, int *dir, char name[41]);
 void sync_git_unpacked_clear(sync_git *g);
 /* A blob's size from its header, without inflating it (the same errors;
  * the bytes are checked against the id when sync_git_blob_read reads them). */

@@ -43,6 +43,26 @@ static inline int write_all(int fd, const uint8_t *p, size_t len)
 	return 0;
 }
 
+/* Reads exactly len bytes at offset off, retrying short reads and EINTR;
+ * -1 with errno set (ENODATA for a file that ends early). */
+static inline int pread_all(int fd, uint8_t *p, size_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = ENODATA;
+			return -1;
+		}
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 /* Reads exactly len bytes, retrying short reads and EINTR; -1 with errno
  * set (EIO for a file that ends early). */
 static inline int read_all(int fd, uint8_t *p, size_t len)

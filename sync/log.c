@@ -109,20 +109,13 @@ static int read_range(int dirfd, const char *name, uint64_t from, uint64_t to, u
 		}
 		to = (uint64_t)st.st_size;
 	}
-	size_t n = (size_t)(to - from), got = 0;
+	size_t n = (size_t)(to - from);
 	uint8_t *p = malloc(n ? n : 1);
-	while (p && got < n) {
-		ssize_t r = pread(fd, p + got, n - got, (off_t)(from + got));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
+	int bad = p ? pread_all(fd, p, n, from) : 0;
 	close(fd);
 	if (!p)
 		return err_set(MCRDT_ENOMEM, "out of memory reading log segment %s", name);
-	if (got != n) {
+	if (bad) {
 		free(p);
 		return err_sys(MCRDT_EIO, "cannot read log segment %s", name);
 	}

@@ -168,13 +168,19 @@ int sg_open_file(const char *path, struct stat *st)
 	return fd;
 }
 
-/* A whole file into a malloc'd *out. */
-static int sg_slurp(const char *path, uint8_t **out, size_t *len)
+/* A whole file, of max bytes at most (else MCRDT_ETOOBIG, unread), into
+ * a malloc'd *out. */
+static int sg_slurp(const char *path, size_t max, uint8_t **out, size_t *len)
 {
 	struct stat sb;
 	int fd = sg_open_file(path, &sb);
 	if (fd < 0)
 		return MCRDT_EIO;
+	if ((uint64_t)sb.st_size > max) {
+		close(fd);
+		return err_set(MCRDT_ETOOBIG, "%s (%lld bytes) is larger than %zu bytes", path, (long long)sb.st_size,
+			       max);
+	}
 	size_t cap = 0;
 	*out = NULL;
 	int r = sg_read_fd(fd, out, &cap, len);
@@ -510,11 +516,11 @@ int pack_finish(struct pack *p)
 
 /* ---- reading an index ---- */
 
-int idx_load(const char *who, const char *path, struct pack_idx *ix)
+int idx_load(const char *who, const char *path, size_t max, struct pack_idx *ix)
 {
 	uint8_t *d;
 	size_t len;
-	int rc = sg_slurp(path, &d, &len);
+	int rc = sg_slurp(path, max, &d, &len);
 	if (rc)
 		return rc;
 	if (len < 8 + 1024 + 40 || memcmp(d, "\377tOc\0\0\0\2", 8) != 0) {
@@ -743,46 +749,39 @@ static int merge_entry(struct pack *p, git_odb *odb, const char *path, const str
 }
 
 
-/* Maps the pack at path (of index ix) and checks its header, object count
- * and trailer against ix (who: for errors): 0 with *map and *size, 1 when
- * it is gone, MCRDT_ECORRUPT or MCRDT_EIO naming it. */
-static int pack_map(const char *who, const char *path, const struct pack_idx *ix, uint8_t **map, size_t *size)
+/* Maps the pack at path (of index ix) for the reader, when its header,
+ * object count and trailer are what ix names (else false: the reader
+ * leaves that pack to libgit2, which names what is wrong). */
+static bool pack_map(const char *path, const struct pack_idx *ix, uint8_t **map, size_t *size)
 {
-	*map = MAP_FAILED;
 	struct stat sb;
-	int fd = sg_open_file(path, &sb);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	*map = MAP_FAILED;
 	if (fd < 0)
-		return errno == ENOENT ? 1 : err_set(MCRDT_EIO, "%s: %s", who, mcrdt_error_last());
-	*size = (size_t)sb.st_size;
+		return false;
+	*size = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) ? (size_t)sb.st_size : 0;
 	if (*size >= 32)
 		*map = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
 	if (*map == MAP_FAILED)
-		return *size < 32 ? err_set(MCRDT_ECORRUPT, "%s: %s is too short to be a pack", who, path)
-				  : err_sys(MCRDT_EIO, "%s: mapping %s", who, path);
+		return false;
 	madvise(*map, *size, MADV_SEQUENTIAL);
 	if (!pack_hdr_ok(*map, *size, ix)) {
 		munmap(*map, *size);
 		*map = MAP_FAILED;
-		return err_set(MCRDT_ECORRUPT, "%s: %s is corrupt or does not match its index", who, path);
+		return false;
 	}
-	return 0;
+	return true;
 }
 
 /* len bytes at off of fd (path, for errors) into buf: a file that shrank
  * since it was measured is an error, where a mapping of it would fault. */
-static int pread_exact(int fd, const char *path, uint64_t off, void *buf, size_t len)
+static int pread_exact(int fd, const char *path, uint64_t off, uint8_t *buf, size_t len)
 {
-	for (size_t got = 0; got < len;) {
-		ssize_t r = pread(fd, (uint8_t *)buf + got, len - got, (off_t)(off + got));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? err_sys(MCRDT_EIO, "maintain: reading %s", path)
-				     : err_set(MCRDT_ECORRUPT, "maintain: %s shrank while it was read", path);
-		got += (size_t)r;
-	}
-	return 0;
+	if (pread_all(fd, buf, len, off) == 0)
+		return 0;
+	return errno == ENODATA ? err_set(MCRDT_ECORRUPT, "maintain: %s shrank while it was read", path)
+				: err_sys(MCRDT_EIO, "maintain: reading %s", path);
 }
 
 /* Appends to p every object of the pack dir/base, read through a buffer
@@ -801,7 +800,7 @@ static int merge_pack(struct pack *p, git_odb *odb, const char *dir, const char 
 	sg_path(path, sizeof path, "%s/%s.idx", dir, base);
 	if (sg_gone(path))
 		return 1;
-	if ((rc = idx_load("maintain", path, &ix))) {
+	if ((rc = idx_load("maintain", path, SIZE_MAX, &ix))) {
 		if (rc < 0 && sg_gone(path))
 			return 1;
 		return rc == 1 ? err_set(MCRDT_ECORRUPT, "maintain: %s is not a version 2 pack index", path) : rc;
@@ -894,8 +893,8 @@ static int merge_one_loose(void *vc, const git_oid *id, const char *hex)
 	git_odb_object_free(o);
 	if (rc || !git_oid_equal(&got, id))
 		return rc;
-	if (GROW(c->ids, c->cap, c->n + 1))
-		return err_set(MCRDT_ENOMEM, "out of memory merging loose objects");
+	if ((rc = GROW(c->ids, c->cap, c->n + 1)))
+		return rc;
 	c->ids[c->n++] = *id;
 	return 0;
 }
@@ -1350,10 +1349,10 @@ int preader_open(const char *objdir, struct pack_reader **out)
 	for (size_t i = n; i-- > 0;) {
 		struct rpack *rp = &r->p[r->n];
 		sg_path(path, sizeof path, "%s/%s.idx", dir, s[i].base);
-		if (idx_load("reading", path, &rp->ix) != 0)
+		if (idx_load("reading", path, SIZE_MAX, &rp->ix) != 0)
 			continue;
 		sg_path(path, sizeof path, "%s/%s.pack", dir, s[i].base);
-		if (pack_map("reading", path, &rp->ix, &rp->map, &rp->size) != 0) {
+		if (!pack_map(path, &rp->ix, &rp->map, &rp->size)) {
 			idx_free(&rp->ix);
 			continue;
 		}

@@ -130,8 +130,8 @@ struct pack_idx {
 
 /* 0; 1 for a file that is not a version-2 index (ix untouched); an error
  * (MCRDT_ECORRUPT, its message starting with who) for a damaged one or a
- * failed read. */
-int idx_load(const char *who, const char *path, struct pack_idx *ix);
+ * failed read; MCRDT_ETOOBIG, unread, for one larger than max bytes. */
+int idx_load(const char *who, const char *path, size_t max, struct pack_idx *ix);
 void idx_free(struct pack_idx *ix);
 
 /* ---- listing ---- */

@@ -74,16 +74,9 @@ int sync_snapshot_read(const char *dir, crdt_model **m_out, uint64_t *upto_out)
 		rc = err_set(MCRDT_ECORRUPT, "%s: %lld bytes is no snapshot", path, (long long)st.st_size);
 	else if (!(buf = malloc((size_t)st.st_size)))
 		rc = err_set(MCRDT_ENOMEM, "out of memory reading %s", path);
-	size_t len = rc ? 0 : (size_t)st.st_size, got = 0;
-	while (rc == 0 && got < len) {
-		ssize_t n = pread(fd, buf + got, len - got, (off_t)got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			rc = err_sys(MCRDT_EIO, "cannot read %s", path);
-		else
-			got += (size_t)n;
-	}
+	size_t len = rc ? 0 : (size_t)st.st_size;
+	if (rc == 0 && pread_all(fd, buf, len, 0) != 0)
+		rc = err_sys(MCRDT_EIO, "cannot read %s", path);
 	close(fd);
 	if (rc == 0 && memcmp(buf, SNAP_MAGIC, 8) != 0)
 		rc = err_set(MCRDT_ECORRUPT, "%s offset 0: not a snapshot (bad magic)", path);
