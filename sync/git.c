@@ -1018,13 +1018,14 @@ static void (*g_after_pack)(void *); /* sync_git_test_after_pack */
 static void *g_after_pack_arg;
 
 /*
- * Brings the pack base of the pack directory srcdir into dstdir's, every
- * object checked (pack_import), unless dst (dstdir's odb) holds all its
- * objects: 2 when it copied it, 0 when it had no need, 1 when the pack
- * went while we looked (merged by another process: list again).
+ * Brings into dstdir (whose odb is dst) the objects of the pack base of
+ * the pack directory srcdir that dst lacks, every one checked: into out
+ * when they are few (pack_extract), else the pack whole (pack_import).
+ * 2 when it took any, 0 when it had no need, 1 when the pack went while
+ * we looked (merged by another process: list again).
  */
 static int copy_pack(struct xfer *x, bool fetch, const char *srcdir, const struct srcpack *sp, const char *dstdir,
-		     git_odb *dst)
+		     git_odb *dst, struct pack *out)
 {
 	const char *base = sp->base;
 	const char *url = x->r->url;
@@ -1045,10 +1046,13 @@ static int copy_pack(struct xfer *x, bool fetch, const char *srcdir, const struc
 	}
 	char who[PATH_MAX];
 	sg_path(who, sizeof who, "%s %s", fetch ? "fetch from" : "push to", url);
-	uint64_t bytes = 0;
-	sg_path(dir, sizeof dir, "%s/pack", dstdir);
-	rc = pack_import(who, spack, &ix, dir, base, dst, x->unpack, missing, &bytes);
-	uint32_t nobj = ix.n;
+	uint64_t nobj = 0, bytes = 0;
+	rc = pack_extract(who, spack, &ix, missing, dstdir, dst, out, x->unpack, &nobj, &bytes);
+	if (rc == PACK_WHOLE) {
+		nobj = ix.n;
+		sg_path(dir, sizeof dir, "%s/pack", dstdir);
+		rc = pack_import(who, spack, &ix, dir, base, dst, x->unpack, missing, &bytes);
+	}
 	idx_free(&ix);
 	free(missing);
 	if (rc)
@@ -1086,11 +1090,12 @@ static int copy_one_loose(void *vc, const git_oid *id, const char *hex)
 
 /*
  * Copies into the objects directory dstdir (whose odb is dst) what srcdir
- * (odb src) holds and dst lacks: every pack with an object dst lacks, as
- * files (checked against their checksums), and loose objects through the
- * odbs. fetch: counts as fetched, else as pushed. A pack that goes while
- * we copy (another process consolidating srcdir) sends us back to list
- * the packs again: the pack it went into was in place before it went.
+ * (odb src) holds and dst lacks, every object checked: out of each pack
+ * with an object dst lacks (copy_pack; what is taken out of packs goes
+ * into one new pack), and loose objects through the odbs. fetch: counts
+ * as fetched, else as pushed. A pack that goes while we copy (another
+ * process consolidating srcdir) sends us back to list the packs again:
+ * the pack it went into was in place before it went.
  */
 static int copy_objects(struct xfer *x, bool fetch, const char *srcdir, git_odb *sodb, const char *dstdir,
 			git_odb *dst)
@@ -1098,14 +1103,16 @@ static int copy_objects(struct xfer *x, bool fetch, const char *srcdir, git_odb 
 	const char *url = x->r->url, *what = fetch ? "fetch from" : "push to";
 	char dir[PATH_MAX];
 	sg_path(dir, sizeof dir, "%s/pack", srcdir);
+	struct pack out = { .fd = -1 }; /* the objects taken out of packs */
 	bool copied = false;
-	for (unsigned pass = 0;; pass++) {
+	int rc = 0;
+	for (unsigned pass = 0; !rc; pass++) {
 		struct srcpack *s;
 		size_t n;
-		int rc = list_packs(dir, true, &s, &n);
 		bool vanished = false;
-		for (size_t i = 0; i < n && rc == 0; i++) {
-			if ((rc = copy_pack(x, fetch, dir, &s[i], dstdir, dst)) < 0)
+		rc = list_packs(dir, true, &s, &n);
+		for (size_t i = 0; i < n && !rc; i++) {
+			if ((rc = copy_pack(x, fetch, dir, &s[i], dstdir, dst, &out)) < 0)
 				break;
 			vanished |= rc == 1;
 			copied |= rc == 2;
@@ -1114,16 +1121,19 @@ static int copy_objects(struct xfer *x, bool fetch, const char *srcdir, git_odb 
 				g_after_pack(g_after_pack_arg);
 		}
 		free(s);
-		if (rc)
-			return rc;
 		if (!vanished)
 			break;
-		if (pass == 8)
-			return err_set(MCRDT_EIO, "%s %s: its packs keep changing under us (sync again)", what, url);
+		if (!rc && pass == 8)
+			rc = err_set(MCRDT_EIO, "%s %s: its packs keep changing under us (sync again)", what, url);
 	}
-	/* The packs' names reach the disk before a ref can name their objects. */
+	/* The packs' names reach the disk before a ref can name their
+	 * objects: pack_finish syncs the directory. */
 	sg_path(dir, sizeof dir, "%s/pack", dstdir);
-	int rc = copied ? sync_dir(dir) : 0;
+	if (!rc && out.count)
+		rc = pack_finish(&out);
+	else if (!rc && copied)
+		rc = sync_dir(dir);
+	pack_free(&out);
 	if (rc)
 		return rc;
 	if (copied && git_odb_refresh(dst) < 0)

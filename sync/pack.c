@@ -716,8 +716,8 @@ static size_t entry_hdr(const uint8_t *b, size_t len, unsigned *type, uint64_t *
 
 /* One entry of a source pack: whole objects are copied as stored, deltas
  * read whole through the odb (which holds the source) and stored whole. */
-static int merge_entry(struct pack *p, git_odb *odb, const char *path, const struct pack_idx *ix, uint32_t i,
-		       const uint8_t *b, size_t len)
+static int merge_entry(struct pack *p, git_odb *odb, const char *who, const char *path, const struct pack_idx *ix,
+		       uint32_t i, const uint8_t *b, size_t len)
 {
 	git_oid id;
 	char hx[GIT_OID_HEXSZ + 1];
@@ -726,7 +726,8 @@ static int merge_entry(struct pack *p, git_odb *odb, const char *path, const str
 	uint64_t size;
 	size_t h = entry_hdr(b, len, &type, &size);
 	if (h == 0 || h >= len)
-		return err_set(MCRDT_ECORRUPT, "maintain: %s: entry %s is corrupt", path, git_oid_tostr(hx, sizeof hx, &id));
+		return err_set(MCRDT_ECORRUPT, "%s: %s: entry %s is corrupt", who, path,
+			       git_oid_tostr(hx, sizeof hx, &id));
 	if (type >= GIT_OBJECT_COMMIT && type <= GIT_OBJECT_TAG) {
 		int seen = pack_seen(p, &id);
 		if (seen)
@@ -734,20 +735,19 @@ static int merge_entry(struct pack *p, git_odb *odb, const char *path, const str
 		return pack_put_raw(p, &id, NULL, 0, b, len, be32(ix->crcs + (size_t)i * 4));
 	}
 	if (type != GIT_OBJECT_OFS_DELTA && type != GIT_OBJECT_REF_DELTA)
-		return err_set(MCRDT_ECORRUPT, "maintain: %s: entry %s has type %u", path,
+		return err_set(MCRDT_ECORRUPT, "%s: %s: entry %s has type %u", who, path,
 			       git_oid_tostr(hx, sizeof hx, &id), type);
 	git_odb_object *o;
 	git_oid got;
 	if (git_odb_read(&o, odb, &id) < 0)
-		return sg_fail(MCRDT_ECORRUPT, "maintain: %s: reading %s", path, git_oid_tostr(hx, sizeof hx, &id));
+		return sg_fail(MCRDT_ECORRUPT, "%s: %s: reading %s", who, path, git_oid_tostr(hx, sizeof hx, &id));
 	int rc = pack_add(p, git_odb_object_type(o), git_odb_object_data(o), git_odb_object_size(o), &got);
 	git_odb_object_free(o);
 	if (!rc && !git_oid_equal(&got, &id))
-		rc = err_set(MCRDT_ECORRUPT, "maintain: %s: object %s hashes to another id", path,
+		rc = err_set(MCRDT_ECORRUPT, "%s: %s: object %s hashes to another id", who, path,
 			     git_oid_tostr(hx, sizeof hx, &id));
 	return rc;
 }
-
 
 /* Maps the pack at path (of index ix) for the reader, when its header,
  * object count and trailer are what ix names (else false: the reader
@@ -776,12 +776,123 @@ static bool pack_map(const char *path, const struct pack_idx *ix, uint8_t **map,
 
 /* len bytes at off of fd (path, for errors) into buf: a file that shrank
  * since it was measured is an error, where a mapping of it would fault. */
-static int pread_exact(int fd, const char *path, uint64_t off, uint8_t *buf, size_t len)
+static int pread_exact(int fd, const char *who, const char *path, uint64_t off, uint8_t *buf, size_t len)
 {
 	if (pread_all(fd, buf, len, off) == 0)
 		return 0;
-	return errno == ENODATA ? err_set(MCRDT_ECORRUPT, "maintain: %s shrank while it was read", path)
-				: err_sys(MCRDT_EIO, "maintain: reading %s", path);
+	return errno == ENODATA ? err_set(MCRDT_ECORRUPT, "%s: %s shrank while it was read", who, path)
+				: err_sys(MCRDT_EIO, "%s: reading %s", who, path);
+}
+
+/* A source pack (another process's file, read through a buffer, never
+ * mapped) open for copying entries out of it. */
+struct srcfile {
+	int fd;
+	size_t size;
+	struct ent *v;    /* its entries in offset order, tiling it */
+	uint8_t ends[32]; /* header and trailer side by side: what pack_hdr_ok reads */
+};
+
+static size_t src_len(const struct srcfile *f, uint32_t n, uint32_t k)
+{
+	return (size_t)((k + 1 < n ? f->v[k + 1].off : f->size - 20) - f->v[k].off);
+}
+
+static void src_close(struct srcfile *f)
+{
+	if (f->fd >= 0)
+		close(f->fd);
+	free(f->v);
+	f->fd = -1;
+	f->v = NULL;
+}
+
+/* Opens the pack at path as f: it must be the pack ix (loaded by
+ * idx_load) names, its header and trailer and its size, which the
+ * entries tile. 1 when it is gone; an error naming who. */
+static int src_open(const char *who, const char *path, const struct pack_idx *ix, struct srcfile *f)
+{
+	struct stat sb;
+	f->v = NULL;
+	if ((f->fd = sg_open_file(path, &sb)) < 0)
+		return errno == ENOENT ? 1 : err_set(MCRDT_EIO, "%s: %s", who, mcrdt_error_last());
+	f->size = (size_t)sb.st_size;
+	int rc = f->size < 32 ? err_set(MCRDT_ECORRUPT, "%s: %s is too short to be a pack", who, path) : 0;
+	if (!rc && !(rc = pread_exact(f->fd, who, path, 0, f->ends, 12)) &&
+	    !(rc = pread_exact(f->fd, who, path, f->size - 20, f->ends + 12, 20)) && !pack_hdr_ok(f->ends, 32, ix))
+		rc = err_set(MCRDT_ECORRUPT, "%s: %s is corrupt or does not match its index", who, path);
+	if (!rc)
+		rc = pack_entries(who, path, ix, f->size, &f->v);
+	if (rc)
+		src_close(f);
+	return rc;
+}
+
+/* Checks each entry copy_entries takes from a peer (see entry_check). */
+struct taker {
+	const uint8_t *want; /* per index entry: take it */
+	int unpack;          /* where blobs go as they are checked, or -1 */
+	z_stream z;
+	uint8_t *buf; /* CHECK_BUF bytes */
+	uint64_t objects, bytes;
+};
+
+static const char *entry_check(z_stream *z, uint8_t *buf, const uint8_t *b, size_t len, const uint8_t id[20],
+			       uint32_t crc, int unpack);
+
+/* Appends entries of the open pack f at path (index ix) to p, each read
+ * through a buffer. t NULL: every entry, whose bytes must then sum to the
+ * trailer (a merge; deltas are read whole through odb). Else those
+ * t->want marks, each checked as pack_check checks one; 1 when one is a
+ * delta (what went before it is appended, and checked). */
+static int copy_entries(struct pack *p, git_odb *odb, const char *who, const char *path, struct srcfile *f,
+			const struct pack_idx *ix, struct taker *t)
+{
+	uint8_t *buf = NULL;
+	size_t cap = 0;
+	int rc = 0;
+	/* The entries tile the pack: hashed in order after the header, they
+	 * are every byte the trailer sums (a merge reads them all). */
+	struct sha1_ctx sha;
+	sha1_init(&sha);
+	sha1_update(&sha, f->ends, 12);
+	for (uint32_t k = 0; k < ix->n && !rc; k++) {
+		uint32_t i = f->v[k].i;
+		if (t && !t->want[i])
+			continue;
+		size_t len = src_len(f, ix->n, k);
+		if ((rc = GROW(buf, cap, len)) || (rc = pread_exact(f->fd, who, path, f->v[k].off, buf, len)))
+			break;
+		if (!t) {
+			sha1_update(&sha, buf, len);
+		} else {
+			unsigned type = (buf[0] >> 4) & 7;
+			if (type == GIT_OBJECT_OFS_DELTA || type == GIT_OBJECT_REF_DELTA) {
+				rc = 1;
+				break;
+			}
+			const uint8_t *id = ix->ids + (size_t)i * 20;
+			const char *why =
+				entry_check(&t->z, t->buf, buf, len, id, be32(ix->crcs + (size_t)i * 4), t->unpack);
+			if (why) {
+				char hx[GIT_OID_HEXSZ + 1];
+				git_oid oid;
+				memcpy(oid.id, id, 20);
+				rc = err_set(MCRDT_ECORRUPT, "%s: %s: object %s %s", who, path,
+					     git_oid_tostr(hx, sizeof hx, &oid), why);
+				break;
+			}
+			t->objects++;
+			t->bytes += len;
+		}
+		rc = merge_entry(p, odb, who, path, ix, i, buf, len);
+	}
+	uint8_t sum[20];
+	sha1_final(&sha, sum);
+	if (!rc && !t && memcmp(sum, f->ends + 12, 20) != 0)
+		rc = err_set(MCRDT_ECORRUPT, "%s: %s is corrupt or does not match its index", who, path);
+	free(buf);
+	return rc;
 }
 
 /* Appends to p every object of the pack dir/base, read through a buffer
@@ -793,10 +904,8 @@ static int merge_pack(struct pack *p, git_odb *odb, const char *dir, const char 
 {
 	char path[PATH_MAX];
 	struct pack_idx ix = { 0 };
-	struct ent *v = NULL;
-	uint8_t *buf = NULL;
-	size_t cap = 0;
-	int rc, fd = -1;
+	struct srcfile f = { .fd = -1 };
+	int rc;
 	sg_path(path, sizeof path, "%s/%s.idx", dir, base);
 	if (sg_gone(path))
 		return 1;
@@ -806,46 +915,9 @@ static int merge_pack(struct pack *p, git_odb *odb, const char *dir, const char 
 		return rc == 1 ? err_set(MCRDT_ECORRUPT, "maintain: %s is not a version 2 pack index", path) : rc;
 	}
 	sg_path(path, sizeof path, "%s/%s.pack", dir, base);
-	struct stat sb;
-	if ((fd = sg_open_file(path, &sb)) < 0) {
-		rc = errno == ENOENT ? 1 : err_set(MCRDT_EIO, "maintain: %s", mcrdt_error_last());
-		goto out;
-	}
-	size_t size = (size_t)sb.st_size;
-	uint8_t ends[32]; /* header and trailer side by side: what pack_hdr_ok reads */
-	if (size < 32) {
-		rc = err_set(MCRDT_ECORRUPT, "maintain: %s is too short to be a pack", path);
-		goto out;
-	}
-	if ((rc = pread_exact(fd, path, 0, ends, 12)) || (rc = pread_exact(fd, path, size - 20, ends + 12, 20)))
-		goto out;
-	if (!pack_hdr_ok(ends, sizeof ends, &ix)) {
-		rc = err_set(MCRDT_ECORRUPT, "maintain: %s is corrupt or does not match its index", path);
-		goto out;
-	}
-	if ((rc = pack_entries("maintain", path, &ix, size, &v)))
-		goto out;
-	/* The entries tile the pack: hashed in order after the header, they
-	 * are every byte the trailer sums. */
-	struct sha1_ctx sha;
-	sha1_init(&sha);
-	sha1_update(&sha, ends, 12);
-	for (uint32_t k = 0; k < ix.n && !rc; k++) {
-		size_t len = (size_t)((k + 1 < ix.n ? v[k + 1].off : size - 20) - v[k].off);
-		if ((rc = GROW(buf, cap, len)) || (rc = pread_exact(fd, path, v[k].off, buf, len)))
-			break;
-		sha1_update(&sha, buf, len);
-		rc = merge_entry(p, odb, path, &ix, v[k].i, buf, len);
-	}
-	uint8_t sum[20];
-	sha1_final(&sha, sum);
-	if (!rc && memcmp(sum, ends + 12, 20) != 0)
-		rc = err_set(MCRDT_ECORRUPT, "maintain: %s is corrupt or does not match its index", path);
-out:
-	if (fd >= 0)
-		close(fd);
-	free(buf);
-	free(v);
+	if (!(rc = src_open("maintain", path, &ix, &f)))
+		rc = copy_entries(p, odb, "maintain", path, &f, &ix, NULL);
+	src_close(&f);
 	idx_free(&ix);
 	return rc;
 }
@@ -1068,26 +1140,25 @@ static void unpacked_write(struct unpacked *u, const void *data, size_t len)
 		unpacked_end(u, false);
 }
 
-/* Entry k (in offset order): its CRC-32 is the index's, and a whole object
- * inflates to exactly its size (its Adler-32 checked) and hashes to its
- * id. A blob c->want names is also written to c->unpack. (pack_check sent
- * deltas elsewhere.) */
-static int check_entry(struct check *c, z_stream *z, uint8_t *buf, uint32_t k)
+/* The entry of len bytes at b that an index names object id with CRC-32
+ * crc: NULL when its CRC-32 is crc and it is a whole object that inflates
+ * to exactly its size (its Adler-32 checked) and hashes to id; else what
+ * is wrong with it. A blob is also written to the directory unpack (when
+ * not -1) as it inflates. z: an inflate stream; buf: CHECK_BUF bytes. */
+static const char *entry_check(z_stream *z, uint8_t *buf, const uint8_t *b, size_t len, const uint8_t id[20],
+			       uint32_t crc, int unpack)
 {
-	uint32_t i = c->v[k].i;
-	const uint8_t *b = c->map + c->v[k].off, *id = c->ix->ids + (size_t)i * 20;
-	size_t len = (size_t)((k + 1 < c->ix->n ? c->v[k + 1].off : c->size - 20) - c->v[k].off);
-	if ((uint32_t)crc32_z(0, b, len) != be32(c->ix->crcs + (size_t)i * 4))
-		return check_bad(c, k, "does not match its index (CRC-32)");
+	if ((uint32_t)crc32_z(0, b, len) != crc)
+		return "does not match its index (CRC-32)";
 	unsigned type;
 	uint64_t size;
 	size_t h = entry_hdr(b, len, &type, &size);
 	if (h == 0 || h >= len || len - h > UINT32_MAX || type < GIT_OBJECT_COMMIT || type > GIT_OBJECT_TAG)
-		return check_bad(c, k, "is not a whole object");
+		return "is not a whole object";
 	struct sha1_ctx sha;
 	object_id_start(&sha, (git_object_t)type, size);
 	struct unpacked u;
-	unpacked_start(&u, type == GIT_OBJECT_BLOB && (!c->want || c->want[i]) ? c->unpack : -1, id);
+	unpacked_start(&u, type == GIT_OBJECT_BLOB ? unpack : -1, id);
 	int zr = inflateReset(z);
 	z->next_in = (Bytef *)(uintptr_t)(b + h);
 	z->avail_in = (uInt)(len - h);
@@ -1107,7 +1178,18 @@ static int check_entry(struct check *c, z_stream *z, uint8_t *buf, uint32_t k)
 	sha1_final(&sha, sum);
 	bool good = zr == Z_STREAM_END && got == size && z->avail_in == 0 && memcmp(sum, id, 20) == 0;
 	unpacked_end(&u, good);
-	return good ? 0 : check_bad(c, k, "does not match its id");
+	return good ? NULL : "does not match its id";
+}
+
+/* Entry k (in offset order), as entry_check says; a blob c->want names
+ * is also written to c->unpack. (pack_check sent deltas elsewhere.) */
+static int check_entry(struct check *c, z_stream *z, uint8_t *buf, uint32_t k)
+{
+	uint32_t i = c->v[k].i;
+	size_t len = (size_t)((k + 1 < c->ix->n ? c->v[k + 1].off : c->size - 20) - c->v[k].off);
+	const char *why = entry_check(z, buf, c->map + c->v[k].off, len, c->ix->ids + (size_t)i * 20,
+				      be32(c->ix->crcs + (size_t)i * 4), !c->want || c->want[i] ? c->unpack : -1);
+	return why ? check_bad(c, k, why) : 0;
 }
 
 static void *check_run(void *arg)
@@ -1294,6 +1376,35 @@ int pack_import(const char *who, const char *src, const struct pack_idx *ix, con
 		unlink(tmp);
 	if (!rc)
 		*bytes += size + (whole ? ix->len : 0);
+	return rc;
+}
+
+int pack_extract(const char *who, const char *src, const struct pack_idx *ix, const uint8_t *want, const char *objdir,
+		 git_odb *odb, struct pack *out, int unpack, uint64_t *objects, uint64_t *bytes)
+{
+	struct srcfile f;
+	int rc = src_open(who, src, ix, &f);
+	if (rc)
+		return rc;
+	uint64_t wanted = 0;
+	for (uint32_t k = 0; k < ix->n; k++)
+		wanted += want[f.v[k].i] ? src_len(&f, ix->n, k) : 0;
+	struct taker t = { .want = want, .unpack = unpack };
+	if (wanted >= f.size / 2)
+		rc = PACK_WHOLE; /* a copy and two threads check it faster */
+	else if (out->fd < 0 && (rc = pack_open(out, objdir, odb, false)))
+		;
+	else if (!(t.buf = malloc(CHECK_BUF)) || inflateInit(&t.z) != Z_OK)
+		rc = err_set(MCRDT_ENOMEM, "out of memory reading %s", src);
+	else if ((rc = copy_entries(out, odb, who, src, &f, ix, &t)) == 1)
+		rc = PACK_WHOLE; /* a delta: the indexer resolves it */
+	if (t.buf) {
+		inflateEnd(&t.z);
+		free(t.buf);
+	}
+	src_close(&f);
+	*objects += t.objects;
+	*bytes += t.bytes;
 	return rc;
 }
 

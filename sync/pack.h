@@ -173,6 +173,27 @@ int loose_each(const char *objdir, int (*fn)(void *ctx, const git_oid *id, const
 int pack_import(const char *who, const char *src, const struct pack_idx *ix, const char *dstdir, const char *base,
 		git_odb *odb, int unpack, const uint8_t *want, uint64_t *bytes);
 
+#define PACK_WHOLE 2
+
+/*
+ * Takes into out, a pack being written into the repository objdir (whose
+ * object database is odb), the objects of the pack at src that want marks
+ * (in the order of ix, which idx_load loaded), when they are less than half
+ * of it: a peer's pack that holds a few objects we lack among many we
+ * have (a pack its owner consolidated, a copy of the same mail) costs what
+ * we lack, not its size. src must be the pack ix names; each entry taken
+ * is read through a buffer and checked as pack_import checks one, and a
+ * blob is also left in unpack (when not -1). out is opened here, with
+ * pack_open(out, objdir, odb, false), when its fd is -1; out->seen keeps
+ * an object from going in twice; the caller finishes or frees it.
+ * 0, with *objects and *bytes (the entry bytes read) increased by what
+ * was taken; PACK_WHOLE when src is better brought in whole by
+ * pack_import (most of it is wanted, or a wanted entry is a delta); 1
+ * when src is gone; else an error naming who. Not thread-safe.
+ */
+int pack_extract(const char *who, const char *src, const struct pack_idx *ix, const uint8_t *want, const char *objdir,
+		 git_odb *odb, struct pack *out, int unpack, uint64_t *objects, uint64_t *bytes);
+
 /* ---- consolidating ---- */
 
 /*

@@ -1314,6 +1314,126 @@ static void assert_all_there(const char *repo, const char *scratch, uint64_t r, 
 
 /* Past the limit only the small packs merge: the big one (a full sync's)
  * stays as it is, and what is left is geometric. */
+/* The offset in the pack of the entry of id, from the index at path. */
+static uint64_t entry_offset(const char *path, const sync_oid *id)
+{
+	struct pack_idx ix;
+	ck_assert_int_eq(idx_load("test", path, SIZE_MAX, &ix), 0);
+	uint64_t off = 0;
+	for (uint32_t i = 0; i < ix.n && !off; i++)
+		if (memcmp(ix.ids + (size_t)i * 20, id->id, 20) == 0)
+			off = (uint64_t)ix.offs[4 * i] << 24 | (uint64_t)ix.offs[4 * i + 1] << 16 |
+			      (uint64_t)ix.offs[4 * i + 2] << 8 | ix.offs[4 * i + 3];
+	idx_free(&ix);
+	ck_assert_uint_gt(off, 0);
+	return off;
+}
+
+/* A replica that holds most of a peer's pack, which the peer then merged
+ * with its new ops, fetches what it lacks, not the merged pack: a pack of
+ * its own, the bytes fetched a fraction of the peer's pack. A forged body
+ * among them (its CRC-32 made to hold), then a damaged one, is refused
+ * with nothing taken in, until the peer's pack is whole again. */
+START_TEST(fetch_takes_only_what_it_lacks)
+{
+	char *d = tmp_dir();
+	char *ra = tmp_path(d, "a"), *rb = tmp_path(d, "b");
+	sync_git *a = open_repo(ra, RA);
+	publish(a, RA, 1, 60);
+	sync_git *b = open_repo(rb, RB);
+	fetch(b, ra);
+	ck_assert_uint_eq(count_packs(rb), 1);
+	publish(a, RA, 61, 4);
+	unsigned np = 0;
+	ck_assert_int_eq(sync_git_maintain(a, 1, &np), 0);
+	ck_assert_uint_eq(np, 1);
+	sync_git_close(a);
+	char *apack = pack_of(ra), aidx[700], *base = strrchr(apack, '/') + 1;
+	snprintf(aidx, sizeof aidx, "%.*s.idx", (int)strlen(apack) - 5, apack);
+	struct stat sb;
+	ck_assert_int_eq(stat(apack, &sb), 0);
+
+	/* The merged pack with body 61 forged, in its place. */
+	char *want;
+	sync_oid body;
+	ck_assert(op_has_body(61) && op_has_body(62));
+	op_body(RA, 61, &want, &body);
+	free(want);
+	git_oid victim;
+	memcpy(victim.id, body.id, 20);
+	char *ff = tmp_path(d, "f"), *fo = tmp_path(d, "f/objects"), *fp = tmp_path(d, "f/objects/pack");
+	char *objects = tmp_path(ra, "objects");
+	ck_assert(mkdir(ff, 0700) == 0 && mkdir(fo, 0700) == 0 && mkdir(fp, 0700) == 0);
+	struct forge f = { .victim = &victim };
+	ck_assert_int_eq(git_odb_open(&f.odb, objects), 0);
+	ck_assert_int_eq(pack_open(&f.p, fo, NULL, false), 0);
+	ck_assert_int_eq(git_odb_foreach(f.odb, forge_one, &f), 0);
+	ck_assert_int_eq(pack_finish(&f.p), 0);
+	pack_free(&f.p);
+	git_odb_free(f.odb);
+	char *sidx = tmp_path(d, "real.idx"), *spack = tmp_path(d, "real.pack");
+	char *fidx = first_file(fp, ".idx"), *fpack = first_file(fp, ".pack"), *pd = tmp_path(ra, "objects/pack");
+	char *aside[2] = { tmp_path(pd, strrchr(fidx, '/') + 1), tmp_path(pd, strrchr(fpack, '/') + 1) };
+	ck_assert_int_eq(rename(aidx, sidx), 0);
+	ck_assert_int_eq(rename(apack, spack), 0);
+	ck_assert_int_eq(rename(fpack, aside[1]), 0);
+	ck_assert_int_eq(rename(fidx, aside[0]), 0);
+	struct sync_git_remote rem = { ra, NULL, NULL };
+	ck_assert_int_eq(sync_git_fetch(b, &rem, NULL), MCRDT_ECORRUPT);
+	assert_msg_has("does not match its id");
+	ck_assert_uint_eq(count_packs(rb), 1);
+	struct sync_git_blob blob;
+	ck_assert_int_eq(sync_git_blob_read(b, &body, &blob), MCRDT_ENOTFOUND);
+
+	/* The real pack back, one entry B lacks damaged. */
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(unlink(aside[i]), 0);
+	ck_assert_int_eq(rename(spack, apack), 0);
+	ck_assert_int_eq(rename(sidx, aidx), 0);
+	sync_oid body62;
+	op_body(RA, 62, &want, &body62);
+	free(want);
+	uint64_t at = entry_offset(aidx, &body62) + 4;
+	damage(apack, (off_t)at);
+	ck_assert_int_eq(sync_git_fetch(b, &rem, NULL), MCRDT_ECORRUPT);
+	assert_msg_has("CRC-32");
+	ck_assert_uint_eq(count_packs(rb), 1);
+
+	/* Whole again: only what B lacked comes, into a pack of its own. */
+	damage(apack, (off_t)at);
+	struct sync_git_stats st = { 0 };
+	ck_assert_msg(sync_git_fetch(b, &rem, &st) == 0, "fetch: %s", mcrdt_error_last());
+	ck_assert_uint_gt(st.objects_fetched, 3);
+	ck_assert_uint_lt(st.objects_fetched, 20);
+	ck_assert_uint_lt(st.bytes_fetched * 4, (uint64_t)sb.st_size);
+	ck_assert_uint_eq(count_packs(rb), 2);
+	char *merged = tmp_path(rb, "objects/pack");
+	char *theirs = tmp_path(merged, base);
+	ck_assert_int_ne(access(theirs, F_OK), 0);
+	assert_bodies(b, RA, 64);
+	sync_git_close(b);
+	assert_fsck_clean(rb);
+
+	for (int i = 0; i < 2; i++)
+		free(aside[i]);
+	free(theirs);
+	free(merged);
+	free(pd);
+	free(fidx);
+	free(fpack);
+	free(sidx);
+	free(spack);
+	free(objects);
+	free(ff);
+	free(fo);
+	free(fp);
+	free(apack);
+	free(ra);
+	free(rb);
+	rm_tree(d);
+}
+END_TEST
+
 START_TEST(maintain_merges_the_small_packs)
 {
 	char *d = tmp_dir();
@@ -1513,10 +1633,10 @@ END_TEST
 /* A repository at ra (scratch d) holding A's ops 1..5 and a pack git wrote
  * of two texts one line apart, one a delta of the other: each text's
  * bytes, length and id. */
-static sync_git *delta_repo(const char *d, const char *ra, char *text[2], size_t len[2], sync_oid id[2])
+/* Two long texts a line apart (a delta would store the second), in text
+ * (caller frees) and in the files d/t0 and d/t1; their ids in id. */
+static void two_texts(const char *d, char *text[2], size_t len[2], sync_oid id[2])
 {
-	sync_git *a = open_repo(ra, RA);
-	publish(a, RA, 1, 5);
 	for (int k = 0; k < 2; k++) {
 		text[k] = malloc(40000);
 		len[k] = 0;
@@ -1530,6 +1650,15 @@ static sync_git *delta_repo(const char *d, const char *ra, char *text[2], size_t
 		fclose(fp);
 		free(f);
 	}
+}
+
+/* A's repository ra in d: ops 1..5 in one pack, and a pack git wrote
+ * with the two texts of two_texts, the second as a delta. */
+static sync_git *delta_repo(const char *d, const char *ra, char *text[2], size_t len[2], sync_oid id[2])
+{
+	sync_git *a = open_repo(ra, RA);
+	publish(a, RA, 1, 5);
+	two_texts(d, text, len, id);
 	char cmd[2048];
 	snprintf(cmd, sizeof cmd,
 		 "cd '%s' && git hash-object -w ../t0 ../t1 | git pack-objects -q objects/pack/pack >/dev/null && "
@@ -1614,6 +1743,47 @@ START_TEST(fetch_takes_a_delta_pack)
 		 "git fsck --strict --no-dangling",
 		 rb);
 	ck_assert_msg(system(cmd) == 0, "the delta did not come as it was, or fsck: %s", cmd);
+	free(ra);
+	free(rb);
+	rm_tree(d);
+}
+END_TEST
+
+/* A peer's pack in which we lack only the two texts, git having repacked
+ * the peer with the second as a delta: the delta sends the pack whole
+ * through libgit2's indexer instead, and everything reads back. */
+START_TEST(fetch_of_a_few_objects_meets_a_delta)
+{
+	if (!have_git()) {
+		fprintf(stderr, "fetch_of_a_few_objects_meets_a_delta: skipped (no git to write deltas)\n");
+		return;
+	}
+	char *d = tmp_dir();
+	char *ra = tmp_path(d, "a"), *rb = tmp_path(d, "b");
+	sync_git *a = open_repo(ra, RA);
+	publish(a, RA, 1, 60);
+	sync_git_close(a);
+	sync_git *b = open_repo(rb, RB);
+	fetch(b, ra);
+	char *text[2];
+	size_t len[2];
+	sync_oid id[2];
+	two_texts(d, text, len, id);
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd,
+		 "cd '%s' && git hash-object -w ../t0 ../t1 >/dev/null && "
+		 "git cat-file --batch-all-objects --batch-check='%%(objectname)' | "
+		 "git pack-objects -q objects/pack/pack >/dev/null && git prune-packed && "
+		 "git verify-pack -v objects/pack/*.idx | grep -q 'chain length = 1'",
+		 ra);
+	ck_assert_msg(system(cmd) == 0, "git did not write a pack with a delta: %s", cmd);
+	ck_assert_uint_eq(count_packs(ra), 2);
+	fetch(b, ra);
+	assert_bodies(b, RA, 60);
+	assert_texts(b, text, len, id);
+	sync_git_close(b);
+	snprintf(cmd, sizeof cmd, "git -C '%s' fsck --strict --no-dangling", rb);
+	ck_assert_msg(system(cmd) == 0, "%s", cmd);
 	free(ra);
 	free(rb);
 	rm_tree(d);
@@ -1887,6 +2057,7 @@ int main(void)
 	tcase_add_test(tc, corrupt_hub);
 	tcase_add_test(tc, hub_files_not_regular);
 	tcase_add_test(tc, forged_pack_on_a_hub);
+	tcase_add_test(tc, fetch_takes_only_what_it_lacks);
 	tcase_add_test(tc, maintain_consolidates);
 	tcase_add_test(tc, maintain_merges_the_small_packs);
 	tcase_add_test(tc, push_consolidates_the_hub);
@@ -1896,6 +2067,7 @@ int main(void)
 	tcase_add_test(tc, huge_index_on_a_hub);
 	tcase_add_test(tc, maintain_stores_deltas_whole);
 	tcase_add_test(tc, fetch_takes_a_delta_pack);
+	tcase_add_test(tc, fetch_of_a_few_objects_meets_a_delta);
 	tcase_add_test(tc, pack_reader_reads_whole_blobs);
 	tcase_add_test(tc, prefetch_reads_ahead);
 	tcase_add_test(tc, big_publish_is_one_pack);
