@@ -109,8 +109,9 @@ static void raw_maildir(const char *root)
 static double raw_loop(const char *root, int n, char *msg, size_t len, bool durable)
 {
 	char tmpd[4200], newd[4200];
-	snprintf(tmpd, sizeof tmpd, "%s/tmp", root);
-	snprintf(newd, sizeof newd, "%s/new", root);
+	if ((size_t)snprintf(tmpd, sizeof tmpd, "%s/tmp", root) >= sizeof tmpd ||
+	    (size_t)snprintf(newd, sizeof newd, "%s/new", root) >= sizeof newd)
+		fail("%s: path too long", root);
 	int tfd = open(tmpd, O_RDONLY | O_DIRECTORY), nfd = open(newd, O_RDONLY | O_DIRECTORY);
 	if (tfd < 0 || nfd < 0)
 		fail("raw open: %s", strerror(errno));

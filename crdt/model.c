@@ -1060,6 +1060,7 @@ static int visible_mbox(crdt_model *m, crdt_dot guid, uint32_t *out)
 {
 	uint32_t bi;
 	int rc;
+	*out = NONE; /* (set on every path: gcc -O3 cannot tell err_set is never 0) */
 	if (mbox_index(m, guid, &bi) || !m->mboxes[bi].live)
 		return err_set(MCRDT_ENOTFOUND, "no mailbox %" PRIx64 ".%" PRIu64, guid.replica,
 			       guid.counter);

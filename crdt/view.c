@@ -131,6 +131,7 @@ static int cmp_row(const void *a, const void *b)
 static int view_of(const crdt_model *m, crdt_dot mbox, uint32_t *canon)
 {
 	uint32_t bi;
+	*canon = NONE; /* (set on every path: gcc -O3 cannot tell err_set is never 0) */
 	if (mbox_index(m, mbox, &bi) || !m->mboxes[bi].live)
 		return err_set(MCRDT_ENOTFOUND, "no mailbox %" PRIx64 ".%" PRIu64, mbox.replica,
 			       mbox.counter);

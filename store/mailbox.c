@@ -404,7 +404,7 @@ int mcrdt_mailbox_status(mcrdt_store *s, const char *name, struct mcrdt_status *
 	if (rc)
 		return rc;
 	crdt_dot g;
-	struct crdt_mailbox_info info;
+	struct crdt_mailbox_info info = { 0 };
 	if ((rc = st_find(s, n, &g)) == 0 && (rc = st_view(s, g, &info, NULL)) == 0) {
 		memset(out, 0, sizeof *out);
 		out->uidnext = info.uidnext;

@@ -206,8 +206,8 @@ int sync_decode_record_salted(const uint8_t *p, size_t len, uint64_t salt, crdt_
 
 int sync_decode_record_into(const uint8_t *p, size_t len, uint64_t salt, crdt_op *op, size_t *used)
 {
-	const uint8_t *payload;
-	size_t plen, u;
+	const uint8_t *payload = NULL;
+	size_t plen = 0, u = 0;
 	int rc = frame(p, len, salt, &payload, &plen, &u);
 	if (rc)
 		return rc;

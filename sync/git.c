@@ -2165,8 +2165,12 @@ static int clear_locks_in(int fd, const char *path, unsigned depth, unsigned *n)
 		int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (sub >= 0) {
 			char next[PATH_MAX];
-			snprintf(next, sizeof next, "%s/%s", path, e->d_name);
-			rc = clear_locks_in(sub, next, depth - 1, n);
+			if ((size_t)snprintf(next, sizeof next, "%s/%s", path, e->d_name) < sizeof next) {
+				rc = clear_locks_in(sub, next, depth - 1, n);
+			} else {
+				close(sub);
+				rc = err_set(MCRDT_EIO, "a path under %s is too long", path);
+			}
 		}
 	}
 	closedir(d);

@@ -293,6 +293,7 @@ static int sync_parent(const char *dir)
 
 static int open_dir(const char *dir, int *fd_out)
 {
+	*fd_out = -1;
 	if (mkdir(dir, 0700) == 0) {
 		int rc = sync_parent(dir); /* or a power cut could lose the new log whole */
 		if (rc)

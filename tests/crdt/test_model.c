@@ -1787,7 +1787,7 @@ START_TEST(recreate_changes_uidvalidity)
 	struct fx f;
 	fx_setup(&f);
 	crdt_oplist ops = CRDT_OPLIST_INIT;
-	uint32_t old_uid;
+	uint32_t old_uid = 0;
 	ck_assert(find_row(f.m, "Work", f.m2, &old_uid, NULL));
 	ck_assert_int_eq(crdt_model_delete(f.m, &ops, f.work), 0);
 	crdt_dot again, msg;
