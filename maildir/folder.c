@@ -206,6 +206,20 @@ int md_folder_list(md *m, char ***names_out, size_t *n_out)
 	return 0;
 }
 
+int md_folder_check(md *m, const char *mailbox)
+{
+	char *dir;
+	int rc = md_folder_dir(mailbox, &dir);
+	if (rc)
+		return rc;
+	struct stat st;
+	if (*dir && fstatat(m->rootfd, dir, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode))
+		rc = err_set(MCRDT_EIO, "mailbox '%s' needs the directory %s/%s, and a %s is in its place: move it away",
+			     mailbox, m->root, dir, S_ISLNK(st.st_mode) ? "symbolic link" : "file");
+	free(dir);
+	return rc;
+}
+
 int md_folder_create(md *m, const char *mailbox)
 {
 	char *dir;
@@ -220,8 +234,10 @@ int md_folder_create(md *m, const char *mailbox)
 	snprintf(path, sizeof path, "%s/%s", m->root, dir);
 	int fd = -1;
 	if (mkdirat(m->rootfd, dir, 0700) != 0) {
-		rc = errno == EEXIST ? err_set(MCRDT_EEXISTS, "mailbox '%s' exists (%s)", mailbox, path)
-				     : err_sys(errno == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO, "cannot create %s", path);
+		if (errno != EEXIST)
+			rc = err_sys(errno == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO, "cannot create %s", path);
+		else if ((rc = md_folder_check(m, mailbox)) == 0)
+			rc = err_set(MCRDT_EEXISTS, "mailbox '%s' exists (%s)", mailbox, path);
 	} else if ((rc = md_open_dir(m->rootfd, dir, path, &fd)) == 0) {
 		static const char *const subs[] = { "tmp", "new", "cur" };
 		for (size_t i = 0; rc == 0 && i < 3; i++)

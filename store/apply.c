@@ -455,8 +455,11 @@ static int plan_deliver(struct apply *a, struct plan *p, const struct side *x)
 static int make_plan(struct apply *a, struct plan *p, char **after, size_t nafter)
 {
 	int rc = 0;
+	/* A file in a new folder's place would fail the journaled plan at
+	 * every retry: the sync is refused before anything is written, and
+	 * goes through once the file is moved. */
 	for (size_t i = 0; rc == 0 && i < nafter; i++)
-		if (!has_name(a->names_before, a->nbefore, after[i]))
+		if (!has_name(a->names_before, a->nbefore, after[i]) && (rc = md_folder_check(a->s->md, after[i])) == 0)
 			rc = plan_add(p, PL_MKDIR, NULL, after[i], NULL, NULL, NULL);
 	struct side *b = calloc(a->nt + 1, sizeof *b), *f = calloc(a->nt + 1, sizeof *f);
 	size_t nb = 0, nf = 0;

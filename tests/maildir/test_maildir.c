@@ -154,6 +154,32 @@ START_TEST(a_copied_base_name_is_kept_and_never_overwrites)
 }
 END_TEST
 
+/* A folder's name held by a file or a link: creating it fails with a
+ * message naming the path (it is not taken for a folder that exists),
+ * and md_folder_check says so before anyone tries. */
+START_TEST(a_file_in_a_folders_place)
+{
+	char p[512];
+	snprintf(p, sizeof p, "%s/.Held", root);
+	FILE *f = fopen(p, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	ck_assert_int_eq(md_folder_check(m, "Held"), MCRDT_EIO);
+	ck_assert_int_eq(md_folder_create(m, "Held"), MCRDT_EIO);
+	ck_assert_ptr_nonnull(strstr(mcrdt_error_last(), "/.Held, and a file is in its place"));
+	ck_assert_int_eq(unlink(p), 0);
+	ck_assert_int_eq(symlink("cur", p), 0);
+	ck_assert_int_eq(md_folder_create(m, "Held"), MCRDT_EIO);
+	ck_assert_ptr_nonnull(strstr(mcrdt_error_last(), "a symbolic link is in its place"));
+	ck_assert_int_eq(unlink(p), 0);
+	ck_assert_int_eq(md_folder_check(m, "Held"), 0);
+	ck_assert_int_eq(md_folder_create(m, "Held"), 0);
+	ck_assert_int_eq(md_folder_check(m, "Held"), 0);
+	ck_assert_int_eq(md_folder_create(m, "Held"), MCRDT_EEXISTS);
+	ck_assert_int_eq(md_folder_check(m, "INBOX"), 0);
+}
+END_TEST
+
 START_TEST(a_batch_appears_at_commit)
 {
 	ck_assert_int_eq(md_folder_create(m, "Lists"), 0);
@@ -995,6 +1021,7 @@ int main(void)
 	tcase_add_test(tc, delivery_is_a_plain_file_in_new);
 	tcase_add_test(tc, a_copied_base_name_is_kept_and_never_overwrites);
 	tcase_add_test(tc, a_batch_appears_at_commit);
+	tcase_add_test(tc, a_file_in_a_folders_place);
 	tcase_add_test(tc, info_parsing_reports_rather_than_mangles);
 	tcase_add_test(tc, flag_renames_move_new_to_cur);
 	tcase_add_test(tc, keywords_share_dovecot_letters);

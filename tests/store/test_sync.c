@@ -1411,6 +1411,9 @@ static char *hex_of(mcrdt_store *s)
 	return h;
 }
 
+/* The message of the last sync_refused. */
+static char g_refused[1024];
+
 /* The sync of s with hub fails with want (0: any error) and s is as before. */
 static void sync_refused(mcrdt_store *s, const char *dir, const char *hub, int want, const char *what)
 {
@@ -1426,6 +1429,7 @@ static void sync_refused(mcrdt_store *s, const char *dir, const char *hub, int w
 		ck_assert_msg(rc < 0, "%s: sync gave %d (%s), expected an error", what, rc, msg ? msg : "");
 	ck_assert_msg(msg && *msg, "%s: no error message", what);
 	fprintf(stderr, "%s: refused as expected: %d %s\n", what, rc, msg);
+	snprintf(g_refused, sizeof g_refused, "%s", msg);
 	char *after = render(s, dir);
 	assert_same_text(what, before, after);
 	OK(mcrdt_store_info(s, &i1));
@@ -1620,6 +1624,50 @@ START_TEST(untrusted_mailbox_name)
 	free(top_before);
 	free(parent_before);
 	free(parent);
+	fx_close(&f);
+}
+END_TEST
+
+/* A file (or a link) holds the name of the folder a peer's new mailbox
+ * needs: the sync is refused with a message naming it, and the replica
+ * goes on as before (no mailbox half made, no journal left to block every
+ * call, no scan that takes the missing folder for a deletion and sends
+ * that to every replica). Once the file is moved, the sync goes through
+ * and the peer keeps its mailbox. A local CREATE there is refused too. */
+START_TEST(a_file_where_a_peer_folder_goes)
+{
+	struct fx f;
+	fx_open(&f, 2);
+	OK(mcrdt_mailbox_create(f.s[0], "Foo"));
+	add_plain(f.s[0], "Foo", "Subject: foo\r\n\r\nin Foo\r\n");
+	OK(mcrdt_sync(f.s[0], f.hub, NULL, NULL));
+	static const char *const kinds[] = { "file", "symbolic link" };
+	char *in_way = tmp_path(f.dirs[1], ".Foo");
+	for (int k = 0; k < 2; k++) {
+		if (k == 0)
+			write_file(f.dirs[1], ".Foo", "not a folder\n");
+		else
+			ck_assert_int_eq(symlink("cur", in_way), 0);
+		sync_refused(f.s[1], f.dirs[1], f.hub, MCRDT_EIO, kinds[k]);
+		ck_assert_msg(strstr(g_refused, "/r1/.Foo,") && strstr(g_refused, kinds[k]),
+			      "the message names neither the path nor what is there: %s", g_refused);
+		/* Usable as before, and still without Foo. */
+		add_plain(f.s[1], "INBOX", k ? "Subject: b1\r\n\r\nsecond\r\n" : "Subject: b0\r\n\r\nfirst\r\n");
+		ck_assert_int_eq(mcrdt_mailbox_create(f.s[1], "Foo"), MCRDT_EIO);
+		struct mcrdt_scan_report rep;
+		OK(mcrdt_store_scan(f.s[1], &rep));
+		ck_assert_uint_eq(rep.folders_removed, 0);
+		ck_assert(!exists(f.s[1], "Foo"));
+		ck_assert_int_eq(unlink(in_way), 0);
+		if (k == 0) /* the next round puts it back */
+			continue;
+		OK(mcrdt_sync(f.s[1], f.hub, NULL, NULL));
+	}
+	ck_assert(find_body(f.s[1], "Foo", "Subject: foo\r\n\r\nin Foo\r\n", NULL));
+	ck_assert_int_le(sync_hub_all(f.s, f.dirs, 2, f.hub, 4), 4);
+	ck_assert(find_body(f.s[0], "Foo", "Subject: foo\r\n\r\nin Foo\r\n", NULL));
+	ck_assert(find_body(f.s[0], "INBOX", "Subject: b1\r\n\r\nsecond\r\n", NULL));
+	free(in_way);
 	fx_close(&f);
 }
 END_TEST
@@ -2215,6 +2263,7 @@ int main(void)
 	tcase_add_test(tu, untrusted_corrupt_pack);
 	tcase_add_test(tu, untrusted_body_size);
 	tcase_add_test(tu, untrusted_mailbox_name);
+	tcase_add_test(tu, a_file_where_a_peer_folder_goes);
 	suite_add_tcase(s, tu);
 
 	TCase *tb = tcase_create("crash_and_join");
