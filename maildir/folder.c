@@ -206,16 +206,37 @@ int md_folder_list(md *m, char ***names_out, size_t *n_out)
 	return 0;
 }
 
+static const char *const md_subs[] = { "tmp", "new", "cur" };
+
+/* Whether something that is not a directory holds dirfd/name (shown as
+ * path), which a folder of mailbox needs: MCRDT_EIO naming it, else 0. */
+static int in_way(int dirfd, const char *name, const char *path, const char *mailbox)
+{
+	struct stat st;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || S_ISDIR(st.st_mode))
+		return 0;
+	return err_set(MCRDT_EIO, "mailbox '%s' needs the directory %s, and a %s is in its place: move it away", mailbox,
+		       path, S_ISLNK(st.st_mode) ? "symbolic link" : "file");
+}
+
 int md_folder_check(md *m, const char *mailbox)
 {
 	char *dir;
 	int rc = md_folder_dir(mailbox, &dir);
 	if (rc)
 		return rc;
-	struct stat st;
-	if (*dir && fstatat(m->rootfd, dir, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode))
-		rc = err_set(MCRDT_EIO, "mailbox '%s' needs the directory %s/%s, and a %s is in its place: move it away",
-			     mailbox, m->root, dir, S_ISLNK(st.st_mode) ? "symbolic link" : "file");
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/%s", m->root, dir);
+	int fd = -1;
+	if (*dir && (rc = in_way(m->rootfd, dir, path, mailbox)) == 0 &&
+	    (fd = openat(m->rootfd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) >= 0) {
+		for (size_t i = 0; rc == 0 && i < 3; i++) {
+			char sub[PATH_MAX + 8];
+			snprintf(sub, sizeof sub, "%s/%s", path, md_subs[i]);
+			rc = in_way(fd, md_subs[i], sub, mailbox);
+		}
+		close(fd);
+	}
 	free(dir);
 	return rc;
 }
@@ -233,26 +254,31 @@ int md_folder_create(md *m, const char *mailbox)
 	char path[PATH_MAX];
 	snprintf(path, sizeof path, "%s/%s", m->root, dir);
 	int fd = -1;
-	if (mkdirat(m->rootfd, dir, 0700) != 0) {
-		if (errno != EEXIST)
-			rc = err_sys(errno == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO, "cannot create %s", path);
-		else if ((rc = md_folder_check(m, mailbox)) == 0)
-			rc = err_set(MCRDT_EEXISTS, "mailbox '%s' exists (%s)", mailbox, path);
-	} else if ((rc = md_open_dir(m->rootfd, dir, path, &fd)) == 0) {
-		static const char *const subs[] = { "tmp", "new", "cur" };
-		for (size_t i = 0; rc == 0 && i < 3; i++)
-			if (mkdirat(fd, subs[i], 0700) != 0)
-				rc = err_sys(MCRDT_EIO, "cannot create %s/%s", path, subs[i]);
+	/* A directory there (a crash inside this call, another tool's empty
+	 * folder) is completed: the scan counts only folders with cur/. */
+	bool made = mkdirat(m->rootfd, dir, 0700) == 0, added = made;
+	if (!made && errno != EEXIST)
+		rc = err_sys(errno == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO, "cannot create %s", path);
+	else if ((made || (rc = md_folder_check(m, mailbox)) == 0) &&
+		 (rc = md_open_dir(m->rootfd, dir, path, &fd)) == 0) {
+		for (size_t i = 0; rc == 0 && i < 3; i++) {
+			if (mkdirat(fd, md_subs[i], 0700) == 0)
+				added = true;
+			else if (errno != EEXIST)
+				rc = err_sys(MCRDT_EIO, "cannot create %s/%s", path, md_subs[i]);
+		}
 		/* Maildir++ marks a subfolder with an empty "maildirfolder" file. */
 		int mf = rc ? -1 : openat(fd, "maildirfolder", O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (rc == 0 && mf < 0)
 			rc = err_sys(MCRDT_EIO, "cannot create %s/maildirfolder", path);
 		if (mf >= 0)
 			close(mf);
-		if (rc == 0)
+		if (rc == 0 && added)
 			rc = md_fsync(fd, path);
-		if (rc == 0)
+		if (rc == 0 && made)
 			rc = md_fsync(m->rootfd, m->root);
+		if (rc == 0 && !added)
+			rc = err_set(MCRDT_EEXISTS, "mailbox '%s' exists (%s)", mailbox, path);
 	}
 	if (fd >= 0)
 		close(fd);

@@ -77,12 +77,14 @@ int md_folder_name(const char *dir, char **mailbox_out);
 int md_folder_list(md *md, char ***names_out, size_t *n_out);
 void md_strv_free(char **v, size_t n);
 /* Creates mailbox's folder (tmp/, new/, cur/ and the Maildir++ marker),
- * synced. MCRDT_EEXISTS when the directory exists; MCRDT_EIO when
- * something that is not a directory holds its name (md_folder_check). */
+ * synced; a directory already there gets what it lacks. MCRDT_EEXISTS
+ * when it lacked nothing; MCRDT_EIO when something that is not a
+ * directory holds a name it needs (md_folder_check). */
 int md_folder_create(md *md, const char *mailbox);
-/* 0 when mailbox's folder exists as a directory or can be created; else
- * MCRDT_EIO naming the file or link in its place (a folder there could
- * never be made), or md_folder_dir's error for a bad name. */
+/* 0 when mailbox's folder exists or can be made (a directory there is
+ * completed); else MCRDT_EIO naming the file or link that holds its name
+ * or the name of its tmp/, new/ or cur/, or md_folder_dir's error for a
+ * bad name. */
 int md_folder_check(md *md, const char *mailbox);
 /* Removes one folder and its messages; its children stay. */
 int md_folder_delete(md *md, const char *mailbox);

@@ -177,6 +177,22 @@ START_TEST(a_file_in_a_folders_place)
 	ck_assert_int_eq(md_folder_check(m, "Held"), 0);
 	ck_assert_int_eq(md_folder_create(m, "Held"), MCRDT_EEXISTS);
 	ck_assert_int_eq(md_folder_check(m, "INBOX"), 0);
+	/* An empty directory is completed; one whose cur/ is a file is not. */
+	snprintf(p, sizeof p, "%s/.Part", root);
+	ck_assert_int_eq(mkdir(p, 0700), 0);
+	ck_assert_int_eq(md_folder_check(m, "Part"), 0);
+	ck_assert_int_eq(md_folder_create(m, "Part"), 0);
+	ck_assert_int_eq(count_dir(".Part/cur") + count_dir(".Part/new") + count_dir(".Part/tmp"), 0);
+	ck_assert_int_eq(md_folder_create(m, "Part"), MCRDT_EEXISTS);
+	snprintf(p, sizeof p, "%s/.Bad", root);
+	ck_assert_int_eq(mkdir(p, 0700), 0);
+	snprintf(p, sizeof p, "%s/.Bad/cur", root);
+	f = fopen(p, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	ck_assert_int_eq(md_folder_check(m, "Bad"), MCRDT_EIO);
+	ck_assert_int_eq(md_folder_create(m, "Bad"), MCRDT_EIO);
+	ck_assert_ptr_nonnull(strstr(mcrdt_error_last(), "/.Bad/cur, and a file is in its place"));
 }
 END_TEST
 
