@@ -960,11 +960,11 @@ static int fetch_slow(sync_git *g, struct xfer *x)
 
 /*
  * Loads a remote pack index (version 2) into *ix (checked against its
- * checksum; the caller frees it) and tells whether we lack any of its
- * objects.
+ * checksum; the caller frees it) and marks in *missing (NULL: none) the
+ * objects that neither odb nor out (this transfer's pack) holds.
  */
-static int idx_check(git_odb *odb, const char *url, const char *path, uint64_t pack_size, struct pack_idx *ix,
-		     uint8_t **missing)
+static int idx_check(git_odb *odb, const struct pack *out, const char *url, const char *path, uint64_t pack_size,
+		     struct pack_idx *ix, uint8_t **missing)
 {
 	char who[PATH_MAX];
 	sg_path(who, sizeof who, "remote %s", url);
@@ -982,7 +982,7 @@ static int idx_check(git_odb *odb, const char *url, const char *path, uint64_t p
 	for (uint32_t i = 0; i < ix->n; i++) {
 		git_oid id;
 		memcpy(id.id, ix->ids + (size_t)i * 20, 20);
-		if (git_odb_exists_ext(odb, &id, GIT_ODB_LOOKUP_NO_REFRESH))
+		if (git_odb_exists_ext(odb, &id, GIT_ODB_LOOKUP_NO_REFRESH) || pack_has(out, &id))
 			continue;
 		if (!*missing && !(*missing = calloc(ix->n, 1))) {
 			idx_free(ix);
@@ -1037,7 +1037,7 @@ static int copy_pack(struct xfer *x, bool fetch, const char *srcdir, const struc
 	sg_path(spack, sizeof spack, "%s/%s.pack", srcdir, base);
 	struct pack_idx ix;
 	uint8_t *missing = NULL;
-	int rc = idx_check(dst, url, sidx, sp->size, &ix, &missing);
+	int rc = idx_check(dst, out, url, sidx, sp->size, &ix, &missing);
 	if (rc)
 		return sg_gone(sidx) ? 1 : rc;
 	if (!missing) {
@@ -1052,6 +1052,9 @@ static int copy_pack(struct xfer *x, bool fetch, const char *srcdir, const struc
 		nobj = ix.n;
 		sg_path(dir, sizeof dir, "%s/pack", dstdir);
 		rc = pack_import(who, spack, &ix, dir, base, dst, x->unpack, missing, &bytes);
+		/* The next pack's check sees these objects held. */
+		if (rc == 0 && git_odb_refresh(dst) < 0)
+			rc = sg_fail(MCRDT_EIO, "%s: re-reading the packs", who);
 	}
 	idx_free(&ix);
 	free(missing);
@@ -1129,6 +1132,7 @@ static int copy_objects(struct xfer *x, bool fetch, const char *srcdir, git_odb 
 	/* The packs' names reach the disk before a ref can name their
 	 * objects: pack_finish syncs the directory. */
 	sg_path(dir, sizeof dir, "%s/pack", dstdir);
+	copied |= out.count != 0;
 	if (!rc && out.count)
 		rc = pack_finish(&out);
 	else if (!rc && copied)

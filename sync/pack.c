@@ -321,16 +321,39 @@ void pack_free(struct pack *p)
 	p->fd = -1;
 }
 
+/* An id's bytes [at, at + 8) as a number. */
+static uint64_t id_word(const git_oid *id, size_t at)
+{
+	uint64_t w;
+	memcpy(&w, id->id + at, sizeof w);
+	return w;
+}
+
+/* p->seen maps an id's first 8 bytes to its next 8 (sixteen bytes of
+ * SHA-1 agree only where SHA-1 itself is broken). A peer can make two ids
+ * share the first 8 (2^32 work): an id whose key another holds is looked
+ * for among the entries written. */
+bool pack_has(const struct pack *p, const git_oid *id)
+{
+	uint64_t key = id_word(id, 0);
+	const uint64_t *v = hmap_get(&p->seen, key == HMAP_EMPTY ? key - 1 : key);
+	if (!v)
+		return false;
+	if (*v == id_word(id, 8))
+		return true;
+	for (size_t i = 0; i < p->count; i++)
+		if (git_oid_equal(&p->e[i].id, id))
+			return true;
+	return false;
+}
+
 int pack_seen(struct pack *p, const git_oid *id)
 {
-	uint64_t key;
-	memcpy(&key, id->id, sizeof key);
-	if (key == HMAP_EMPTY)
-		key--;
-	int rc = hmap_put_new(&p->seen, key, 0);
-	if (rc == MCRDT_EEXISTS)
-		return 1; /* (two ids sharing 64 bits: the second is left out; odds 2^-64) */
-	if (rc)
+	if (pack_has(p, id))
+		return 1;
+	uint64_t key = id_word(id, 0);
+	int rc = hmap_put_new(&p->seen, key == HMAP_EMPTY ? key - 1 : key, id_word(id, 8));
+	if (rc && rc != MCRDT_EEXISTS) /* (EEXISTS: another id holds the key) */
 		return rc;
 	return p->skip_existing && git_odb_exists(p->odb, id);
 }
@@ -784,6 +807,11 @@ static int pread_exact(int fd, const char *who, const char *path, uint64_t off, 
 				: err_sys(MCRDT_EIO, "%s: reading %s", who, path);
 }
 
+/* Above the largest entry a whole object we take can have: it inflates
+ * to at most 4 GiB (entry_check), and deflate never grows data by 0.1%
+ * (zlib's deflateBound), plus a header. */
+#define ENTRY_MAX (UINT64_C(0xffffffff) + (UINT64_C(0xffffffff) >> 10) + 64)
+
 /* A source pack (another process's file, read through a buffer, never
  * mapped) open for copying entries out of it. */
 struct srcfile {
@@ -861,6 +889,14 @@ static int copy_entries(struct pack *p, git_odb *odb, const char *who, const cha
 		if (t && !t->want[i])
 			continue;
 		size_t len = src_len(f, ix->n, k);
+		if ((uint64_t)len > ENTRY_MAX) { /* read whole below: a peer's file may claim anything */
+			char hx[GIT_OID_HEXSZ + 1];
+			git_oid oid;
+			memcpy(oid.id, ix->ids + (size_t)i * 20, 20);
+			rc = err_set(MCRDT_ECORRUPT, "%s: %s: object %s is not a whole object (%zu bytes packed)", who,
+				     path, git_oid_tostr(hx, sizeof hx, &oid), len);
+			break;
+		}
 		if ((rc = GROW(buf, cap, len)) || (rc = pread_exact(f->fd, who, path, f->v[k].off, buf, len)))
 			break;
 		if (!t) {
@@ -1392,12 +1428,22 @@ int pack_extract(const char *who, const char *src, const struct pack_idx *ix, co
 	struct taker t = { .want = want, .unpack = unpack };
 	if (wanted >= f.size / 2)
 		rc = PACK_WHOLE; /* a copy and two threads check it faster */
+	/* A delta goes whole through libgit2's indexer, which resolves it:
+	 * found before anything is taken (an entry's type is its first byte). */
+	for (uint32_t k = 0; !rc && k < ix->n; k++) {
+		uint8_t b0;
+		if (want[f.v[k].i] && !(rc = pread_exact(f.fd, who, src, f.v[k].off, &b0, 1)) &&
+		    (((b0 >> 4) & 7) == GIT_OBJECT_OFS_DELTA || ((b0 >> 4) & 7) == GIT_OBJECT_REF_DELTA))
+			rc = PACK_WHOLE;
+	}
+	if (rc)
+		;
 	else if (out->fd < 0 && (rc = pack_open(out, objdir, odb, false)))
 		;
 	else if (!(t.buf = malloc(CHECK_BUF)) || inflateInit(&t.z) != Z_OK)
 		rc = err_set(MCRDT_ENOMEM, "out of memory reading %s", src);
 	else if ((rc = copy_entries(out, odb, who, src, &f, ix, &t)) == 1)
-		rc = PACK_WHOLE; /* a delta: the indexer resolves it */
+		rc = err_set(MCRDT_ECORRUPT, "%s: %s changed while it was read", who, src); /* (a delta now) */
 	if (t.buf) {
 		inflateEnd(&t.z);
 		free(t.buf);

@@ -101,8 +101,13 @@ struct pack {
 /* objdir is a repository's objects directory; odb its object database.
  * skip_existing: objects odb holds are left out. */
 int pack_open(struct pack *p, const char *objdir, git_odb *odb, bool skip_existing);
-/* 1 when id is written already (or, skip_existing, held): leave it out. */
+/* 1 when id is written already (or, skip_existing, held): leave it out;
+ * else 0, and the caller writes it. */
 int pack_seen(struct pack *p, const git_oid *id);
+/* Whether pack_seen has said 1 of id, or was asked about it (and id is
+ * going in). Ids are told apart by their first 16 bytes, and whole where
+ * two share the first 8 (a peer can make that happen). */
+bool pack_has(const struct pack *p, const git_oid *id);
 /* Appends object id of len bytes, already deflated into z. */
 int pack_put(struct pack *p, const git_oid *id, git_object_t type, size_t len, const uint8_t *z, size_t zlen);
 /* Hashes, deduplicates, deflates and appends an object; *id_out its id. */

@@ -233,7 +233,6 @@ static bool op_has_body(uint64_t c)
 	return c != 1 && c % 5 != 0 && has_body(c);
 }
 
-/* Replica r's body c (SMALL) in *want (caller frees), its id in *id. */
 /* blob holds exactly the len bytes of want; freed. */
 static void blob_is(struct sync_git_blob *blob, const void *want, size_t len)
 {
@@ -242,6 +241,7 @@ static void blob_is(struct sync_git_blob *blob, const void *want, size_t len)
 	sync_git_blob_free(blob);
 }
 
+/* Replica r's body c (SMALL) in *want (caller frees), its id in *id. */
 static size_t op_body(uint64_t r, uint64_t c, char **want, sync_oid *id)
 {
 	size_t len = body_of(&SMALL, r, c, want);
@@ -1312,8 +1312,61 @@ static void assert_all_there(const char *repo, const char *scratch, uint64_t r, 
 	assert_fsck_clean(scratch);
 }
 
-/* Past the limit only the small packs merge: the big one (a full sync's)
- * stays as it is, and what is left is geometric. */
+/* The objects the packs of repo hold, duplicates counted. */
+static uint32_t pack_objects(const char *repo)
+{
+	char *dir = tmp_path(repo, "objects/pack");
+	DIR *dp = opendir(dir);
+	ck_assert_ptr_nonnull(dp);
+	uint32_t n = 0;
+	struct dirent *e;
+	while ((e = readdir(dp))) {
+		size_t l = strlen(e->d_name);
+		if (l < 5 || strcmp(e->d_name + l - 4, ".idx") != 0)
+			continue;
+		char *p = tmp_path(dir, e->d_name);
+		struct pack_idx ix;
+		ck_assert_int_eq(idx_load("test", p, SIZE_MAX, &ix), 0);
+		n += ix.n;
+		idx_free(&ix);
+		free(p);
+	}
+	closedir(dp);
+	free(dir);
+	return n;
+}
+
+/* Links the one pack of repo a that repo b does not have by name (.pack
+ * and .idx) into dir; its file name (.pack) into name. */
+static void link_pack_b_lacks(const char *a, const char *b, const char *dir, char *name, size_t size)
+{
+	char *ad = tmp_path(a, "objects/pack"), *bd = tmp_path(b, "objects/pack");
+	DIR *dp = opendir(ad);
+	ck_assert_ptr_nonnull(dp);
+	struct dirent *e;
+	name[0] = 0;
+	while ((e = readdir(dp))) {
+		size_t l = strlen(e->d_name);
+		char *inb = tmp_path(bd, e->d_name);
+		bool new_to_b = l > 5 && strcmp(e->d_name + l - 5, ".pack") == 0 && access(inb, F_OK) != 0;
+		free(inb);
+		if (!new_to_b)
+			continue;
+		ck_assert_msg(!name[0], "two packs new to b");
+		snprintf(name, size, "%s", e->d_name);
+		for (int k = 0; k < 2; k++) {
+			char from[700], to[700];
+			snprintf(from, sizeof from, "%s/%.*s.%s", ad, (int)l - 5, e->d_name, k ? "idx" : "pack");
+			snprintf(to, sizeof to, "%s/%.*s.%s", dir, (int)l - 5, e->d_name, k ? "idx" : "pack");
+			ck_assert_int_eq(link(from, to), 0);
+		}
+	}
+	closedir(dp);
+	ck_assert_msg(name[0], "no pack new to b");
+	free(ad);
+	free(bd);
+}
+
 /* The offset in the pack of the entry of id, from the index at path. */
 static uint64_t entry_offset(const char *path, const sync_oid *id)
 {
@@ -1343,7 +1396,12 @@ START_TEST(fetch_takes_only_what_it_lacks)
 	sync_git *b = open_repo(rb, RB);
 	fetch(b, ra);
 	ck_assert_uint_eq(count_packs(rb), 1);
+	uint32_t nb = pack_objects(rb);
 	publish(a, RA, 61, 4);
+	/* A's pack of the new ops (the one B lacks), kept aside for the end. */
+	char *p2 = tmp_path(d, "p2"), p2name[300];
+	ck_assert_int_eq(mkdir(p2, 0700), 0);
+	link_pack_b_lacks(ra, rb, p2, p2name, sizeof p2name);
 	unsigned np = 0;
 	ck_assert_int_eq(sync_git_maintain(a, 1, &np), 0);
 	ck_assert_uint_eq(np, 1);
@@ -1352,6 +1410,8 @@ START_TEST(fetch_takes_only_what_it_lacks)
 	snprintf(aidx, sizeof aidx, "%.*s.idx", (int)strlen(apack) - 5, apack);
 	struct stat sb;
 	ck_assert_int_eq(stat(apack, &sb), 0);
+	uint32_t lacked = pack_objects(ra) - nb;
+	char *pdb = NULL;
 
 	/* The merged pack with body 61 forged, in its place. */
 	char *want;
@@ -1399,14 +1459,22 @@ START_TEST(fetch_takes_only_what_it_lacks)
 	assert_msg_has("CRC-32");
 	ck_assert_uint_eq(count_packs(rb), 1);
 
-	/* Whole again: only what B lacked comes, into a pack of its own. */
+	/* Whole again, and A's pack from before the merge back beside it (the
+	 * objects B lacks, in two packs): they come once, into a pack of B's
+	 * own, and nothing else is left in B's pack directory. */
 	damage(apack, (off_t)at);
+	for (int k = 0; k < 2; k++) {
+		char from[700], to[700], *dot = strrchr(p2name, '.');
+		snprintf(from, sizeof from, "%s/%.*s.%s", p2, (int)(dot - p2name), p2name, k ? "idx" : "pack");
+		snprintf(to, sizeof to, "%s/%.*s.%s", pd, (int)(dot - p2name), p2name, k ? "idx" : "pack");
+		ck_assert_int_eq(rename(from, to), 0);
+	}
 	struct sync_git_stats st = { 0 };
 	ck_assert_msg(sync_git_fetch(b, &rem, &st) == 0, "fetch: %s", mcrdt_error_last());
-	ck_assert_uint_gt(st.objects_fetched, 3);
-	ck_assert_uint_lt(st.objects_fetched, 20);
+	ck_assert_uint_eq(st.objects_fetched, lacked);
 	ck_assert_uint_lt(st.bytes_fetched * 4, (uint64_t)sb.st_size);
 	ck_assert_uint_eq(count_packs(rb), 2);
+	ck_assert_uint_eq(count_files(pdb = tmp_path(rb, "objects/pack"), ""), 2 + 4); /* (. and ..) */
 	char *merged = tmp_path(rb, "objects/pack");
 	char *theirs = tmp_path(merged, base);
 	ck_assert_int_ne(access(theirs, F_OK), 0);
@@ -1416,6 +1484,8 @@ START_TEST(fetch_takes_only_what_it_lacks)
 
 	for (int i = 0; i < 2; i++)
 		free(aside[i]);
+	free(pdb);
+	free(p2);
 	free(theirs);
 	free(merged);
 	free(pd);
@@ -1434,6 +1504,8 @@ START_TEST(fetch_takes_only_what_it_lacks)
 }
 END_TEST
 
+/* Past the limit only the small packs merge: the big one (a full sync's)
+ * stays as it is, and what is left is geometric. */
 START_TEST(maintain_merges_the_small_packs)
 {
 	char *d = tmp_dir();
@@ -1628,11 +1700,6 @@ START_TEST(maintain_refuses_a_pack_cut_short)
 }
 END_TEST
 
-/* Packs git wrote with deltas (as a fetch through libgit2 from a git
- * server brings) merge too: the deltas come out as whole objects. */
-/* A repository at ra (scratch d) holding A's ops 1..5 and a pack git wrote
- * of two texts one line apart, one a delta of the other: each text's
- * bytes, length and id. */
 /* Two long texts a line apart (a delta would store the second), in text
  * (caller frees) and in the files d/t0 and d/t1; their ids in id. */
 static void two_texts(const char *d, char *text[2], size_t len[2], sync_oid id[2])
@@ -1679,6 +1746,8 @@ static void assert_texts(sync_git *g, char *text[2], const size_t len[2], const 
 	}
 }
 
+/* Packs git wrote with deltas (as a fetch through libgit2 from a git
+ * server brings) merge too: the deltas come out as whole objects. */
 START_TEST(maintain_stores_deltas_whole)
 {
 	if (!have_git()) {
@@ -1779,6 +1848,7 @@ START_TEST(fetch_of_a_few_objects_meets_a_delta)
 	ck_assert_msg(system(cmd) == 0, "git did not write a pack with a delta: %s", cmd);
 	ck_assert_uint_eq(count_packs(ra), 2);
 	fetch(b, ra);
+	ck_assert_uint_eq(count_packs(rb), 2); /* its own, and the indexer's: nothing taken out before */
 	assert_bodies(b, RA, 60);
 	assert_texts(b, text, len, id);
 	sync_git_close(b);
