@@ -267,15 +267,20 @@ int md_folder_create(md *m, const char *mailbox)
 			else if (errno != EEXIST)
 				rc = err_sys(MCRDT_EIO, "cannot create %s/%s", path, md_subs[i]);
 		}
-		/* Maildir++ marks a subfolder with an empty "maildirfolder" file. */
-		int mf = rc ? -1 : openat(fd, "maildirfolder", O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (rc == 0 && mf < 0)
+		/* Maildir++ marks a subfolder with an empty "maildirfolder" file
+		 * (whatever holds that name in a folder already there stays). */
+		int mf = rc ? -1 : openat(fd, "maildirfolder", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (mf >= 0)
+			added = true;
+		else if (rc == 0 && errno != EEXIST)
 			rc = err_sys(MCRDT_EIO, "cannot create %s/maildirfolder", path);
 		if (mf >= 0)
 			close(mf);
-		if (rc == 0 && added)
+		/* Synced even when nothing was added here: another process may
+		 * have made the folder and not synced it yet. */
+		if (rc == 0)
 			rc = md_fsync(fd, path);
-		if (rc == 0 && made)
+		if (rc == 0)
 			rc = md_fsync(m->rootfd, m->root);
 		if (rc == 0 && !added)
 			rc = err_set(MCRDT_EEXISTS, "mailbox '%s' exists (%s)", mailbox, path);

@@ -308,7 +308,7 @@ int pack_open(struct pack *p, const char *objdir, git_odb *odb, bool skip_existi
 
 void pack_free(struct pack *p)
 {
-	if (p->fd >= 0 && p->odb) {
+	if (p->fd >= 0) {
 		close(p->fd);
 		if (p->tmp[0])
 			unlink(p->tmp);
@@ -316,6 +316,7 @@ void pack_free(struct pack *p)
 	deflater_free(&p->d);
 	free(p->wbuf);
 	free(p->e);
+	free(p->clash);
 	hmap_free(&p->seen);
 	memset(p, 0, sizeof *p);
 	p->fd = -1;
@@ -331,8 +332,8 @@ static uint64_t id_word(const git_oid *id, size_t at)
 
 /* p->seen maps an id's first 8 bytes to its next 8 (sixteen bytes of
  * SHA-1 agree only where SHA-1 itself is broken). A peer can make two ids
- * share the first 8 (2^32 work): an id whose key another holds is looked
- * for among the entries written. */
+ * share the first 8 (2^32 work a pair): an id whose key another holds is
+ * kept whole in p->clash, which only such ids reach. */
 bool pack_has(const struct pack *p, const git_oid *id)
 {
 	uint64_t key = id_word(id, 0);
@@ -341,8 +342,8 @@ bool pack_has(const struct pack *p, const git_oid *id)
 		return false;
 	if (*v == id_word(id, 8))
 		return true;
-	for (size_t i = 0; i < p->count; i++)
-		if (git_oid_equal(&p->e[i].id, id))
+	for (size_t i = 0; i < p->nclash; i++)
+		if (git_oid_equal(&p->clash[i], id))
 			return true;
 	return false;
 }
@@ -353,7 +354,9 @@ int pack_seen(struct pack *p, const git_oid *id)
 		return 1;
 	uint64_t key = id_word(id, 0);
 	int rc = hmap_put_new(&p->seen, key == HMAP_EMPTY ? key - 1 : key, id_word(id, 8));
-	if (rc && rc != MCRDT_EEXISTS) /* (EEXISTS: another id holds the key) */
+	if (rc == MCRDT_EEXISTS && !(rc = GROW(p->clash, p->capclash, p->nclash + 1)))
+		p->clash[p->nclash++] = *id;
+	if (rc)
 		return rc;
 	return p->skip_existing && git_odb_exists(p->odb, id);
 }
@@ -521,6 +524,9 @@ int pack_finish(struct pack *p)
 		return rc;
 
 	qsort(p->e, p->count, sizeof *p->e, cmp_entry);
+	for (size_t i = 1; i < p->count; i++) /* (pack_seen's work; an index with one id twice is refused) */
+		if (git_oid_equal(&p->e[i - 1].id, &p->e[i].id))
+			return err_set(MCRDT_EIO, "%s holds an object twice", p->tmp);
 	size_t ilen;
 	uint8_t *idx = pack_index(p, sum, &ilen);
 	if (!idx)
@@ -807,10 +813,9 @@ static int pread_exact(int fd, const char *who, const char *path, uint64_t off, 
 				: err_sys(MCRDT_EIO, "%s: reading %s", who, path);
 }
 
-/* Above the largest entry a whole object we take can have: it inflates
- * to at most 4 GiB (entry_check), and deflate never grows data by 0.1%
- * (zlib's deflateBound), plus a header. */
-#define ENTRY_MAX (UINT64_C(0xffffffff) + (UINT64_C(0xffffffff) >> 10) + 64)
+/* Above the largest entry entry_check accepts: a header (at most 10
+ * bytes for any size it takes) and at most 4 GiB of zlib stream. */
+#define ENTRY_MAX (UINT64_C(0xffffffff) + 16)
 
 /* A source pack (another process's file, read through a buffer, never
  * mapped) open for copying entries out of it. */
@@ -889,7 +894,7 @@ static int copy_entries(struct pack *p, git_odb *odb, const char *who, const cha
 		if (t && !t->want[i])
 			continue;
 		size_t len = src_len(f, ix->n, k);
-		if ((uint64_t)len > ENTRY_MAX) { /* read whole below: a peer's file may claim anything */
+		if (t && (uint64_t)len > ENTRY_MAX) { /* read whole below: a peer's file may claim anything */
 			char hx[GIT_OID_HEXSZ + 1];
 			git_oid oid;
 			memcpy(oid.id, ix->ids + (size_t)i * 20, 20);

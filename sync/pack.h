@@ -93,7 +93,9 @@ struct pack {
 	struct pack_entry *e;
 	size_t count, cap;
 	bool skip_existing; /* leave out objects the repository holds */
-	struct hmap seen;   /* first 8 bytes of the oids written */
+	struct hmap seen;   /* the oids written (or held): first 8 bytes -> next 8 */
+	git_oid *clash;     /* oids whose first 8 bytes another in seen has */
+	size_t nclash, capclash;
 	struct deflater d;
 	char name[GIT_OID_HEXSZ + 1]; /* set by pack_finish */
 };
@@ -104,9 +106,9 @@ int pack_open(struct pack *p, const char *objdir, git_odb *odb, bool skip_existi
 /* 1 when id is written already (or, skip_existing, held): leave it out;
  * else 0, and the caller writes it. */
 int pack_seen(struct pack *p, const git_oid *id);
-/* Whether pack_seen has said 1 of id, or was asked about it (and id is
- * going in). Ids are told apart by their first 16 bytes, and whole where
- * two share the first 8 (a peer can make that happen). */
+/* Whether pack_seen was asked about id (it is in p, going in, or held).
+ * Ids are told apart by their first 16 bytes, and whole where two share
+ * the first 8 (a peer can make that happen). */
 bool pack_has(const struct pack *p, const git_oid *id);
 /* Appends object id of len bytes, already deflated into z. */
 int pack_put(struct pack *p, const git_oid *id, git_object_t type, size_t len, const uint8_t *z, size_t zlen);

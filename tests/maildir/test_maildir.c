@@ -184,6 +184,15 @@ START_TEST(a_file_in_a_folders_place)
 	ck_assert_int_eq(md_folder_create(m, "Part"), 0);
 	ck_assert_int_eq(count_dir(".Part/cur") + count_dir(".Part/new") + count_dir(".Part/tmp"), 0);
 	ck_assert_int_eq(md_folder_create(m, "Part"), MCRDT_EEXISTS);
+	/* A folder another tool made without the marker gets one; whatever
+	 * holds the marker's name in a whole folder is left as it is. */
+	snprintf(p, sizeof p, "%s/.Part/maildirfolder", root);
+	ck_assert_int_eq(unlink(p), 0);
+	ck_assert_int_eq(md_folder_create(m, "Part"), 0);
+	ck_assert_int_eq(access(p, F_OK), 0);
+	ck_assert_int_eq(unlink(p), 0);
+	ck_assert_int_eq(mkdir(p, 0700), 0);
+	ck_assert_int_eq(md_folder_create(m, "Part"), MCRDT_EEXISTS);
 	snprintf(p, sizeof p, "%s/.Bad", root);
 	ck_assert_int_eq(mkdir(p, 0700), 0);
 	snprintf(p, sizeof p, "%s/.Bad/cur", root);

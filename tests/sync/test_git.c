@@ -1312,6 +1312,37 @@ static void assert_all_there(const char *repo, const char *scratch, uint64_t r, 
 	assert_fsck_clean(scratch);
 }
 
+/* Ids that share their first 8 bytes (a peer can make such a pair) are
+ * told apart, and one asked about twice before it is written (two publish
+ * workers deflating it at once) goes in once. */
+START_TEST(pack_seen_tells_clashing_ids_apart)
+{
+	char *d = tmp_dir(), *objs = tmp_path(d, "objects"), *pd = tmp_path(d, "objects/pack");
+	ck_assert(mkdir(objs, 0700) == 0 && mkdir(pd, 0700) == 0);
+	struct pack p;
+	ck_assert_int_eq(pack_open(&p, objs, NULL, false), 0);
+	git_oid x, y, z;
+	memset(x.id, 0xab, sizeof x.id);
+	y = x;
+	y.id[9] ^= 1; /* x's first 8 bytes, then another id */
+	z = x;
+	z.id[14] ^= 4;
+	ck_assert_int_eq(pack_seen(&p, &x), 0);
+	ck_assert(pack_has(&p, &x) && !pack_has(&p, &y));
+	ck_assert_int_eq(pack_seen(&p, &y), 0);
+	ck_assert_int_eq(pack_seen(&p, &y), 1);
+	ck_assert(pack_has(&p, &y) && !pack_has(&p, &z));
+	ck_assert_int_eq(pack_seen(&p, &z), 0);
+	ck_assert_int_eq(pack_seen(&p, &z), 1);
+	ck_assert_int_eq(pack_seen(&p, &x), 1);
+	pack_free(&p);
+	ck_assert_uint_eq(count_files(pd, ""), 2); /* (. and ..: nothing left) */
+	free(objs);
+	free(pd);
+	rm_tree(d);
+}
+END_TEST
+
 /* The objects the packs of repo hold, duplicates counted. */
 static uint32_t pack_objects(const char *repo)
 {
@@ -1397,6 +1428,9 @@ START_TEST(fetch_takes_only_what_it_lacks)
 	fetch(b, ra);
 	ck_assert_uint_eq(count_packs(rb), 1);
 	uint32_t nb = pack_objects(rb);
+	char *rcd = tmp_path(d, "c");
+	sync_git *c = open_repo(rcd, RC); /* the same as B, for the end */
+	fetch(c, ra);
 	publish(a, RA, 61, 4);
 	/* A's pack of the new ops (the one B lacks), kept aside for the end. */
 	char *p2 = tmp_path(d, "p2"), p2name[300];
@@ -1478,14 +1512,51 @@ START_TEST(fetch_takes_only_what_it_lacks)
 	char *merged = tmp_path(rb, "objects/pack");
 	char *theirs = tmp_path(merged, base);
 	ck_assert_int_ne(access(theirs, F_OK), 0);
+	/* Known held now: later fetches skip A's merged pack without reading
+	 * its index (here damaged, and unnoticed, as for a pack held by name). */
+	char *hp = tmp_path(rb, "held-packs"), held[4096] = "";
+	FILE *hf = fopen(hp, "r");
+	ck_assert_ptr_nonnull(hf);
+	held[fread(held, 1, sizeof held - 1, hf)] = 0;
+	fclose(hf);
+	ck_assert_msg(strstr(held, "pack-") && memmem(held, strlen(held), base, 45), "held-packs: %s", held);
+	damage(aidx, 8 + 1024 + 20);
+	fetch(b, ra);
+	damage(aidx, 8 + 1024 + 20);
 	assert_bodies(b, RA, 64);
 	sync_git_close(b);
 	assert_fsck_clean(rb);
+
+	/* Two packs that both hold what C lacks among much it holds (A's own
+	 * merge, and git's copy of all of A): taken out of one, not again. */
+	if (have_git()) {
+		for (int k = 0; k < 2; k++) {
+			char to[700], *dot = strrchr(p2name, '.');
+			snprintf(to, sizeof to, "%s/%.*s.%s", pd, (int)(dot - p2name), p2name, k ? "idx" : "pack");
+			ck_assert_int_eq(unlink(to), 0);
+		}
+		char cmd[1400];
+		snprintf(cmd, sizeof cmd,
+			 "cd '%s' && git cat-file --batch-all-objects --batch-check='%%(objectname)' | "
+			 "git pack-objects -q --window=0 --no-reuse-object objects/pack/pack >/dev/null",
+			 ra);
+		ck_assert_msg(system(cmd) == 0, "%s", cmd);
+		ck_assert_uint_eq(count_packs(ra), 2);
+		memset(&st, 0, sizeof st);
+		ck_assert_msg(sync_git_fetch(c, &rem, &st) == 0, "fetch: %s", mcrdt_error_last());
+		ck_assert_uint_eq(st.objects_fetched, lacked);
+		ck_assert_uint_eq(count_packs(rcd), 2);
+		assert_bodies(c, RA, 64);
+	}
+	sync_git_close(c);
+	assert_fsck_clean(rcd);
 
 	for (int i = 0; i < 2; i++)
 		free(aside[i]);
 	free(pdb);
 	free(p2);
+	free(rcd);
+	free(hp);
 	free(theirs);
 	free(merged);
 	free(pd);
@@ -2128,6 +2199,7 @@ int main(void)
 	tcase_add_test(tc, hub_files_not_regular);
 	tcase_add_test(tc, forged_pack_on_a_hub);
 	tcase_add_test(tc, fetch_takes_only_what_it_lacks);
+	tcase_add_test(tc, pack_seen_tells_clashing_ids_apart);
 	tcase_add_test(tc, maintain_consolidates);
 	tcase_add_test(tc, maintain_merges_the_small_packs);
 	tcase_add_test(tc, push_consolidates_the_hub);
