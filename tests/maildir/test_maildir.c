@@ -154,9 +154,10 @@ START_TEST(a_copied_base_name_is_kept_and_never_overwrites)
 }
 END_TEST
 
-/* A folder's name held by a file or a link: creating it fails with a
- * message naming the path (it is not taken for a folder that exists),
- * and md_folder_check says so before anyone tries. */
+/* A folder's name (or its cur/'s) held by a file or a link: creating it
+ * fails with a message naming the path (it is not taken for a folder that
+ * exists), and md_folder_check says so before anyone tries. A directory
+ * there is completed: tmp/, new/, cur/, the marker. */
 START_TEST(a_file_in_a_folders_place)
 {
 	char p[512];
