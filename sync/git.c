@@ -1957,6 +1957,7 @@ int sync_git_push(sync_git *g, const struct sync_git_remote *r, struct sync_git_
 	}
 	git_push_options po;
 	git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
+	po.pb_parallelism = 0; /* the packbuilder's delta search on every core (libgit2's default: one) */
 	po.callbacks.credentials = cb_credentials;
 	po.callbacks.push_transfer_progress = cb_push_progress;
 	po.callbacks.push_update_reference = cb_push_update;
