@@ -1020,6 +1020,14 @@ START_TEST(a_file_moved_in_is_delivered)
 	ck_assert_int_eq(count_dir("tmp"), 0);
 	ck_assert_int_eq(count_dir("cur"), 1);
 	ck_assert_int_eq(count_dir("new"), 0);
+	/* The same inside a batch (checked by name there, no descriptor). */
+	put_file(p, "short");
+	ck_assert_int_eq(md_batch_begin(m), 0);
+	ck_assert_int_eq(md_deliver(m, "INBOX", NULL, 21, &o, NULL), MCRDT_ECORRUPT);
+	ck_assert_int_eq(md_batch_commit(m), 0);
+	ck_assert_int_ne(access(p, F_OK), 0);
+	ck_assert_int_eq(count_dir("tmp") + count_dir("new"), 0);
+	ck_assert_int_eq(count_dir("cur"), 1);
 	/* Gone: an error, and nothing delivered. */
 	ck_assert_int_eq(md_deliver(m, "INBOX", NULL, 21, &o, NULL), MCRDT_ENOTFOUND);
 	ck_assert_int_eq(count_dir("cur"), 1);
