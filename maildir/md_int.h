@@ -21,7 +21,8 @@ struct md_folder {
 
 struct md_pending {     /* a batch delivery waiting for its commit */
 	struct md_folder *f;/* cache slot; pinned while a batch runs */
-	char *tmpname;
+	int dir;            /* where its file waits: f->tmp, or a move-in's src_dir */
+	char *tmpname;      /* its name there */
 	char *final;
 	bool to_cur;
 };
@@ -66,6 +67,7 @@ static inline bool md_watch_armed(const struct md_watch *w)
 struct md {
 	char *root;
 	int rootfd;
+	dev_t root_dev; /* its file system: only a file on it can be moved in */
 	int metafd;
 	struct md_folder cache[MD_FOLDER_CACHE];
 	unsigned next_evict;
