@@ -1844,6 +1844,22 @@ int sync_git_adopt(sync_git *g)
  * swap from the value read here, never backwards or sideways. 1 when it
  * does not apply (the caller goes the slow way).
  */
+/* A ref's lock file in the repository rr that no writer holds: one
+ * writes a ref in well under a second, so a lock this old was left by a
+ * process killed while it wrote (a sync killed mid-push, of any replica).
+ * Removes it and says so. A writer that held it after all only fails its
+ * rename and tries again; a lock under a minute old stays. */
+#define STALE_LOCK_SECS 60
+
+static bool stale_lock_gone(git_repository *rr, const char *name)
+{
+	char lock[PATH_MAX];
+	struct stat st;
+	sg_path(lock, sizeof lock, "%s%s.lock", git_repository_commondir(rr), name);
+	return lstat(lock, &st) == 0 && S_ISREG(st.st_mode) && st.st_mtime < time(NULL) - STALE_LOCK_SECS &&
+	       unlink(lock) == 0;
+}
+
 static int push_local(sync_git *g, struct xfer *x, const char *path, char **specs, size_t ns)
 {
 	const char *url = x->r->url;
@@ -1881,6 +1897,13 @@ static int push_local(sync_git *g, struct xfer *x, const char *path, char **spec
 		git_reference *ref;
 		int r = git_reference_create_matching(&ref, rr, name, &local, has == 0, has == 0 ? &cur : NULL,
 						      "mcrdt push");
+		if (r == GIT_ELOCKED && stale_lock_gone(rr, name))
+			r = git_reference_create_matching(&ref, rr, name, &local, has == 0, has == 0 ? &cur : NULL,
+							  "mcrdt push");
+		if (r == GIT_ELOCKED) {
+			rc = sg_fail(MCRDT_EIO, "push to %s: its %s is locked by another writer (sync again)", url, name);
+			break;
+		}
 		if (r == GIT_EMODIFIED || r == GIT_EEXISTS) {
 			rc = err_set(MCRDT_EIO, "push to %s: the remote refused %s: it moved meanwhile (sync again)", url,
 				     name);

@@ -971,6 +971,46 @@ static char *hub_of_a(const char *d, uint64_t n)
 	return hub;
 }
 
+/* A ref's lock file left in a hub by a sync killed while it pushed: an
+ * old one is taken for what it is and removed; a fresh one may be another
+ * writer's, and the push says so and leaves it. */
+START_TEST(push_clears_a_stale_lock_in_a_hub)
+{
+	char *d = tmp_dir();
+	char *hub = hub_of_a(d, 4);
+	char *ra = tmp_path(d, "a"), *rb = tmp_path(d, "b");
+	sync_git *a = open_repo(ra, RA);
+	publish(a, RA, 5, 3);
+	char lock[700];
+	snprintf(lock, sizeof lock, "%s/refs/mcrdt/%016" PRIx64 ".lock", hub, RA);
+	FILE *f = fopen(lock, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	struct sync_git_remote rem = { hub, NULL, NULL };
+	ck_assert_int_eq(sync_git_push(a, &rem, NULL), MCRDT_EIO);
+	assert_msg_has("locked by another writer");
+	ck_assert_int_eq(access(lock, F_OK), 0);
+	struct timespec old[2] = { { time(NULL) - 120, 0 }, { time(NULL) - 120, 0 } };
+	ck_assert_int_eq(utimensat(AT_FDCWD, lock, old, 0), 0);
+	push(a, hub);
+	ck_assert_int_ne(access(lock, F_OK), 0);
+	sync_git *b = open_repo(rb, RB);
+	fetch(b, hub);
+	struct seen *s = calloc(1, sizeof *s);
+	crdt_vv known = CRDT_VV_INIT;
+	ck_assert_int_eq(read_new(b, &known, s), 0);
+	ck_assert_uint_eq(s->n, 7);
+	free(s);
+	crdt_vv_free(&known);
+	sync_git_close(b);
+	sync_git_close(a);
+	free(ra);
+	free(rb);
+	free(hub);
+	rm_tree(d);
+}
+END_TEST
+
 START_TEST(corrupt_hub)
 {
 	char *d = tmp_dir();
@@ -2195,6 +2235,7 @@ int main(void)
 	tcase_add_test(tc, ops_of_another_replica);
 	tcase_add_test(tc, diverged_chain);
 	tcase_add_test(tc, remote_has_newer_own_ref);
+	tcase_add_test(tc, push_clears_a_stale_lock_in_a_hub);
 	tcase_add_test(tc, corrupt_hub);
 	tcase_add_test(tc, hub_files_not_regular);
 	tcase_add_test(tc, forged_pack_on_a_hub);
