@@ -81,14 +81,13 @@ static int final_name(char *out, size_t size, const char *base, const char *flag
 	return 0;
 }
 
-/* Moves a file from dir (tmp/, or where a move-in waits) into place and,
- * outside a batch, syncs the directory. */
-static int publish(md *m, struct md_folder *f, int dir, const char *tmpname, const char *final, bool to_cur)
+/* Moves a file from tmp/ into place and, outside a batch, syncs the directory. */
+static int publish(md *m, struct md_folder *f, const char *tmpname, const char *final, bool to_cur)
 {
 	int dst = to_cur ? f->cur : f->new;
-	if (rename_noreplace(dir, tmpname, dst, final) != 0) {
+	if (rename_noreplace(f->tmp, tmpname, dst, final) != 0) {
 		int err = errno;
-		unlinkat(dir, tmpname, 0);
+		unlinkat(f->tmp, tmpname, 0);
 		if (err == EEXIST)
 			return err_set(MCRDT_EEXISTS, "message %s exists in %s", final, f->mailbox);
 		return io_error(err, "cannot move into place:", final);
@@ -133,7 +132,7 @@ static void pend_drop(md *m, struct md_pending *p)
 }
 
 /* Gives pending delivery p the name final in folder t's cur/ at the
- * commit (a file in tmp/ moves along to t's tmp/). */
+ * commit (its tmp/ file moves along to t's tmp/). */
 static int pend_refile(md *m, struct md_pending *p, struct md_folder *t, const char *final, char **file_out)
 {
 	char *name = strdup(final), *out = file_out ? strdup(final) : NULL;
@@ -142,13 +141,10 @@ static int pend_refile(md *m, struct md_pending *p, struct md_folder *t, const c
 		free(out);
 		return err_set(MCRDT_ENOMEM, "out of memory");
 	}
-	if (t != p->f && p->dir == p->f->tmp) {
-		if (rename_noreplace(p->f->tmp, p->tmpname, t->tmp, p->tmpname) != 0) {
-			free(name);
-			free(out);
-			return io_error(errno, "cannot move", p->tmpname);
-		}
-		p->dir = t->tmp;
+	if (t != p->f && rename_noreplace(p->f->tmp, p->tmpname, t->tmp, p->tmpname) != 0) {
+		free(name);
+		free(out);
+		return io_error(errno, "cannot move", p->tmpname);
 	}
 	hmap_del(&m->pendix, pend_key(p->f->mailbox, p->final, p->to_cur));
 	free(p->final);
@@ -188,37 +184,22 @@ int md_deliver(md *m, const char *mailbox, const void *data, size_t len,
 	}
 	if ((rc = final_name(final, sizeof final, base, opts->flags)))
 		return rc;
-	int fd;                   /* -1 failed; -2 none (a move-in in a batch) */
-	int dir = f->tmp;         /* where the file waits for its commit */
-	const char *wait = base;  /* its name there */
-	if (opts->src_name && !opts->base)
-		return err_set(MCRDT_EINVAL, "a message moved in keeps its base name");
-	if (opts->src_name && m->batch) {
-		/* It waits where it is, checked and dated by name (no descriptor:
-		 * the batch's syncfs makes it durable), and the commit renames it
-		 * straight into place. */
-		struct stat st;
-		fd = -2;
-		dir = opts->src_dir;
-		wait = opts->src_name;
-		if (fstatat(dir, wait, &st, AT_SYMLINK_NOFOLLOW) != 0)
-			return errno == ENOENT ? err_set(MCRDT_ENOTFOUND, "cannot move %s into %s: gone", wait, mailbox)
-					       : io_error(errno, "cannot stat", wait);
-		if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != len)
-			rc = err_set(MCRDT_ECORRUPT, "%s is not a file of %zu bytes", wait, len);
-		else if (st.st_dev != m->root_dev)
-			return err_set(MCRDT_EIO, "cannot move %s into %s: another file system", wait, mailbox);
-	} else if (opts->src_name) {
+	int fd; /* -1 failed; -2 none (a move-in in a batch) */
+	if (opts->src_name) {
 		/* Over a file of that name left in tmp/, as a write would be. */
+		if (!opts->base)
+			return err_set(MCRDT_EINVAL, "a message moved in keeps its base name");
 		if (renameat(opts->src_dir, opts->src_name, f->tmp, base) != 0)
 			return errno == ENOENT ? err_set(MCRDT_ENOTFOUND, "cannot move %s into %s/tmp: gone",
 							 opts->src_name, mailbox)
 					       : io_error(errno, "cannot move into tmp/:", base);
+		/* In a batch, by name: the batch's syncfs makes the file durable,
+		 * and no descriptor is needed (two calls a message less). */
 		struct stat st;
-		fd = openat(f->tmp, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
+		fd = m->batch ? -2 : openat(f->tmp, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd == -1)
 			rc = io_error(errno, "cannot open in tmp/:", base);
-		else if (fstat(fd, &st) != 0)
+		else if ((fd >= 0 ? fstat(fd, &st) : fstatat(f->tmp, base, &st, AT_SYMLINK_NOFOLLOW)) != 0)
 			rc = io_error(errno, "cannot stat", base);
 		else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != len)
 			rc = err_set(MCRDT_ECORRUPT, "%s is not a file of %zu bytes", opts->src_name, len);
@@ -234,37 +215,36 @@ int md_deliver(md *m, const char *mailbox, const void *data, size_t len,
 		rc = write_all(fd, data, len, base);
 	}
 	if (fd == -1) {
-		unlinkat(dir, wait, 0);
+		unlinkat(f->tmp, base, 0);
 		return rc;
 	}
 	if (rc == 0 && opts->mtime >= 0) {
 		struct timespec ts[2] = { { opts->mtime, 0 }, { opts->mtime, 0 } };
-		if ((fd >= 0 ? futimens(fd, ts) : utimensat(dir, wait, ts, AT_SYMLINK_NOFOLLOW)) != 0)
-			rc = io_error(errno, "cannot set the date of", wait);
+		if ((fd >= 0 ? futimens(fd, ts) : utimensat(f->tmp, base, ts, AT_SYMLINK_NOFOLLOW)) != 0)
+			rc = io_error(errno, "cannot set the date of", base);
 	}
 	if (rc == 0 && !m->batch && fsync(fd) != 0)
 		rc = io_error(errno, "cannot fsync", base);
 	if (fd >= 0 && close(fd) != 0 && rc == 0)
 		rc = io_error(errno, "cannot close", base);
 	if (rc) {
-		unlinkat(dir, wait, 0);
+		unlinkat(f->tmp, base, 0);
 		return rc;
 	}
 	if (m->batch) {
 		if ((rc = GROW(m->pend, m->cappend, m->npend + 1))) {
-			unlinkat(dir, wait, 0);
+			unlinkat(f->tmp, base, 0);
 			return rc;
 		}
 		struct md_pending *p = &m->pend[m->npend];
 		p->f = f;
-		p->dir = dir;
 		p->to_cur = opts->flags != NULL;
-		p->tmpname = strdup(wait);
+		p->tmpname = strdup(base);
 		p->final = strdup(final);
 		if (!p->tmpname || !p->final) {
 			free(p->tmpname);
 			free(p->final);
-			unlinkat(dir, wait, 0);
+			unlinkat(f->tmp, base, 0);
 			return err_set(MCRDT_ENOMEM, "out of memory");
 		}
 		m->npend++;
@@ -275,7 +255,7 @@ int md_deliver(md *m, const char *mailbox, const void *data, size_t len,
 				*file_out = NULL;
 			}
 			m->npend--;
-			unlinkat(dir, wait, 0);
+			unlinkat(f->tmp, base, 0);
 			free(p->tmpname);
 			free(p->final);
 			return err_set(MCRDT_ENOMEM, "out of memory");
@@ -289,7 +269,7 @@ int md_deliver(md *m, const char *mailbox, const void *data, size_t len,
 		unlinkat(f->tmp, base, 0);
 		return err_set(MCRDT_ENOMEM, "out of memory");
 	}
-	if ((rc = publish(m, f, f->tmp, base, final, opts->flags != NULL))) {
+	if ((rc = publish(m, f, base, final, opts->flags != NULL))) {
 		free(name);
 		return rc;
 	}
@@ -342,7 +322,7 @@ int md_batch_commit(md *m)
 		rc = io_error(errno, "cannot sync the file system of", m->root);
 	for (; rc == 0 && done < m->npend; done++) {
 		struct md_pending *p = &m->pend[done];
-		rc = publish(m, p->f, p->dir, p->tmpname, p->final, p->to_cur);
+		rc = publish(m, p->f, p->tmpname, p->final, p->to_cur);
 	}
 	if (rc) {
 		/* All or nothing: take back what was already put in place, so a
@@ -354,7 +334,7 @@ int md_batch_commit(md *m)
 					md_own_note(m, p->f->mailbox, p->final, !p->to_cur, true);
 				md_dir_changed(m, p->f, p->to_cur);
 			} else {
-				unlinkat(p->dir, p->tmpname, 0);
+				unlinkat(p->f->tmp, p->tmpname, 0);
 			}
 		}
 	}
@@ -365,7 +345,7 @@ int md_batch_commit(md *m)
 void md_batch_abort(md *m)
 {
 	for (size_t i = 0; i < m->npend; i++)
-		unlinkat(m->pend[i].dir, m->pend[i].tmpname, 0);
+		unlinkat(m->pend[i].f->tmp, m->pend[i].tmpname, 0);
 	batch_end(m); /* flag renames and removals already made stay durable */
 }
 
@@ -448,7 +428,7 @@ int md_remove(md *m, const char *mailbox, const char *file, bool in_new)
 	if (unlinkat(in_new ? f->new : f->cur, file, 0) != 0) {
 		struct md_pending *p = errno == ENOENT ? pend_find(m, mailbox, file, in_new) : NULL;
 		if (p) { /* delivered earlier in this batch: it never shows */
-			if (unlinkat(p->dir, p->tmpname, 0) != 0 && errno != ENOENT)
+			if (unlinkat(p->f->tmp, p->tmpname, 0) != 0 && errno != ENOENT)
 				return io_error(errno, "cannot remove", p->tmpname);
 			pend_drop(m, p);
 			return 0;
@@ -469,8 +449,8 @@ int md_open_message(md *m, const char *mailbox, const char *file, bool in_new, i
 		return rc;
 	int fd = openat(in_new ? f->new : f->cur, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	struct md_pending *p = fd < 0 && errno == ENOENT ? pend_find(m, mailbox, file, in_new) : NULL;
-	if (p) /* delivered earlier in this batch: still in tmp/ (or where it was moved in from) */
-		fd = openat(p->dir, p->tmpname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (p) /* delivered earlier in this batch: still in tmp/ */
+		fd = openat(p->f->tmp, p->tmpname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		switch (errno) {
 		case ENOENT: return err_set(MCRDT_ENOTFOUND, "%s vanished from %s", file, mailbox);

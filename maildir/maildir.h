@@ -115,15 +115,12 @@ struct md_deliver_opts {
  * MCRDT_EEXISTS if the name is taken; MCRDT_ENOSPC when the disk is full.
  * With opts->src_name the message is not written but moved: the file
  * src_name of directory src_dir (which must be on the Maildir's file
- * system: MCRDT_EIO otherwise) is renamed into tmp/ and goes on from there
- * like a written one (over a file of its name left in tmp/). In a batch it
- * waits where it is instead, and the commit renames it straight into
- * place: src_dir must then stay open until the batch ends, and one file
- * backs one delivery of a batch (an abort removes it). MCRDT_EINVAL
- * without opts->base, MCRDT_ENOTFOUND when it is not there, MCRDT_ECORRUPT
- * (and the file removed) when it is not a regular file of len bytes. On
- * an error the file may be gone: the caller keeps the message's bytes
- * elsewhere to try again.
+ * system: MCRDT_EIO with EXDEV otherwise) is renamed into tmp/ and goes
+ * on from there like a written one (over a file of its name left in tmp/);
+ * MCRDT_EINVAL without opts->base, MCRDT_ENOTFOUND when it is not there,
+ * MCRDT_ECORRUPT (and the file removed) when it is not a regular file of
+ * len bytes. On an error the file may be
+ * gone: the caller keeps the message's bytes elsewhere to try again.
  */
 int md_deliver(md *md, const char *mailbox, const void *data, size_t len,
 	       const struct md_deliver_opts *opts, char **file_out);

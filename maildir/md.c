@@ -94,14 +94,10 @@ int md_open(md **out, const char *root, unsigned flags)
 	}
 	if (flags & MD_CREATE)
 		rc = make_maildir(m->rootfd, root);
-	struct stat st;
-	if (rc == 0 && fstat(m->rootfd, &st) != 0)
-		rc = err_sys(MCRDT_EIO, "cannot stat %s", root);
 	if (rc) {
 		md_close(m);
 		return rc;
 	}
-	m->root_dev = st.st_dev;
 	*out = m;
 	return 0;
 }

@@ -21,8 +21,7 @@ struct md_folder {
 
 struct md_pending {     /* a batch delivery waiting for its commit */
 	struct md_folder *f;/* cache slot; pinned while a batch runs */
-	int dir;            /* where its file waits: f->tmp, or a move-in's src_dir */
-	char *tmpname;      /* its name there */
+	char *tmpname;
 	char *final;
 	bool to_cur;
 };
@@ -67,7 +66,6 @@ static inline bool md_watch_armed(const struct md_watch *w)
 struct md {
 	char *root;
 	int rootfd;
-	dev_t root_dev; /* its file system: only a file on it can be moved in */
 	int metafd;
 	struct md_folder cache[MD_FOLDER_CACHE];
 	unsigned next_evict;

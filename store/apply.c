@@ -770,35 +770,23 @@ static int prefetch_start(struct apply *a, const struct plan *p, sync_oid **ids)
 	if (!(*ids = malloc(n * sizeof **ids)) || !(a->unpacked = calloc(n, sizeof *a->unpacked)))
 		return err_set(MCRDT_ENOMEM, "out of memory");
 	/* A file moves only within its file system: on another one than the
-	 * Maildir's, every move would fail before the body is read. A body
-	 * two messages share moves in for the first (a batch holds it until
-	 * its commit): the second reads it. */
+	 * Maildir's, every move would fail before the body is read. */
 	struct stat root;
 	bool move = stat(a->s->root, &root) == 0;
-	struct hmap moved;
-	hmap_init(&moved);
-	int rc = 0;
-	for (size_t i = 0; i < p->n && !rc; i++) {
+	for (size_t i = 0; i < p->n; i++) {
 		const struct pl *e = &p->v[i];
 		int dir;
 		char name[41];
 		struct stat st;
-		uint64_t key;
 		if (e->kind != PL_DELIVER)
 			continue;
-		memcpy(&key, e->oid.id, sizeof key);
-		if (key == HMAP_EMPTY)
-			key--;
-		if (move && sync_git_unpacked(a->g, &e->oid, &dir, name) && !hmap_get(&moved, key) &&
+		if (move && sync_git_unpacked(a->g, &e->oid, &dir, name) &&
 		    fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-		    (uint64_t)st.st_size == e->now.size && (move = st.st_dev == root.st_dev))
-			a->unpacked[k] = (rc = hmap_put(&moved, key, 1)) == 0;
+		    (uint64_t)st.st_size == e->now.size)
+			move = a->unpacked[k] = st.st_dev == root.st_dev;
 		if (!a->unpacked[k++])
 			(*ids)[nread++] = e->oid;
 	}
-	hmap_free(&moved);
-	if (rc)
-		return rc;
 	return nread < PREFETCH_MIN ? 0 : sync_git_prefetch_start(a->g, *ids, nread, PREFETCH_BYTES, &a->pf);
 }
 

@@ -1045,76 +1045,6 @@ START_TEST(a_file_moved_in_is_delivered)
 }
 END_TEST
 
-/* In a batch a moved-in file waits where it is, readable under its final
- * name, and the commit renames it straight into place (never through
- * tmp/); moved to another folder or removed before the commit, or the
- * batch aborted, it goes with the delivery. */
-START_TEST(a_batch_holds_a_moved_in_file_where_it_is)
-{
-	char src[400], p[512];
-	snprintf(src, sizeof src, "%.*s/waiting", (int)(strlen(root) - 8), root);
-	ck_assert_int_eq(mkdir(src, 0700), 0);
-	int dir = open(src, O_RDONLY | O_DIRECTORY);
-	ck_assert_int_ge(dir, 0);
-	ck_assert_int_eq(md_folder_create(m, "Lists"), 0);
-	static const char text[] = "Subject: held\n\nbody\n";
-	const char *names[3] = { "b0", "b1", "b2" };
-	for (int i = 0; i < 3; i++) {
-		snprintf(p, sizeof p, "%s/%s", src, names[i]);
-		put_file(p, text);
-	}
-	struct md_deliver_opts o = MD_DELIVER_OPTS_INIT;
-	o.flags = "S";
-	o.mtime = 1000000000;
-	o.src_dir = dir;
-	char base[3][64], *file[3];
-	ck_assert_int_eq(md_batch_begin(m), 0);
-	for (int i = 0; i < 3; i++) {
-		snprintf(base[i], sizeof base[i], "1700000000.M%dP1Q1.peer", i);
-		o.base = base[i];
-		o.src_name = names[i];
-		ck_assert_int_eq(md_deliver(m, "INBOX", NULL, sizeof text - 1, &o, &file[i]), 0);
-	}
-	ck_assert_int_eq(count_dir("tmp") + count_dir("cur"), 0);
-	int fd;
-	struct stat st;
-	ck_assert_int_eq(md_open_message(m, "INBOX", file[0], false, &fd, &st), 0);
-	ck_assert_int_eq(st.st_size, sizeof text - 1);
-	ck_assert_int_eq(st.st_mtime, 1000000000);
-	close(fd);
-	char *moved = NULL;
-	ck_assert_int_eq(md_move(m, "INBOX", file[1], false, "Lists", "S", &moved), 0);
-	ck_assert_int_eq(md_remove(m, "INBOX", file[2], false), 0);
-	snprintf(p, sizeof p, "%s/b2", src);
-	ck_assert_int_ne(access(p, F_OK), 0);
-	ck_assert_int_eq(md_batch_commit(m), 0);
-	ck_assert_int_eq(count_dir("cur"), 1);
-	ck_assert_int_eq(count_dir(".Lists/cur"), 1);
-	ck_assert_int_eq(count_dir("tmp") + count_dir(".Lists/tmp"), 0);
-	path_of(p, sizeof p, "cur", file[0]);
-	ck_assert_int_eq(stat(p, &st), 0);
-	ck_assert_int_eq(st.st_size, sizeof text - 1);
-	for (int i = 0; i < 3; i++) {
-		snprintf(p, sizeof p, "%s/%s", src, names[i]);
-		ck_assert_int_ne(access(p, F_OK), 0);
-	}
-	/* An abort takes the waiting file with it. */
-	snprintf(p, sizeof p, "%s/b0", src);
-	put_file(p, text);
-	ck_assert_int_eq(md_batch_begin(m), 0);
-	o.base = "1700000001.M9P1Q1.peer";
-	o.src_name = "b0";
-	ck_assert_int_eq(md_deliver(m, "INBOX", NULL, sizeof text - 1, &o, NULL), 0);
-	md_batch_abort(m);
-	ck_assert_int_ne(access(p, F_OK), 0);
-	ck_assert_int_eq(count_dir("cur"), 1);
-	for (int i = 0; i < 3; i++)
-		free(file[i]);
-	free(moved);
-	close(dir);
-}
-END_TEST
-
 int main(void)
 {
 	Suite *s = suite_create("maildir");
@@ -1125,7 +1055,6 @@ int main(void)
 	tcase_add_test(tc, delivery_is_a_plain_file_in_new);
 	tcase_add_test(tc, a_copied_base_name_is_kept_and_never_overwrites);
 	tcase_add_test(tc, a_batch_appears_at_commit);
-	tcase_add_test(tc, a_batch_holds_a_moved_in_file_where_it_is);
 	tcase_add_test(tc, a_file_in_a_folders_place);
 	tcase_add_test(tc, info_parsing_reports_rather_than_mangles);
 	tcase_add_test(tc, flag_renames_move_new_to_cur);

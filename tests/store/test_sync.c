@@ -1713,9 +1713,7 @@ START_TEST(killed_during_delivery)
 	char body[256];
 	int nb = 0;
 	bool caught = false;
-	/* Bodies wait for their commit in tmp/, or (checked by the fetch) in
-	 * the repository's unpacked/, from where the commit moves them. */
-	char *tmpdir = tmp_path(f.dirs[0], "tmp"), *unpacked = tmp_path(f.dirs[0], "mcrdt/git/unpacked");
+	char *tmpdir = tmp_path(f.dirs[0], "tmp");
 	mcrdt_store_close(f.s[0]);
 	f.s[0] = NULL;
 	for (int attempt = 0; attempt < 4 && !caught; attempt++) {
@@ -1737,7 +1735,7 @@ START_TEST(killed_during_delivery)
 		}
 		int st = 0;
 		for (;;) {
-			if (entries(tmpdir) > 0 || entries(unpacked) > 0) {
+			if (entries(tmpdir) > 0) {
 				kill(pid, SIGKILL);
 				break;
 			}
@@ -1765,7 +1763,6 @@ START_TEST(killed_during_delivery)
 		rows_free(rows, n);
 	}
 	free(tmpdir);
-	free(unpacked);
 	fx_close(&f);
 }
 END_TEST
