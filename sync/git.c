@@ -2323,6 +2323,39 @@ static int clear_locks_in(int fd, const char *path, unsigned depth, unsigned *n)
 	return rc;
 }
 
+/* Whether name is a temporary file one of our writers, or libgit2's
+ * indexer, makes in a pack directory or at the top: a pack being written
+ * (tmp_mcrdt_pack_*), a copy or an index being staged (*.tmp_XXXXXX), a
+ * pack libgit2 is indexing (pack_git2_*) or its files before their rename
+ * (*.lock). */
+static bool temp_name(const char *name)
+{
+	const char *t = strstr(name, ".tmp_");
+	size_t len = strlen(name);
+	return strncmp(name, "tmp_mcrdt_pack_", 15) == 0 || strncmp(name, "pack_git2_", 10) == 0 ||
+	       (t && strlen(t) == 11) || (len > 5 && strcmp(name + len - 5, ".lock") == 0);
+}
+
+/* Removes the temporary files directly in the directory path. */
+static int clear_temps_in(const char *path, unsigned *n)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? 0 : err_sys(MCRDT_EIO, "cannot read %s", path);
+	int rc = 0;
+	struct dirent *e;
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		if (!temp_name(e->d_name))
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+			(*n)++;
+		else if (errno != ENOENT)
+			rc = err_sys(MCRDT_EIO, "cannot remove %s/%s", path, e->d_name);
+	}
+	closedir(d);
+	return rc;
+}
+
 int sync_git_clear_locks(sync_git *g, unsigned *removed_out)
 {
 	unsigned n = 0;
@@ -2331,10 +2364,17 @@ int sync_git_clear_locks(sync_git *g, unsigned *removed_out)
 		return err_sys(MCRDT_EIO, "cannot open %s", g->gitdir);
 	/* The top level (packed-refs.lock, HEAD.lock, config.lock) and refs/. */
 	int rc = clear_locks_in(fd, g->gitdir, 0, &n);
-	char refs[PATH_MAX];
-	snprintf(refs, sizeof refs, "%srefs", g->gitdir);
-	if (rc == 0 && (fd = open(refs, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
-		rc = clear_locks_in(fd, refs, 8, &n);
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%srefs", g->gitdir);
+	if (rc == 0 && (fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
+		rc = clear_locks_in(fd, path, 8, &n);
+	/* Temporary files: a pack a killed fetch was copying can be as large
+	 * as the mail, and nothing else would ever remove it. */
+	if (rc == 0)
+		rc = clear_temps_in(g->gitdir, &n);
+	snprintf(path, sizeof path, "%sobjects/pack", g->gitdir);
+	if (rc == 0)
+		rc = clear_temps_in(path, &n);
 	if (removed_out)
 		*removed_out = n;
 	return rc;

@@ -247,11 +247,13 @@ int sync_git_hash(const void *data, size_t len, sync_oid *out);
 int sync_git_maintain(sync_git *g, unsigned max_packs, unsigned *packs_out);
 
 /*
- * Removes the lock files (NAME.lock) a process killed while it updated
- * refs left at the top of the repository and under refs/; libgit2 refuses
- * to touch a ref whose lock file exists. Only for a caller that knows no
- * other process is using the repository (the store's sync lock). *removed
- * (may be NULL) gets how many went.
+ * Removes what a process killed while it wrote the repository left: the
+ * lock files (NAME.lock) at the top and under refs/ (libgit2 refuses to
+ * touch a ref whose lock file exists), and the temporary files of packs
+ * and indexes being written, copied or indexed in objects/pack (a copy of
+ * a peer's pack can be as large as the mail) and at the top. Only for a
+ * caller that knows no other process is using the repository (the
+ * store's sync lock). *removed (may be NULL) gets how many went.
  */
 int sync_git_clear_locks(sync_git *g, unsigned *removed_out);
 

@@ -1011,6 +1011,49 @@ START_TEST(push_clears_a_stale_lock_in_a_hub)
 }
 END_TEST
 
+/* What a sync killed while it wrote the repository leaves (lock files,
+ * a pack half copied or half written, a staged index, the held-packs
+ * list half written) goes when the next one clears it; the packs and
+ * what they hold stay. */
+START_TEST(clear_locks_removes_what_a_killed_sync_left)
+{
+	char *d = tmp_dir();
+	char *ra = tmp_path(d, "a");
+	sync_git *a = open_repo(ra, RA);
+	publish(a, RA, 1, 6);
+	static const char *const left[] = { "objects/pack/tmp_mcrdt_pack_Ab12Cd",
+					     "objects/pack/pack-0123456789abcdef0123456789abcdef01234567.pack.tmp_Xy34Zw",
+					     "objects/pack/pack_git2_Qr56St", "objects/pack/pack-0123.idx.lock",
+					     "held-packs.tmp_Uv78Wx", "refs/mcrdt/0000000000000042.lock" };
+	size_t nleft = sizeof left / sizeof left[0];
+	char *pd = tmp_path(ra, "objects/pack");
+	unsigned before = count_files(pd, "");
+	for (size_t i = 0; i < nleft; i++) {
+		char *p = tmp_path(ra, left[i]);
+		FILE *f = fopen(p, "w");
+		ck_assert_msg(f != NULL, "%s", p);
+		fputs("left by a killed sync\n", f);
+		fclose(f);
+		free(p);
+	}
+	unsigned n = 0;
+	ck_assert_int_eq(sync_git_clear_locks(a, &n), 0);
+	ck_assert_uint_eq(n, nleft);
+	for (size_t i = 0; i < nleft; i++) {
+		char *p = tmp_path(ra, left[i]);
+		ck_assert_msg(access(p, F_OK) != 0, "%s is still there", left[i]);
+		free(p);
+	}
+	ck_assert_uint_eq(count_files(pd, ""), before);
+	assert_bodies(a, RA, 6);
+	sync_git_close(a);
+	assert_fsck_clean(ra);
+	free(pd);
+	free(ra);
+	rm_tree(d);
+}
+END_TEST
+
 START_TEST(corrupt_hub)
 {
 	char *d = tmp_dir();
@@ -2236,6 +2279,7 @@ int main(void)
 	tcase_add_test(tc, diverged_chain);
 	tcase_add_test(tc, remote_has_newer_own_ref);
 	tcase_add_test(tc, push_clears_a_stale_lock_in_a_hub);
+	tcase_add_test(tc, clear_locks_removes_what_a_killed_sync_left);
 	tcase_add_test(tc, corrupt_hub);
 	tcase_add_test(tc, hub_files_not_regular);
 	tcase_add_test(tc, forged_pack_on_a_hub);
