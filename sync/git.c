@@ -1850,6 +1850,7 @@ int sync_git_adopt(sync_git *g)
  * Removes it and says so. A writer that held it after all only fails its
  * rename and tries again; a lock under a minute old stays. */
 #define STALE_LOCK_SECS 60
+#define STALE_TEMP_SECS (24 * 3600)
 
 static bool stale_lock_gone(git_repository *rr, const char *name)
 {
@@ -1858,6 +1859,45 @@ static bool stale_lock_gone(git_repository *rr, const char *name)
 	sg_path(lock, sizeof lock, "%s%s.lock", git_repository_commondir(rr), name);
 	return lstat(lock, &st) == 0 && S_ISREG(st.st_mode) && st.st_mtime < time(NULL) - STALE_LOCK_SECS &&
 	       unlink(lock) == 0;
+}
+
+/* Whether name is a temporary file one of our writers, or libgit2's
+ * indexer, makes in a pack directory or at the top: a pack being written
+ * (tmp_mcrdt_pack_*), a copy or an index being staged (*.tmp_XXXXXX), a
+ * pack libgit2 is indexing (pack_git2_*) or its files before their rename
+ * (*.lock). */
+static bool temp_name(const char *name)
+{
+	const char *t = strstr(name, ".tmp_");
+	size_t len = strlen(name);
+	return strncmp(name, "tmp_mcrdt_pack_", 15) == 0 || strncmp(name, "pack_git2_", 10) == 0 ||
+	       (t && strlen(t) == 11) || (len > 5 && strcmp(name + len - 5, ".lock") == 0);
+}
+
+/* Removes the temporary files directly in the directory path: all of
+ * them (min_age 0: our own repository, where a failure is an error), or
+ * as a sweep that never fails those older than min_age seconds (a hub's,
+ * which may hold other users' files). */
+static int clear_temps_in(const char *path, time_t min_age, unsigned *n)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return errno == ENOENT || min_age ? 0 : err_sys(MCRDT_EIO, "cannot read %s", path);
+	int rc = 0;
+	struct dirent *e;
+	time_t now = time(NULL);
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		struct stat st;
+		if (!temp_name(e->d_name) ||
+		    (min_age && (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || st.st_mtime > now - min_age)))
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+			(*n)++;
+		else if (errno != ENOENT && !min_age)
+			rc = err_sys(MCRDT_EIO, "cannot remove %s/%s", path, e->d_name);
+	}
+	closedir(d);
+	return rc;
 }
 
 static int push_local(sync_git *g, struct xfer *x, const char *path, char **specs, size_t ns)
@@ -1869,6 +1909,12 @@ static int push_local(sync_git *g, struct xfer *x, const char *path, char **spec
 	int rc = local_open(g, path, "push to", url, &rr, &rodb, objdir);
 	if (rc)
 		return rc;
+	/* A hub has no lock its writers share: a temporary file of a push
+	 * killed there goes once it is a day old, which no live writer's is. */
+	char hubpack[PATH_MAX];
+	unsigned gone = 0;
+	sg_path(hubpack, sizeof hubpack, "%s/pack", objdir);
+	clear_temps_in(hubpack, STALE_TEMP_SECS, &gone);
 	sg_path(mine, sizeof mine, "%sobjects", g->gitdir);
 	if ((rc = copy_objects(x, false, mine, g->odb, objdir, rodb, NULL)))
 		goto out;
@@ -2323,39 +2369,6 @@ static int clear_locks_in(int fd, const char *path, unsigned depth, unsigned *n)
 	return rc;
 }
 
-/* Whether name is a temporary file one of our writers, or libgit2's
- * indexer, makes in a pack directory or at the top: a pack being written
- * (tmp_mcrdt_pack_*), a copy or an index being staged (*.tmp_XXXXXX), a
- * pack libgit2 is indexing (pack_git2_*) or its files before their rename
- * (*.lock). */
-static bool temp_name(const char *name)
-{
-	const char *t = strstr(name, ".tmp_");
-	size_t len = strlen(name);
-	return strncmp(name, "tmp_mcrdt_pack_", 15) == 0 || strncmp(name, "pack_git2_", 10) == 0 ||
-	       (t && strlen(t) == 11) || (len > 5 && strcmp(name + len - 5, ".lock") == 0);
-}
-
-/* Removes the temporary files directly in the directory path. */
-static int clear_temps_in(const char *path, unsigned *n)
-{
-	DIR *d = opendir(path);
-	if (!d)
-		return errno == ENOENT ? 0 : err_sys(MCRDT_EIO, "cannot read %s", path);
-	int rc = 0;
-	struct dirent *e;
-	while (rc == 0 && (e = readdir(d)) != NULL) {
-		if (!temp_name(e->d_name))
-			continue;
-		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
-			(*n)++;
-		else if (errno != ENOENT)
-			rc = err_sys(MCRDT_EIO, "cannot remove %s/%s", path, e->d_name);
-	}
-	closedir(d);
-	return rc;
-}
-
 int sync_git_clear_locks(sync_git *g, unsigned *removed_out)
 {
 	unsigned n = 0;
@@ -2371,10 +2384,10 @@ int sync_git_clear_locks(sync_git *g, unsigned *removed_out)
 	/* Temporary files: a pack a killed fetch was copying can be as large
 	 * as the mail, and nothing else would ever remove it. */
 	if (rc == 0)
-		rc = clear_temps_in(g->gitdir, &n);
+		rc = clear_temps_in(g->gitdir, 0, &n);
 	snprintf(path, sizeof path, "%sobjects/pack", g->gitdir);
 	if (rc == 0)
-		rc = clear_temps_in(path, &n);
+		rc = clear_temps_in(path, 0, &n);
 	if (removed_out)
 		*removed_out = n;
 	return rc;

@@ -973,7 +973,8 @@ static char *hub_of_a(const char *d, uint64_t n)
 
 /* A ref's lock file left in a hub by a sync killed while it pushed: an
  * old one is taken for what it is and removed; a fresh one may be another
- * writer's, and the push says so and leaves it. */
+ * writer's, and the push says so and leaves it. A temporary pack file
+ * such a push left goes once it is a day old. */
 START_TEST(push_clears_a_stale_lock_in_a_hub)
 {
 	char *d = tmp_dir();
@@ -981,6 +982,15 @@ START_TEST(push_clears_a_stale_lock_in_a_hub)
 	char *ra = tmp_path(d, "a"), *rb = tmp_path(d, "b");
 	sync_git *a = open_repo(ra, RA);
 	publish(a, RA, 5, 3);
+	char *tmp_old = tmp_path(hub, "objects/pack/tmp_mcrdt_pack_Old123");
+	char *tmp_new = tmp_path(hub, "objects/pack/tmp_mcrdt_pack_New456");
+	for (int k = 0; k < 2; k++) {
+		FILE *t = fopen(k ? tmp_new : tmp_old, "w");
+		ck_assert_ptr_nonnull(t);
+		fclose(t);
+	}
+	struct timespec days[2] = { { time(NULL) - 2 * 86400, 0 }, { time(NULL) - 2 * 86400, 0 } };
+	ck_assert_int_eq(utimensat(AT_FDCWD, tmp_old, days, 0), 0);
 	char lock[700];
 	snprintf(lock, sizeof lock, "%s/refs/mcrdt/%016" PRIx64 ".lock", hub, RA);
 	FILE *f = fopen(lock, "w");
@@ -994,6 +1004,8 @@ START_TEST(push_clears_a_stale_lock_in_a_hub)
 	ck_assert_int_eq(utimensat(AT_FDCWD, lock, old, 0), 0);
 	push(a, hub);
 	ck_assert_int_ne(access(lock, F_OK), 0);
+	ck_assert_int_ne(access(tmp_old, F_OK), 0);
+	ck_assert_int_eq(access(tmp_new, F_OK), 0);
 	sync_git *b = open_repo(rb, RB);
 	fetch(b, hub);
 	struct seen *s = calloc(1, sizeof *s);
@@ -1004,6 +1016,8 @@ START_TEST(push_clears_a_stale_lock_in_a_hub)
 	crdt_vv_free(&known);
 	sync_git_close(b);
 	sync_git_close(a);
+	free(tmp_old);
+	free(tmp_new);
 	free(ra);
 	free(rb);
 	free(hub);
