@@ -640,7 +640,8 @@ static void copies_first_sync(const char *src, uint32_t n, double floor)
 	struct phases ph;
 	double t = timed_sync(sa, b, &st, &ph);
 	if (compare_dirs(sa, b, "first sync of two imported copies") != n)
-		fail("two imported copies: %" PRIu64 " messages after their first sync, expected %u", messages_of(sa), n);
+		fail("two imported copies: %" PRIu64 " messages after their first sync, expected %u", messages_of(sa),
+		     n);
 	printf("\n   Two replicas that each imported a copy of the source's Maildir (cp -a), one run: importing both\n"
 	       "   %.2f s, then their first two-way sync %.2f s (%.2fx the floor; it publishes both sides' bodies)\n",
 	       imp, t, t / floor);

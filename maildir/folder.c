@@ -269,7 +269,8 @@ int md_folder_create(md *m, const char *mailbox)
 		}
 		/* Maildir++ marks a subfolder with an empty "maildirfolder" file
 		 * (whatever holds that name in a folder already there stays). */
-		int mf = rc ? -1 : openat(fd, "maildirfolder", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		int mf = rc ? -1
+			    : openat(fd, "maildirfolder", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (mf >= 0)
 			added = true;
 		else if (rc == 0 && errno != EEXIST)

@@ -1888,9 +1888,11 @@ static int clear_temps_in(const char *path, time_t min_age, unsigned *n)
 	time_t now = time(NULL);
 	while (rc == 0 && (e = readdir(d)) != NULL) {
 		struct stat st;
-		if (!temp_name(e->d_name) ||
-		    (min_age && (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || st.st_mtime > now - min_age)))
+		if (!temp_name(e->d_name))
 			continue;
+		if (min_age &&
+		    (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || st.st_mtime > now - min_age))
+			continue; /* young: perhaps a live writer's */
 		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
 			(*n)++;
 		else if (errno != ENOENT && !min_age)
@@ -1947,7 +1949,8 @@ static int push_local(sync_git *g, struct xfer *x, const char *path, char **spec
 			r = git_reference_create_matching(&ref, rr, name, &local, has == 0, has == 0 ? &cur : NULL,
 							  "mcrdt push");
 		if (r == GIT_ELOCKED) {
-			rc = sg_fail(MCRDT_EIO, "push to %s: its %s is locked by another writer (sync again)", url, name);
+			rc = sg_fail(MCRDT_EIO, "push to %s: its %s is locked by another writer (sync again)", url,
+				     name);
 			break;
 		}
 		if (r == GIT_EMODIFIED || r == GIT_EEXISTS) {
