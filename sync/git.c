@@ -12,7 +12,7 @@
  * A fetch from, or a push to, a repository on this machine copies packs
  * instead of going through libgit2's local transport, which rebuilds a
  * pack with delta search. Each copy is checked whole before it joins the
- * repository, every object against its id (pack_import), as libgit2's
+ * repository, every object against its id (pack_take), as libgit2's
  * indexer checks what its transports bring; every other url goes through
  * those transports.
  */
@@ -1128,7 +1128,7 @@ static void *g_after_pack_arg;
 /*
  * Brings into dstdir (whose odb is dst) the objects of the pack base of
  * the pack directory srcdir that dst lacks, every one checked: into out
- * when they are few (pack_extract), else the pack whole (pack_import).
+ * when they are few, else the pack whole (pack_take).
  * held (NULL for a push): packs known held, skipped, and this one added.
  * 2 when it took any, 0 when it had no need, 1 when the pack went while
  * we looked (merged by another process: list again).
@@ -1157,17 +1157,7 @@ static int copy_pack(struct xfer *x, bool fetch, const char *srcdir, const struc
 	char who[PATH_MAX];
 	sg_path(who, sizeof who, "%s %s", fetch ? "fetch from" : "push to", url);
 	uint64_t nobj = 0, bytes = 0;
-	rc = pack_extract(who, spack, &ix, missing, dstdir, dst, out, x->unpack, &nobj, &bytes);
-	if (rc == PACK_WHOLE) {
-		nobj = 0; /* (what was lacked: the rest is held twice now) */
-		for (uint32_t i = 0; i < ix.n; i++)
-			nobj += missing[i];
-		sg_path(dir, sizeof dir, "%s/pack", dstdir);
-		rc = pack_import(who, spack, &ix, dir, base, dst, x->unpack, missing, &bytes);
-		/* The next pack's check sees these objects held. */
-		if (rc == 0 && git_odb_refresh(dst) < 0)
-			rc = sg_fail(MCRDT_EIO, "%s: re-reading the packs", who);
-	}
+	rc = pack_take(who, spack, &ix, missing, dstdir, base, dst, out, x->unpack, &nobj, &bytes);
 	idx_free(&ix);
 	free(missing);
 	if (rc)
@@ -1246,13 +1236,14 @@ static int copy_objects(struct xfer *x, bool fetch, const char *srcdir, git_odb 
 	/* The packs' names reach the disk before a ref can name their
 	 * objects: pack_finish syncs the directory. */
 	sg_path(dir, sizeof dir, "%s/pack", dstdir);
-	copied |= out.count != 0;
-	if (!rc && out.count)
+	bool took = out.count != 0;
+	if (!rc && took)
 		rc = pack_finish(&out);
 	else if (!rc && copied)
 		rc = sync_dir(dir);
 	pack_free(&out);
-	if (!rc && copied && git_odb_refresh(dst) < 0)
+	/* (a whole import refreshed the odb already) */
+	if (!rc && took && git_odb_refresh(dst) < 0)
 		rc = sg_fail(MCRDT_EIO, "%s %s: re-reading the packs", what, url);
 	if (!rc && gitdir)
 		held_save(&held); /* what it names is in place and synced */
@@ -2375,19 +2366,15 @@ static int clear_locks_in(int fd, const char *path, unsigned depth, unsigned *n)
 int sync_git_clear_locks(sync_git *g, unsigned *removed_out)
 {
 	unsigned n = 0;
-	int fd = open(g->gitdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return err_sys(MCRDT_EIO, "cannot open %s", g->gitdir);
-	/* The top level (packed-refs.lock, HEAD.lock, config.lock) and refs/. */
-	int rc = clear_locks_in(fd, g->gitdir, 0, &n);
+	/* The top level: its locks (packed-refs.lock, HEAD.lock, config.lock)
+	 * and temporary files; then refs/ and objects/pack (a pack a killed
+	 * fetch was copying can be as large as the mail, and nothing else
+	 * would ever remove it). */
+	int rc = clear_temps_in(g->gitdir, 0, &n), fd;
 	char path[PATH_MAX];
 	snprintf(path, sizeof path, "%srefs", g->gitdir);
 	if (rc == 0 && (fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
 		rc = clear_locks_in(fd, path, 8, &n);
-	/* Temporary files: a pack a killed fetch was copying can be as large
-	 * as the mail, and nothing else would ever remove it. */
-	if (rc == 0)
-		rc = clear_temps_in(g->gitdir, 0, &n);
 	snprintf(path, sizeof path, "%sobjects/pack", g->gitdir);
 	if (rc == 0)
 		rc = clear_temps_in(path, 0, &n);

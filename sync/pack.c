@@ -1267,23 +1267,20 @@ static void *check_run(void *arg)
  * Checks the pack at map (size bytes; path, for errors) against its index
  * ix (whose ids and fanout idx_load checked), all of it, as git's
  * index-pack would: the header and trailer name ix's count and checksum,
- * the SHA-1 of the bytes is the trailer, the entries in offset order tile
- * the pack from header to trailer, and every entry is as check_entry
- * says. Two threads take turns on the work. Each blob proved is left in
+ * the SHA-1 of the bytes is the trailer, and every entry (v: in offset
+ * order, checked by pack_entries to tile a pack of size bytes) is as
+ * check_entry says. Two threads take turns on the work. Each blob proved is left in
  * the directory unpack (when not -1) as a file named by its id in hex,
  * when want (indexed like ix; NULL: all) says so.
  * 0; 1 when the pack holds a delta (found before any is inflated);
  * MCRDT_ECORRUPT naming it.
  */
 static int pack_check(const char *who, const char *path, const uint8_t *map, size_t size, const struct pack_idx *ix,
-		      int unpack, const uint8_t *want)
+		      const struct ent *v, int unpack, const uint8_t *want)
 {
 	if (!pack_hdr_ok(map, size, ix))
 		return err_set(MCRDT_ECORRUPT, "%s: %s is corrupt or does not match its index", who, path);
-	struct ent *v;
-	int rc = pack_entries(who, path, ix, size, &v);
-	if (rc)
-		return rc;
+	int rc;
 	uint32_t n = ix->n;
 	struct check c = { .map = map, .size = size, .ix = ix, .v = v, .unpack = unpack, .want = want };
 	uint32_t *chunk = malloc(((size_t)n + 2) * sizeof *chunk);
@@ -1320,7 +1317,6 @@ static int pack_check(const char *who, const char *path, const uint8_t *map, siz
 		else if (c.rc)
 			rc = err_set(c.rc, "%s: %s: %s", who, path, c.why);
 	}
-	free(v);
 	free(chunk);
 	return rc;
 }
@@ -1369,30 +1365,26 @@ static int copy_bytes(const char *who, const char *src, int in, uint64_t size, i
 	return rc;
 }
 
-int pack_import(const char *who, const char *src, const struct pack_idx *ix, const char *dstdir, const char *base,
-		git_odb *odb, int unpack, const uint8_t *want, uint64_t *bytes)
+/* Brings the source pack f (at src) into dstdir whole, as base.pack and
+ * base.idx: copied to a temporary file there, the copy checked whole
+ * (pack_check), synced and renamed, the index after it; a pack with
+ * deltas goes through libgit2's indexer into odb instead. *bytes grows
+ * by what was written. */
+static int import_whole(const char *who, const char *src, struct srcfile *f, const struct pack_idx *ix,
+			const char *dstdir, const char *base, git_odb *odb, int unpack, const uint8_t *want,
+			uint64_t *bytes)
 {
-	struct stat sb;
-	int in = sg_open_file(src, &sb);
-	if (in < 0)
-		return errno == ENOENT ? 1 : err_set(MCRDT_EIO, "%s: %s", who, mcrdt_error_last());
-	size_t size = (size_t)sb.st_size;
-	if (size < 32) {
-		close(in);
-		return err_set(MCRDT_ECORRUPT, "%s: %s is too short to be a pack", who, src);
-	}
+	size_t size = f->size;
 	char dst[PATH_MAX], tmp[PATH_MAX];
 	sg_path(dst, sizeof dst, "%s/%s.pack", dstdir, base);
 	sg_path(tmp, sizeof tmp, "%s.tmp_XXXXXX", dst);
 	int fd = mkstemp(tmp);
-	if (fd < 0) {
-		close(in);
+	if (fd < 0)
 		return err_sys(MCRDT_EIO, "creating %s", tmp);
-	}
 	/* The copy is what is checked: a writer that still changes src
-	 * cannot slip in bytes that were not. */
-	int rc = copy_bytes(who, src, in, size, fd, tmp);
-	close(in);
+	 * cannot slip in bytes that were not. (src_open read with pread:
+	 * the descriptor is at its start.) */
+	int rc = copy_bytes(who, src, f->fd, size, fd, tmp);
 	uint8_t *copy = MAP_FAILED;
 	if (!rc) {
 		(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* to the disk while it is checked */
@@ -1400,7 +1392,7 @@ int pack_import(const char *who, const char *src, const struct pack_idx *ix, con
 			rc = err_sys(MCRDT_EIO, "mapping %s", tmp);
 	}
 	bool whole = true;
-	if (!rc && (rc = pack_check(who, src, copy, size, ix, unpack, want)) == 1) {
+	if (!rc && (rc = pack_check(who, src, copy, size, ix, f->v, unpack, want)) == 1) {
 		whole = false; /* libgit2 writes the pack and its index */
 		rc = index_through_libgit2(who, src, copy, size, odb);
 	} else if (!rc) {
@@ -1415,35 +1407,44 @@ int pack_import(const char *who, const char *src, const struct pack_idx *ix, con
 		rc = pack_install(dstdir, base, tmp, ix->data, ix->len);
 	if (rc || !whole)
 		unlink(tmp);
+	/* The next pack's check sees these objects held. */
+	if (!rc && git_odb_refresh(odb) < 0)
+		rc = sg_fail(MCRDT_EIO, "%s: re-reading the packs", who);
 	if (!rc)
 		*bytes += size + (whole ? ix->len : 0);
 	return rc;
 }
 
-int pack_extract(const char *who, const char *src, const struct pack_idx *ix, const uint8_t *want, const char *objdir,
-		 git_odb *odb, struct pack *out, int unpack, uint64_t *objects, uint64_t *bytes)
+int pack_take(const char *who, const char *src, const struct pack_idx *ix, const uint8_t *want, const char *objdir,
+	      const char *base, git_odb *odb, struct pack *out, int unpack, uint64_t *objects, uint64_t *bytes)
 {
 	struct srcfile f;
 	int rc = src_open(who, src, ix, &f);
 	if (rc)
 		return rc;
-	uint64_t wanted = 0;
-	for (uint32_t k = 0; k < ix->n; k++)
+	uint64_t wanted = 0, nwanted = 0;
+	for (uint32_t k = 0; k < ix->n; k++) {
 		wanted += want[f.v[k].i] ? src_len(&f, ix->n, k) : 0;
-	struct taker t = { .want = want, .unpack = unpack };
-	if (wanted >= f.size / 2)
-		rc = PACK_WHOLE; /* a copy and two threads check it faster */
-	/* A delta goes whole through libgit2's indexer, which resolves it:
-	 * found before anything is taken (an entry's type is its first byte). */
-	for (uint32_t k = 0; !rc && k < ix->n; k++) {
-		uint8_t b0;
-		if (want[f.v[k].i] && !(rc = pread_exact(f.fd, who, src, f.v[k].off, &b0, 1)) &&
-		    (((b0 >> 4) & 7) == GIT_OBJECT_OFS_DELTA || ((b0 >> 4) & 7) == GIT_OBJECT_REF_DELTA))
-			rc = PACK_WHOLE;
+		nwanted += want[f.v[k].i];
 	}
+	/* Most of it wanted: a copy and two threads check it faster. A delta
+	 * goes whole through libgit2's indexer, which resolves it: found
+	 * before anything is taken (an entry's type is its first byte). */
+	bool whole = wanted >= f.size / 2;
+	for (uint32_t k = 0; !whole && !rc && k < ix->n; k++) {
+		uint8_t b0;
+		if (want[f.v[k].i] && !(rc = pread_exact(f.fd, who, src, f.v[k].off, &b0, 1)))
+			whole = ((b0 >> 4) & 7) == GIT_OBJECT_OFS_DELTA || ((b0 >> 4) & 7) == GIT_OBJECT_REF_DELTA;
+	}
+	struct taker t = { .want = want, .unpack = unpack };
+	char dir[PATH_MAX];
+	sg_path(dir, sizeof dir, "%s/pack", objdir);
 	if (rc)
 		;
-	else if (out->fd < 0 && (rc = pack_open(out, objdir, odb, false)))
+	else if (whole) {
+		if ((rc = import_whole(who, src, &f, ix, dir, base, odb, unpack, want, bytes)) == 0)
+			*objects += nwanted; /* (what was lacked: the rest is held twice now) */
+	} else if (out->fd < 0 && (rc = pack_open(out, objdir, odb, false)))
 		;
 	else if (!(t.buf = malloc(CHECK_BUF)) || inflateInit(&t.z) != Z_OK)
 		rc = err_set(MCRDT_ENOMEM, "out of memory reading %s", src);

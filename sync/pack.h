@@ -158,48 +158,34 @@ int loose_each(const char *objdir, int (*fn)(void *ctx, const git_oid *id, const
 /* ---- bringing in a peer's pack ---- */
 
 /*
- * Brings the pack at src, whose index ix was loaded by idx_load, into the
- * pack directory dstdir as base.pack and base.idx. The pack is copied to
- * a temporary file there and the copy is checked whole before it is
- * synced and renamed, then the index follows: every object must inflate
- * and hash to the id ix gives it, as git's index-pack checks. (A forged
- * object taken in unchecked would hide the real one from every later
- * fetch.) A pack that holds deltas goes through libgit2's indexer into
- * odb (dstdir's object database) instead, which resolves them and writes
- * its own index. unpack, when not -1, is a directory where each blob the
- * check proved is left as a file named by its id in hex (40 digits), its
- * content exactly (not synced; a blob already there is not written
- * again, and a write that fails only leaves that blob out): each blob, or
- * when want is not NULL those whose entry (in ix's order) want marks.
- * Not for a pack with deltas, whose objects the indexer checks. 0, with
- * *bytes increased by what was written to dstdir; 1 when src is gone (its
- * owner merged it: list again); else an error naming who, with nothing
- * left behind in dstdir. Not thread-safe; it runs two threads of its own
- * to check.
+ * Takes into the repository objdir (whose object database is odb) the
+ * objects of the peer pack at src that want marks (in the order of ix,
+ * which idx_load loaded), every one checked as git's index-pack would: it
+ * must inflate and hash to the id ix gives it, its CRC-32 must be the
+ * index's. (A forged object taken in unchecked would hide the real one
+ * from every later fetch.) src is read through a buffer, never mapped.
+ * - When they are less than half of the pack (one its owner merged, a
+ *   copy of the same mail), only they are read, each checked, into out: a
+ *   pack being written into objdir, opened here with pack_open(out,
+ *   objdir, odb, false) when its fd is -1 (out->seen keeps an object from
+ *   going in twice); the caller finishes or frees it.
+ * - Else, or when one of them is a delta, the pack comes whole as
+ *   objdir/pack/base.pack and base.idx: copied to a temporary file there,
+ *   the copy checked whole before it is synced and renamed, the index
+ *   after it; a pack with deltas goes through libgit2's indexer into odb
+ *   instead, which resolves them. odb is refreshed.
+ * unpack, when not -1, is a directory where each blob of want proved is
+ * left as a file named by its id in hex (40 digits), its content exactly
+ * (not synced; a blob already there is not written again, and a write
+ * that fails only leaves that blob out).
+ * 0, with *objects increased by the objects taken and *bytes by the bytes
+ * read or written; 1 when src is gone (its owner merged it: list again);
+ * else an error naming who, nothing left behind in objdir but what out
+ * holds (each object in it checked). Not thread-safe; a whole pack is
+ * checked on two threads of its own.
  */
-int pack_import(const char *who, const char *src, const struct pack_idx *ix, const char *dstdir, const char *base,
-		git_odb *odb, int unpack, const uint8_t *want, uint64_t *bytes);
-
-#define PACK_WHOLE 2
-
-/*
- * Takes into out, a pack being written into the repository objdir (whose
- * object database is odb), the objects of the pack at src that want marks
- * (in the order of ix, which idx_load loaded), when they are less than half
- * of it: a peer's pack that holds a few objects we lack among many we
- * have (a pack its owner consolidated, a copy of the same mail) costs what
- * we lack, not its size. src must be the pack ix names; each entry taken
- * is read through a buffer and checked as pack_import checks one, and a
- * blob is also left in unpack (when not -1). out is opened here, with
- * pack_open(out, objdir, odb, false), when its fd is -1; out->seen keeps
- * an object from going in twice; the caller finishes or frees it.
- * 0, with *objects and *bytes (the entry bytes read) increased by what
- * was taken; PACK_WHOLE when src is better brought in whole by
- * pack_import (most of it is wanted, or a wanted entry is a delta); 1
- * when src is gone; else an error naming who. Not thread-safe.
- */
-int pack_extract(const char *who, const char *src, const struct pack_idx *ix, const uint8_t *want, const char *objdir,
-		 git_odb *odb, struct pack *out, int unpack, uint64_t *objects, uint64_t *bytes);
+int pack_take(const char *who, const char *src, const struct pack_idx *ix, const uint8_t *want, const char *objdir,
+	      const char *base, git_odb *odb, struct pack *out, int unpack, uint64_t *objects, uint64_t *bytes);
 
 /* ---- consolidating ---- */
 
