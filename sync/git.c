@@ -1029,12 +1029,12 @@ static void count_moved(struct xfer *x, bool fetch, uint64_t objects, uint64_t b
  */
 #define HELD_MAX 1024
 #define HELD_LEN 45 /* "pack-" + 40 hex */
+#define HELD_REC (HELD_LEN + 1) /* a name and its newline */
 
 struct held {
-	char (*v)[HELD_LEN + 1];
-	size_t n;
+	struct vbuf b; /* HELD_REC-byte records, newest first */
 	bool changed;
-	char path[PATH_MAX];
+	const char *gitdir;
 };
 
 static bool held_name_ok(const char *s, size_t len)
@@ -1047,79 +1047,59 @@ static bool held_name_ok(const char *s, size_t len)
 	return true;
 }
 
-/* The list of the repository at gitdir: what of it can be read (a line
- * that is not a name is left out). 0 or MCRDT_ENOMEM. */
-static int held_load(struct held *h, const char *gitdir)
+/* The list of the repository at gitdir, or none when it is missing or
+ * damaged (a cache: the indexes are read again). */
+static void held_load(struct held *h, const char *gitdir)
 {
 	memset(h, 0, sizeof *h);
-	sg_path(h->path, sizeof h->path, "%sheld-packs", gitdir);
-	size_t cap = HELD_MAX * (HELD_LEN + 1), len = 0;
-	char *buf = malloc(cap);
-	if (!buf || !(h->v = malloc(HELD_MAX * sizeof *h->v))) {
-		free(buf);
-		return err_set(MCRDT_ENOMEM, "out of memory");
+	h->gitdir = gitdir;
+	uint8_t *data;
+	size_t len;
+	if (read_file_summed(gitdir, "held-packs", HELD_MAX * HELD_REC + 8, &data, &len) != 0)
+		return;
+	if (len % HELD_REC == 0) {
+		h->b.p = data;
+		h->b.len = h->b.cap = len;
+	} else {
+		free(data);
 	}
-	int fd = open(h->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	for (ssize_t r = 1; fd >= 0 && r > 0 && len < cap; len += r > 0 ? (size_t)r : 0)
-		while ((r = read(fd, buf + len, cap - len)) < 0 && errno == EINTR)
-			;
-	if (fd >= 0)
-		close(fd);
-	for (size_t at = 0; at < len && h->n < HELD_MAX;) {
-		char *nl = memchr(buf + at, '\n', len - at);
-		size_t l = nl ? (size_t)(nl - (buf + at)) : len - at;
-		if (nl && held_name_ok(buf + at, l)) {
-			memcpy(h->v[h->n], buf + at, l);
-			h->v[h->n++][l] = 0;
-		}
-		at += l + 1;
-	}
-	free(buf);
-	return 0;
 }
 
 static bool held_has(const struct held *h, const char *base)
 {
-	for (size_t i = 0; h && i < h->n; i++)
-		if (strcmp(h->v[i], base) == 0)
+	if (!h || strlen(base) != HELD_LEN)
+		return false;
+	for (size_t at = 0; at < h->b.len; at += HELD_REC)
+		if (memcmp(h->b.p + at, base, HELD_LEN) == 0)
 			return true;
 	return false;
 }
 
+/* base in front (the oldest goes past HELD_MAX). Out of memory leaves
+ * the list as it was. */
 static void held_add(struct held *h, const char *base)
 {
-	if (!h || held_has(h, base) || !held_name_ok(base, strlen(base)))
+	if (!h || held_has(h, base) || !held_name_ok(base, strlen(base)) || vbuf_reserve(&h->b, HELD_REC))
 		return;
-	size_t n = h->n < HELD_MAX ? h->n : HELD_MAX - 1;
-	memmove(h->v + 1, h->v, n * sizeof *h->v);
-	snprintf(h->v[0], sizeof h->v[0], "%s", base);
-	h->n = n + 1;
+	size_t keep = h->b.len < (HELD_MAX - 1) * HELD_REC ? h->b.len : (HELD_MAX - 1) * HELD_REC;
+	memmove(h->b.p + HELD_REC, h->b.p, keep);
+	memcpy(h->b.p, base, HELD_LEN);
+	h->b.p[HELD_LEN] = '\n';
+	h->b.len = keep + HELD_REC;
 	h->changed = true;
 }
 
-/* Writes the list when it changed, synced and renamed into place. A
- * failure is not the fetch's: the next one reads those indexes again. */
+/* Writes the list when it changed; not synced: it names only packs in
+ * place and synced, and a list lost or damaged is only read again. A
+ * failure is not the fetch's, nor is its message. */
 static void held_save(struct held *h)
 {
-	char *buf = h->changed ? malloc(h->n * (HELD_LEN + 1) + 1) : NULL, tmp[PATH_MAX];
-	size_t len = 0;
-	for (size_t i = 0; buf && i < h->n; i++)
-		len += (size_t)sprintf(buf + len, "%s\n", h->v[i]);
-	if (buf) {
-		char saved[1024]; /* (the call succeeds: its last message stays) */
-		snprintf(saved, sizeof saved, "%s", mcrdt_error_last());
-		if (sg_stage(h->path, buf, len, tmp) == 0 && rename(tmp, h->path) != 0)
-			unlink(tmp);
+	if (!h->changed)
+		return;
+	char saved[1024];
+	snprintf(saved, sizeof saved, "%s", mcrdt_error_last());
+	if (replace_file_summed(h->gitdir, "held-packs", &h->b, false) != 0)
 		err_set(0, "%s", saved);
-	}
-	free(buf);
-}
-
-static void held_free(struct held *h)
-{
-	free(h->v);
-	h->v = NULL;
-	h->n = 0;
 }
 
 static void (*g_after_pack)(void *); /* sync_git_test_after_pack */
@@ -1212,7 +1192,9 @@ static int copy_objects(struct xfer *x, bool fetch, const char *srcdir, git_odb 
 	struct pack out = { .fd = -1 }; /* the objects taken out of packs */
 	struct held held;
 	bool copied = false;
-	int rc = gitdir ? held_load(&held, gitdir) : 0;
+	int rc = 0;
+	if (gitdir)
+		held_load(&held, gitdir);
 	for (unsigned pass = 0; !rc; pass++) {
 		struct srcpack *s;
 		size_t n;
@@ -1248,7 +1230,7 @@ static int copy_objects(struct xfer *x, bool fetch, const char *srcdir, git_odb 
 	if (!rc && gitdir)
 		held_save(&held); /* what it names is in place and synced */
 	if (gitdir)
-		held_free(&held);
+		vbuf_free(&held.b);
 	if (rc)
 		return rc;
 	/* Loose objects (a repository we wrote has none), through the odbs. */

@@ -524,9 +524,6 @@ int pack_finish(struct pack *p)
 		return rc;
 
 	qsort(p->e, p->count, sizeof *p->e, cmp_entry);
-	for (size_t i = 1; i < p->count; i++) /* (pack_seen's work; an index with one id twice is refused) */
-		if (git_oid_equal(&p->e[i - 1].id, &p->e[i].id))
-			return err_set(MCRDT_EIO, "%s holds an object twice", p->tmp);
 	size_t ilen;
 	uint8_t *idx = pack_index(p, sum, &ilen);
 	if (!idx)
