@@ -1440,9 +1440,7 @@ static int cmp_by_uidvalidity(const void *a, const void *b)
 {
 	const struct mbox *x = &sort_model->mboxes[*(const uint32_t *)a];
 	const struct mbox *y = &sort_model->mboxes[*(const uint32_t *)b];
-	if (x->uidvalidity != y->uidvalidity)
-		return x->uidvalidity < y->uidvalidity ? -1 : 1;
-	return crdt_dot_cmp(x->guid, y->guid);
+	return mbox_rank_cmp(x, y);
 }
 
 static void mark_members_dirty(crdt_model *m, uint32_t bi)

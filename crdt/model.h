@@ -251,6 +251,21 @@ int crdt_model_message(const crdt_model *m, crdt_dot msg, struct crdt_msginfo *o
 void crdt_msginfo_free(struct crdt_msginfo *x);
 
 /*
+ * Of two live messages that are one message imported twice (the caller
+ * decides that: same file name, same content), the one every replica
+ * keeps, in *keep: the one whose own mailbox (the member it was added to)
+ * ranks higher by (UIDVALIDITY as created, GUID), then the smaller GUID.
+ * Of concurrently created mailboxes of one name, the highest in that order
+ * leads the view and gives it its UID space, so the copy kept is the one
+ * already claimed there: it keeps its UID, and where each replica imported
+ * the same files, nothing moves. The order depends only on the ops that
+ * made the two messages and their mailboxes, so every replica keeps the
+ * same copy whatever else it knows. 0, MCRDT_ENOTFOUND when either is not
+ * live.
+ */
+int crdt_model_keeper(const crdt_model *m, crdt_dot a, crdt_dot b, crdt_dot *keep);
+
+/*
  * The subscribed names, sorted by bytes, whether a mailbox has the name or
  * not (IMAP LSUB). *names is an array of *n malloc'd strings; free it with
  * crdt_strv_free. 0 or MCRDT_ENOMEM.

@@ -122,6 +122,15 @@ struct mbox {
 			       * messages shown in it, UIDs it stopped showing */
 };
 
+/* The order of mailboxes by (UIDVALIDITY as created, GUID): effective
+ * UIDVALIDITY rises along it, and of the live members of a view the last
+ * in it leads. */
+static inline int mbox_rank_cmp(const struct mbox *x, const struct mbox *y)
+{
+	if (x->uidvalidity != y->uidvalidity)
+		return x->uidvalidity < y->uidvalidity ? -1 : 1;
+	return crdt_dot_cmp(x->guid, y->guid);
+}
 struct crdt_model {
 	uint64_t self;
 	/* replicas: local index <-> global id, and the causal context */

@@ -427,6 +427,19 @@ int crdt_model_subscriptions(const crdt_model *m, char ***names, size_t *n)
 	return 0;
 }
 
+int crdt_model_keeper(const crdt_model *m, crdt_dot a, crdt_dot b, crdt_dot *keep)
+{
+	uint32_t i, j;
+	bool has_a = msg_index(m, a, &i) == 0, has_b = msg_index(m, b, &j) == 0;
+	if (!has_a || !has_b) {
+		crdt_dot d = has_a ? b : a;
+		return err_set(MCRDT_ENOTFOUND, "no message %" PRIx64 ".%" PRIu64, d.replica, d.counter);
+	}
+	int c = mbox_rank_cmp(&m->mboxes[m->msgs[i].mbox], &m->mboxes[m->msgs[j].mbox]);
+	*keep = c > 0 || (c == 0 && crdt_dot_cmp(a, b) < 0) ? a : b;
+	return 0;
+}
+
 bool crdt_model_has_message(const crdt_model *m, crdt_dot msg)
 {
 	uint32_t i;

@@ -254,8 +254,8 @@ static int find_base(void *ctx, const struct crdt_msgview *v)
 /*
  * A peer's new message x in folder: when another live message there has
  * its base name, the two are one message imported twice (same content)
- * or a clash (refused). The copy with the greater GUID goes; the other
- * takes on its flags.
+ * or a clash (refused). The copy crdt_model_keeper names stays (every
+ * replica picks the same one) and takes on the other's flags.
  */
 static int merge_copies(struct apply *a, crdt_dot guid, const struct place *x)
 {
@@ -310,10 +310,12 @@ static int merge_copies(struct apply *a, crdt_dot guid, const struct place *x)
 			     "mailbox '%s': a peer's message %016" PRIx64 ".%" PRIu64
 			     " has the file name %s of a different message here",
 			     x->folder, guid.replica, guid.counter, x->m.base);
-	crdt_dot keep = crdt_dot_cmp(guid, o.found.guid) < 0 ? guid : o.found.guid;
-	crdt_dot drop = crdt_dot_eq(keep, guid) ? o.found.guid : guid;
-	if (rc == 0 && (rc = track(a, keep)) == 0)
-		rc = track(a, drop);
+	crdt_dot keep = guid, drop = o.found.guid;
+	if (rc == 0 && (rc = crdt_model_keeper(s->m, guid, o.found.guid, &keep)) == 0) {
+		drop = crdt_dot_eq(keep, guid) ? o.found.guid : guid;
+		if ((rc = track(a, keep)) == 0)
+			rc = track(a, drop);
+	}
 	struct crdt_msginfo k, d;
 	if (rc == 0 && (rc = crdt_model_message(s->m, keep, &k)) == 0) {
 		if ((rc = crdt_model_message(s->m, drop, &d)) == 0) {

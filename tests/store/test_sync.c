@@ -1400,14 +1400,104 @@ START_TEST(merge_plain_maildirs)
 }
 END_TEST
 
+static uint64_t replica_of(mcrdt_store *s)
+{
+	struct mcrdt_store_info in;
+	OK(mcrdt_store_info(s, &in));
+	return in.replica;
+}
+
+/* Three replicas that each imported a copy of one Maildir (a restored
+ * backup, an rsync copy) meet. Each message stays once and keeps the UID
+ * it was imported under on every replica: the copies kept are those of the
+ * replica whose mailboxes lead the merged views (here the one imported
+ * last, with the highest UIDVALIDITY), so its clients see nothing change
+ * at all, and the others see only a new UIDVALIDITY (their mailboxes were
+ * created apart), never a UID move. */
+START_TEST(imported_copies_keep_their_uids)
+{
+	char *top = tmp_dir();
+	char *src = tmp_path(top, "src");
+	make_dirs(src, "");
+	make_dirs(src, ".Sub");
+	write_file(src, ".Sub/maildirfolder", "");
+	write_file(src, "cur/1700000001.M1P10.host:2,S", "Subject: one\r\n\r\none\r\n");
+	write_file(src, "cur/1700000002.M2P10.host:2,FS", "Subject: two\r\n\r\ntwo\r\n");
+	write_file(src, "cur/1700000003.M3P10.host:2,", "Subject: three\r\n\r\nthree\r\n");
+	write_file(src, "new/1700000004.M4P10.host", "Subject: four\r\n\r\nfour\r\n");
+	write_file(src, ".Sub/cur/1700000005.M5P10.host:2,S", "Subject: five\r\n\r\nfive\r\n");
+	write_file(src, ".Sub/cur/1700000006.M6P10.host:2,S", "Subject: six\r\n\r\nsix\r\n");
+	static const char *const names[3] = { "a", "b", "c" };
+	char *dirs[3], *before[3];
+	mcrdt_store *s[3];
+	for (int i = 0; i < 3; i++) {
+		/* Imported at different times, as in life: UIDVALIDITY is the
+		 * clock's second, one more for each further mailbox of an import,
+		 * and every known UID space keeps a value of its own (a view that
+		 * changes spaces shows a higher one). Two seconds apart, no
+		 * replica's values overlap another's. */
+		if (i)
+			sleep(2);
+		dirs[i] = tmp_path(top, names[i]);
+		for (;;) {
+			ck_assert_int_eq(run_sh(NULL, "cp -a '%s' '%s'", src, dirs[i]), 0);
+			s[i] = open_named(dirs[i], names[i]);
+			/* c's replica id (the first half of its GUIDs) is not the
+			 * smallest: a rule that kept the copy with the smaller
+			 * GUID would drop c's (and move UIDs) every time. */
+			if (i < 2 || replica_of(s[2]) > replica_of(s[0]) || replica_of(s[2]) > replica_of(s[1]))
+				break;
+			mcrdt_store_close(s[i]);
+			rm_tree(strdup(dirs[i])); /* (frees its argument) */
+		}
+		before[i] = render(s[i], dirs[i]);
+	}
+	static const char *const boxes[2] = { "INBOX", "Sub" };
+	for (int k = 0; k < 2; k++) {
+		struct mcrdt_status st[3];
+		for (int i = 0; i < 3; i++)
+			OK(mcrdt_mailbox_status(s[i], boxes[k], &st[i]));
+		ck_assert_msg(st[0].uidvalidity < st[1].uidvalidity && st[1].uidvalidity < st[2].uidvalidity,
+			      "%s: UIDVALIDITY %u, %u, %u: not imported in order", boxes[k], st[0].uidvalidity,
+			      st[1].uidvalidity, st[2].uidvalidity);
+		ck_assert_uint_eq(st[0].messages, k ? 2 : 4);
+	}
+	/* a with b, then c with b (b brings a's copies to c), then a with c */
+	static const int pairs[3][2] = { { 0, 1 }, { 2, 1 }, { 0, 2 } };
+	uint64_t dups = 0;
+	for (int p = 0; p < 3; p++) {
+		int x = pairs[p][0], y = pairs[p][1];
+		struct mcrdt_sync_stats st;
+		OK(mcrdt_sync(s[x], dirs[y], NULL, &st));
+		ck_assert_msg(st.uid_moves == 0, "sync of %s with %s moved %" PRIu64 " UIDs", names[x], names[y],
+			      st.uid_moves);
+		dups += st.duplicates;
+		assert_same("right after a two-way sync", s[x], dirs[x], s[y], dirs[y]);
+	}
+	ck_assert_msg(dups > 0, "no copies merged");
+	/* every replica now shows exactly what c showed after its import:
+	 * the same messages, once each, under the same UIDs and UIDVALIDITY */
+	for (int i = 0; i < 3; i++) {
+		char *now = render(s[i], dirs[i]);
+		assert_same_text(names[i], before[2], now);
+		free(now);
+	}
+	for (int i = 0; i < 3; i++) {
+		mcrdt_store_close(s[i]);
+		free(before[i]);
+		free(dirs[i]);
+	}
+	free(src);
+	rm_tree(top);
+}
+END_TEST
+
 /* ---- 4. untrusted peer input ---- */
 
 static char *hex_of(mcrdt_store *s)
 {
-	struct mcrdt_store_info in;
-	OK(mcrdt_store_info(s, &in));
 	char *h = NULL;
-	ck_assert_int_ge(asprintf(&h, "%016" PRIx64, in.replica), 0);
+	ck_assert_int_ge(asprintf(&h, "%016" PRIx64, replica_of(s)), 0);
 	return h;
 }
 
@@ -2270,6 +2360,7 @@ int main(void)
 	TCase *tm = tcase_create("merge");
 	tcase_set_timeout(tm, 60);
 	tcase_add_test(tm, merge_plain_maildirs);
+	tcase_add_test(tm, imported_copies_keep_their_uids);
 	suite_add_tcase(s, tm);
 
 	TCase *tu = tcase_create("untrusted");
