@@ -131,6 +131,7 @@ static inline int mbox_rank_cmp(const struct mbox *x, const struct mbox *y)
 		return x->uidvalidity < y->uidvalidity ? -1 : 1;
 	return crdt_dot_cmp(x->guid, y->guid);
 }
+
 struct crdt_model {
 	uint64_t self;
 	/* replicas: local index <-> global id, and the causal context */

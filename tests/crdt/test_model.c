@@ -1835,6 +1835,39 @@ START_TEST(concurrent_create_changes_uidvalidity)
 }
 END_TEST
 
+/* Of two imports of one message, every replica keeps the copy in the
+ * mailbox that leads the merged view, whatever the GUIDs say; within one
+ * mailbox, the smaller GUID. */
+START_TEST(keeper_is_the_copy_in_the_leading_mailbox)
+{
+	crdt_cluster c;
+	ck_assert_int_eq(crdt_cluster_init(&c, 2, 0x701), 0);
+	/* The leading mailbox's copy has the greater GUID (its replica's id
+	 * is the greater): a rule by GUID alone would keep the other. */
+	size_t hi = crdt_model_replica(c.r[0]) > crdt_model_replica(c.r[1]) ? 0 : 1, lo = 1 - hi;
+	crdt_dot xl, xh, a, b, a2;
+	uint32_t u;
+	LOCAL(&c, lo, crdt_model_create(m_, &ops_, "X", 5, &xl));
+	LOCAL(&c, lo, crdt_model_append(m_, &ops_, xl, NULL, 0, NULL, 0, &a, &u));
+	LOCAL(&c, lo, crdt_model_append(m_, &ops_, xl, NULL, 0, NULL, 0, &a2, &u));
+	LOCAL(&c, hi, crdt_model_create(m_, &ops_, "X", 7, &xh));
+	LOCAL(&c, hi, crdt_model_append(m_, &ops_, xh, NULL, 0, NULL, 0, &b, &u));
+	sync_all(&c);
+	for (size_t r = 0; r < 2; r++) {
+		ck_assert(crdt_dot_eq(info_of(c.r[r], "X").guid, xh)); /* b's mailbox leads */
+		crdt_dot k1, k2, k3;
+		ck_assert_int_eq(crdt_model_keeper(c.r[r], a, b, &k1), 0);
+		ck_assert_int_eq(crdt_model_keeper(c.r[r], b, a, &k2), 0);
+		ck_assert_int_eq(crdt_model_keeper(c.r[r], a2, a, &k3), 0);
+		ck_assert_msg(crdt_dot_eq(k1, b) && crdt_dot_eq(k2, b), "replica %zu keeps the copy in the led mailbox", r);
+		ck_assert(crdt_dot_eq(k3, a));
+		crdt_dot ghost = { crdt_model_replica(c.r[lo]), 999 };
+		ck_assert_int_eq(crdt_model_keeper(c.r[r], a, ghost, &k1), MCRDT_ENOTFOUND);
+	}
+	crdt_cluster_free(&c);
+}
+END_TEST
+
 /*
  * Regression (found in review, fixed): apply_delete makes a mailbox dead when its add-dot set is empty,
  * even if it still has live members. With deps that are not causally
@@ -1945,6 +1978,7 @@ int main(void)
 		unclosed_deps_strand_nothing,
 		local_op_releases_buffered,
 		concurrent_create_changes_uidvalidity,
+		keeper_is_the_copy_in_the_leading_mailbox,
 	};
 	TCase *tr = tcase_create("regressions");
 	tcase_set_timeout(tr, 0);
