@@ -1317,18 +1317,24 @@ static size_t find_base(const char *root, const char *folder, const char *base, 
 	return c;
 }
 
+/* A plain Maildir: four messages in INBOX (one in new/), one in Sub. */
+static void plain_maildir(const char *root)
+{
+	make_dirs(root, "");
+	make_dirs(root, ".Sub");
+	write_file(root, "cur/1700000001.M1P10.host:2,S", "Subject: one\r\n\r\none\r\n");
+	write_file(root, "cur/1700000002.M2P10.host:2,S", "Subject: two\r\n\r\ntwo\r\n");
+	write_file(root, "cur/1700000003.M3P10.host:2,", "Subject: three\r\n\r\nthree\r\n");
+	write_file(root, "new/1700000004.M4P10.host", "Subject: four\r\n\r\nfour\r\n");
+	write_file(root, ".Sub/cur/1700000005.M5P10.host:2,F", "Subject: five\r\n\r\nfive\r\n");
+	write_file(root, ".Sub/maildirfolder", "");
+}
+
 START_TEST(merge_plain_maildirs)
 {
 	char *top = tmp_dir();
 	char *a = tmp_path(top, "a"), *b = tmp_path(top, "b");
-	make_dirs(a, "");
-	make_dirs(a, ".Sub");
-	write_file(a, "cur/1700000001.M1P10.host:2,S", "Subject: one\r\n\r\none\r\n");
-	write_file(a, "cur/1700000002.M2P10.host:2,S", "Subject: two\r\n\r\ntwo\r\n");
-	write_file(a, "cur/1700000003.M3P10.host:2,", "Subject: three\r\n\r\nthree\r\n");
-	write_file(a, "new/1700000004.M4P10.host", "Subject: four\r\n\r\nfour\r\n");
-	write_file(a, ".Sub/cur/1700000005.M5P10.host:2,F", "Subject: five\r\n\r\nfive\r\n");
-	write_file(a, ".Sub/maildirfolder", "");
+	plain_maildir(a);
 	ck_assert_int_eq(run_sh(NULL, "cp -a '%s' '%s'", a, b), 0);
 	/* one: a adds \Flagged, b adds \Answered */
 	rename_in(a, "cur/1700000001.M1P10.host:2,S", "cur/1700000001.M1P10.host:2,FS");
@@ -1418,14 +1424,7 @@ START_TEST(imported_copies_keep_their_uids)
 {
 	char *top = tmp_dir();
 	char *src = tmp_path(top, "src");
-	make_dirs(src, "");
-	make_dirs(src, ".Sub");
-	write_file(src, ".Sub/maildirfolder", "");
-	write_file(src, "cur/1700000001.M1P10.host:2,S", "Subject: one\r\n\r\none\r\n");
-	write_file(src, "cur/1700000002.M2P10.host:2,FS", "Subject: two\r\n\r\ntwo\r\n");
-	write_file(src, "cur/1700000003.M3P10.host:2,", "Subject: three\r\n\r\nthree\r\n");
-	write_file(src, "new/1700000004.M4P10.host", "Subject: four\r\n\r\nfour\r\n");
-	write_file(src, ".Sub/cur/1700000005.M5P10.host:2,S", "Subject: five\r\n\r\nfive\r\n");
+	plain_maildir(src);
 	write_file(src, ".Sub/cur/1700000006.M6P10.host:2,S", "Subject: six\r\n\r\nsix\r\n");
 	static const char *const names[3] = { "a", "b", "c" };
 	char *dirs[3], *before[3];
