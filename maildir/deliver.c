@@ -184,7 +184,7 @@ int md_deliver(md *m, const char *mailbox, const void *data, size_t len,
 	}
 	if ((rc = final_name(final, sizeof final, base, opts->flags)))
 		return rc;
-	int fd; /* -1 failed; -2 none (a move-in in a batch) */
+	int fd = -1; /* a write's, or a move-in's outside a batch (for its fsync) */
 	if (opts->src_name) {
 		/* Over a file of that name left in tmp/, as a write would be. */
 		if (!opts->base)
@@ -193,16 +193,15 @@ int md_deliver(md *m, const char *mailbox, const void *data, size_t len,
 			return errno == ENOENT ? err_set(MCRDT_ENOTFOUND, "cannot move %s into %s/tmp: gone",
 							 opts->src_name, mailbox)
 					       : io_error(errno, "cannot move into tmp/:", base);
-		/* In a batch, by name: the batch's syncfs makes the file durable,
-		 * and no descriptor is needed (two calls a message less). */
+		/* Checked (and dated, below) by name: in a batch, its syncfs
+		 * makes the file durable, and no descriptor is needed. */
 		struct stat st;
-		fd = m->batch ? -2 : openat(f->tmp, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd == -1)
-			rc = io_error(errno, "cannot open in tmp/:", base);
-		else if ((fd >= 0 ? fstat(fd, &st) : fstatat(f->tmp, base, &st, AT_SYMLINK_NOFOLLOW)) != 0)
+		if (fstatat(f->tmp, base, &st, AT_SYMLINK_NOFOLLOW) != 0)
 			rc = io_error(errno, "cannot stat", base);
 		else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != len)
 			rc = err_set(MCRDT_ECORRUPT, "%s is not a file of %zu bytes", opts->src_name, len);
+		else if (!m->batch && (fd = openat(f->tmp, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+			rc = io_error(errno, "cannot open in tmp/:", base);
 	} else {
 		fd = openat(f->tmp, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0 && errno == EEXIST && opts->base && unlinkat(f->tmp, base, 0) == 0)
@@ -214,13 +213,9 @@ int md_deliver(md *m, const char *mailbox, const void *data, size_t len,
 		}
 		rc = write_all(fd, data, len, base);
 	}
-	if (fd == -1) {
-		unlinkat(f->tmp, base, 0);
-		return rc;
-	}
 	if (rc == 0 && opts->mtime >= 0) {
 		struct timespec ts[2] = { { opts->mtime, 0 }, { opts->mtime, 0 } };
-		if ((fd >= 0 ? futimens(fd, ts) : utimensat(f->tmp, base, ts, AT_SYMLINK_NOFOLLOW)) != 0)
+		if (utimensat(f->tmp, base, ts, AT_SYMLINK_NOFOLLOW) != 0)
 			rc = io_error(errno, "cannot set the date of", base);
 	}
 	if (rc == 0 && !m->batch && fsync(fd) != 0)

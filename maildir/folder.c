@@ -206,8 +206,6 @@ int md_folder_list(md *m, char ***names_out, size_t *n_out)
 	return 0;
 }
 
-static const char *const md_subs[] = { "tmp", "new", "cur" };
-
 /* Whether something that is not a directory holds dirfd/name (shown as
  * path), which a folder of mailbox needs: MCRDT_EIO naming it, else 0. */
 static int in_way(int dirfd, const char *name, const char *path, const char *mailbox)

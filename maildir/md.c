@@ -45,6 +45,8 @@ int md_fsync(int fd, const char *what)
 	return err_sys(errno == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO, "fsync of %s failed", what);
 }
 
+const char *const md_subs[3] = { "tmp", "new", "cur" };
+
 /* mkdir that accepts an existing directory (but not a file or a link). */
 static int ensure_dir(int dirfd, const char *name, const char *path)
 {
@@ -58,11 +60,10 @@ static int ensure_dir(int dirfd, const char *name, const char *path)
 
 static int make_maildir(int dirfd, const char *path)
 {
-	static const char *const subs[] = { "tmp", "new", "cur" };
 	for (size_t i = 0; i < 3; i++) {
 		char p[4096];
-		snprintf(p, sizeof p, "%s/%s", path, subs[i]);
-		int rc = ensure_dir(dirfd, subs[i], p);
+		snprintf(p, sizeof p, "%s/%s", path, md_subs[i]);
+		int rc = ensure_dir(dirfd, md_subs[i], p);
 		if (rc)
 			return rc;
 	}
@@ -273,10 +274,9 @@ static bool folder_live(md *m, const struct md_folder *f)
 	bool live = fstat(f->dir, &a) == 0 && fstatat(m->rootfd, *dir ? dir : ".", &b, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    a.st_ino == b.st_ino && a.st_dev == b.st_dev;
 	free(dir);
-	static const char *const subs[] = { "tmp", "new", "cur" };
 	const int fds[] = { f->tmp, f->new, f->cur };
 	for (size_t i = 0; live && i < 3; i++)
-		live = fstat(fds[i], &a) == 0 && fstatat(f->dir, subs[i], &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+		live = fstat(fds[i], &a) == 0 && fstatat(f->dir, md_subs[i], &b, AT_SYMLINK_NOFOLLOW) == 0 &&
 		       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
 	return live;
 }
@@ -337,16 +337,15 @@ int md_folder_open(md *m, const char *mailbox, struct md_folder **out)
 		rc = err_sys(MCRDT_EIO, "cannot duplicate a descriptor");
 	if (rc == MCRDT_ENOTFOUND)
 		rc = err_set(MCRDT_ENOTFOUND, "no folder for mailbox '%s' (%s)", mailbox, path);
-	const char *subs[] = { "tmp", "new", "cur" };
 	int *fds[] = { &f.tmp, &f.new, &f.cur };
 	for (size_t i = 0; rc == 0 && i < 3; i++) {
 		char sub[4200];
-		snprintf(sub, sizeof sub, "%s/%s", path, subs[i]);
-		rc = md_open_dir(f.dir, subs[i], sub, fds[i]);
+		snprintf(sub, sizeof sub, "%s/%s", path, md_subs[i]);
+		rc = md_open_dir(f.dir, md_subs[i], sub, fds[i]);
 		/* cur/ makes a folder; a tmp/ or new/ another program left out
 		 * is made, as Dovecot does. */
-		if (rc == MCRDT_ENOTFOUND && i < 2 && (mkdirat(f.dir, subs[i], 0700) == 0 || errno == EEXIST))
-			rc = md_open_dir(f.dir, subs[i], sub, fds[i]);
+		if (rc == MCRDT_ENOTFOUND && i < 2 && (mkdirat(f.dir, md_subs[i], 0700) == 0 || errno == EEXIST))
+			rc = md_open_dir(f.dir, md_subs[i], sub, fds[i]);
 	}
 	free(dir);
 	if (rc == 0 && !(f.mailbox = strdup(mailbox)))

@@ -96,6 +96,8 @@ void md_folder_cache_clear(md *md);
 int md_open_dir(int dirfd, const char *name, const char *path_for_errors, int *fd_out);
 /* fsync with a clear error. */
 int md_fsync(int fd, const char *what);
+/* A folder's three directories, in the order folders are made in. */
+extern const char *const md_subs[3];
 /* Makes a change to f's new/ (cur false) or cur/ directory durable: now,
  * or in a batch once at its end (md_folder_flush), however many files
  * the batch changed there. */
