@@ -1811,12 +1811,6 @@ int sync_git_adopt(sync_git *g)
 	return rc;
 }
 
-/*
- * The local fast path of a push: our packs (and loose objects) that the
- * remote lacks are copied into it, then each ref moves by compare and
- * swap from the value read here, never backwards or sideways. 1 when it
- * does not apply (the caller goes the slow way).
- */
 /* A ref's lock file in the repository rr that no writer holds: one
  * writes a ref in well under a second, so a lock this old was left by a
  * process killed while it wrote (a sync killed mid-push, of any replica).
@@ -1834,24 +1828,18 @@ static bool stale_lock_gone(git_repository *rr, const char *name)
 	       unlink(lock) == 0;
 }
 
-/* Whether name is a temporary file one of our writers, or libgit2's
- * indexer, makes in a pack directory or at the top: a pack being written
- * (tmp_mcrdt_pack_*), a copy or an index being staged (*.tmp_XXXXXX), a
- * pack libgit2 is indexing (pack_git2_*) or its files before their rename
- * (*.lock). */
-static bool temp_name(const char *name)
+static bool lock_name(const char *name)
 {
-	const char *t = strstr(name, ".tmp_");
 	size_t len = strlen(name);
-	return strncmp(name, "tmp_mcrdt_pack_", 15) == 0 || strncmp(name, "pack_git2_", 10) == 0 ||
-	       (t && strlen(t) == 11) || (len > 5 && strcmp(name + len - 5, ".lock") == 0);
+	return len > 5 && strcmp(name + len - 5, ".lock") == 0;
 }
 
-/* Removes the temporary files directly in the directory path: all of
- * them (min_age 0: our own repository, where a failure is an error), or
- * as a sweep that never fails those older than min_age seconds (a hub's,
- * which may hold other users' files). */
-static int clear_temps_in(const char *path, time_t min_age, unsigned *n)
+/* Removes the files directly in the directory path that match names,
+ * and with depth > 0 those in its subdirectories that deep: all of them
+ * (min_age 0: our own repository, where a failure is an error), or as a
+ * sweep that never fails, those older than min_age seconds (a hub's,
+ * which may hold other users' files). *n (n may be NULL) counts them. */
+static int clear_in(const char *path, unsigned depth, time_t min_age, bool (*match)(const char *), unsigned *n)
 {
 	DIR *d = opendir(path);
 	if (!d)
@@ -1861,20 +1849,39 @@ static int clear_temps_in(const char *path, time_t min_age, unsigned *n)
 	time_t now = time(NULL);
 	while (rc == 0 && (e = readdir(d)) != NULL) {
 		struct stat st;
-		if (!temp_name(e->d_name))
+		if (e->d_name[0] == '.')
 			continue;
+		if (!match(e->d_name)) {
+			if (depth == 0 || fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+			    !S_ISDIR(st.st_mode))
+				continue;
+			char next[PATH_MAX];
+			if ((size_t)snprintf(next, sizeof next, "%s/%s", path, e->d_name) < sizeof next)
+				rc = clear_in(next, depth - 1, min_age, match, n);
+			else if (!min_age)
+				rc = err_set(MCRDT_EIO, "a path under %s is too long", path);
+			continue;
+		}
 		if (min_age &&
 		    (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || st.st_mtime > now - min_age))
 			continue; /* young: perhaps a live writer's */
-		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
-			(*n)++;
-		else if (errno != ENOENT && !min_age)
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0) {
+			if (n)
+				(*n)++;
+		} else if (errno != ENOENT && !min_age) {
 			rc = err_sys(MCRDT_EIO, "cannot remove %s/%s", path, e->d_name);
+		}
 	}
 	closedir(d);
 	return rc;
 }
 
+/*
+ * The local fast path of a push: our packs (and loose objects) that the
+ * remote lacks are copied into it, then each ref moves by compare and
+ * swap from the value read here, never backwards or sideways. 1 when it
+ * does not apply (the caller goes the slow way).
+ */
 static int push_local(sync_git *g, struct xfer *x, const char *path, char **specs, size_t ns)
 {
 	const char *url = x->r->url;
@@ -1887,9 +1894,8 @@ static int push_local(sync_git *g, struct xfer *x, const char *path, char **spec
 	/* A hub has no lock its writers share: a temporary file of a push
 	 * killed there goes once it is a day old, which no live writer's is. */
 	char hubpack[PATH_MAX];
-	unsigned gone = 0;
 	sg_path(hubpack, sizeof hubpack, "%s/pack", objdir);
-	clear_temps_in(hubpack, STALE_TEMP_SECS, &gone);
+	clear_in(hubpack, 0, STALE_TEMP_SECS, sg_temp_name, NULL);
 	sg_path(mine, sizeof mine, "%sobjects", g->gitdir);
 	if ((rc = copy_objects(x, false, mine, g->odb, objdir, rodb, NULL)))
 		goto out;
@@ -2310,41 +2316,6 @@ int sync_git_maintain(sync_git *g, unsigned max_packs, unsigned *packs_out)
 
 /* ---- locks a killed sync left ---- */
 
-static int clear_locks_in(int fd, const char *path, unsigned depth, unsigned *n)
-{
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return err_sys(MCRDT_EIO, "cannot read %s", path);
-	}
-	int rc = 0;
-	struct dirent *e;
-	while (rc == 0 && (e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue;
-		size_t len = strlen(e->d_name);
-		if (len > 5 && strcmp(e->d_name + len - 5, ".lock") == 0) {
-			if (unlinkat(dirfd(d), e->d_name, 0) == 0)
-				(*n)++;
-			continue;
-		}
-		if (depth == 0)
-			continue;
-		int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (sub >= 0) {
-			char next[PATH_MAX];
-			if ((size_t)snprintf(next, sizeof next, "%s/%s", path, e->d_name) < sizeof next) {
-				rc = clear_locks_in(sub, next, depth - 1, n);
-			} else {
-				close(sub);
-				rc = err_set(MCRDT_EIO, "a path under %s is too long", path);
-			}
-		}
-	}
-	closedir(d);
-	return rc;
-}
-
 int sync_git_clear_locks(sync_git *g, unsigned *removed_out)
 {
 	unsigned n = 0;
@@ -2352,14 +2323,14 @@ int sync_git_clear_locks(sync_git *g, unsigned *removed_out)
 	 * and temporary files; then refs/ and objects/pack (a pack a killed
 	 * fetch was copying can be as large as the mail, and nothing else
 	 * would ever remove it). */
-	int rc = clear_temps_in(g->gitdir, 0, &n), fd;
+	int rc = clear_in(g->gitdir, 0, 0, sg_temp_name, &n);
 	char path[PATH_MAX];
 	snprintf(path, sizeof path, "%srefs", g->gitdir);
-	if (rc == 0 && (fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
-		rc = clear_locks_in(fd, path, 8, &n);
+	if (rc == 0)
+		rc = clear_in(path, 8, 0, lock_name, &n);
 	snprintf(path, sizeof path, "%sobjects/pack", g->gitdir);
 	if (rc == 0)
-		rc = clear_temps_in(path, 0, &n);
+		rc = clear_in(path, 0, 0, sg_temp_name, &n);
 	if (removed_out)
 		*removed_out = n;
 	return rc;

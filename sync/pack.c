@@ -247,9 +247,23 @@ bool sg_gone(const char *path)
 	return access(path, F_OK) != 0 && errno == ENOENT;
 }
 
+/* The temporary names made here: a file staged or copied beside its
+ * final name gets TMP_SUFFIX and mkstemp's six characters; a pack being
+ * written, TMP_PACK and those six. */
+#define TMP_SUFFIX ".tmp_"
+#define TMP_PACK "tmp_mcrdt_pack_"
+
+bool sg_temp_name(const char *name)
+{
+	const char *t = strstr(name, TMP_SUFFIX);
+	size_t len = strlen(name);
+	return strncmp(name, TMP_PACK, strlen(TMP_PACK)) == 0 || strncmp(name, "pack_git2_", 10) == 0 ||
+	       (t && strlen(t) == strlen(TMP_SUFFIX) + 6) || (len > 5 && strcmp(name + len - 5, ".lock") == 0);
+}
+
 int sg_stage(const char *path, const void *data, size_t len, char tmp[PATH_MAX])
 {
-	sg_path(tmp, PATH_MAX, "%s.tmp_XXXXXX", path);
+	sg_path(tmp, PATH_MAX, "%s" TMP_SUFFIX "XXXXXX", path);
 	int fd = mkstemp(tmp);
 	if (fd < 0)
 		return err_sys(MCRDT_EIO, "creating %s", tmp);
@@ -293,7 +307,7 @@ int pack_open(struct pack *p, const char *objdir, git_odb *odb, bool skip_existi
 	p->skip_existing = skip_existing;
 	hmap_init(&p->seen);
 	sg_path(p->dir, sizeof p->dir, "%s/pack", objdir);
-	sg_path(p->tmp, sizeof p->tmp, "%s/tmp_mcrdt_pack_XXXXXX", p->dir);
+	sg_path(p->tmp, sizeof p->tmp, "%s/" TMP_PACK "XXXXXX", p->dir);
 	p->fd = mkstemp(p->tmp);
 	if (p->fd < 0) {
 		int rc = err_sys(MCRDT_EIO, "creating a pack %s", p->tmp);
@@ -1374,7 +1388,7 @@ static int import_whole(const char *who, const char *src, struct srcfile *f, con
 	size_t size = f->size;
 	char dst[PATH_MAX], tmp[PATH_MAX];
 	sg_path(dst, sizeof dst, "%s/%s.pack", dstdir, base);
-	sg_path(tmp, sizeof tmp, "%s.tmp_XXXXXX", dst);
+	sg_path(tmp, sizeof tmp, "%s" TMP_SUFFIX "XXXXXX", dst);
 	int fd = mkstemp(tmp);
 	if (fd < 0)
 		return err_sys(MCRDT_EIO, "creating %s", tmp);

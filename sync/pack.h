@@ -46,6 +46,10 @@ bool sg_gone(const char *path);
  * it; its name in tmp, for the caller to rename over path (and remove on
  * failure). MCRDT_EIO or MCRDT_ENOSPC, nothing left behind. */
 int sg_stage(const char *path, const void *data, size_t len, char tmp[PATH_MAX]);
+/* Whether name is a temporary file that a writer here (sg_stage, a pack
+ * being written or copied) or libgit2's indexer (pack_git2_*, *.lock)
+ * makes beside the final names: what a killed writer leaves behind. */
+bool sg_temp_name(const char *name);
 
 static inline uint32_t be32(const uint8_t *p)
 {
