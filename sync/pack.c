@@ -364,12 +364,15 @@ bool pack_has(const struct pack *p, const git_oid *id)
 
 int pack_seen(struct pack *p, const git_oid *id)
 {
-	if (pack_has(p, id))
-		return 1;
+	/* A new id costs one probe; one whose key is held, a look at whom. */
 	uint64_t key = id_word(id, 0);
 	int rc = hmap_put_new(&p->seen, key == HMAP_EMPTY ? key - 1 : key, id_word(id, 8));
-	if (rc == MCRDT_EEXISTS && !(rc = GROW(p->clash, p->capclash, p->nclash + 1)))
-		p->clash[p->nclash++] = *id;
+	if (rc == MCRDT_EEXISTS) {
+		if (pack_has(p, id))
+			return 1;
+		if (!(rc = GROW(p->clash, p->capclash, p->nclash + 1)))
+			p->clash[p->nclash++] = *id;
+	}
 	if (rc)
 		return rc;
 	return p->skip_existing && git_odb_exists(p->odb, id);
@@ -523,14 +526,11 @@ int pack_finish(struct pack *p)
 	sha1_init(&sha);
 	for (uint64_t at = 0; at < p->off;) {
 		size_t want = p->off - at < PACK_WBUF ? (size_t)(p->off - at) : PACK_WBUF;
-		ssize_t r = pread(p->fd, p->wbuf, want, (off_t)at);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? err_sys(MCRDT_EIO, "reading back %s", p->tmp)
-				     : err_set(MCRDT_EIO, "%s shrank while being written", p->tmp);
-		sha1_update(&sha, p->wbuf, (size_t)r);
-		at += (uint64_t)r;
+		if (pread_all(p->fd, p->wbuf, want, at) != 0)
+			return errno == ENODATA ? err_set(MCRDT_EIO, "%s shrank while being written", p->tmp)
+						: err_sys(MCRDT_EIO, "reading back %s", p->tmp);
+		sha1_update(&sha, p->wbuf, want);
+		at += want;
 	}
 	uint8_t sum[20];
 	sha1_final(&sha, sum);
