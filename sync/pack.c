@@ -3,10 +3,12 @@
  * indexer (see sync/pack.h).
  *
  * Writing: every object of a publish (or of a merge) goes, zlib-deflated
- * at Z_BEST_SPEED and without deltas, into one .pack, and the .idx is
- * written alongside. libgit2's indexer (git_odb_write_pack) would inflate
- * and hash every object again, which for a publish of message bodies took
- * as long as writing them; the ids, offsets and CRCs are known here.
+ * at Z_BEST_SPEED and without deltas, into one .pack (an object deflate
+ * does not shrink by a third goes in stored blocks, as it is), and the
+ * .idx is written alongside. libgit2's indexer (git_odb_write_pack) would
+ * inflate and hash every object again, which for a publish of message
+ * bodies took as long as writing them; the ids, offsets and CRCs are
+ * known here.
  *
  * Consolidating: the packs chosen are merged without unpacking them. Each
  * entry is copied as it is stored, read through a buffer as large as the
@@ -195,6 +197,38 @@ static int sg_slurp(const char *path, size_t max, uint8_t **out, size_t *len)
 
 /* ---- deflating ---- */
 
+/* Bytes of a zlib stream of stored blocks holding len bytes. */
+static size_t stored_size(size_t len)
+{
+	return 2 + 5 * (len ? (len + 65534) / 65535 : 1) + len + 4;
+}
+
+/* Writes data (len bytes) to out (stored_size(len) bytes) as a zlib stream
+ * of stored blocks: copied as it is, for any inflater to read back. */
+static void stored_write(uint8_t *out, const uint8_t *data, size_t len)
+{
+	*out++ = 0x78; /* deflate, 32 KiB window; 0x7801 is a multiple of 31 */
+	*out++ = 0x01;
+	size_t left = len;
+	do {
+		size_t n = left < 65535 ? left : 65535;
+		left -= n;
+		*out++ = left ? 0 : 1; /* BFINAL on the last; BTYPE 00: stored */
+		out[0] = (uint8_t)n;
+		out[1] = (uint8_t)(n >> 8);
+		out[2] = (uint8_t)~n;
+		out[3] = (uint8_t)(~n >> 8);
+		memcpy(out + 4, data, n);
+		out += 4 + n;
+		data += n;
+	} while (left);
+	uint32_t a = (uint32_t)adler32_z(1, data - len, len);
+	out[0] = (uint8_t)(a >> 24);
+	out[1] = (uint8_t)(a >> 16);
+	out[2] = (uint8_t)(a >> 8);
+	out[3] = (uint8_t)a;
+}
+
 int deflater_run(struct deflater *d, const void *data, size_t len)
 {
 	if (!d->init) {
@@ -207,7 +241,9 @@ int deflater_run(struct deflater *d, const void *data, size_t len)
 	}
 	if (len > UINT32_MAX / 2)
 		return err_set(MCRDT_ETOOBIG, "an object of %zu bytes is too big for the pack writer", len);
-	uLong bound = deflateBound(&d->z, (uLong)len);
+	size_t bound = deflateBound(&d->z, (uLong)len);
+	if (bound < stored_size(len))
+		bound = stored_size(len);
 	if (bound > d->cap) {
 		uint8_t *nb = realloc(d->buf, bound);
 		if (!nb)
@@ -222,6 +258,12 @@ int deflater_run(struct deflater *d, const void *data, size_t len)
 	if (deflate(&d->z, Z_FINISH) != Z_STREAM_END)
 		return err_set(MCRDT_EIO, "zlib: deflating an object of %zu bytes failed", len);
 	d->out = d->z.total_out;
+	/* Every replica that takes the object inflates all of it; a base64
+	 * attachment (three quarters) is not worth that. */
+	if (d->out * 3 > len * 2) {
+		stored_write(d->buf, data, len);
+		d->out = stored_size(len);
+	}
 	return 0;
 }
 

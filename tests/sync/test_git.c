@@ -180,6 +180,7 @@ static bool has_body(uint64_t c)
 struct bodies {
 	size_t min, max; /* sizes */
 	unsigned calls;
+	bool b64; /* base64 lines of random bytes (an attachment), not text */
 };
 
 /* Text-like bytes of replica r's message c (a mail, more or less). */
@@ -187,10 +188,16 @@ static size_t body_of(const struct bodies *bs, uint64_t r, uint64_t c, char **ou
 {
 	static const char *const words[] = { "the",  "mail", "of",   "Subject:", "replica", "sync", "and",
 					     "to",   "From:", "hello", "meeting", "tomorrow", "at",  "ten\r\n" };
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	uint64_t s = mix(r * 1000003 + c);
 	size_t len = bs->min + (size_t)(s % (bs->max - bs->min + 1));
 	char *b = malloc(len + 1);
 	size_t i = 0;
+	while (bs->b64 && i < len) {
+		s = mix(s + 1);
+		b[i] = i % 78 == 76 ? '\r' : i % 78 == 77 ? '\n' : b64[s % 64];
+		i++;
+	}
 	while (i < len) {
 		s = mix(s + 1);
 		const char *w = words[s % 14];
@@ -224,7 +231,7 @@ static int body_fn(void *ctx, const crdt_op *op, int *fd_out)
 	return 0;
 }
 
-static const struct bodies SMALL = { 10, 3000, 0 };
+static const struct bodies SMALL = { 10, 3000, 0, false };
 
 /* Whether op c of make_op carries a body when published: an append whose
  * message is not gone. */
@@ -2153,6 +2160,90 @@ START_TEST(prefetch_reads_ahead)
 }
 END_TEST
 
+/* The first deflate block of zlib stream z: 0 stored, 1 fixed, 2 dynamic. */
+static unsigned first_block_type(const uint8_t *z)
+{
+	return (z[2] >> 1) & 3;
+}
+
+/* An object deflate shrinks by less than a third (a base64 attachment) is
+ * stored as it is, in blocks of at most 65,535 bytes, and text is still
+ * deflated; either way libgit2, the pack reader, a fetch's check and git
+ * fsck read every byte back. */
+START_TEST(barely_compressible_bodies_are_stored)
+{
+	static const size_t sizes[] = { 0, 1, 77, 65535, 65536, 3 * 65535 + 7 };
+	struct bodies b64 = { 0, 0, 0, true };
+	struct deflater df = { 0 };
+	for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+		b64.min = b64.max = sizes[k];
+		char *data;
+		size_t len = body_of(&b64, RA, k, &data), blocks = len ? (len + 65534) / 65535 : 1;
+		ck_assert_int_eq(deflater_run(&df, data, len), 0);
+		ck_assert_uint_eq(df.out, 2 + 5 * blocks + len + 4);
+		ck_assert_uint_eq(first_block_type(df.buf), 0);
+		uLongf back_len = len + 1;
+		Bytef *back = malloc(back_len);
+		ck_assert_int_eq(uncompress(back, &back_len, df.buf, (uLong)df.out), Z_OK);
+		ck_assert_uint_eq(back_len, len);
+		ck_assert_mem_eq(back, data, len);
+		free(back);
+		free(data);
+	}
+	struct bodies text = { 100000, 100000, 0, false };
+	char *data;
+	size_t len = body_of(&text, RA, 1, &data);
+	ck_assert_int_eq(deflater_run(&df, data, len), 0);
+	ck_assert_uint_lt(df.out, len / 3);
+	ck_assert_uint_ne(first_block_type(df.buf), 0);
+	free(data);
+	deflater_free(&df);
+
+	char *d = tmp_dir();
+	char *ra = tmp_path(d, "a"), *rb = tmp_path(d, "b"), *objs = tmp_path(rb, "objects");
+	sync_git *a = open_repo(ra, RA), *b = open_repo(rb, RB);
+	crdt_op *ops = make_ops(RA, 1, 30);
+	struct bodies bs = { 10, 200000, 0, true };
+	ck_assert_msg(sync_git_publish(a, ops, 30, 30, body_fn, &bs, NULL) == 0, "%s", mcrdt_error_last());
+	free_ops(ops, 30);
+	fetch(b, ra);
+	struct pack_reader *r;
+	struct preader_z z = { 0 };
+	ck_assert_int_eq(preader_open(objs, &r), 0);
+	size_t read = 0;
+	for (uint64_t c = 1; c <= 30; c++) {
+		if (!op_has_body(c))
+			continue;
+		char *want;
+		size_t want_len = body_of(&bs, RA, c, &want);
+		sync_oid id;
+		ck_assert_int_eq(sync_git_hash(want, want_len, &id), 0);
+		struct sync_git_blob blob;
+		ck_assert_msg(sync_git_blob_read(b, &id, &blob) == 0, "body %" PRIu64 ": %s", c, mcrdt_error_last());
+		blob_is(&blob, want, want_len);
+		uint8_t *got;
+		size_t got_len;
+		ck_assert_int_eq(preader_blob(r, &z, id.id, &got, &got_len), 0);
+		ck_assert_uint_eq(got_len, want_len);
+		ck_assert_mem_eq(got, want, want_len);
+		free(got);
+		free(want);
+		read++;
+	}
+	ck_assert_uint_gt(read, 15);
+	preader_close(r);
+	preader_z_end(&z);
+	assert_fsck_clean(ra);
+	assert_fsck_clean(rb);
+	sync_git_close(a);
+	sync_git_close(b);
+	free(objs);
+	free(rb);
+	free(ra);
+	rm_tree(d);
+}
+END_TEST
+
 /* 10,000 bodies in one publish: one pack, no loose object. */
 START_TEST(big_publish_is_one_pack)
 {
@@ -2160,7 +2251,7 @@ START_TEST(big_publish_is_one_pack)
 	sync_git *a = open_repo(d, RA);
 	size_t n = 14700;
 	crdt_op *ops = make_ops(RA, 1, n);
-	struct bodies bs = { 200, 4000, 0 };
+	struct bodies bs = { 200, 4000, 0, false };
 	struct sync_git_stats st = { 0 };
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -2311,6 +2402,7 @@ int main(void)
 	tcase_add_test(tc, fetch_of_a_few_objects_meets_a_delta);
 	tcase_add_test(tc, pack_reader_reads_whole_blobs);
 	tcase_add_test(tc, prefetch_reads_ahead);
+	tcase_add_test(tc, barely_compressible_bodies_are_stored);
 	tcase_add_test(tc, big_publish_is_one_pack);
 	suite_add_tcase(s, tc);
 	if (tmp_base_make("git"))
