@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -267,12 +268,6 @@ static void start_once(void)
 	 * wide libgit2 setting: other users in the process get it too.) */
 	if (g_started > 0)
 		git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
-	/* The certificate authorities https remotes are checked against, when
-	 * given the way OpenSSL and curl take them (a hub with a private CA). */
-	const char *file = getenv("SSL_CERT_FILE"), *dir = getenv("SSL_CERT_DIR");
-	if (g_started > 0 && ((file && *file) || (dir && *dir)) &&
-	    git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, file && *file ? file : NULL, dir && *dir ? dir : NULL) < 0)
-		g_started = -1;
 }
 
 static int git_start(void)
@@ -878,6 +873,32 @@ static void xfer_init(struct xfer *x, const struct sync_git_remote *r, struct sy
 /* ---- fetching ---- */
 
 /*
+ * The certificate authorities https remotes are checked against, when
+ * given the way OpenSSL and curl take them (a hub with a private CA):
+ * read at the first https remote of the process, not when libgit2 starts.
+ * Parsing them costs milliseconds, three times over when the environment
+ * names the system's own file and directory (libgit2 has read its default
+ * already), and a sync through a directory or ssh never needs them.
+ * Tried again after a failure, whose libgit2 error the caller reports.
+ */
+static int certs_load(void)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	static bool loaded;
+	pthread_mutex_lock(&mu);
+	int rc = 0;
+	if (!loaded) {
+		const char *file = getenv("SSL_CERT_FILE"), *dir = getenv("SSL_CERT_DIR");
+		if ((file && *file) || (dir && *dir))
+			rc = git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, file && *file ? file : NULL,
+					      dir && *dir ? dir : NULL);
+		loaded = rc >= 0;
+	}
+	pthread_mutex_unlock(&mu);
+	return rc;
+}
+
+/*
  * An anonymous remote for url. url.<base>.insteadOf rewriting is skipped:
  * libgit2 1.5 matches config names against it with a regex and leaks a
  * PCRE2 match block (~20 KiB) per config entry that does not match
@@ -886,6 +907,8 @@ static void xfer_init(struct xfer *x, const struct sync_git_remote *r, struct sy
  */
 static int remote_new(git_remote **out, sync_git *g, const char *url)
 {
+	if (strncasecmp(url, "https://", 8) == 0 && certs_load() < 0)
+		return -1;
 	git_remote_create_options o;
 	git_remote_create_options_init(&o, GIT_REMOTE_CREATE_OPTIONS_VERSION);
 	o.repository = g->repo;

@@ -13,9 +13,12 @@
 #   helper        nothing in the environment but git's credential helper
 #                 (a store file): a flag change on B reaches A
 #   untrusted     no CA given: the certificate is refused, A unchanged
+#   bad_ca        $SSL_CERT_FILE names no file: refused, naming it, A unchanged
 #   wrong_pass    a wrong password: refused as an authentication failure,
 #                 A unchanged
 #   resumes       the cause gone, the sync goes through and A and B agree
+#   ca_not_for_local  that missing CA file does not stop a sync between
+#                 two directories (certificates are read for https only)
 set -Eeuo pipefail
 trap 'echo "FAIL: \"$BASH_COMMAND\" exited with status $? (line $LINENO)" >&2' ERR
 
@@ -84,6 +87,10 @@ printf 'Subject: three\r\n\r\nthird\r\n' | "$MCRDT" deliver "$T/B" >/dev/null
 refused untrusted "a certificate no CA vouches for" certificate \
 	m MCRDT_GIT_USERNAME=u MCRDT_GIT_PASSWORD=secret "$MCRDT" sync "$T/A" "$url" --quiet
 
+# bad_ca
+refused bad_ca "a CA file that is not there" "certificate\|CA" \
+	m SSL_CERT_FILE="$T/none.pem" MCRDT_GIT_USERNAME=u MCRDT_GIT_PASSWORD=secret "$MCRDT" sync "$T/A" "$url" --quiet
+
 # wrong_pass
 refused wrong_pass "a wrong password" "authenticat\|401" \
 	m "$ca" MCRDT_GIT_USERNAME=u MCRDT_GIT_PASSWORD=wrong "$MCRDT" sync "$T/A" "$url" --quiet
@@ -94,6 +101,16 @@ if m "$ca" MCRDT_GIT_USERNAME=u MCRDT_GIT_PASSWORD=secret "$MCRDT" sync "$T/B" "
 	pass resumes
 else
 	fail "resumes: A and B differ after syncing again"
+fi
+
+# ca_not_for_local: certificates are read for an https remote only, so a
+# CA file that is not there does not stop a sync between directories
+printf 'Subject: four\r\n\r\nfourth\r\n' | "$MCRDT" deliver "$T/B" >/dev/null
+if m SSL_CERT_FILE="$T/none.pem" "$MCRDT" sync "$T/A" "$T/B" --quiet >/dev/null && [[ $(messages "$T/A") == 4 ]] &&
+	same; then
+	pass ca_not_for_local
+else
+	fail "ca_not_for_local: a sync between directories failed over an https setting"
 fi
 
 [[ $fails -eq 0 ]]
