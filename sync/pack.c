@@ -417,7 +417,11 @@ int pack_seen(struct pack *p, const git_oid *id)
 	}
 	if (rc)
 		return rc;
-	return p->skip_existing && git_odb_exists(p->odb, id);
+	/* (Not refreshed on a miss, which nearly every new body is: libgit2
+	 * would list the pack directory again for each. The odb is refreshed
+	 * after every import; a pack another process added meanwhile costs a
+	 * duplicate, which consolidation drops.) */
+	return p->skip_existing && git_odb_exists_ext(p->odb, id, GIT_ODB_LOOKUP_NO_REFRESH);
 }
 
 /* Appends one entry: raw (its header and data as stored), crc its CRC-32. */
@@ -1016,16 +1020,36 @@ static int merge_pack(struct pack *p, git_odb *odb, const char *dir, const char 
 	return rc;
 }
 
+/* The value of hex digit c, or -1. */
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
 int loose_each(const char *objdir, int (*fn)(void *ctx, const git_oid *id, const char *hex), void *ctx)
 {
+	/* Which of the 256 fan-out directories there are, from one listing
+	 * of objdir: a repository we wrote has none, and trying each would
+	 * cost 256 failed opens per fetch and push. */
+	bool there[256] = { false };
+	DIR *top = opendir(objdir);
+	struct dirent *e;
+	while (top && (e = readdir(top))) {
+		int hi = hex_digit(e->d_name[0]), lo = hi < 0 ? -1 : hex_digit(e->d_name[1]);
+		if (lo >= 0 && !e->d_name[2])
+			there[hi << 4 | lo] = true;
+	}
+	if (top)
+		closedir(top);
 	int rc = 0;
 	for (unsigned k = 0; k < 256 && !rc; k++) {
+		if (!there[k])
+			continue;
 		char dir[PATH_MAX];
 		sg_path(dir, sizeof dir, "%s/%02x", objdir, k);
 		DIR *d = opendir(dir);
 		if (!d)
 			continue;
-		struct dirent *e;
 		while (!rc && (e = readdir(d))) {
 			char hx[GIT_OID_HEXSZ + 1];
 			git_oid id;
