@@ -201,13 +201,11 @@ static int take_op(void *ctx, const crdt_op *op, const sync_oid *body)
 	return 0;
 }
 
-/* Fetches url into x, applies what is new, publishes the claims.
- * *applied gets the ops applied. */
-static int exchange(struct run *r, struct side *x, const char *url, bool push, uint64_t *applied)
+/* Fetches url into x, applies what is new, publishes the claims. */
+static int exchange(struct run *r, struct side *x, const char *url, bool push)
 {
 	struct sync_git_stats before = x->gst;
 	struct sync_git_remote rem = { url, git_progress, r };
-	*applied = 0;
 	int rc = progress(r, "fetch");
 	if (rc == 0)
 		rc = sync_git_fetch(x->g, &rem, &x->gst);
@@ -233,7 +231,6 @@ static int exchange(struct run *r, struct side *x, const char *url, bool push, u
 	r->st->bytes_received += ast.bytes_received;
 	r->st->uid_moves += ast.claims;
 	r->st->duplicates += ast.duplicates;
-	*applied = ast.ops_received + ast.duplicates;
 	rc = st_end(x->s, rc);
 	if (rc == 0)
 		rc = sync_git_adopt(x->g);
@@ -289,14 +286,18 @@ static int two_way(struct run *r, mcrdt_store *a, const char *bdir, bool create)
 			rc = err_set(MCRDT_EIO, "the replicas did not settle in %u rounds", max);
 			break;
 		}
-		uint64_t got_x = 0, got_y = 0;
 		/* Scan and publish once: each exchange publishes what it made. */
 		if (round == 0 && (rc = prepare(r, &x)) == 0)
 			rc = prepare(r, &y);
-		if (rc == 0 && (rc = exchange(r, first, first_from, false, &got_x)) == 0)
-			rc = exchange(r, second, second_from, false, &got_y);
+		uint64_t sent = second->gst.ops_published;
+		if (rc == 0 && (rc = exchange(r, first, first_from, false)) == 0)
+			rc = exchange(r, second, second_from, false);
 		r->st->rounds++;
-		if (rc == 0 && got_x == 0 && got_y == 0)
+		/* The first side took all the second had published, and the
+		 * second all the first had, its claims included: only what the
+		 * second's exchange published (claims that settled what it took)
+		 * can be new to anyone. */
+		if (rc == 0 && second->gst.ops_published == sent)
 			break;
 	}
 	side_close(&x);
@@ -335,8 +336,7 @@ int mcrdt_sync(mcrdt_store *s, const char *remote, const struct mcrdt_sync_opts 
 		return two_way(&r, s, remote, false);
 	struct side x;
 	if ((rc = side_open(&x, s)) == 0 && (rc = prepare(&r, &x)) == 0) {
-		uint64_t got;
-		rc = exchange(&r, &x, remote, true, &got);
+		rc = exchange(&r, &x, remote, true);
 		r.st->rounds++;
 	}
 	side_close(&x);

@@ -318,11 +318,14 @@ static void assert_same(const char *what, mcrdt_store *a, const char *adir, mcrd
 
 /* A two-way sync of a with the store in bdir: when it returns, a and b
  * (an open handle on bdir) must be identical, with no further sync. */
-static void sync_direct(mcrdt_store *a, const char *adir, mcrdt_store *b, const char *bdir)
+/* A two-way sync of a with b, which must leave them identical; the
+ * exchanges it took (each way once per round). */
+static unsigned sync_direct(mcrdt_store *a, const char *adir, mcrdt_store *b, const char *bdir)
 {
 	struct mcrdt_sync_stats st;
 	OK(mcrdt_sync(a, bdir, NULL, &st));
 	assert_same("right after a two-way sync", a, adir, b, bdir);
+	return st.rounds;
 }
 
 /* One-way syncs of every replica with the hub, pass after pass, until all
@@ -520,7 +523,9 @@ START_TEST(case01_concurrent_append)
 		snprintf(body, sizeof body, "Subject: b%d\r\n\r\nfrom b %d\r\n", i, i);
 		add_plain(b, "INBOX", body);
 	}
-	sync_direct(a, f.dirs[0], b, f.dirs[1]);
+	/* One exchange each way settles the UIDs: the side that takes in
+	 * the other's first claims, and the other takes the claims in. */
+	ck_assert_uint_eq(sync_direct(a, f.dirs[0], b, f.dirs[1]), 1);
 	size_t n;
 	struct row *r = rows_of(a, "INBOX", &n);
 	ck_assert_uint_eq(n, 8);
