@@ -9,9 +9,9 @@
  *    Baselines: cp -a of the Maildir folders + sync(1) (the floor) and,
  *    when doveadm is installed, doveadm backup of the same Maildir.
  * 2. Incremental two-way sync after 100 changes per side (50 appends + 50
- *    flag changes) on two synced replicas of 1,000 and of N_BIG messages;
- *    and doveadm sync of two Maildirs of N_BIG messages after 100 outside
- *    flag renames.
+ *    flag changes) on two synced replicas of 1,000, 20,000 and N_BIG
+ *    messages; and doveadm sync of two Maildirs of 20,000 and of N_BIG
+ *    messages after 100 outside flag renames.
  *    Then two replicas that each imported a copy of the source's Maildir
  *    sync for the first time (what they fetch and store).
  * 3. UID moves per 1,000 delivered messages: three replicas deliver
@@ -49,6 +49,7 @@
 
 #define ROUNDS 5 /* the floor alone varies 3x between rounds here */
 #define SMALL_N 1000
+#define MID_N 20000 /* the size the target against doveadm sync names */
 #define CHANGES 50 /* appends and flag changes, each, per side */
 #define DV_UID 65534 /* doveadm runs as this user when we are root (Dovecot refuses root) */
 
@@ -982,97 +983,112 @@ static void dv_renames(const char *maildir, int count)
 	free(names);
 }
 
+/* doveadm sync of two Maildirs of p's size after CHANGES flag renames by
+ * hand on each side, against p's median (ours: 2 * CHANGES changes on each
+ * side). */
+static void dv_incremental(const struct pair *p)
+{
+	double ours = median(p->t, ROUNDS);
+	/* Two Maildirs of p's size: a copy of a's, opened once by doveadm
+	 * (index, uidlist, mailbox GUIDs), and a cp -a of that. */
+	char dvdir[4200], x[4300], y[4300], args[9000], state[4096];
+	path_in(dvdir, sizeof dvdir, "dvinc");
+	snprintf(x, sizeof x, "%s/x", dvdir);
+	snprintf(y, sizeof y, "%s/y", dvdir);
+	if (mkdir(dvdir, 0755) != 0)
+		fail("mkdir %s: %s", dvdir, strerror(errno));
+	copy_maildir(p->a, x);
+	dv_own(dvdir);
+	double tb = doveadm(x, "mailbox status messages '*'", NULL, 0);
+	if (tb >= 0)
+		run("cp -a '%s' '%s'", x, y);
+	snprintf(args, sizeof args, "sync -s '' maildir:%s", y);
+	double ti = tb < 0 ? -1 : doveadm(x, args, state, sizeof state);
+	if (ti < 0) {
+		printf("   doveadm sync, %u messages: skipped (doveadm failed)\n", p->n);
+		rm_tree(dvdir);
+		return;
+	}
+	printf("   doveadm: two Maildirs of %u messages (indexing one %.1f s, then cp -a; first sync %.1f s);\n"
+	       "   %d flag renames by hand (%d in each), then doveadm sync; %d rounds, alternating a\n"
+	       "   stateless sync (compares everything) and an incremental one (-s STATE of the sync before):\n",
+	       p->n, tb, ti, 2 * CHANGES, CHANGES, ROUNDS);
+	double tfull[ROUNDS], tstate[ROUNDS];
+	for (int r = 0; r < ROUNDS; r++) {
+		dv_renames(x, CHANGES);
+		dv_renames(y, CHANGES);
+		run("sync");
+		snprintf(args, sizeof args, "sync -s '' maildir:%s", y);
+		if ((tfull[r] = doveadm(x, args, state, sizeof state)) < 0)
+			fail("doveadm sync failed");
+		dv_renames(x, CHANGES);
+		dv_renames(y, CHANGES);
+		run("sync");
+		snprintf(args, sizeof args, "sync -s '%s' maildir:%s", state, y);
+		if ((tstate[r] = doveadm(x, args, state, sizeof state)) < 0)
+			fail("doveadm sync -s failed");
+		char l1[4400], l2[4400];
+		path_in(l1, sizeof l1, "dvinc.x");
+		path_in(l2, sizeof l2, "dvinc.y");
+		run("ls '%s/cur' | sort >'%s'; ls '%s/cur' | sort >'%s'", x, l1, y, l2);
+		snprintf(args, sizeof args, "cmp -s '%s' '%s'", l1, l2);
+		bool same = system(args) == 0;
+		printf("   round %d: stateless %.3f s   with state %.3f s   (cur/ of both: %s)\n", r + 1, tfull[r],
+		       tstate[r], same ? "the same file names" : "DIFFERENT file names");
+	}
+	double mfull = median(tfull, ROUNDS), mstate = median(tstate, ROUNDS);
+	printf("   doveadm sync, %u messages: stateless %.3f s = %.1fx ours; with state %.3f s = %.1fx ours\n"
+	       "   (target >= 30x; ours: %.3f s for %d changes on each side, theirs: %d renames each side)\n",
+	       p->n, mfull, mfull / ours, mstate, mstate / ours, ours, 2 * CHANGES, CHANGES);
+	rm_tree(dvdir);
+}
+
+static void print_pair(const struct pair *p)
+{
+	printf("   %7u messages: %.3f s (no-op sync %.3f s; opening the other replica alone %.3f s)\n", p->n,
+	       median(p->t, ROUNDS), median(p->noop, ROUNDS), p->open_b);
+	print_phases("     last round ", &p->ph[ROUNDS - 1], p->t[ROUNDS - 1]);
+	print_stats("     last round ", &p->st[ROUNDS - 1]);
+}
+
 static void section_incremental(uint32_t big)
 {
 	printf("\n2. Incremental two-way sync, %d appends + %d flag changes on each side of two synced replicas\n"
-	       "   (INBOX, log-uniform 2-8 KiB). The big pair is built with no_fsync; the timed handles are\n"
+	       "   (INBOX, log-uniform 2-8 KiB). The big pairs are built with no_fsync; the timed handles are\n"
 	       "   durable. mcrdt_sync(a, b_dir) opens b itself (that open is in the time). %d interleaved\n"
-	       "   rounds (small, big); each is checked (same mailboxes, UIDs, flags on both) and followed by\n"
-	       "   a second sync with nothing to do.\n",
+	       "   rounds (small, mid, big); each is checked (same mailboxes, UIDs, flags on both) and followed\n"
+	       "   by a second sync with nothing to do.\n",
 	       CHANGES, CHANGES, ROUNDS);
-	static struct pair ps, pb;
-	pair_build(&ps, SMALL_N);
-	pair_build(&pb, big);
+	static struct pair pairs[3];
+	const uint32_t sizes[3] = { SMALL_N, MID_N, big };
+	for (int k = 0; k < 3; k++)
+		pair_build(&pairs[k], sizes[k]);
 	for (int r = 0; r < ROUNDS; r++) {
-		pair_round(&ps, r);
-		pair_round(&pb, r);
-		printf("   round %d: %u: %.3f s (then no-op %.3f s)   %u: %.3f s (then no-op %.3f s)\n", r + 1, ps.n,
-		       ps.t[r], ps.noop[r], pb.n, pb.t[r], pb.noop[r]);
-	}
-	double ms = median(ps.t, ROUNDS), mbig = median(pb.t, ROUNDS);
-	printf("   %7u messages: %.3f s (no-op sync %.3f s; opening the other replica alone %.3f s)\n", ps.n, ms,
-	       median(ps.noop, ROUNDS), ps.open_b);
-	print_phases("     last round ", &ps.ph[ROUNDS - 1], ps.t[ROUNDS - 1]);
-	print_stats("     last round ", &ps.st[ROUNDS - 1]);
-	printf("   %7u messages: %.3f s (no-op sync %.3f s; opening the other replica alone %.3f s)\n", pb.n, mbig,
-	       median(pb.noop, ROUNDS), pb.open_b);
-	print_phases("     last round ", &pb.ph[ROUNDS - 1], pb.t[ROUNDS - 1]);
-	print_stats("     last round ", &pb.st[ROUNDS - 1]);
-	printf("   big/small: %.2fx (target <= 5x)\n", mbig / ms);
-	print_store_size("big replica a:", pb.a);
-	print_store_size("big replica b:", pb.b);
-
-	if (!g_have_doveadm) {
-		printf("   doveadm sync: skipped (doveadm not installed)\n");
-	} else {
-		/* Two Maildirs of the big pair's size: a copy of a's, opened once by
-		 * doveadm (index, uidlist, mailbox GUIDs), and a cp -a of that. */
-		char dvdir[4200], x[4300], y[4300], args[9000], state[4096];
-		path_in(dvdir, sizeof dvdir, "dvinc");
-		snprintf(x, sizeof x, "%s/x", dvdir);
-		snprintf(y, sizeof y, "%s/y", dvdir);
-		if (mkdir(dvdir, 0755) != 0)
-			fail("mkdir %s: %s", dvdir, strerror(errno));
-		copy_maildir(pb.a, x);
-		dv_own(dvdir);
-		double tb = doveadm(x, "mailbox status messages '*'", NULL, 0);
-		if (tb >= 0)
-			run("cp -a '%s' '%s'", x, y);
-		snprintf(args, sizeof args, "sync -s '' maildir:%s", y);
-		double ti = tb < 0 ? -1 : doveadm(x, args, state, sizeof state);
-		if (ti < 0) {
-			printf("   doveadm sync: skipped (doveadm failed)\n");
-		} else {
-			printf("   doveadm: two Maildirs of %u messages (indexing one %.1f s, then cp -a; first sync %.1f s);\n"
-			       "   %d flag renames by hand (%d in each), then doveadm sync; %d rounds, alternating a\n"
-			       "   stateless sync (compares everything) and an incremental one (-s STATE of the sync before):\n",
-			       pb.n, tb, ti, 2 * CHANGES, CHANGES, ROUNDS);
-			double tfull[ROUNDS], tstate[ROUNDS];
-			for (int r = 0; r < ROUNDS; r++) {
-				dv_renames(x, CHANGES);
-				dv_renames(y, CHANGES);
-				run("sync");
-				snprintf(args, sizeof args, "sync -s '' maildir:%s", y);
-				if ((tfull[r] = doveadm(x, args, state, sizeof state)) < 0)
-					fail("doveadm sync failed");
-				dv_renames(x, CHANGES);
-				dv_renames(y, CHANGES);
-				run("sync");
-				snprintf(args, sizeof args, "sync -s '%s' maildir:%s", state, y);
-				if ((tstate[r] = doveadm(x, args, state, sizeof state)) < 0)
-					fail("doveadm sync -s failed");
-				char l1[4400], l2[4400];
-				path_in(l1, sizeof l1, "dvinc.x");
-				path_in(l2, sizeof l2, "dvinc.y");
-				run("ls '%s/cur' | sort >'%s'; ls '%s/cur' | sort >'%s'", x, l1, y, l2);
-				snprintf(args, sizeof args, "cmp -s '%s' '%s'", l1, l2);
-				bool same = system(args) == 0;
-				printf("   round %d: stateless %.3f s   with state %.3f s   (cur/ of both: %s)\n", r + 1,
-				       tfull[r], tstate[r], same ? "the same file names" : "DIFFERENT file names");
-			}
-			double mfull = median(tfull, ROUNDS), mstate = median(tstate, ROUNDS);
-			printf("   doveadm sync, %u messages: stateless %.3f s = %.1fx ours; with state %.3f s = %.1fx ours\n"
-			       "   (target >= 30x; ours: %.3f s for %d changes on each side, theirs: %d renames each side)\n",
-			       pb.n, mfull, mfull / mbig, mstate, mstate / mbig, mbig, 2 * CHANGES, CHANGES);
+		printf("   round %d:", r + 1);
+		for (int k = 0; k < 3; k++) {
+			pair_round(&pairs[k], r);
+			printf("   %u: %.3f s (then no-op %.3f s)", pairs[k].n, pairs[k].t[r], pairs[k].noop[r]);
 		}
-		rm_tree(dvdir);
+		printf("\n");
 	}
-	mcrdt_store_close(ps.sa);
-	mcrdt_store_close(pb.sa);
-	scrap(ps.a);
-	scrap(ps.b);
-	scrap(pb.a);
-	scrap(pb.b);
+	for (int k = 0; k < 3; k++)
+		print_pair(&pairs[k]);
+	printf("   big/small: %.2fx (target <= 5x)\n", median(pairs[2].t, ROUNDS) / median(pairs[0].t, ROUNDS));
+	print_store_size("big replica a:", pairs[2].a);
+	print_store_size("big replica b:", pairs[2].b);
+	/* The target's own size (20,000), and the big pair's. */
+	for (int k = 1; k < 3; k++) {
+		if (!g_have_doveadm) {
+			printf("   doveadm sync: skipped (doveadm not installed)\n");
+			break;
+		}
+		dv_incremental(&pairs[k]);
+	}
+	for (int k = 0; k < 3; k++) {
+		mcrdt_store_close(pairs[k].sa);
+		scrap(pairs[k].a);
+		scrap(pairs[k].b);
+	}
 }
 
 /* ---- 3. UID moves ---- */
