@@ -197,6 +197,10 @@ static int sg_slurp(const char *path, size_t max, uint8_t **out, size_t *len)
 
 /* ---- deflating ---- */
 
+/* An object bigger than this is stored as it is when its first this many
+ * bytes do not deflate well (see deflater_run). */
+#define DEFLATE_TRIAL (64u << 10)
+
 /* Bytes of a zlib stream of stored blocks holding len bytes. */
 static size_t stored_size(size_t len)
 {
@@ -229,6 +233,22 @@ static void stored_write(uint8_t *out, const uint8_t *data, size_t len)
 	out[3] = (uint8_t)a;
 }
 
+/* One deflate of len bytes of data into d->buf, from a reset stream:
+ * the bytes it made. */
+static int deflate_into(struct deflater *d, const void *data, size_t len, size_t *out)
+{
+	if (deflateReset(&d->z) != Z_OK)
+		return err_set(MCRDT_EIO, "zlib: deflateReset failed");
+	d->z.next_in = (Bytef *)(uintptr_t)data;
+	d->z.avail_in = (uInt)len;
+	d->z.next_out = d->buf;
+	d->z.avail_out = (uInt)d->cap;
+	if (deflate(&d->z, Z_FINISH) != Z_STREAM_END)
+		return err_set(MCRDT_EIO, "zlib: deflating an object of %zu bytes failed", len);
+	*out = d->z.total_out;
+	return 0;
+}
+
 int deflater_run(struct deflater *d, const void *data, size_t len)
 {
 	if (!d->init) {
@@ -236,8 +256,6 @@ int deflater_run(struct deflater *d, const void *data, size_t len)
 		if (deflateInit(&d->z, Z_BEST_SPEED) != Z_OK)
 			return err_set(MCRDT_ENOMEM, "zlib: cannot start a deflate stream");
 		d->init = true;
-	} else if (deflateReset(&d->z) != Z_OK) {
-		return err_set(MCRDT_EIO, "zlib: deflateReset failed");
 	}
 	if (len > UINT32_MAX / 2)
 		return err_set(MCRDT_ETOOBIG, "an object of %zu bytes is too big for the pack writer", len);
@@ -251,19 +269,24 @@ int deflater_run(struct deflater *d, const void *data, size_t len)
 		d->buf = nb;
 		d->cap = bound;
 	}
-	d->z.next_in = (Bytef *)(uintptr_t)data;
-	d->z.avail_in = (uInt)len;
-	d->z.next_out = d->buf;
-	d->z.avail_out = (uInt)d->cap;
-	if (deflate(&d->z, Z_FINISH) != Z_STREAM_END)
-		return err_set(MCRDT_EIO, "zlib: deflating an object of %zu bytes failed", len);
-	d->out = d->z.total_out;
-	/* Every replica that takes the object inflates all of it; a base64
-	 * attachment (three quarters) is not worth that. */
-	if (d->out * 3 > len * 2) {
-		stored_write(d->buf, data, len);
-		d->out = stored_size(len);
+	/* Every replica that takes the object inflates all of it; what
+	 * deflate shrinks by less than a third (a base64 attachment: to
+	 * three quarters) is not worth that, and goes as it is. The first
+	 * DEFLATE_TRIAL bytes decide for a bigger object: one that starts
+	 * with an attachment is not deflated whole to find out. */
+	size_t trial = len < DEFLATE_TRIAL ? len : DEFLATE_TRIAL, out;
+	int rc = deflate_into(d, data, trial, &out);
+	if (rc == 0 && out * 3 <= trial * 2 && trial < len) {
+		rc = deflate_into(d, data, len, &out);
+		trial = len;
 	}
+	if (rc)
+		return rc;
+	if (out * 3 > trial * 2) {
+		stored_write(d->buf, data, len);
+		out = stored_size(len);
+	}
+	d->out = out;
 	return 0;
 }
 

@@ -70,7 +70,9 @@ struct deflater {
  * When that does not save a third of len, the stream holds data in
  * stored blocks instead: an inflate of them is a copy, and every replica
  * that takes the object pays the inflate (a base64 attachment deflates
- * to three quarters of its size, text to a third). */
+ * to three quarters of its size, text to a third). An object over 64 KiB
+ * whose first 64 KiB do not save a third is stored without deflating the
+ * rest. */
 int deflater_run(struct deflater *d, const void *data, size_t len);
 void deflater_free(struct deflater *d);
 

@@ -2168,7 +2168,7 @@ static unsigned first_block_type(const uint8_t *z)
 
 /* An object deflate shrinks by less than a third (a base64 attachment) is
  * stored as it is, in blocks of at most 65,535 bytes, and text is still
- * deflated; either way libgit2, the pack reader, a fetch's check and git
+ * deflated (past 64 KiB, as the first 64 KiB go); either way libgit2, the pack reader, a fetch's check and git
  * fsck read every byte back. */
 START_TEST(barely_compressible_bodies_are_stored)
 {
@@ -2196,6 +2196,32 @@ START_TEST(barely_compressible_bodies_are_stored)
 	ck_assert_int_eq(deflater_run(&df, data, len), 0);
 	ck_assert_uint_lt(df.out, len / 3);
 	ck_assert_uint_ne(first_block_type(df.buf), 0);
+	/* Past 64 KiB, the first 64 KiB decide: text then an attachment is
+	 * deflated whole; an attachment then text is stored whole. */
+	char *att;
+	b64.min = b64.max = 70000;
+	size_t att_len = body_of(&b64, RA, 9, &att);
+	char *mixed = malloc(len + att_len);
+	for (int order = 0; order < 2; order++) {
+		memcpy(mixed, order ? att : data, order ? att_len : len);
+		memcpy(mixed + (order ? att_len : len), order ? data : att, order ? len : att_len);
+		ck_assert_int_eq(deflater_run(&df, mixed, len + att_len), 0);
+		if (order) {
+			ck_assert_uint_eq(first_block_type(df.buf), 0);
+			ck_assert_uint_eq(df.out, 2 + 5 * ((len + att_len + 65534) / 65535) + len + att_len + 4);
+		} else {
+			ck_assert_uint_ne(first_block_type(df.buf), 0);
+			ck_assert_uint_lt(df.out, (len + att_len) * 2 / 3);
+		}
+		uLongf back_len = len + att_len;
+		Bytef *back = malloc(back_len);
+		ck_assert_int_eq(uncompress(back, &back_len, df.buf, (uLong)df.out), Z_OK);
+		ck_assert_uint_eq(back_len, len + att_len);
+		ck_assert_mem_eq(back, mixed, back_len);
+		free(back);
+	}
+	free(mixed);
+	free(att);
 	free(data);
 	deflater_free(&df);
 
