@@ -274,7 +274,7 @@ int deflater_run(struct deflater *d, const void *data, size_t len)
 	 * three quarters) is not worth that, and goes as it is. The first
 	 * DEFLATE_TRIAL bytes decide for a bigger object: one that starts
 	 * with an attachment is not deflated whole to find out. */
-	size_t trial = len < DEFLATE_TRIAL ? len : DEFLATE_TRIAL, out;
+	size_t trial = len < DEFLATE_TRIAL ? len : DEFLATE_TRIAL, out = 0;
 	int rc = deflate_into(d, data, trial, &out);
 	if (rc == 0 && out * 3 <= trial * 2 && trial < len) {
 		rc = deflate_into(d, data, len, &out);
