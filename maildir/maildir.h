@@ -229,11 +229,12 @@ void md_scan_state_free(struct md_scan_state *st);
  * included), vanished files. A folder is not re-read when nothing but the
  * handle's own settled changes happened in it since: from a folder's
  * second scan on, the handle watches it with inotify (one instance per
- * handle), and before that or without inotify a folder whose directories
- * are unchanged since a scan that ran in a later second counts as quiet.
- * So a scan with no news costs
- * O(1) per folder, not O(messages); a re-read costs a readdir and a stat
- * per change, not per file. out may be NULL: st is refreshed and nothing
+ * handle; not on NFS, SMB, FUSE and other file systems other machines
+ * change, which inotify does not report), and before that or without
+ * inotify a folder whose directories are unchanged since a scan that ran
+ * in a later second counts as quiet. So a scan with no news costs O(1)
+ * per folder, not O(messages); a re-read costs a readdir and a stat per
+ * change, not per file. out may be NULL: st is refreshed and nothing
  * is reported (a first look, compared by the caller).
  */
 int md_scan(md *md, const char *mailbox, struct md_scan_state *st, struct md_changes *out);

@@ -112,6 +112,10 @@ void md_own_note(md *md, const char *mailbox, const char *file, bool in_new, boo
 /* Forgets every record (folders renamed or deleted). */
 void md_own_clear(md *md);
 
+/* Tests: every folder counts as on a file system other machines change
+ * (see watch.c's shared_fs). */
+extern bool md_test_shared_fs;
+
 /* maildir/watch.c. The watch of mailbox, or NULL. */
 struct md_watch *md_watch_find(md *md, const char *mailbox);
 /* Called before each scan reads f's (mailbox's) mtimes: the first time it

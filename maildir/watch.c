@@ -8,7 +8,9 @@
  * folder once (a command) never pays for it, and adding a watch costs the
  * kernel a pass over every cached entry of the directory (a fifth of a
  * no-op sync of 100,000 messages). A watch that cannot be armed is not
- * tried again; the mtimes decide for that folder.
+ * tried again, nor one on a file system other machines change (NFS, SMB,
+ * FUSE, ...: inotify reports only this kernel's changes); the mtimes
+ * decide for that folder.
  *
  * Each event is matched by name and direction (a name that came or went)
  * against the handle's own change notes (see md_own_settle): a delivery's
@@ -30,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "common/grow.h"
@@ -72,6 +75,37 @@ static int add_one(md *m, int dirfd)
 	return inotify_add_watch(m->ino, path, WATCH_EVENTS);
 }
 
+bool md_test_shared_fs;
+
+/* Whether the file system of fd may be changed by other machines, whose
+ * changes inotify does not report (a network or cluster file system, or
+ * FUSE, which sshfs is): a watch there would vouch for what it cannot
+ * see, and a long-lived handle would miss another client's deliveries. */
+static bool shared_fs(int fd)
+{
+	static const uint32_t types[] = {
+		0x6969,     /* NFS */
+		0x517b,     /* SMB */
+		0xff534d42, /* CIFS */
+		0xfe534d42, /* SMB2 */
+		0x65735546, /* FUSE */
+		0x00c36400, /* Ceph */
+		0x5346414f, /* AFS */
+		0x6b414653, /* kAFS */
+		0x01021997, /* 9P */
+		0x73757245, /* Coda */
+		0x01161970, /* GFS2 */
+		0x7461636f, /* OCFS2 */
+	};
+	struct statfs sf;
+	if (md_test_shared_fs || fstatfs(fd, &sf) != 0)
+		return true; /* (cannot tell: the mtimes decide) */
+	for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+		if ((uint32_t)sf.f_type == types[i])
+			return true;
+	return false;
+}
+
 struct md_watch *md_watch_add(md *m, struct md_folder *f, const char *mailbox)
 {
 	struct md_watch *w = md_watch_find(m, mailbox);
@@ -88,14 +122,16 @@ struct md_watch *md_watch_add(md *m, struct md_folder *f, const char *mailbox)
 	}
 	if (w->wd_new != MD_WD_PENDING)
 		return w;
-	if (m->ino == -1 && (m->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0)
+	bool shared = shared_fs(f->cur);
+	if (!shared && m->ino == -1 && (m->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0)
 		m->ino = -2;
-	if (m->ino >= 0) {
+	if (!shared && m->ino >= 0) {
 		w->wd_new = add_one(m, f->new);
 		w->wd_cur = add_one(m, f->cur);
 	}
-	if (m->ino < 0 || w->wd_new < 0 || w->wd_cur < 0) {
-		/* No instance or out of watches: this folder goes by its mtimes. */
+	if (shared || m->ino < 0 || w->wd_new < 0 || w->wd_cur < 0) {
+		/* Shared, no instance or out of watches: this folder goes by
+		 * its mtimes. */
 		if (w->wd_new >= 0)
 			inotify_rm_watch(m->ino, w->wd_new);
 		if (w->wd_cur >= 0)

@@ -127,8 +127,10 @@ struct mcrdt_scan_report {
  * changes, removed files and folders become expunges and deletes. out may be NULL.
  * A folder is read again only when another program changed it: from its
  * second scan on, a handle watches it with inotify (one instance per
- * handle, taken at the first such scan; before that, or without one, a
- * changed new/ or cur/ mtime counts as a change). Files the store wrote
+ * handle, taken at the first such scan; before that, without one, or on
+ * NFS, SMB, FUSE and other file systems other machines change, whose
+ * changes inotify does not report, a changed new/ or cur/ mtime counts as
+ * a change). Files the store wrote
  * itself are not looked at again, and a handle starts from the listing
  * the last handle kept (mcrdt/scan-*, rewritten at close only when it
  * changed), so the cost follows the changes, not the folder's size,

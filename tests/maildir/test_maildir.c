@@ -595,6 +595,31 @@ START_TEST(a_watch_tells_ours_from_a_change_to_it)
 }
 END_TEST
 
+/* On a file system other machines change (NFS, SMB, FUSE), inotify would
+ * not report their deliveries: a long-lived handle does not watch there,
+ * and another program's change is read because the mtimes moved. */
+START_TEST(no_watch_on_a_shared_file_system)
+{
+	md_test_shared_fs = true;
+	struct md_scan_state st = { 0 };
+	struct md_changes ch = { 0 };
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(md_scan(m, "INBOX", &st, NULL), 0);
+	ck_assert(!md_watch_armed(md_watch_find(m, "INBOX")));
+	ck_assert_int_eq(m->ino, -1); /* not even an instance */
+	unsigned reads = st.rescans;
+	char path[600];
+	snprintf(path, sizeof path, "%s/new/1700000600.M1P1.elsewhere", root);
+	put_file(path, "Subject: from another machine\n\nx\n");
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+	ck_assert_uint_eq(st.rescans, reads + 1);
+	ck_assert_uint_eq(count_kind(&ch, MD_ADDED), 1);
+	md_changes_free(&ch);
+	md_scan_state_free(&st);
+	md_test_shared_fs = false;
+}
+END_TEST
+
 /* Another program removes a folder and makes it again (or renames it
  * away and makes a new one): a long-lived handle's next scans see the new
  * folder's files, not the old directories it still has open. */
@@ -1066,6 +1091,7 @@ int main(void)
 	tcase_add_test(tc, listing_sorts_names_alike);
 	tcase_add_test(tc, a_watched_folder_is_read_only_after_news);
 	tcase_add_test(tc, a_watch_tells_ours_from_a_change_to_it);
+	tcase_add_test(tc, no_watch_on_a_shared_file_system);
 	tcase_add_test(tc, a_folder_made_again_is_read_again);
 	tcase_add_test(tc, scan_trusts_no_mtime_from_its_own_second);
 	tcase_add_test(tc, scan_survives_renames_under_it);
