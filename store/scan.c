@@ -68,7 +68,8 @@ const struct md_scan_state *st_scan_state(const mcrdt_store *s, const char *mail
  * handle's first scan of the folder starts from it instead of comparing
  * every file with the model. So a file unchanged since is not looked at
  * again, and a folder whose directories have not changed is not even read.
- * It is a cache: written without fsync, checked by its checksum, and
+ * It is a cache: written in place without fsync (a file torn by a crash
+ * fails its checksum; readers and writers hold the store's lock), and
  * ignored (everything is compared, as with no file) when damaged, when
  * written for another replica or mailbox, or when the model lacks an op it
  * had then (its log is shorter, or its op context does not include the
@@ -115,7 +116,7 @@ static void scan_save(mcrdt_store *s, const char *mailbox, const struct md_scan_
 	}
 	char name[32];
 	scan_file(mailbox, name);
-	replace_file_summed(s->metadir, name, &b, false); /* a cache: a failure costs a full scan */
+	rewrite_file_summed(s->metadir, name, &b); /* a cache: a failure costs a full scan */
 	vbuf_free(&b);
 }
 

@@ -47,13 +47,37 @@ int sync_dir(const char *dir)
 	return rc;
 }
 
-int replace_file_summed(const char *dir, const char *name, struct vbuf *b, bool durable)
+/* Appends the XXH3-64 of b's bytes; b->err on a failed growth. */
+static int sum_append(struct vbuf *b)
 {
 	if (vbuf_reserve(b, 8) == 0) {
 		put64(b->p + b->len, XXH3_64bits(b->p, b->len));
 		b->len += 8;
 	}
-	return b->err ? b->err : replace_file(dir, name, b->p, b->len, durable);
+	return b->err;
+}
+
+int replace_file_summed(const char *dir, const char *name, struct vbuf *b, bool durable)
+{
+	int rc = sum_append(b);
+	return rc ? rc : replace_file(dir, name, b->p, b->len, durable);
+}
+
+int rewrite_file_summed(const char *dir, const char *name, struct vbuf *b)
+{
+	char path[PATH_MAX];
+	int rc = sum_append(b);
+	if (rc)
+		return rc;
+	if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
+		return err_set(MCRDT_EINVAL, "path too long: %s/%s", dir, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return err_sys(MCRDT_EIO, "cannot open %s", path);
+	if (write_all(fd, b->p, b->len) != 0 || ftruncate(fd, (off_t)b->len) != 0)
+		rc = err_sys(errno == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO, "cannot write %s", path);
+	close(fd);
+	return rc;
 }
 
 int read_file_summed(const char *dir, const char *name, size_t max, uint8_t **data, size_t *len)

@@ -99,6 +99,15 @@ int replace_file(const char *dir, const char *name, const void *data, size_t len
 struct vbuf;
 int replace_file_summed(const char *dir, const char *name, struct vbuf *b, bool durable);
 /*
+ * Writes b and its checksum over DIR/NAME in place (made if missing), not
+ * durably: for a cache, whose reader takes a torn file (a crash, or a
+ * read while it is written) for a damaged one. No rename: on a file
+ * system mounted with discard, replacing a file whose blocks reached the
+ * disk costs a millisecond or more for the old blocks. Errors as
+ * replace_file.
+ */
+int rewrite_file_summed(const char *dir, const char *name, struct vbuf *b);
+/*
  * Reads DIR/NAME as replace_file_summed wrote it: 0 with *data (malloc'd,
  * caller frees) and *len, the trailer left out. MCRDT_ENOTFOUND when there
  * is no such file; MCRDT_ECORRUPT naming the file when it is shorter than
