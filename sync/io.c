@@ -1,5 +1,5 @@
 /*
- * sync/io.c — replacing a small metadata file whole.
+ * sync/io.c — replacing (or, for a cache, rewriting in place) a small metadata file whole.
  */
 #define _GNU_SOURCE
 #include "sync/io.h"
