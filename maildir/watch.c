@@ -96,6 +96,10 @@ static bool shared_fs(int fd)
 		0x73757245, /* Coda */
 		0x01161970, /* GFS2 */
 		0x7461636f, /* OCFS2 */
+		0x0bd00bd0, /* Lustre */
+		0x47504653, /* GPFS */
+		0x19830326, /* BeeGFS */
+		0x20030528, /* OrangeFS */
 	};
 	struct statfs sf;
 	if (md_test_shared_fs || fstatfs(fd, &sf) != 0)

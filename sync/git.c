@@ -875,7 +875,7 @@ static void xfer_init(struct xfer *x, const struct sync_git_remote *r, struct sy
 /*
  * The certificate authorities https remotes are checked against, when
  * given the way OpenSSL and curl take them (a hub with a private CA):
- * read at the first https remote of the process, not when libgit2 starts.
+ * read at the first http(s) remote of the process, not when libgit2 starts.
  * Parsing them costs milliseconds, three times over when the environment
  * names the system's own file and directory (libgit2 has read its default
  * already), and a sync through a directory or ssh never needs them.
@@ -907,7 +907,8 @@ static int certs_load(void)
  */
 static int remote_new(git_remote **out, sync_git *g, const char *url)
 {
-	if (strncasecmp(url, "https://", 8) == 0 && certs_load() < 0)
+	/* (http too: an http:// hub may redirect to https://) */
+	if ((strncasecmp(url, "https://", 8) == 0 || strncasecmp(url, "http://", 7) == 0) && certs_load() < 0)
 		return -1;
 	git_remote_create_options o;
 	git_remote_create_options_init(&o, GIT_REMOTE_CREATE_OPTIONS_VERSION);

@@ -118,8 +118,8 @@ int sync_git_publish(sync_git *g, const crdt_op *ops, size_t n, uint64_t log_nex
  * against ~/.ssh/known_hosts; for https $MCRDT_GIT_USERNAME /
  * $MCRDT_GIT_PASSWORD, then `git credential fill` when git is installed,
  * the server's certificate checked against the system's CAs or those in
- * $SSL_CERT_FILE / $SSL_CERT_DIR (read at the process's first https
- * remote). Each is tried once.
+ * $SSL_CERT_FILE / $SSL_CERT_DIR (read at the process's first http or
+ * https remote). Each is tried once.
  */
 struct sync_git_remote {
 	const char *url;

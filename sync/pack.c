@@ -276,13 +276,13 @@ int deflater_run(struct deflater *d, const void *data, size_t len)
 	 * with an attachment is not deflated whole to find out. */
 	size_t trial = len < DEFLATE_TRIAL ? len : DEFLATE_TRIAL, out = 0;
 	int rc = deflate_into(d, data, trial, &out);
-	if (rc == 0 && out * 3 <= trial * 2 && trial < len) {
+	if (rc == 0 && (uint64_t)out * 3 <= (uint64_t)trial * 2 && trial < len) {
 		rc = deflate_into(d, data, len, &out);
 		trial = len;
 	}
 	if (rc)
 		return rc;
-	if (out * 3 > trial * 2) {
+	if ((uint64_t)out * 3 > (uint64_t)trial * 2) {
 		stored_write(d->buf, data, len);
 		out = stored_size(len);
 	}
