@@ -112,8 +112,13 @@ void md_own_note(md *md, const char *mailbox, const char *file, bool in_new, boo
 /* Forgets every record (folders renamed or deleted). */
 void md_own_clear(md *md);
 
-/* Tests: every folder counts as on a file system other machines change
- * (see watch.c's shared_fs). */
+/* Whether the file system of fd may be changed by other machines (a
+ * network or cluster file system, or FUSE, which sshfs is): their changes
+ * raise no inotify event, so a watch there would vouch for what it cannot
+ * see, and their mtimes come from another clock. True when it cannot
+ * tell. */
+bool md_shared_fs(int fd);
+/* Tests: every folder counts as on such a file system. */
 extern bool md_test_shared_fs;
 
 /* maildir/watch.c. The watch of mailbox, or NULL. */

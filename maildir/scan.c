@@ -14,6 +14,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -534,6 +536,32 @@ int md_entry_cmp(const struct md_entry *a, const struct md_entry *b)
 	return cmp_base(a, b);
 }
 
+/*
+ * The second a listing of f starts, on the clock that stamps f's mtimes:
+ * the local one, or on a shared file system the server's, read off a file
+ * made in tmp/ for the purpose (the next scan compares the mtimes with
+ * it, and a client clock ahead of the server's would make a change later
+ * in the listing's second look older). 0 when that file cannot be made:
+ * the next scan reads the folder again.
+ */
+static int64_t scan_clock(struct md_folder *f)
+{
+	if (!md_shared_fs(f->cur))
+		return (int64_t)time(NULL);
+	static atomic_uint seq;
+	char name[64];
+	struct stat sb;
+	snprintf(name, sizeof name, "%lld.clock%u.P%ld.mcrdt", (long long)time(NULL), atomic_fetch_add(&seq, 1),
+		 (long)getpid());
+	int fd = openat(f->tmp, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return 0;
+	int64_t t = fstat(fd, &sb) == 0 ? (int64_t)sb.st_mtim.tv_sec : 0;
+	close(fd);
+	unlinkat(f->tmp, name, 0); /* (a leftover goes with tmp/'s old files) */
+	return t;
+}
+
 int md_scan(md *m, const char *mailbox, struct md_scan_state *st, struct md_changes *out)
 {
 	struct md_folder *f;
@@ -561,7 +589,7 @@ int md_scan(md *m, const char *mailbox, struct md_scan_state *st, struct md_chan
 	 * moves no mtime). */
 	if (fresh && st->valid && nm == st->new_mtime_ns && cm == st->cur_mtime_ns && newest < st->scanned_at)
 		return 0;
-	int64_t started = (int64_t)time(NULL);
+	int64_t started = scan_clock(f);
 	struct md_listing now;
 	if ((rc = list_folder(m, mailbox, false, &now)))
 		return rc;

@@ -77,11 +77,7 @@ static int add_one(md *m, int dirfd)
 
 bool md_test_shared_fs;
 
-/* Whether the file system of fd may be changed by other machines, whose
- * changes inotify does not report (a network or cluster file system, or
- * FUSE, which sshfs is): a watch there would vouch for what it cannot
- * see, and a long-lived handle would miss another client's deliveries. */
-static bool shared_fs(int fd)
+bool md_shared_fs(int fd)
 {
 	static const uint32_t types[] = {
 		0x6969,     /* NFS */
@@ -126,7 +122,7 @@ struct md_watch *md_watch_add(md *m, struct md_folder *f, const char *mailbox)
 	}
 	if (w->wd_new != MD_WD_PENDING)
 		return w;
-	bool shared = shared_fs(f->cur);
+	bool shared = md_shared_fs(f->cur);
 	if (!shared && m->ino == -1 && (m->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0)
 		m->ino = -2;
 	if (!shared && m->ino >= 0) {
