@@ -879,7 +879,7 @@ t_sync() {
 	ok sync "$A" "$B"
 	views_same "$A" "$B"
 	D=$B
-	rows | grep -q '^dropped - -$' || bad "the dropped file did not reach B: $(rows)"
+	grep -q '^dropped - -$' <<<"$(rows)" || bad "the dropped file did not reach B: $(rows)"
 	# Lock files a killed sync left (libgit2 refuses to move a locked ref)
 	# do not block the next one.
 	mkdir -p "$A/mcrdt/git/refs/mcrdt-fetch"

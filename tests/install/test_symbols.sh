@@ -69,9 +69,12 @@ for sym in "${declared[@]}"; do
 	is_exported "$sym" ||
 		{ echo "FAIL: $sym is declared MCRDT_EXTERN in a public header but not exported by $lib" >&2; status=1; }
 done
+# (A here-string, not printf | grep -q: with pipefail, grep -q leaving
+# early could fail the pipeline with printf's SIGPIPE.)
+declared_list=$(printf '%s\n' "${declared[@]}")
 for sym in "${exported[@]}"; do
 	[[ $sym == mcrdt_* ]] || continue
-	printf '%s\n' "${declared[@]}" | grep -qxF "$sym" ||
+	grep -qxF "$sym" <<<"$declared_list" ||
 		{ echo "FAIL: $lib exports $sym, which no public header declares" >&2; status=1; }
 done
 

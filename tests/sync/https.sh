@@ -73,7 +73,7 @@ printf '[credential]\n\thelper = store --file %s\n' "$T/home/creds" >"$T/home/gi
 echo "https://u:secret@localhost:$(cat "$T/port")" >"$T/home/creds"
 "$MCRDT" flag "$T/B" 1 +'\Seen' >/dev/null
 if m "$ca" "$MCRDT" sync "$T/B" "$url" --quiet >/dev/null && m "$ca" "$MCRDT" sync "$T/A" "$url" --quiet >/dev/null &&
-	"$MCRDT" list "$T/A" --json | grep -q Seen && same; then
+	grep -q Seen <<<"$("$MCRDT" list "$T/A" --json)" && same; then
 	pass helper
 else
 	fail "helper: the flag change did not come through with git's credential helper"

@@ -102,7 +102,7 @@ fi
 cp "$T/userkey" "$T/home/.ssh/id_ed25519"
 "$MCRDT" flag "$T/B" 1 +'\Seen' >/dev/null
 if m "$MCRDT" sync "$T/B" "$url" --quiet >/dev/null && m "$MCRDT" sync "$T/A" "$url" --quiet >/dev/null &&
-	"$MCRDT" list "$T/A" --json | grep -q Seen && same; then
+	grep -q Seen <<<"$("$MCRDT" list "$T/A" --json)" && same; then
 	pass default_key
 else
 	fail "default_key: the flag change did not come through with ~/.ssh/id_ed25519"
