@@ -73,15 +73,10 @@ static bool parse_hex16(const char *s, uint64_t *out)
 	uint64_t v = 0;
 	size_t i;
 	for (i = 0; s[i]; i++) {
-		char c = s[i];
-		if (i >= 16)
+		int d = sg_hex_digit(s[i]);
+		if (i >= 16 || d < 0)
 			return false;
-		if (c >= '0' && c <= '9')
-			v = v << 4 | (uint64_t)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			v = v << 4 | (uint64_t)(c - 'a' + 10);
-		else
-			return false;
+		v = v << 4 | (uint64_t)d;
 	}
 	if (i != 16)
 		return false;
@@ -1066,7 +1061,7 @@ static bool held_name_ok(const char *s, size_t len)
 	if (len != HELD_LEN || memcmp(s, "pack-", 5) != 0)
 		return false;
 	for (size_t i = 5; i < len; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+		if (sg_hex_digit(s[i]) < 0)
 			return false;
 	return true;
 }
@@ -1852,12 +1847,6 @@ static bool stale_lock_gone(git_repository *rr, const char *name)
 	       unlink(lock) == 0;
 }
 
-static bool lock_name(const char *name)
-{
-	size_t len = strlen(name);
-	return len > 5 && strcmp(name + len - 5, ".lock") == 0;
-}
-
 /* Removes the files directly in the directory path that match names,
  * and with depth > 0 those in its subdirectories that deep: all of them
  * (min_age 0: our own repository, where a failure is an error), or as a
@@ -2351,7 +2340,7 @@ int sync_git_clear_locks(sync_git *g, unsigned *removed_out)
 	char path[PATH_MAX];
 	snprintf(path, sizeof path, "%srefs", g->gitdir);
 	if (rc == 0)
-		rc = clear_in(path, 8, 0, lock_name, &n);
+		rc = clear_in(path, 8, 0, sg_lock_name, &n);
 	snprintf(path, sizeof path, "%sobjects/pack", g->gitdir);
 	if (rc == 0)
 		rc = clear_in(path, 0, 0, sg_temp_name, &n);

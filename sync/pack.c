@@ -318,12 +318,17 @@ bool sg_gone(const char *path)
 #define TMP_SUFFIX ".tmp_"
 #define TMP_PACK "tmp_mcrdt_pack_"
 
+bool sg_lock_name(const char *name)
+{
+	size_t len = strlen(name);
+	return len > 5 && strcmp(name + len - 5, ".lock") == 0;
+}
+
 bool sg_temp_name(const char *name)
 {
 	const char *t = strstr(name, TMP_SUFFIX);
-	size_t len = strlen(name);
 	return strncmp(name, TMP_PACK, strlen(TMP_PACK)) == 0 || strncmp(name, "pack_git2_", 10) == 0 ||
-	       (t && strlen(t) == strlen(TMP_SUFFIX) + 6) || (len > 5 && strcmp(name + len - 5, ".lock") == 0);
+	       (t && strlen(t) == strlen(TMP_SUFFIX) + 6) || sg_lock_name(name);
 }
 
 int sg_stage(const char *path, const void *data, size_t len, char tmp[PATH_MAX])
@@ -1043,12 +1048,6 @@ static int merge_pack(struct pack *p, git_odb *odb, const char *dir, const char 
 	return rc;
 }
 
-/* The value of hex digit c, or -1. */
-static int hex_digit(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 int loose_each(const char *objdir, int (*fn)(void *ctx, const git_oid *id, const char *hex), void *ctx)
 {
 	/* Which of the 256 fan-out directories there are, from one listing
@@ -1058,7 +1057,7 @@ int loose_each(const char *objdir, int (*fn)(void *ctx, const git_oid *id, const
 	DIR *top = opendir(objdir);
 	struct dirent *e;
 	while (top && (e = readdir(top))) {
-		int hi = hex_digit(e->d_name[0]), lo = hi < 0 ? -1 : hex_digit(e->d_name[1]);
+		int hi = sg_hex_digit(e->d_name[0]), lo = hi < 0 ? -1 : sg_hex_digit(e->d_name[1]);
 		if (lo >= 0 && !e->d_name[2])
 			there[hi << 4 | lo] = true;
 	}

@@ -50,6 +50,14 @@ int sg_stage(const char *path, const void *data, size_t len, char tmp[PATH_MAX])
  * being written or copied) or libgit2's indexer (pack_git2_*, *.lock)
  * makes beside the final names: what a killed writer leaves behind. */
 bool sg_temp_name(const char *name);
+/* Whether name is a lock file (NAME.lock), as git and libgit2 make them. */
+bool sg_lock_name(const char *name);
+
+/* The value of the lowercase hex digit c (as git writes ids), or -1. */
+static inline int sg_hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
 
 static inline uint32_t be32(const uint8_t *p)
 {
