@@ -1108,16 +1108,17 @@ static void held_add(struct held *h, const char *base)
 	h->changed = true;
 }
 
-/* Writes the list when it changed; not synced: it names only packs in
- * place and synced, and a list lost or damaged is only read again. A
- * failure is not the fetch's, nor is its message. */
+/* Writes the list when it changed, in place and not synced, as any cache
+ * (rewrite_file_summed; the sync lock keeps fetches apart): it names only
+ * packs in place and synced, and a list lost or torn is only read again.
+ * A failure is not the fetch's, nor is its message. */
 static void held_save(struct held *h)
 {
 	if (!h->changed)
 		return;
 	char saved[1024];
 	snprintf(saved, sizeof saved, "%s", mcrdt_error_last());
-	if (replace_file_summed(h->gitdir, "held-packs", &h->b, false) != 0)
+	if (rewrite_file_summed(h->gitdir, "held-packs", &h->b) != 0)
 		err_set(0, "%s", saved);
 }
 

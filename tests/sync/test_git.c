@@ -1033,8 +1033,8 @@ START_TEST(push_clears_a_stale_lock_in_a_hub)
 END_TEST
 
 /* What a sync killed while it wrote the repository leaves (lock files,
- * a pack half copied or half written, a staged index, the held-packs
- * list half written) goes when the next one clears it; the packs and
+ * a pack half copied or half written, a staged index, another file
+ * staged beside its name) goes when the next one clears it; the packs and
  * what they hold stay. */
 START_TEST(clear_locks_removes_what_a_killed_sync_left)
 {
