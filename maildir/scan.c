@@ -14,8 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
-#include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -539,21 +538,19 @@ int md_entry_cmp(const struct md_entry *a, const struct md_entry *b)
 /*
  * The second a listing of f starts, on the clock that stamps f's mtimes:
  * the local one, or on a shared file system the server's, read off a file
- * made in tmp/ for the purpose (the next scan compares the mtimes with
- * it, and a client clock ahead of the server's would make a change later
- * in the listing's second look older). 0 when that file cannot be made:
- * the next scan reads the folder again.
+ * made in tmp/ for the purpose under a delivery's unique name (the next
+ * scan compares the mtimes with it, and a client clock ahead of the
+ * server's would make a change later in the listing's second look older).
+ * 0 when that file cannot be made: the next scan reads the folder again.
  */
 static int64_t scan_clock(struct md_folder *f)
 {
 	if (!md_shared_fs(f->cur))
 		return (int64_t)time(NULL);
-	static atomic_uint seq;
-	char name[64];
+	char name[NAME_MAX + 1];
 	struct stat sb;
-	snprintf(name, sizeof name, "%lld.clock%u.P%ld.mcrdt", (long long)time(NULL), atomic_fetch_add(&seq, 1),
-		 (long)getpid());
-	int fd = openat(f->tmp, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int fd = md_unique_name(name, sizeof name, 0) ? -1
+		 : openat(f->tmp, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return 0;
 	int64_t t = fstat(fd, &sb) == 0 ? (int64_t)sb.st_mtim.tv_sec : 0;
