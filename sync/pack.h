@@ -80,7 +80,8 @@ struct deflater {
  * that takes the object pays the inflate (a base64 attachment deflates
  * to three quarters of its size, text to a third). An object over 64 KiB
  * whose first 64 KiB do not save a third is stored without deflating the
- * rest. */
+ * rest; one whose judged part is at least seven eighths base64 lines is
+ * stored without a deflate at all. */
 int deflater_run(struct deflater *d, const void *data, size_t len);
 void deflater_free(struct deflater *d);
 

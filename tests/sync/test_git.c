@@ -2270,6 +2270,64 @@ START_TEST(barely_compressible_bodies_are_stored)
 }
 END_TEST
 
+/* text_len bytes of text, then lines of line_len base64 characters (and
+ * CRLF) up to len bytes: the same line again and again, which deflate
+ * shrinks to almost nothing. */
+static char *repetitive_b64(size_t len, size_t text_len, size_t line_len)
+{
+	char *b = malloc(len);
+	for (size_t i = 0; i < len; i++) {
+		size_t k = i < text_len ? i : (i - text_len) % (line_len + 2);
+		b[i] = i < text_len ? "Subject: hello\r\n"[k % 16] : k < line_len ? "QUFB"[k % 4] : k == line_len ? '\r' : '\n';
+	}
+	return b;
+}
+
+static void deflated_as(struct deflater *df, const char *data, size_t len, bool stored)
+{
+	ck_assert_int_eq(deflater_run(df, data, len), 0);
+	if (stored) {
+		ck_assert_uint_eq(first_block_type(df->buf), 0);
+		ck_assert_uint_eq(df->out, 2 + 5 * ((len + 65534) / 65535) + len + 4);
+	} else {
+		ck_assert_uint_ne(first_block_type(df->buf), 0);
+		ck_assert_uint_lt(df->out, len / 10);
+	}
+	uLongf back_len = len;
+	Bytef *back = malloc(back_len);
+	ck_assert_int_eq(uncompress(back, &back_len, df->buf, (uLong)df->out), Z_OK);
+	ck_assert_uint_eq(back_len, len);
+	ck_assert_mem_eq(back, data, len);
+	free(back);
+}
+
+/* An object whose judged part is seven eighths base64 lines is stored
+ * without a deflate to find out (here, deflate would have shrunk it to a
+ * few percent: the price of the rule); more text, or lines too short for
+ * MIME's base64, and deflate decides. */
+START_TEST(base64_lines_are_stored_untried)
+{
+	struct deflater df = { 0 };
+	static const struct {
+		size_t len, text, line;
+		bool stored;
+	} cases[] = {
+		{ 16000, 1600, 76, true },  /* 90% base64 lines */
+		{ 16000, 2400, 76, false }, /* 85% */
+		{ 16000, 0, 60, true },     /* the shortest line that counts */
+		{ 16000, 0, 59, false },    /* one shorter */
+		{ 200000, 8000, 76, true }, /* past 64 KiB, the first 64 KiB decide: 88% */
+		{ 200000, 9000, 76, false }, /* 86% */
+	};
+	for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+		char *b = repetitive_b64(cases[k].len, cases[k].text, cases[k].line);
+		deflated_as(&df, b, cases[k].len, cases[k].stored);
+		free(b);
+	}
+	deflater_free(&df);
+}
+END_TEST
+
 /* 10,000 bodies in one publish: one pack, no loose object. */
 START_TEST(big_publish_is_one_pack)
 {
@@ -2429,6 +2487,7 @@ int main(void)
 	tcase_add_test(tc, pack_reader_reads_whole_blobs);
 	tcase_add_test(tc, prefetch_reads_ahead);
 	tcase_add_test(tc, barely_compressible_bodies_are_stored);
+	tcase_add_test(tc, base64_lines_are_stored_untried);
 	tcase_add_test(tc, big_publish_is_one_pack);
 	suite_add_tcase(s, tc);
 	if (tmp_base_make("git"))
