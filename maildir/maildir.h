@@ -222,8 +222,28 @@ struct md_scan_state {
 	bool valid;
 	unsigned rescans;    /* folders actually re-read (for tests, benches) */
 	unsigned version;    /* moves whenever last changes (a re-read, a fold) */
+	uint8_t *packed;     /* last, not read in yet (md_scan_state_adopt) */
+	size_t packed_at, packed_end;
 };
 void md_scan_state_free(struct md_scan_state *st);
+
+/* l's entries as bytes, appended to out: their count, then each one's
+ * in_new and file name (varints and bytes, common/varint.h). */
+struct vbuf;
+void md_listing_pack(const struct md_listing *l, struct vbuf *out);
+/*
+ * Makes the listing md_listing_pack wrote into bytes [at, end) of buf st's
+ * last, taking buf (malloc'd; st frees it, whatever the outcome). Only the
+ * form is checked now (sorted by base name, each base once, names a
+ * directory can hold); the names are parsed when a scan has to compare, a
+ * fold has changes to take in, or md_scan_state_ready asks, so a scan that
+ * finds the folder quiet costs nothing per file. false: not that form, st
+ * unchanged.
+ */
+bool md_scan_state_adopt(struct md_scan_state *st, uint8_t *buf, size_t at, size_t end);
+/* Reads an adopted listing in, when not done yet: 0, or MCRDT_ENOMEM (st
+ * as it was). Before a caller looks at st->last itself. */
+int md_scan_state_ready(struct md_scan_state *st);
 /*
  * Changes since st was last filled: new files, flag renames (new/ to cur/
  * included), vanished files. A folder is not re-read when nothing but the
@@ -258,7 +278,8 @@ void md_own_settle(md *md, bool keep);
 size_t md_own_mailboxes(md *md, const char **out, size_t max);
 /* Folds the settled own changes to mailbox into st now (md_scan does it
  * first thing), after reading the queued watch events they explain: for a
- * caller about to keep st for a later handle, or to look a file up in it. */
+ * caller about to keep st for a later handle, or to look a file up in it
+ * (after md_scan_state_ready). */
 int md_scan_fold(md *md, const char *mailbox, struct md_scan_state *st);
 /* Takes the entries of st->last marked in drop (one flag per entry) out
  * of the listing: the next scan reads the folder and reports those files

@@ -101,14 +101,19 @@ int64_t md_name_size(const char *file)
 {
 	struct md_info info;
 	md_info_parse(file, &info);
+	return md_base_size(file, info.base_len);
+}
+
+int64_t md_base_size(const char *file, size_t base_len)
+{
 	/* ",S=" is a field of the base name; search only there. */
-	for (size_t i = 0; i + 3 < info.base_len; i++) {
+	for (size_t i = 0; i + 3 < base_len; i++) {
 		if (file[i] == ',' && file[i + 1] == 'S' && file[i + 2] == '=') {
 			int64_t v = 0;
 			size_t k = i + 3;
-			if (k >= info.base_len || file[k] < '0' || file[k] > '9')
+			if (k >= base_len || file[k] < '0' || file[k] > '9')
 				return -1;
-			for (; k < info.base_len && file[k] >= '0' && file[k] <= '9'; k++) {
+			for (; k < base_len && file[k] >= '0' && file[k] <= '9'; k++) {
 				if (v > (INT64_MAX - 9) / 10)
 					return -1;
 				v = v * 10 + (file[k] - '0');

@@ -24,6 +24,7 @@
 #include "common/dir.h"
 #include "common/error.h"
 #include "common/grow.h"
+#include "common/varint.h"
 
 #define LIST_TRIES 8
 
@@ -46,6 +47,7 @@ void md_changes_free(struct md_changes *c)
 void md_scan_state_free(struct md_scan_state *st)
 {
 	md_listing_free(&st->last);
+	free(st->packed);
 	memset(st, 0, sizeof *st);
 }
 
@@ -91,7 +93,7 @@ static void describe(struct md_entry *e, const char *name, bool in_new, unsigned
 		e->problem = "not a regular file";
 	else if (st && st->st_size == 0)
 		e->problem = md_problem_empty;
-	e->size = md_name_size(name);
+	e->size = md_base_size(name, info.base_len);
 	if (e->size < 0 && st)
 		e->size = st->st_size;
 	e->mtime = st ? st->st_mtim.tv_sec : -1;
@@ -396,6 +398,84 @@ void md_entry_describe(struct md_entry *e, const char *file, bool in_new)
 	e->file = (char *)(uintptr_t)file;
 }
 
+/* ---- a listing as bytes ---- */
+
+/* The base name of a packed entry's file: up to its ':' (md_info_parse). */
+static size_t packed_base_len(const uint8_t *f, size_t len)
+{
+	const uint8_t *colon = memchr(f, ':', len);
+	return colon ? (size_t)(colon - f) : len;
+}
+
+void md_listing_pack(const struct md_listing *l, struct vbuf *out)
+{
+	vput(out, l->n);
+	for (size_t i = 0; i < l->n; i++) {
+		vput(out, l->e[i].in_new);
+		vput_bytes(out, l->e[i].file, strlen(l->e[i].file));
+	}
+}
+
+bool md_scan_state_adopt(struct md_scan_state *st, uint8_t *buf, size_t at, size_t end)
+{
+	/* The form, without a name parsed or a byte copied: sorted by base
+	 * name, each base once, names a directory entry can have. */
+	struct vreader r = { buf + at, buf + end, 0 };
+	uint64_t n = vread_max(&r, (end - at) / 2, "listing entries");
+	const uint8_t *prev = NULL;
+	size_t prev_len = 0;
+	for (uint64_t i = 0; i < n && !r.err; i++) {
+		vread_max(&r, 1, "listing entry"); /* in_new */
+		uint64_t fl = vread_max(&r, NAME_MAX, "listing name");
+		const uint8_t *f = vread_bytes(&r, fl, "listing name");
+		size_t bl = f ? packed_base_len(f, fl) : 0;
+		if (!f || !fl || memchr(f, '/', fl) || memchr(f, '\0', fl) ||
+		    (prev && base_cmp((const char *)prev, prev_len, (const char *)f, bl) >= 0))
+			r.err = MCRDT_ECORRUPT;
+		prev = f;
+		prev_len = bl;
+	}
+	if (r.err || r.p != r.end) {
+		free(buf);
+		return false;
+	}
+	md_listing_free(&st->last);
+	free(st->packed);
+	st->packed = buf;
+	st->packed_at = at;
+	st->packed_end = end;
+	return true;
+}
+
+int md_scan_state_ready(struct md_scan_state *st)
+{
+	if (!st->packed)
+		return 0;
+	struct vreader r = { st->packed + st->packed_at, st->packed + st->packed_end, 0 };
+	uint64_t n = vread(&r);
+	struct md_listing l = { 0 };
+	int rc = GROW(l.e, l.cap, n ? n : 1);
+	for (uint64_t i = 0; rc == 0 && i < n; i++) {
+		bool in_new = vread(&r) != 0;
+		uint64_t fl = vread(&r);
+		const uint8_t *f = vread_bytes(&r, fl, "listing name");
+		char *file = f ? strndup((const char *)f, fl) : NULL;
+		if (!file)
+			rc = err_set(MCRDT_ENOMEM, "out of memory");
+		else
+			md_entry_describe(&l.e[l.n++], file, in_new);
+	}
+	if (rc) {
+		md_listing_free(&l);
+		return rc; /* (still packed: the next call tries again) */
+	}
+	md_listing_free(&st->last);
+	st->last = l;
+	free(st->packed);
+	st->packed = NULL;
+	return 0;
+}
+
 /* One settled own change, for sorting: by base, then in the order made. */
 struct own_ref {
 	struct md_own *o;
@@ -427,6 +507,11 @@ static int fold_own(md *m, const char *mailbox, struct md_scan_state *st)
 	struct md_own_box *box = md_own_box(m, mailbox);
 	if (!box)
 		return 0;
+	if (st->valid && box->settled) {
+		int rc = md_scan_state_ready(st);
+		if (rc)
+			return rc; /* (the changes stay for the next fold) */
+	}
 	size_t nr = st->valid ? box->settled : 0, ngone = 0;
 	struct own_ref *r = nr ? malloc(nr * sizeof *r) : NULL;
 	int rc = nr && !r ? err_set(MCRDT_ENOMEM, "out of memory") : 0;
@@ -590,12 +675,16 @@ int md_scan(md *m, const char *mailbox, struct md_scan_state *st, struct md_chan
 	struct md_listing now;
 	if ((rc = list_folder(m, mailbox, false, &now)))
 		return rc;
-	int moved = out ? diff(f, mailbox, &now, &st->last, out) : 0;
+	int moved = 0;
+	if (out && (moved = md_scan_state_ready(st)) == 0)
+		moved = diff(f, mailbox, &now, &st->last, out);
 	if (moved < 0) {
 		md_listing_free(&now);
 		return moved;
 	}
 	md_listing_free(&st->last);
+	free(st->packed); /* (a first look's: never read in) */
+	st->packed = NULL;
 	st->last = now;
 	st->new_mtime_ns = nm;
 	st->cur_mtime_ns = cm;

@@ -54,10 +54,10 @@ static struct st_scan *scan_entry(const mcrdt_store *s, const char *mailbox)
 	return NULL;
 }
 
-const struct md_scan_state *st_scan_state(const mcrdt_store *s, const char *mailbox)
+const struct md_scan_state *st_scan_state(mcrdt_store *s, const char *mailbox)
 {
-	const struct st_scan *e = scan_entry(s, mailbox);
-	return e && e->scanned ? &e->st : NULL;
+	struct st_scan *e = scan_entry(s, mailbox);
+	return e && e->scanned && md_scan_state_ready(&e->st) == 0 ? &e->st : NULL;
 }
 
 /* ---- listings kept across handles ---- */
@@ -89,6 +89,8 @@ static void scan_file(const char *mailbox, char out[32])
 
 static void scan_save(mcrdt_store *s, const char *mailbox, const struct md_scan_state *st)
 {
+	if (st->packed)
+		return; /* never read in: the file holds it as it is */
 	struct vbuf b = { 0 };
 	vput_bytes(&b, SCAN_MAGIC, sizeof SCAN_MAGIC - 1);
 	vput(&b, s->replica);
@@ -109,11 +111,7 @@ static void scan_save(mcrdt_store *s, const char *mailbox, const struct md_scan_
 	vput(&b, (uint64_t)st->cur_mtime_ns);
 	vput(&b, (uint64_t)st->scanned_at);
 	vput_bytes(&b, mailbox, strlen(mailbox));
-	vput(&b, st->last.n);
-	for (size_t i = 0; i < st->last.n; i++) {
-		vput(&b, st->last.e[i].in_new);
-		vput_bytes(&b, st->last.e[i].file, strlen(st->last.e[i].file));
-	}
+	md_listing_pack(&st->last, &b);
 	char name[32];
 	scan_file(mailbox, name);
 	rewrite_file_summed(s->metadir, name, &b); /* a cache: a failure costs a full scan */
@@ -130,7 +128,6 @@ static void scan_load(mcrdt_store *s, const char *mailbox, struct md_scan_state 
 	if (read_file_summed(s->metadir, name, SCAN_FILE_MAX, &d, &len) != 0)
 		return;
 	struct vreader r = { d, d + len, 0 };
-	struct md_listing l = { 0 };
 	uint64_t magic_len = vread(&r);
 	const uint8_t *magic = vread_bytes(&r, magic_len, "scan magic");
 	uint64_t replica = vread(&r), pos = vread(&r), nvv = vread_max(&r, len, "scan context");
@@ -146,29 +143,16 @@ static void scan_load(mcrdt_store *s, const char *mailbox, struct md_scan_state 
 	int64_t nm = (int64_t)vread(&r), cm = (int64_t)vread(&r), at = (int64_t)vread(&r);
 	uint64_t nl = vread(&r);
 	const uint8_t *mb = vread_bytes(&r, nl, "scan mailbox");
-	uint64_t n = vread_max(&r, len / 2, "scan entries");
 	bool ok = !r.err && magic_len == sizeof SCAN_MAGIC - 1 && memcmp(magic, SCAN_MAGIC, magic_len) == 0 &&
-		  same_model && nl == strlen(mailbox) &&
-		  memcmp(mb, mailbox, nl) == 0 && GROW(l.e, l.cap, n ? n : 1) == 0;
-	for (uint64_t i = 0; ok && i < n; i++) {
-		uint64_t in_new = vread_max(&r, 1, "scan entry"), fl = vread_max(&r, NAME_MAX, "scan name");
-		const uint8_t *f = vread_bytes(&r, fl, "scan name");
-		char *file = f && fl ? strndup((const char *)f, fl) : NULL;
-		ok = file && strlen(file) == fl && !strchr(file, '/');
-		if (!ok) {
-			free(file);
-			break;
-		}
-		md_entry_describe(&l.e[l.n], file, in_new);
-		ok = l.n == 0 || md_entry_cmp(&l.e[l.n - 1], &l.e[l.n]) < 0; /* sorted, each base once */
-		l.n++;
-	}
-	free(d);
-	if (!ok || r.err || r.p != r.end) {
-		md_listing_free(&l);
+		  same_model && nl == strlen(mailbox) && memcmp(mb, mailbox, nl) == 0;
+	if (!ok) {
+		free(d);
 		return;
 	}
-	st->last = l;
+	/* The entries stay as they are until a scan needs them: a quiet
+	 * folder's never are. (d is st's now, or freed.) */
+	if (!md_scan_state_adopt(st, d, (size_t)(r.p - d), len))
+		return;
 	st->new_mtime_ns = nm;
 	st->cur_mtime_ns = cm;
 	st->scanned_at = at;
@@ -250,7 +234,7 @@ int st_scan_guess(mcrdt_store *s, const char *mailbox, const char *base, char **
 	 * again at the next guess, and a scan compares in full) */
 	struct st_scan *x = scan_state(s, mailbox);
 	struct md_scan_state *st = x ? &x->st : NULL;
-	if (!st || !st->valid || md_scan_fold(s->md, mailbox, st) != 0 || !st->valid)
+	if (!st || !st->valid || md_scan_fold(s->md, mailbox, st) != 0 || !st->valid || md_scan_state_ready(st) != 0)
 		return MCRDT_ENOTFOUND;
 	const struct md_entry *e = md_listing_find(&st->last, base, strlen(base));
 	if (!e)

@@ -225,10 +225,11 @@ void st_scans_free(mcrdt_store *s);
 void st_scans_save(mcrdt_store *s);
 /* Removes the listings kept in metadir (after a log repair). */
 void st_scans_drop_saved(const char *metadir);
-/* What the last scan of mailbox saw (its listing sorted by base), or NULL
- * when this handle has not scanned it. Valid until the next scan or
- * st_locate (which may load another folder's listing). */
-const struct md_scan_state *st_scan_state(const mcrdt_store *s, const char *mailbox);
+/* What the last scan of mailbox saw (its listing sorted by base, read in
+ * if it was not yet), or NULL when this handle has not scanned it or the
+ * listing cannot be read in. Valid until the next scan or st_locate
+ * (which may load another folder's listing). */
+const struct md_scan_state *st_scan_state(mcrdt_store *s, const char *mailbox);
 /* The file name mailbox's scan listing (this handle's, or the one kept for
  * the next handle) last saw for base, own changes folded in: a copy in
  * *file and *in_new, or MCRDT_ENOTFOUND. Only a guess: the caller opens it. */

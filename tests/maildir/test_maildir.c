@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/varint.h"
 #include "maildir/md_int.h"
 #include "mcrdt/errors.h"
 
@@ -423,6 +424,110 @@ START_TEST(scan_reports_outside_changes_once)
 	md_changes_free(&ch);
 	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
 	ck_assert_uint_eq(ch.n, 0);
+	md_scan_state_free(&st);
+	free(a);
+	free(b);
+}
+END_TEST
+
+/* st2, a fresh state with st's times, adopting a copy of st's listing as
+ * md_listing_pack writes it (as a store keeps it for the next handle). */
+static bool adopt_copy(const struct md_scan_state *st, struct md_scan_state *st2, const uint8_t *bytes,
+		       size_t len)
+{
+	memset(st2, 0, sizeof *st2);
+	st2->new_mtime_ns = st->new_mtime_ns;
+	st2->cur_mtime_ns = st->cur_mtime_ns;
+	st2->scanned_at = st->scanned_at;
+	uint8_t *buf = malloc(len + 3);
+	memcpy(buf, "hdr", 3); /* (the caller's own header before it) */
+	memcpy(buf + 3, bytes, len);
+	st2->valid = md_scan_state_adopt(st2, buf, 3, len + 3);
+	return st2->valid;
+}
+
+/* A listing kept as bytes is read in only when a scan has to compare: a
+ * quiet folder's never is; a changed one's is, and the changes come out
+ * exactly as they would from the listing it was made of. A listing that
+ * is not in order, names a base twice, or holds a name no directory
+ * entry can have is refused. */
+START_TEST(a_kept_listing_is_read_in_only_when_needed)
+{
+	char *a = deliver("INBOX", "a", NULL), *b = deliver("INBOX", "b", "S");
+	free(deliver("INBOX", "c", NULL));
+	md_own_settle(m, true);
+	age_dir("new", time(NULL) - 10);
+	age_dir("cur", time(NULL) - 10);
+	struct md_scan_state st = { 0 }, st2;
+	struct md_changes ch = { 0 };
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, NULL), 0);
+	ck_assert_uint_eq(st.last.n, 3);
+	struct vbuf bytes = { 0 };
+	md_listing_pack(&st.last, &bytes);
+	ck_assert_int_eq(bytes.err, 0);
+	/* Quiet: trusted by the mtimes, never read in. */
+	ck_assert(adopt_copy(&st, &st2, bytes.p, bytes.len));
+	ck_assert_uint_eq(st2.last.n, 0);
+	ck_assert_int_eq(md_scan(m, "INBOX", &st2, &ch), 0);
+	ck_assert_uint_eq(ch.n, 0);
+	ck_assert_uint_eq(st2.rescans, 0);
+	ck_assert_ptr_nonnull(st2.packed);
+	/* Read in on demand, entry for entry what was packed. */
+	ck_assert_int_eq(md_scan_state_ready(&st2), 0);
+	ck_assert_ptr_null(st2.packed);
+	ck_assert_uint_eq(st2.last.n, 3);
+	for (size_t i = 0; i < 3; i++) {
+		ck_assert_str_eq(st2.last.e[i].file, st.last.e[i].file);
+		ck_assert_uint_eq(st2.last.e[i].base_len, st.last.e[i].base_len);
+		ck_assert_int_eq(st2.last.e[i].in_new, st.last.e[i].in_new);
+		ck_assert_str_eq(st2.last.e[i].flags, st.last.e[i].flags);
+	}
+	md_scan_state_free(&st2);
+	/* Changed by another program: read in, and the changes are exact. */
+	ck_assert(adopt_copy(&st, &st2, bytes.p, bytes.len));
+	char from[512], to[512];
+	path_of(from, sizeof from, "new", a);
+	snprintf(to, sizeof to, "%s/cur/%s:2,F", root, a);
+	ck_assert_int_eq(rename(from, to), 0);
+	path_of(from, sizeof from, "cur", b);
+	ck_assert_int_eq(unlink(from), 0);
+	snprintf(to, sizeof to, "%s/new/1.M1P1.mta", root);
+	put_file(to, "Subject: d\n");
+	ck_assert_int_eq(md_scan(m, "INBOX", &st2, &ch), 0);
+	ck_assert_ptr_null(st2.packed);
+	ck_assert_uint_eq(ch.n, 3);
+	ck_assert_uint_eq(count_kind(&ch, MD_ADDED), 1);
+	ck_assert_uint_eq(count_kind(&ch, MD_FLAGS_CHANGED), 1);
+	ck_assert_uint_eq(count_kind(&ch, MD_VANISHED), 1);
+	md_changes_free(&ch);
+	md_scan_state_free(&st2);
+	/* Refused: each a listing in the same form, made wrong. */
+	struct md_listing l = { 0 };
+	l.e = calloc(2, sizeof *l.e);
+	l.n = l.cap = 2;
+	static const char *const bad[][2] = {
+		{ "2.M2P2.h:2,S", "1.M1P1.h" },   /* out of order */
+		{ "1.M1P1.h", "1.M1P1.h:2,S" },   /* one base twice */
+		{ "1.M1P1.h", "2.M2P2.h/x" },     /* a name with a slash */
+		{ "1.M1P1.h", "" },               /* an empty name */
+	};
+	for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+		struct vbuf v = { 0 };
+		l.e[0].file = (char *)bad[k][0];
+		l.e[1].file = (char *)bad[k][1];
+		md_listing_pack(&l, &v);
+		ck_assert_msg(!adopt_copy(&st, &st2, v.p, v.len), "bad listing %zu adopted", k);
+		md_scan_state_free(&st2);
+		vbuf_free(&v);
+	}
+	free(l.e);
+	/* Cut short, or with bytes after it. */
+	ck_assert(!adopt_copy(&st, &st2, bytes.p, bytes.len - 1));
+	md_scan_state_free(&st2);
+	vput(&bytes, 0);
+	ck_assert(!adopt_copy(&st, &st2, bytes.p, bytes.len));
+	md_scan_state_free(&st2);
+	vbuf_free(&bytes);
 	md_scan_state_free(&st);
 	free(a);
 	free(b);
@@ -1101,6 +1206,7 @@ int main(void)
 	tcase_add_test(tc, folders_are_maildirplusplus);
 	tcase_add_test(tc, folder_names_cannot_escape);
 	tcase_add_test(tc, scan_reports_outside_changes_once);
+	tcase_add_test(tc, a_kept_listing_is_read_in_only_when_needed);
 	tcase_add_test(tc, scan_leaves_out_settled_own_changes);
 	tcase_add_test(tc, listing_sorts_names_alike);
 	tcase_add_test(tc, a_watched_folder_is_read_only_after_news);

@@ -1413,6 +1413,48 @@ START_TEST(merge_plain_maildirs)
 }
 END_TEST
 
+/* Two stores that imported copies of one Maildir whose directories had
+ * not changed for an hour, and closed: the next handles trust the kept
+ * listings of the quiet folders without reading them in, and the sync
+ * must still find every file name already there (no message doubled, no
+ * name taken twice). */
+START_TEST(imported_copies_of_a_quiet_maildir)
+{
+	char *top = tmp_dir();
+	char *a = tmp_path(top, "a"), *b = tmp_path(top, "b");
+	plain_maildir(a);
+	ck_assert_int_eq(run_sh(NULL, "cp -a '%s' '%s' && touch -d '1 hour ago' '%s'/cur '%s'/new '%s'/.Sub/cur '%s'/.Sub/new "
+				 "'%s'/cur '%s'/new '%s'/.Sub/cur '%s'/.Sub/new",
+				 a, b, a, a, a, a, b, b, b, b),
+			 0);
+	mcrdt_store_close(open_named(a, "a"));
+	mcrdt_store_close(open_named(b, "b"));
+	mcrdt_store *sa = open_named(a, "a");
+	struct mcrdt_sync_stats st;
+	OK(mcrdt_sync(sa, b, NULL, &st));
+	ck_assert_uint_eq(st.duplicates, 5);
+	mcrdt_store *sbs = open_named(b, "b");
+	assert_same("imported copies after a sync", sa, a, sbs, b);
+	const char *roots[2] = { a, b };
+	for (int r = 0; r < 2; r++) {
+		size_t n;
+		char **files = folder_files(roots[r], "", &n);
+		ck_assert_msg(n == 4, "%s: %zu files in INBOX, expected 4", roots[r], n);
+		free_strs(files, n);
+		files = folder_files(roots[r], ".Sub", &n);
+		ck_assert_msg(n == 1, "%s: %zu files in Sub, expected 1", roots[r], n);
+		free_strs(files, n);
+	}
+	ck_assert_uint_eq(count_body(sa, "Subject: four\r\n\r\nfour\r\n"), 1);
+	ck_assert_uint_eq(count_body(sbs, "Subject: five\r\n\r\nfive\r\n"), 1);
+	mcrdt_store_close(sa);
+	mcrdt_store_close(sbs);
+	free(a);
+	free(b);
+	rm_tree(top);
+}
+END_TEST
+
 static uint64_t replica_of(mcrdt_store *s)
 {
 	struct mcrdt_store_info in;
@@ -2367,6 +2409,7 @@ int main(void)
 	tcase_set_timeout(tm, 60);
 	tcase_add_test(tm, merge_plain_maildirs);
 	tcase_add_test(tm, imported_copies_keep_their_uids);
+	tcase_add_test(tm, imported_copies_of_a_quiet_maildir);
 	suite_add_tcase(s, tm);
 
 	TCase *tu = tcase_create("untrusted");
