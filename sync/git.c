@@ -912,20 +912,6 @@ static int remote_new(git_remote **out, sync_git *g, const char *url)
 	return git_remote_create_with_opts(out, url, &o);
 }
 
-static int drop_staged(sync_git *g)
-{
-	char **names;
-	size_t n;
-	int rc = list_refs(g, NS_STAGED "*", &names, &n);
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < n && !rc; i++)
-		if (git_reference_remove(g->repo, names[i]) < 0)
-			rc = sg_fail(MCRDT_EIO, "dropping the staged ref %s", names[i]);
-	free_names(names, n);
-	return rc;
-}
-
 /*
  * The directory of a url that names a repository on this machine (a path
  * or file://), or false. scp-like "host:path" is a colon before any
@@ -950,6 +936,47 @@ static bool local_dir(const char *url, char *out, size_t size)
 	return true;
 }
 
+struct staged_ref {
+	char *name; /* under NS_STAGED */
+	git_oid id;
+};
+
+/*
+ * Makes the staged refs exactly want[0..n) (the remote's refs, as they
+ * are now): a ref already staged with its id is left as it is, so a fetch
+ * that brings nothing writes nothing; a staged ref the remote does not
+ * have (left by a fetch from elsewhere) goes, or a sync would read it as
+ * this remote's.
+ */
+static int stage_exactly(sync_git *g, const struct staged_ref *want, size_t n, const char *url)
+{
+	char **names;
+	size_t have;
+	int rc = list_refs(g, NS_STAGED "*", &names, &have);
+	for (size_t i = 0; i < have && !rc; i++) {
+		bool wanted = false;
+		for (size_t k = 0; k < n && !wanted; k++)
+			wanted = strcmp(names[i], want[k].name) == 0;
+		if (!wanted && git_reference_remove(g->repo, names[i]) < 0)
+			rc = sg_fail(MCRDT_EIO, "dropping the staged ref %s", names[i]);
+	}
+	free_names(names, have);
+	for (size_t k = 0; k < n && !rc; k++) {
+		git_oid cur;
+		git_reference *ref;
+		if ((rc = ref_oid(g, want[k].name, &cur)) < 0)
+			break;
+		if (rc == 0 && git_oid_equal(&cur, &want[k].id))
+			continue;
+		rc = 0;
+		if (git_reference_create(&ref, g->repo, want[k].name, &want[k].id, 1, "mcrdt fetch") < 0)
+			rc = sg_fail(MCRDT_EIO, "fetch from %s: setting %s", url, want[k].name);
+		else
+			git_reference_free(ref);
+	}
+	return rc;
+}
+
 static int fetch_slow(sync_git *g, struct xfer *x)
 {
 	git_remote *rem;
@@ -966,13 +993,42 @@ static int fetch_slow(sync_git *g, struct xfer *x)
 	char *spec = "+refs/mcrdt/*:refs/mcrdt-fetch/*";
 	git_strarray specs = { &spec, 1 };
 	int rc = 0;
-	if (git_remote_fetch(rem, &specs, &fo, "mcrdt fetch") < 0)
+	/* (libgit2 writes a staged ref only when its id changed) */
+	if (git_remote_fetch(rem, &specs, &fo, "mcrdt fetch") < 0) {
 		rc = xfer_fail(x, "fetch from");
-	else if (x->st) {
+		git_remote_free(rem);
+		return rc;
+	}
+	if (x->st) {
 		const git_indexer_progress *s = git_remote_stats(rem);
 		x->st->objects_fetched += s->received_objects;
 		x->st->bytes_fetched += s->received_bytes;
 	}
+	/* The staged refs of replicas this remote does not have go. */
+	const git_remote_head **heads;
+	size_t nheads, n = 0;
+	struct staged_ref *want = NULL;
+	if (git_remote_ls(&heads, &nheads, rem) < 0)
+		rc = sg_fail(MCRDT_EIO, "fetch from %s: listing its refs", x->r->url);
+	else if (!(want = calloc(nheads ? nheads : 1, sizeof *want)))
+		rc = err_set(MCRDT_ENOMEM, "out of memory fetching");
+	for (size_t i = 0; i < nheads && !rc; i++) {
+		const char *nm = heads[i]->name;
+		if (strncmp(nm, NS_LOCAL, strlen(NS_LOCAL)) != 0)
+			continue;
+		size_t nl = strlen(NS_STAGED) + strlen(nm + strlen(NS_LOCAL)) + 1;
+		if (!(want[n].name = malloc(nl))) {
+			rc = err_set(MCRDT_ENOMEM, "out of memory fetching");
+			break;
+		}
+		snprintf(want[n].name, nl, "%s%s", NS_STAGED, nm + strlen(NS_LOCAL));
+		git_oid_cpy(&want[n++].id, &heads[i]->oid);
+	}
+	if (!rc)
+		rc = stage_exactly(g, want, n, x->r->url);
+	for (size_t i = 0; i < n; i++)
+		free(want[i].name);
+	free(want);
 	git_remote_free(rem);
 	return rc;
 }
@@ -1011,11 +1067,6 @@ static int idx_check(git_odb *odb, const struct pack *out, const char *url, cons
 	}
 	return 0;
 }
-
-struct staged_ref {
-	char *name; /* under NS_STAGED */
-	git_oid id;
-};
 
 static void count_moved(struct xfer *x, bool fetch, uint64_t objects, uint64_t bytes)
 {
@@ -1351,12 +1402,8 @@ static int fetch_local(sync_git *g, struct xfer *x, const char *path)
 				     refs[i].name + strlen(NS_STAGED), oid_str(&refs[i].id, hx));
 			goto out;
 		}
-		if (git_reference_create(&ref, g->repo, refs[i].name, &refs[i].id, 1, "mcrdt fetch") < 0) {
-			rc = sg_fail(MCRDT_EIO, "fetch from %s: setting %s", url, refs[i].name);
-			goto out;
-		}
-		git_reference_free(ref);
 	}
+	rc = stage_exactly(g, refs, nrefs, url);
 out:
 	for (size_t i = 0; i < nrefs; i++)
 		free(refs[i].name);
@@ -1441,9 +1488,7 @@ int sync_git_fetch(sync_git *g, const struct sync_git_remote *r, struct sync_git
 		return err_set(MCRDT_EINVAL, "fetch: no remote url");
 	struct xfer x;
 	xfer_init(&x, r, st);
-	int rc = drop_staged(g);
-	if (rc)
-		return rc;
+	int rc;
 	char path[PATH_MAX];
 	int unpack = unpacked_open(g); /* whatever the transport: a killed sync's files go */
 	if (!g->transport_only && local_dir(r->url, path, sizeof path)) {

@@ -1206,6 +1206,67 @@ static void assert_fsck(const char *gitdir)
 	free(o);
 }
 
+/* Every file under dir: its path, size, inode, mtime and checksum. */
+static char *tree_state(const char *dir)
+{
+	char *o = NULL;
+	ck_assert_int_eq(run_sh(&o, "cd '%s' && find . -printf '%%p %%s %%i %%T@\\n' | sort && "
+				 "find . -type f -print0 | sort -z | xargs -0 cksum",
+				 dir),
+			 0);
+	return o;
+}
+
+/* Once the replicas agree, a sync with nothing to do writes nothing: not
+ * a file of either Maildir, of either store's metadata or repository, nor
+ * of the hub, whether the remote is the other replica or the hub. */
+START_TEST(a_sync_with_nothing_to_do_writes_nothing)
+{
+	struct fx f;
+	fx_open(&f, 2);
+	OK(mcrdt_mailbox_create(f.s[0], "Work"));
+	add_plain(f.s[0], "INBOX", "Subject: a\r\n\r\nfrom a\r\n");
+	add_plain(f.s[0], "Work", "Subject: w\r\n\r\nwork\r\n");
+	add_plain(f.s[1], "INBOX", "Subject: b\r\n\r\nfrom b\r\n");
+	sync_direct(f.s[0], f.dirs[0], f.s[1], f.dirs[1]);
+	OK(mcrdt_sync(f.s[0], f.hub, NULL, NULL));
+	OK(mcrdt_sync(f.s[1], f.hub, NULL, NULL));
+	sync_direct(f.s[0], f.dirs[0], f.s[1], f.dirs[1]);
+	/* A folder listed in the second of its last change is listed again
+	 * (and its kept listing rewritten) by the next scan: a second later,
+	 * one more sync settles that. */
+	sleep(1);
+	const char *where[3] = { f.dirs[0], f.dirs[1], f.hub };
+	for (int round = 0; round < 2; round++) {
+		/* a with b's directory, then b with the hub: once to settle,
+		 * then once looked at */
+		mcrdt_store *s = f.s[round];
+		const char *remote = round ? f.hub : f.dirs[1];
+		struct mcrdt_sync_stats st;
+		OK(mcrdt_sync(s, remote, NULL, &st));
+		char *before[3];
+		for (int k = 0; k < 3; k++)
+			before[k] = tree_state(where[k]);
+		usleep(20000); /* (past the file system's clock tick: a write would move an mtime) */
+		OK(mcrdt_sync(s, remote, NULL, &st));
+		ck_assert_uint_eq(st.ops_received, 0);
+		ck_assert_uint_eq(st.ops_sent, 0);
+		for (int k = 0; k < 3; k++) {
+			char *after = tree_state(where[k]);
+			size_t at = 0; /* (the first line that differs, for the message) */
+			for (size_t i = 0; before[k][i] && before[k][i] == after[i]; i++)
+				if (after[i] == '\n')
+					at = i + 1;
+			ck_assert_msg(strcmp(before[k], after) == 0, "round %d: %s changed: \"%.200s\" became \"%.200s\"",
+				      round, where[k], before[k] + at, after + at);
+			free(after);
+			free(before[k]);
+		}
+	}
+	fx_close(&f);
+}
+END_TEST
+
 START_TEST(random_three_replicas)
 {
 	unsigned seed = 20240601;
@@ -2387,6 +2448,7 @@ int main(void)
 	TCase *tc = tcase_create("convergence");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, case01_concurrent_append);
+	tcase_add_test(tc, a_sync_with_nothing_to_do_writes_nothing);
 	tcase_add_test(tc, case02_concurrent_flags);
 	tcase_add_test(tc, case03_expunge_vs_flags);
 	tcase_add_test(tc, case04_delete_vs_append);
