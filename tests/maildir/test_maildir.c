@@ -384,6 +384,20 @@ static size_t count_kind(const struct md_changes *c, enum md_change_kind k)
 	return n;
 }
 
+/* Other programs' changes: a (in new/) marked with flags, b (in cur/)
+ * deleted, a new file dropped into new/ (11 bytes). */
+static void outside_changes(const char *a, const char *b, const char *flags)
+{
+	char from[512], to[512];
+	path_of(from, sizeof from, "new", a);
+	snprintf(to, sizeof to, "%s/cur/%s:2,%s", root, a, flags);
+	ck_assert_int_eq(rename(from, to), 0);
+	path_of(from, sizeof from, "cur", b);
+	ck_assert_int_eq(unlink(from), 0);
+	snprintf(to, sizeof to, "%s/new/1.M1P1.mta", root);
+	put_file(to, "Subject: d\n");
+}
+
 START_TEST(scan_reports_outside_changes_once)
 {
 	char *a = deliver("INBOX", "a", NULL), *b = deliver("INBOX", "b", "S");
@@ -402,14 +416,7 @@ START_TEST(scan_reports_outside_changes_once)
 	ck_assert_uint_eq(ch.n, 0);
 	ck_assert_uint_eq(st.rescans, rescans);
 	/* A mail reader marks a seen, another program deletes b, an MTA drops d. */
-	char from[512], to[512];
-	path_of(from, sizeof from, "new", a);
-	snprintf(to, sizeof to, "%s/cur/%s:2,S", root, a);
-	ck_assert_int_eq(rename(from, to), 0);
-	path_of(from, sizeof from, "cur", b);
-	ck_assert_int_eq(unlink(from), 0);
-	snprintf(to, sizeof to, "%s/new/1.M1P1.mta", root);
-	put_file(to, "Subject: d\n");
+	outside_changes(a, b, "S");
 	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
 	ck_assert_uint_eq(ch.n, 3);
 	ck_assert_uint_eq(count_kind(&ch, MD_ADDED), 1);
@@ -485,14 +492,7 @@ START_TEST(a_kept_listing_is_read_in_only_when_needed)
 	md_scan_state_free(&st2);
 	/* Changed by another program: read in, and the changes are exact. */
 	ck_assert(adopt_copy(&st, &st2, bytes.p, bytes.len));
-	char from[512], to[512];
-	path_of(from, sizeof from, "new", a);
-	snprintf(to, sizeof to, "%s/cur/%s:2,F", root, a);
-	ck_assert_int_eq(rename(from, to), 0);
-	path_of(from, sizeof from, "cur", b);
-	ck_assert_int_eq(unlink(from), 0);
-	snprintf(to, sizeof to, "%s/new/1.M1P1.mta", root);
-	put_file(to, "Subject: d\n");
+	outside_changes(a, b, "F");
 	ck_assert_int_eq(md_scan(m, "INBOX", &st2, &ch), 0);
 	ck_assert_ptr_null(st2.packed);
 	ck_assert_uint_eq(ch.n, 3);

@@ -1398,6 +1398,18 @@ static void plain_maildir(const char *root)
 	write_file(root, ".Sub/maildirfolder", "");
 }
 
+/* root's INBOX and Sub hold inbox and sub files. */
+static void assert_file_counts(const char *root, size_t inbox, size_t sub)
+{
+	size_t n;
+	char **files = folder_files(root, "", &n);
+	ck_assert_msg(n == inbox, "%s: %zu files in INBOX, expected %zu", root, n, inbox);
+	free_strs(files, n);
+	files = folder_files(root, ".Sub", &n);
+	ck_assert_msg(n == sub, "%s: %zu files in Sub, expected %zu", root, n, sub);
+	free_strs(files, n);
+}
+
 START_TEST(merge_plain_maildirs)
 {
 	char *top = tmp_dir();
@@ -1440,13 +1452,7 @@ START_TEST(merge_plain_maildirs)
 	};
 	const char *roots[2] = { a, b };
 	for (int r = 0; r < 2; r++) {
-		size_t n;
-		char **files = folder_files(roots[r], "", &n);
-		ck_assert_msg(n == 6, "%s: %zu files in INBOX, expected 6", roots[r], n);
-		free_strs(files, n);
-		files = folder_files(roots[r], ".Sub", &n);
-		ck_assert_msg(n == 2, "%s: %zu files in Sub, expected 2", roots[r], n);
-		free_strs(files, n);
+		assert_file_counts(roots[r], 6, 2);
 		for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
 			char suffix[64] = "";
 			size_t c = find_base(roots[r], want[i].folder, want[i].base, suffix, sizeof suffix);
@@ -1497,15 +1503,8 @@ START_TEST(imported_copies_of_a_quiet_maildir)
 	mcrdt_store *sbs = open_named(b, "b");
 	assert_same("imported copies after a sync", sa, a, sbs, b);
 	const char *roots[2] = { a, b };
-	for (int r = 0; r < 2; r++) {
-		size_t n;
-		char **files = folder_files(roots[r], "", &n);
-		ck_assert_msg(n == 4, "%s: %zu files in INBOX, expected 4", roots[r], n);
-		free_strs(files, n);
-		files = folder_files(roots[r], ".Sub", &n);
-		ck_assert_msg(n == 1, "%s: %zu files in Sub, expected 1", roots[r], n);
-		free_strs(files, n);
-	}
+	for (int r = 0; r < 2; r++)
+		assert_file_counts(roots[r], 4, 1);
 	ck_assert_uint_eq(count_body(sa, "Subject: four\r\n\r\nfour\r\n"), 1);
 	ck_assert_uint_eq(count_body(sbs, "Subject: five\r\n\r\nfive\r\n"), 1);
 	mcrdt_store_close(sa);
