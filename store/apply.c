@@ -92,6 +92,11 @@ struct apply {
 	struct hmap bases;          /* hash of (folder, base) of a new message -> index in named */
 	crdt_dot *named;            /* the message that holds that name so far in this batch */
 	size_t nnamed, capnamed;
+	struct hmap shown;          /* hash of (folder, base) of a shown message -> index in vshown */
+	crdt_dot *vshown;           /* (the first shown with that key, in UID order) */
+	size_t nshown, capshown;
+	char **indexed;             /* the folders shown holds */
+	size_t nindexed, capindexed;
 	char **names_before;        /* visible mailboxes before */
 	size_t nbefore;
 	crdt_oplist local;          /* this replica's ops: merged copies */
@@ -251,6 +256,72 @@ static int find_base(void *ctx, const struct crdt_msgview *v)
 	return rc ? rc : 1;
 }
 
+/* Indexes the messages folder (view) shows by base name, once per apply. */
+struct index_ctx {
+	struct apply *a;
+	const char *folder;
+};
+
+static int index_one(void *ctx, const struct crdt_msgview *v)
+{
+	struct index_ctx *c = ctx;
+	struct apply *a = c->a;
+	struct store_meta meta;
+	char base[sizeof ((struct st_msg *)0)->base];
+	if (store_meta_decode(v->meta, v->meta_len, &meta) != 0 || meta.base_len >= sizeof base)
+		return 0;
+	memcpy(base, meta.base, meta.base_len);
+	base[meta.base_len] = '\0';
+	int rc = GROW(a->vshown, a->capshown, a->nshown + 1);
+	if (rc == 0 && (rc = hmap_put_new(&a->shown, hmap_key_names(c->folder, base, 0), a->nshown)) == 0)
+		a->vshown[a->nshown++] = v->guid;
+	return rc == MCRDT_EEXISTS ? 0 : rc;
+}
+
+/*
+ * Into o: the first message in UID order that folder's view shows under
+ * the base name o->base, other than o->not (what a walk of the view finds).
+ * The view is walked once per apply and indexed by name: two imported
+ * copies of a mailbox, merged name by name, walked it once per message
+ * (40,000 messages: 26 s). The batch's changes before a lookup only drop
+ * or flag messages whose names were looked up already, so the first
+ * shown with a name stays the first; a hit is checked (a key two names
+ * share, a message gone since) and anything unsure walks the view.
+ */
+static int shown_with_base(struct apply *a, crdt_dot view, const char *folder, struct owner_ctx *o)
+{
+	mcrdt_store *s = a->s;
+	bool done = false;
+	for (size_t i = 0; i < a->nindexed && !done; i++)
+		done = strcmp(a->indexed[i], folder) == 0;
+	int rc = 0;
+	if (!done) {
+		struct index_ctx c = { a, folder };
+		if ((rc = GROW(a->indexed, a->capindexed, a->nindexed + 1)))
+			return rc;
+		if (!(a->indexed[a->nindexed] = strdup(folder)))
+			return err_set(MCRDT_ENOMEM, "out of memory");
+		a->nindexed++;
+		if ((rc = crdt_model_each(s->m, view, 1, UINT32_MAX, index_one, &c)))
+			return rc;
+	}
+	uint64_t *at = hmap_get(&a->shown, hmap_key_names(folder, o->base, 0));
+	if (!at)
+		return 0;
+	crdt_dot cand = a->vshown[*at];
+	struct place p = { 0 };
+	if (!crdt_dot_eq(cand, o->not) && (rc = capture(s, cand, &p)) == 0 && p.folder && p.m.uid &&
+	    strcmp(p.folder, folder) == 0 && strcmp(p.m.base, o->base) == 0) {
+		o->found = p.m;
+		p.m.kw = NULL;
+		o->hit = true;
+	}
+	place_free(&p);
+	if (rc == 0 && !o->hit && (rc = crdt_model_each(s->m, view, 1, UINT32_MAX, find_base, o)) > 0)
+		rc = 0;
+	return rc;
+}
+
 /*
  * A peer's new message x in folder: when another live message there has
  * its base name, the two are one message imported twice (same content)
@@ -290,8 +361,8 @@ static int merge_copies(struct apply *a, crdt_dot guid, const struct place *x)
 	const struct md_scan_state *scanned = st_scan_state(s, x->folder);
 	if (rc == 0 && !o.hit && !slot && scanned && scanned->valid && !md_listing_find(&scanned->last, x->m.base, strlen(x->m.base)))
 		return 0;
-	if (rc == 0 && !o.hit && (rc = crdt_model_each(s->m, view, 1, UINT32_MAX, find_base, &o)) > 0)
-		rc = 0;
+	if (rc == 0 && !o.hit)
+		rc = shown_with_base(a, view, x->folder, &o);
 	if (rc)
 		return rc;
 	if (!o.hit) {
@@ -864,6 +935,9 @@ static void apply_free(struct apply *a)
 	hmap_free(&a->index);
 	hmap_free(&a->bases);
 	free(a->named);
+	hmap_free(&a->shown);
+	free(a->vshown);
+	crdt_strv_free(a->indexed, a->nindexed);
 	crdt_strv_free(a->names_before, a->nbefore);
 	crdt_oplist_free(&a->local);
 	st_kwcache_free(&a->kwc);
@@ -894,6 +968,7 @@ int st_apply(mcrdt_store *s, sync_git *g, struct st_incoming *in, struct st_appl
 	a.s = s, a.g = g, a.in = in, a.st = st;
 	hmap_init(&a.index);
 	hmap_init(&a.bases);
+	hmap_init(&a.shown);
 	if (in->nbodies)
 		qsort(in->bodies, in->nbodies, sizeof *in->bodies, cmp_body);
 	int rc = 0;
