@@ -941,14 +941,11 @@ struct staged_ref {
 	git_oid id;
 };
 
-/*
- * Makes the staged refs exactly want[0..n) (the remote's refs, as they
- * are now): a ref already staged with its id is left as it is, so a fetch
- * that brings nothing writes nothing; a staged ref the remote does not
- * have (left by a fetch from elsewhere) goes, or a sync would read it as
- * this remote's.
- */
-static int stage_exactly(sync_git *g, const struct staged_ref *want, size_t n, const char *url)
+/* Removes the staged refs not in want[0..n) (the remote's refs, as they
+ * are now): a sync would read another remote's as this one's, and one
+ * left under a name that is now a directory of refs (or the reverse)
+ * would fail every later fetch. */
+static int unstage_others(sync_git *g, const struct staged_ref *want, size_t n)
 {
 	char **names;
 	size_t have;
@@ -961,6 +958,14 @@ static int stage_exactly(sync_git *g, const struct staged_ref *want, size_t n, c
 			rc = sg_fail(MCRDT_EIO, "dropping the staged ref %s", names[i]);
 	}
 	free_names(names, have);
+	return rc;
+}
+
+/* Makes the staged refs exactly want[0..n): one already staged with its id
+ * is left as it is, so a fetch that brings nothing writes nothing. */
+static int stage_exactly(sync_git *g, const struct staged_ref *want, size_t n, const char *url)
+{
+	int rc = unstage_others(g, want, n);
 	for (size_t k = 0; k < n && !rc; k++) {
 		git_oid cur;
 		git_reference *ref;
@@ -975,6 +980,34 @@ static int stage_exactly(sync_git *g, const struct staged_ref *want, size_t n, c
 			git_reference_free(ref);
 	}
 	return rc;
+}
+
+/* The staged refs a connected remote's refs/mcrdt/ refs make: *want
+ * malloc'd, *n of them (names git takes as refs only, as libgit2's own
+ * update does). */
+static int remote_wants(git_remote *rem, const char *url, struct staged_ref **want, size_t *n)
+{
+	const git_remote_head **heads;
+	size_t nheads = 0;
+	*n = 0;
+	*want = NULL;
+	if (git_remote_ls(&heads, &nheads, rem) < 0)
+		return sg_fail(MCRDT_EIO, "fetch from %s: listing its refs", url);
+	if (!(*want = calloc(nheads ? nheads : 1, sizeof **want)))
+		return err_set(MCRDT_ENOMEM, "out of memory fetching");
+	for (size_t i = 0; i < nheads; i++) {
+		const char *nm = heads[i]->name;
+		int valid = 0;
+		if (strncmp(nm, NS_LOCAL, strlen(NS_LOCAL)) != 0 || git_reference_name_is_valid(&valid, nm) < 0 ||
+		    !valid)
+			continue;
+		size_t nl = strlen(NS_STAGED) + strlen(nm + strlen(NS_LOCAL)) + 1;
+		if (!((*want)[*n].name = malloc(nl)))
+			return err_set(MCRDT_ENOMEM, "out of memory fetching");
+		snprintf((*want)[*n].name, nl, "%s%s", NS_STAGED, nm + strlen(NS_LOCAL));
+		git_oid_cpy(&(*want)[(*n)++].id, &heads[i]->oid);
+	}
+	return 0;
 }
 
 static int fetch_slow(sync_git *g, struct xfer *x)
@@ -992,40 +1025,23 @@ static int fetch_slow(sync_git *g, struct xfer *x)
 	fo.update_fetchhead = 0;
 	char *spec = "+refs/mcrdt/*:refs/mcrdt-fetch/*";
 	git_strarray specs = { &spec, 1 };
-	int rc = 0;
-	/* (libgit2 writes a staged ref only when its id changed) */
-	if (git_remote_fetch(rem, &specs, &fo, "mcrdt fetch") < 0) {
+	/* The remote's refs first, and the staged refs it lacks removed
+	 * before libgit2 writes its own (only those whose id changed). */
+	struct staged_ref *want = NULL;
+	size_t n = 0;
+	int rc = git_remote_connect(rem, GIT_DIRECTION_FETCH, &fo.callbacks, &fo.proxy_opts, &fo.custom_headers) < 0
+			 ? xfer_fail(x, "fetch from")
+			 : remote_wants(rem, x->r->url, &want, &n);
+	if (!rc)
+		rc = unstage_others(g, want, n);
+	/* (on the connection made above) */
+	if (!rc && git_remote_fetch(rem, &specs, &fo, "mcrdt fetch") < 0)
 		rc = xfer_fail(x, "fetch from");
-		git_remote_free(rem);
-		return rc;
-	}
-	if (x->st) {
+	if (!rc && x->st) {
 		const git_indexer_progress *s = git_remote_stats(rem);
 		x->st->objects_fetched += s->received_objects;
 		x->st->bytes_fetched += s->received_bytes;
 	}
-	/* The staged refs of replicas this remote does not have go. */
-	const git_remote_head **heads;
-	size_t nheads, n = 0;
-	struct staged_ref *want = NULL;
-	if (git_remote_ls(&heads, &nheads, rem) < 0)
-		rc = sg_fail(MCRDT_EIO, "fetch from %s: listing its refs", x->r->url);
-	else if (!(want = calloc(nheads ? nheads : 1, sizeof *want)))
-		rc = err_set(MCRDT_ENOMEM, "out of memory fetching");
-	for (size_t i = 0; i < nheads && !rc; i++) {
-		const char *nm = heads[i]->name;
-		if (strncmp(nm, NS_LOCAL, strlen(NS_LOCAL)) != 0)
-			continue;
-		size_t nl = strlen(NS_STAGED) + strlen(nm + strlen(NS_LOCAL)) + 1;
-		if (!(want[n].name = malloc(nl))) {
-			rc = err_set(MCRDT_ENOMEM, "out of memory fetching");
-			break;
-		}
-		snprintf(want[n].name, nl, "%s%s", NS_STAGED, nm + strlen(NS_LOCAL));
-		git_oid_cpy(&want[n++].id, &heads[i]->oid);
-	}
-	if (!rc)
-		rc = stage_exactly(g, want, n, x->r->url);
 	for (size_t i = 0; i < n; i++)
 		free(want[i].name);
 	free(want);

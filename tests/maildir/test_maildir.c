@@ -472,7 +472,7 @@ START_TEST(a_kept_listing_is_read_in_only_when_needed)
 	struct vbuf bytes = { 0 };
 	md_listing_pack(&st.last, &bytes);
 	ck_assert_int_eq(bytes.err, 0);
-	/* Quiet: trusted by the mtimes, never read in. */
+	/* Quiet (the mtimes, or the watch the first scan armed, say so): never read in. */
 	ck_assert(adopt_copy(&st, &st2, bytes.p, bytes.len));
 	ck_assert_uint_eq(st2.last.n, 0);
 	ck_assert_int_eq(md_scan(m, "INBOX", &st2, &ch), 0);

@@ -1075,6 +1075,54 @@ START_TEST(clear_locks_removes_what_a_killed_sync_left)
 }
 END_TEST
 
+/* Staged refs another remote left: one for a replica this remote lacks
+ * goes, and one under a name this remote's ref needs as a file (refs
+ * below it) does not stop the fetch, over either way of fetching; a
+ * staged ref the fetch leaves as it was is not written again. */
+START_TEST(stale_staged_refs_go)
+{
+	char *d = tmp_dir();
+	char *hub = hub_of_a(d, 4);
+	for (int way = 0; way < 2; way++) {
+		char name[8];
+		snprintf(name, sizeof name, "b%d", way);
+		char *rb = tmp_path(d, name);
+		sync_git *b = open_repo(rb, RB);
+		sync_git_test_transport_only(b, way == 1);
+		fetch(b, hub);
+		git_repository *gr = git_open(rb);
+		git_oid c;
+		ck_assert_int_eq(git_reference_name_to_id(&c, gr, "refs/mcrdt-fetch/a1a1a1a1a1a1a1a1"), 0);
+		/* unchanged: the same file afterwards */
+		char *staged = tmp_path(rb, "refs/mcrdt-fetch/a1a1a1a1a1a1a1a1");
+		struct stat before, after;
+		ck_assert_int_eq(stat(staged, &before), 0);
+		fetch(b, hub);
+		ck_assert_int_eq(stat(staged, &after), 0);
+		ck_assert_uint_eq(after.st_ino, before.st_ino);
+		ck_assert_int_eq(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+		/* left by fetches from elsewhere */
+		git_reference *ref;
+		ck_assert_int_eq(git_reference_remove(gr, "refs/mcrdt-fetch/a1a1a1a1a1a1a1a1"), 0);
+		ck_assert_int_eq(git_reference_create(&ref, gr, "refs/mcrdt-fetch/a1a1a1a1a1a1a1a1/x", &c, 1, NULL), 0);
+		git_reference_free(ref);
+		set_ref(gr, "refs/mcrdt-fetch/", RC, &c);
+		fetch(b, hub);
+		git_oid got;
+		ck_assert_int_eq(git_reference_name_to_id(&got, gr, "refs/mcrdt-fetch/a1a1a1a1a1a1a1a1"), 0);
+		ck_assert(git_oid_equal(&got, &c));
+		ck_assert_int_eq(git_reference_name_to_id(&got, gr, "refs/mcrdt-fetch/a1a1a1a1a1a1a1a1/x"), GIT_ENOTFOUND);
+		ck_assert_int_eq(git_reference_name_to_id(&got, gr, "refs/mcrdt-fetch/0c0c0c0c0c0c0c0c"), GIT_ENOTFOUND);
+		git_repository_free(gr);
+		sync_git_close(b);
+		free(staged);
+		free(rb);
+	}
+	free(hub);
+	rm_tree(d);
+}
+END_TEST
+
 START_TEST(corrupt_hub)
 {
 	char *d = tmp_dir();
@@ -2470,6 +2518,7 @@ int main(void)
 	tcase_add_test(tc, push_clears_a_stale_lock_in_a_hub);
 	tcase_add_test(tc, clear_locks_removes_what_a_killed_sync_left);
 	tcase_add_test(tc, corrupt_hub);
+	tcase_add_test(tc, stale_staged_refs_go);
 	tcase_add_test(tc, hub_files_not_regular);
 	tcase_add_test(tc, forged_pack_on_a_hub);
 	tcase_add_test(tc, fetch_takes_only_what_it_lacks);
