@@ -913,27 +913,34 @@ static int remote_new(git_remote **out, sync_git *g, const char *url)
 }
 
 /*
- * The directory of a url that names a repository on this machine (a path
- * or file://), or false. scp-like "host:path" is a colon before any
- * slash, as git reads it.
+ * 1, out its directory, for a url that names a repository on this machine
+ * (a path, or file://); 0 for one libgit2's transports take (scp-like
+ * "host:path" is a colon before any slash, as git reads it); an error for
+ * a path that names no directory.
  */
-static bool local_dir(const char *url, char *out, size_t size)
+static int local_dir(const char *url, char *out, size_t size)
 {
 	const char *path = url;
 	if (strncmp(url, "file://", 7) == 0)
 		path = url + 7;
 	else if (strstr(url, "://"))
-		return false;
+		return 0;
 	else {
 		const char *colon = strchr(url, ':'), *slash = strchr(url, '/');
 		if (colon && (!slash || colon < slash))
-			return false;
+			return 0;
 	}
+	/* A path: a directory, or an error that says what it is (libgit2
+	 * would call it an unsupported URL protocol). */
 	struct stat sb;
-	if (!*path || stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
-		return false;
+	if (!*path)
+		return err_set(MCRDT_EINVAL, "remote %s: an empty path", url);
+	if (stat(path, &sb) != 0)
+		return err_sys(MCRDT_EIO, "remote %s", url);
+	if (!S_ISDIR(sb.st_mode))
+		return err_set(MCRDT_EINVAL, "remote %s is not a directory (a store, a git repository) nor a URL", url);
 	snprintf(out, size, "%s", path);
-	return true;
+	return 1;
 }
 
 struct staged_ref {
@@ -1506,8 +1513,11 @@ int sync_git_fetch(sync_git *g, const struct sync_git_remote *r, struct sync_git
 	xfer_init(&x, r, st);
 	int rc;
 	char path[PATH_MAX];
+	int local = local_dir(r->url, path, sizeof path);
+	if (local < 0)
+		return local;
 	int unpack = unpacked_open(g); /* whatever the transport: a killed sync's files go */
-	if (!g->transport_only && local_dir(r->url, path, sizeof path)) {
+	if (!g->transport_only && local) {
 		x.unpack = unpack;
 		if ((rc = fetch_local(g, &x, path)) != 1)
 			return rc;
@@ -2073,8 +2083,11 @@ int sync_git_push(sync_git *g, const struct sync_git_remote *r, struct sync_git_
 	struct xfer x;
 	xfer_init(&x, r, st);
 	char path[PATH_MAX];
-	if (!g->transport_only && local_dir(r->url, path, sizeof path) && (rc = push_local(g, &x, path, specs, ns)) != 1)
+	int local = local_dir(r->url, path, sizeof path);
+	if (local < 0 || (!g->transport_only && local && (rc = push_local(g, &x, path, specs, ns)) != 1)) {
+		rc = local < 0 ? local : rc;
 		goto out;
+	}
 	rc = 0;
 	git_remote *rem;
 	if (remote_new(&rem, g, r->url) < 0) {

@@ -857,6 +857,16 @@ t_sync() {
 	put three -m Work
 	D=$B
 	put four
+	# A remote path that names no directory: said so (libgit2 called it an
+	# unsupported URL protocol), and A left as it was.
+	local before
+	before=$("$M" list "$A" --json)
+	no 1 sync "$A" "$T/no-such-dir"
+	grep -q "no-such-dir: No such file or directory" "$T/err" || bad "missing remote: $(cat "$T/err")"
+	msg stray >"$T/a-file"
+	no 1 sync "$A" "$T/a-file"
+	grep -q "is not a directory" "$T/err" || bad "file as remote: $(cat "$T/err")"
+	same "A after syncs with bad remotes" "$("$M" list "$A" --json)" "$before"
 	ok sync "$A" "$H" --quiet
 	[ ! -s "$T/out" ] || bad "--quiet printed: $(cat "$T/out")"
 	ok sync "$B" "$H" --json
