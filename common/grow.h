@@ -33,4 +33,20 @@ static inline int grow_array(void **p, size_t *cap, size_t need, size_t size)
 
 #define GROW(arr, cap, need) grow_array((void **)&(arr), &(cap), (need), sizeof *(arr))
 
+/* RESERVE(arr, cap, need): room for need elements exactly, for a count
+ * known in advance (no doubling's spare); 0 or MCRDT_ENOMEM. */
+static inline int reserve_array(void **p, size_t *cap, size_t need, size_t size)
+{
+	if (need <= *cap)
+		return 0;
+	void *np = realloc(*p, need * size);
+	if (!np)
+		return err_set(MCRDT_ENOMEM, "out of memory (%zu records of %zu bytes)", need, size);
+	*p = np;
+	*cap = need;
+	return 0;
+}
+
+#define RESERVE(arr, cap, need) reserve_array((void **)&(arr), &(cap), (need), sizeof *(arr))
+
 #endif

@@ -171,14 +171,8 @@ int crdt_vv_copy(crdt_vv *dst, const crdt_vv *src)
 	crdt_vv_clear(dst);
 	/* Room for src's entries exactly: every op carries a copy, mostly of
 	 * one or two entries, where growing would make room for eight. */
-	if (src->n > dst->cap) {
-		struct crdt_vv_entry *e = realloc(dst->e, src->n * sizeof *e);
-		if (!e)
-			return err_set(MCRDT_ENOMEM, "out of memory copying a version vector");
-		dst->e = e;
-		dst->cap = src->n;
-	}
-	return crdt_vv_merge(dst, src);
+	int rc = RESERVE(dst->e, dst->cap, src->n);
+	return rc ? rc : crdt_vv_merge(dst, src);
 }
 
 int crdt_vv_merge(crdt_vv *dst, const crdt_vv *src)
