@@ -220,8 +220,8 @@ static uint64_t fill(mcrdt_store *s, uint32_t n, const struct fill *f)
 /* ---- timing syncs ---- */
 
 /* Time spent per sync phase, from the progress callback. */
-enum { PH_SCAN, PH_PUBLISH, PH_FETCH, PH_APPLY, PH_PUSH, PH_N };
-static const char *const ph_names[PH_N] = { "scan", "publish", "fetch", "apply", "push" };
+enum { PH_SCAN, PH_PUBLISH, PH_FETCH, PH_APPLY, PH_PUSH, PH_MAINTAIN, PH_N };
+static const char *const ph_names[PH_N] = { "scan", "publish", "fetch", "apply", "push", "maintain" };
 struct phases {
 	double secs[PH_N];
 	int cur;
@@ -1043,12 +1043,31 @@ static void dv_incremental(const struct pair *p)
 	rm_tree(dvdir);
 }
 
+/* The round whose time is the median (ROUNDS is odd), and the slowest. */
+static int round_at(const double *t, bool slowest)
+{
+	double m = median(t, ROUNDS);
+	int at = 0;
+	for (int r = 0; r < ROUNDS; r++)
+		if (slowest ? t[r] > t[at] : t[r] == m)
+			at = r;
+	return at;
+}
+
 static void print_pair(const struct pair *p)
 {
 	printf("   %7u messages: %.3f s (no-op sync %.3f s; opening the other replica alone %.3f s)\n", p->n,
 	       median(p->t, ROUNDS), median(p->noop, ROUNDS), p->open_b);
-	print_phases("     last round ", &p->ph[ROUNDS - 1], p->t[ROUNDS - 1]);
-	print_stats("     last round ", &p->st[ROUNDS - 1]);
+	/* The slowest is usually the round whose maintenance merged the small
+	 * packs (every few syncs): its phases apart from the median round's. */
+	for (int k = 0; k < 2; k++) {
+		int r = round_at(p->t, k == 1);
+		char label[64];
+		snprintf(label, sizeof label, "     %s round (%d) ", k ? "slowest" : "median", r + 1);
+		print_phases(label, &p->ph[r], p->t[r]);
+		if (k == 0)
+			print_stats(label, &p->st[r]);
+	}
 }
 
 static void section_incremental(uint32_t big)

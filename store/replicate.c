@@ -236,7 +236,7 @@ static int exchange(struct run *r, struct side *x, const char *url, bool push)
 		rc = sync_git_adopt(x->g);
 	if (rc == 0 && push && (rc = progress(r, "push")) == 0)
 		rc = sync_git_push(x->g, &rem, &x->gst);
-	if (rc == 0)
+	if (rc == 0 && (rc = progress(r, "maintain")) == 0)
 		rc = sync_git_maintain(x->g, SYNC_GIT_MAX_PACKS, NULL);
 	fold(r, x, &before);
 	return rc;

@@ -450,8 +450,9 @@ struct mcrdt_sync_stats {
 };
 
 /* Called now and then during a long sync with what is done so far; phase
- * is "scan", "publish", "fetch", "apply" or "push". A non-zero return
- * cancels the sync (MCRDT_EIO "cancelled"); what was applied stays. */
+ * is "scan", "publish", "fetch", "apply", "push" or "maintain" (small
+ * packs merged once they pile up). A non-zero return cancels the sync
+ * (MCRDT_EIO "cancelled"); what was applied stays. */
 typedef int (*mcrdt_progress_fn)(void *ctx, const char *phase, const struct mcrdt_sync_stats *st);
 
 struct mcrdt_sync_opts {

@@ -2123,6 +2123,49 @@ START_TEST(recovery_delivers_the_right_bodies)
 }
 END_TEST
 
+/* Notes each phase reported (once per change of phase) in a string;
+ * cancels at the phase named in stop. */
+struct phase_log {
+	char seen[512];
+	const char *stop;
+};
+
+static int log_phase(void *ctx, const char *phase, const struct mcrdt_sync_stats *st)
+{
+	(void)st;
+	struct phase_log *l = ctx;
+	size_t n = strlen(l->seen), pl = strlen(phase);
+	bool same = n > pl && l->seen[n - pl - 1] == ' ' && strcmp(l->seen + n - pl, phase) == 0;
+	if (!same && n + pl + 2 < sizeof l->seen)
+		snprintf(l->seen + n, sizeof l->seen - n, " %s", phase);
+	return l->stop && strcmp(phase, l->stop) == 0;
+}
+
+/* A sync through a hub reports its phases in order, maintenance (the
+ * packs merged) last; cancelled there, what it applied stays. */
+START_TEST(progress_names_each_phase)
+{
+	struct fx f;
+	fx_open(&f, 2);
+	add_plain(f.s[0], "INBOX", "Subject: p\r\n\r\nphases\r\n");
+	OK(mcrdt_sync(f.s[0], f.hub, NULL, NULL));
+	struct phase_log l = { "", NULL };
+	struct mcrdt_sync_opts so = MCRDT_SYNC_OPTS_INIT;
+	so.progress = log_phase;
+	so.progress_ctx = &l;
+	l.stop = "maintain";
+	ck_assert_int_eq(mcrdt_sync(f.s[1], f.hub, &so, NULL), MCRDT_EIO);
+	ck_assert_msg(strstr(mcrdt_error_last(), "cancelled"), "%s", mcrdt_error_last());
+	ck_assert_str_eq(l.seen, " scan publish fetch apply push maintain");
+	ck_assert_uint_eq(count_body(f.s[1], "Subject: p\r\n\r\nphases\r\n"), 1);
+	add_plain(f.s[1], "INBOX", "Subject: q\r\n\r\nmore\r\n");
+	l = (struct phase_log){ "", NULL };
+	OK(mcrdt_sync(f.s[1], f.hub, &so, NULL));
+	ck_assert_str_eq(l.seen, " scan publish fetch apply push maintain");
+	fx_close(&f);
+}
+END_TEST
+
 /* Deletes every message file of INBOX in the replica dir ctx (a mail
  * reader's expunge) when the sync starts to fetch: after its scan. */
 static int delete_inbox(void *ctx, const char *phase, const struct mcrdt_sync_stats *st)
@@ -2448,6 +2491,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, case01_concurrent_append);
 	tcase_add_test(tc, a_sync_with_nothing_to_do_writes_nothing);
+	tcase_add_test(tc, progress_names_each_phase);
 	tcase_add_test(tc, case02_concurrent_flags);
 	tcase_add_test(tc, case03_expunge_vs_flags);
 	tcase_add_test(tc, case04_delete_vs_append);
