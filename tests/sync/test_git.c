@@ -966,6 +966,18 @@ static char *first_file(const char *dir, const char *suffix)
 
 /* A hub in d with A's ops 1..n pushed to it (one pack); the caller frees
  * the path. */
+/* Replica RB's repository in d/<prefix><way> (*path, malloc'd), fetching
+ * and pushing as way says: 0 the local way, 1 through libgit2's transport. */
+static sync_git *open_way(const char *d, const char *prefix, int way, char **path)
+{
+	char name[16];
+	snprintf(name, sizeof name, "%s%d", prefix, way);
+	*path = tmp_path(d, name);
+	sync_git *g = open_repo(*path, RB);
+	sync_git_test_transport_only(g, way == 1);
+	return g;
+}
+
 static char *hub_of_a(const char *d, uint64_t n)
 {
 	char *ra = tmp_path(d, "a"), *hub = tmp_path(d, "hub");
@@ -1084,11 +1096,8 @@ START_TEST(stale_staged_refs_go)
 	char *d = tmp_dir();
 	char *hub = hub_of_a(d, 4);
 	for (int way = 0; way < 2; way++) {
-		char name[8];
-		snprintf(name, sizeof name, "b%d", way);
-		char *rb = tmp_path(d, name);
-		sync_git *b = open_repo(rb, RB);
-		sync_git_test_transport_only(b, way == 1);
+		char *rb;
+		sync_git *b = open_way(d, "b", way, &rb);
 		fetch(b, hub);
 		git_repository *gr = git_open(rb);
 		git_oid c;
@@ -1133,11 +1142,8 @@ START_TEST(corrupt_hub)
 	ck_assert_int_eq(stat(pack, &sb), 0);
 	damage(pack, sb.st_size / 2);
 	for (int k = 0; k < 2; k++) {
-		char name[8];
-		snprintf(name, sizeof name, "b%d", k);
-		char *rb = tmp_path(d, name);
-		sync_git *b = open_repo(rb, RB);
-		sync_git_test_transport_only(b, k == 1);
+		char *rb;
+		sync_git *b = open_way(d, "b", k, &rb);
 		struct sync_git_remote rem = { hub, NULL, NULL };
 		int rc = sync_git_fetch(b, &rem, NULL);
 		if (rc == 0) {
@@ -1176,11 +1182,8 @@ START_TEST(corrupt_hub)
 	ck_assert_int_eq(stat(loose, &sb), 0);
 	damage(loose, sb.st_size / 2);
 	for (int k = 0; k < 2; k++) {
-		char name[8];
-		snprintf(name, sizeof name, "c%d", k);
-		char *rb = tmp_path(d, name);
-		sync_git *b = open_repo(rb, RB);
-		sync_git_test_transport_only(b, k == 1);
+		char *rb;
+		sync_git *b = open_way(d, "c", k, &rb);
 		struct sync_git_remote rem = { re, NULL, NULL };
 		int rc = sync_git_fetch(b, &rem, NULL);
 		struct seen *s = calloc(1, sizeof *s);
