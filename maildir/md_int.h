@@ -118,12 +118,12 @@ void md_own_clear(md *md);
  * see, and their mtimes come from another clock. True when it cannot
  * tell. */
 bool md_shared_fs(int fd);
+/* Tests: every folder counts as on such a file system. */
+extern bool md_test_shared_fs;
 
 /* md_name_size of a file whose base name (see md_info_parse) is its first
  * base_len bytes. */
 int64_t md_base_size(const char *file, size_t base_len);
-/* Tests: every folder counts as on such a file system. */
-extern bool md_test_shared_fs;
 
 /* maildir/watch.c. The watch of mailbox, or NULL. */
 struct md_watch *md_watch_find(md *md, const char *mailbox);

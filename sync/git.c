@@ -948,6 +948,25 @@ struct staged_ref {
 	git_oid id;
 };
 
+/* e: the staged ref for local_name (a name under NS_LOCAL) at id. */
+static int staged_set(struct staged_ref *e, const char *local_name, const git_oid *id)
+{
+	const char *rest = local_name + strlen(NS_LOCAL);
+	size_t nl = strlen(NS_STAGED) + strlen(rest) + 1;
+	if (!(e->name = malloc(nl)))
+		return err_set(MCRDT_ENOMEM, "out of memory fetching");
+	snprintf(e->name, nl, "%s%s", NS_STAGED, rest);
+	git_oid_cpy(&e->id, id);
+	return 0;
+}
+
+static void staged_free(struct staged_ref *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+}
+
 /* Removes the staged refs not in want[0..n) (the remote's refs, as they
  * are now): a sync would read another remote's as this one's, and one
  * left under a name that is now a directory of refs (or the reverse)
@@ -1008,11 +1027,10 @@ static int remote_wants(git_remote *rem, const char *url, struct staged_ref **wa
 		if (strncmp(nm, NS_LOCAL, strlen(NS_LOCAL)) != 0 || git_reference_name_is_valid(&valid, nm) < 0 ||
 		    !valid)
 			continue;
-		size_t nl = strlen(NS_STAGED) + strlen(nm + strlen(NS_LOCAL)) + 1;
-		if (!((*want)[*n].name = malloc(nl)))
-			return err_set(MCRDT_ENOMEM, "out of memory fetching");
-		snprintf((*want)[*n].name, nl, "%s%s", NS_STAGED, nm + strlen(NS_LOCAL));
-		git_oid_cpy(&(*want)[(*n)++].id, &heads[i]->oid);
+		int rc = staged_set(&(*want)[*n], nm, &heads[i]->oid);
+		if (rc)
+			return rc;
+		(*n)++;
 	}
 	return 0;
 }
@@ -1049,9 +1067,7 @@ static int fetch_slow(sync_git *g, struct xfer *x)
 		x->st->objects_fetched += s->received_objects;
 		x->st->bytes_fetched += s->received_bytes;
 	}
-	for (size_t i = 0; i < n; i++)
-		free(want[i].name);
-	free(want);
+	staged_free(want, n);
 	git_remote_free(rem);
 	return rc;
 }
@@ -1393,19 +1409,12 @@ static int fetch_local(sync_git *g, struct xfer *x, const char *path)
 			git_reference_free(ref);
 			break;
 		}
-		const char *nm = git_reference_name(ref) + strlen(NS_LOCAL);
-		size_t nl = strlen(NS_STAGED) + strlen(nm) + 1;
-		if (!(refs[nrefs].name = malloc(nl))) {
-			git_reference_free(res);
-			git_reference_free(ref);
-			rc = err_set(MCRDT_ENOMEM, "out of memory fetching");
-			break;
-		}
-		snprintf(refs[nrefs].name, nl, "%s%s", NS_STAGED, nm);
-		git_oid_cpy(&refs[nrefs].id, git_reference_target(res));
-		nrefs++;
+		if ((rc = staged_set(&refs[nrefs], git_reference_name(ref), git_reference_target(res))) == 0)
+			nrefs++;
 		git_reference_free(res);
 		git_reference_free(ref);
+		if (rc)
+			break;
 	}
 	if (!rc && r != GIT_ITEROVER)
 		rc = sg_fail(MCRDT_EIO, "fetch from %s: listing refs", url);
@@ -1428,9 +1437,7 @@ static int fetch_local(sync_git *g, struct xfer *x, const char *path)
 	}
 	rc = stage_exactly(g, refs, nrefs, url);
 out:
-	for (size_t i = 0; i < nrefs; i++)
-		free(refs[i].name);
-	free(refs);
+	staged_free(refs, nrefs);
 	git_odb_free(rodb);
 	git_repository_free(rr);
 	return rc;
@@ -2084,10 +2091,12 @@ int sync_git_push(sync_git *g, const struct sync_git_remote *r, struct sync_git_
 	xfer_init(&x, r, st);
 	char path[PATH_MAX];
 	int local = local_dir(r->url, path, sizeof path);
-	if (local < 0 || (!g->transport_only && local && (rc = push_local(g, &x, path, specs, ns)) != 1)) {
-		rc = local < 0 ? local : rc;
+	if (local < 0) {
+		rc = local;
 		goto out;
 	}
+	if (!g->transport_only && local && (rc = push_local(g, &x, path, specs, ns)) != 1)
+		goto out;
 	rc = 0;
 	git_remote *rem;
 	if (remote_new(&rem, g, r->url) < 0) {

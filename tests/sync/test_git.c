@@ -2086,6 +2086,17 @@ START_TEST(fetch_of_a_few_objects_meets_a_delta)
 }
 END_TEST
 
+/* The pack reader gives id's object as want (len bytes). */
+static void preader_is(struct pack_reader *r, struct preader_z *z, const sync_oid *id, const char *want, size_t len)
+{
+	uint8_t *got;
+	size_t got_len;
+	ck_assert_int_eq(preader_blob(r, z, id->id, &got, &got_len), 0);
+	ck_assert_uint_eq(got_len, len);
+	ck_assert_mem_eq(got, want, len);
+	free(got);
+}
+
 /* Our own pack reader gives the blobs we wrote, byte for byte, and leaves
  * to libgit2 (1) what it does not hold or cannot check. */
 START_TEST(pack_reader_reads_whole_blobs)
@@ -2104,12 +2115,8 @@ START_TEST(pack_reader_reads_whole_blobs)
 		if (!op_has_body(c))
 			continue;
 		char *want;
-		size_t len = op_body(RA, c, &want, &id), got_len;
-		uint8_t *got;
-		ck_assert_int_eq(preader_blob(r, &z, id.id, &got, &got_len), 0);
-		ck_assert_uint_eq(got_len, len);
-		ck_assert_mem_eq(got, want, len);
-		free(got);
+		size_t len = op_body(RA, c, &want, &id);
+		preader_is(r, &z, &id, want, len);
 		free(want);
 		read++;
 	}
@@ -2298,12 +2305,7 @@ START_TEST(barely_compressible_bodies_are_stored)
 		struct sync_git_blob blob;
 		ck_assert_msg(sync_git_blob_read(b, &id, &blob) == 0, "body %" PRIu64 ": %s", c, mcrdt_error_last());
 		blob_is(&blob, want, want_len);
-		uint8_t *got;
-		size_t got_len;
-		ck_assert_int_eq(preader_blob(r, &z, id.id, &got, &got_len), 0);
-		ck_assert_uint_eq(got_len, want_len);
-		ck_assert_mem_eq(got, want, want_len);
-		free(got);
+		preader_is(r, &z, &id, want, want_len);
 		free(want);
 		read++;
 	}
