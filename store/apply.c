@@ -110,8 +110,8 @@ struct apply {
 static void place_free(struct place *p)
 {
 	free(p->folder);
-	free(p->m.kw);
-	memset(p, 0, sizeof *p);
+	st_msg_clear(&p->m);
+	p->folder = NULL;
 }
 
 /* Where live message guid is now (folder NULL when it is not live). */
@@ -267,7 +267,7 @@ static int index_one(void *ctx, const struct crdt_msgview *v)
 	struct index_ctx *c = ctx;
 	struct apply *a = c->a;
 	struct store_meta meta;
-	char base[sizeof ((struct st_msg *)0)->base];
+	char base[STORE_META_BASE_MAX + 1];
 	if (store_meta_decode(v->meta, v->meta_len, &meta) != 0 || meta.base_len >= sizeof base)
 		return 0;
 	memcpy(base, meta.base, meta.base_len);
@@ -313,7 +313,7 @@ static int shown_with_base(struct apply *a, crdt_dot view, const char *folder, s
 	if (!crdt_dot_eq(cand, o->not) && (rc = capture(s, cand, &p)) == 0 && p.folder && p.m.uid &&
 	    strcmp(p.folder, folder) == 0 && strcmp(p.m.base, o->base) == 0) {
 		o->found = p.m;
-		p.m.kw = NULL;
+		p.m.mem = NULL;
 		o->hit = true;
 	}
 	place_free(&p);
@@ -353,7 +353,7 @@ static int merge_copies(struct apply *a, crdt_dot guid, const struct place *x)
 		if ((rc = capture(s, a->named[at], &other)) == 0 && other.folder && strcmp(other.folder, x->folder) == 0 &&
 		    strcmp(other.m.base, x->m.base) == 0) {
 			o.found = other.m;
-			other.m.kw = NULL;
+			other.m.mem = NULL;
 			o.hit = true;
 		}
 		place_free(&other);
@@ -408,7 +408,7 @@ static int merge_copies(struct apply *a, crdt_dot guid, const struct place *x)
 	if (rc == 0 && (rc = crdt_model_expunge(s->m, &a->local, drop)) == 0)
 		a->st->duplicates++;
 	a->named[at] = keep;
-	free(o.found.kw);
+	free(o.found.mem);
 	return rc;
 }
 
@@ -434,17 +434,11 @@ static void plan_free(struct plan *p)
 	for (size_t i = 0; i < p->n; i++) {
 		free(p->v[i].from);
 		free(p->v[i].to);
-		free(p->v[i].was.kw);
-		free(p->v[i].now.kw);
+		free(p->v[i].was.mem);
+		free(p->v[i].now.mem);
 	}
 	free(p->v);
 	memset(p, 0, sizeof *p);
-}
-
-static int copy_msg(struct st_msg *dst, const struct st_msg *src)
-{
-	*dst = *src;
-	return st_msg_set_kw(dst, (const char *const *)src->kw, src->nkw);
 }
 
 static int plan_add(struct plan *p, enum pl_kind kind, const char *from, const char *to, const struct st_msg *was,
@@ -456,15 +450,16 @@ static int plan_add(struct plan *p, enum pl_kind kind, const char *from, const c
 	struct pl *e = &p->v[p->n];
 	memset(e, 0, sizeof *e);
 	e->kind = (uint8_t)kind;
+	e->was.base = e->now.base = "";
 	if ((from && !(e->from = strdup(from))) || (to && !(e->to = strdup(to)))) {
 		free(e->from);
 		free(e->to);
 		return err_set(MCRDT_ENOMEM, "out of memory");
 	}
 	if (was)
-		rc = copy_msg(&e->was, was);
+		rc = st_msg_copy(&e->was, was);
 	if (rc == 0 && now)
-		rc = copy_msg(&e->now, now);
+		rc = st_msg_copy(&e->now, now);
 	if (oid)
 		e->oid = *oid;
 	p->n++; /* freed by plan_free even when a copy failed */
@@ -630,11 +625,7 @@ static char *get_str(struct vreader *r, size_t max)
 static void get_msg(struct vreader *r, struct st_msg *x)
 {
 	uint64_t n = vread_max(r, STORE_META_BASE_MAX, "journal base name");
-	const uint8_t *p = vread_bytes(r, n, "journal base name");
-	if (p) {
-		memcpy(x->base, p, n);
-		x->base[n] = '\0';
-	}
+	const uint8_t *base = vread_bytes(r, n, "journal base name");
 	x->sys = (unsigned)vread_max(r, 0xff, "journal flags");
 	size_t nkw = (size_t)vread_max(r, CRDT_FLAGS_MAX, "journal keywords");
 	char *names[CRDT_FLAGS_MAX];
@@ -642,10 +633,10 @@ static void get_msg(struct vreader *r, struct st_msg *x)
 	for (size_t i = 0; i < nkw && !r->err; i++) {
 		uint64_t len = vread_max(r, CRDT_FLAG_MAX, "journal keyword");
 		const uint8_t *q = vread_bytes(r, len, "journal keyword");
-		if (q && (names[got] = strndup((const char *)q, len)) != NULL)
-			got++;
+		if (q && !(names[got++] = strndup((const char *)q, len)))
+			r->err = err_set(MCRDT_ENOMEM, "out of memory");
 	}
-	if (!r->err && st_msg_set_kw(x, (const char *const *)names, got) != 0)
+	if (!r->err && st_msg_set(x, (const char *)base, (size_t)n, (const char *const *)names, got) != 0)
 		r->err = MCRDT_ENOMEM;
 	for (size_t i = 0; i < got; i++)
 		free(names[i]);

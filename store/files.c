@@ -22,10 +22,17 @@
 
 /* ---- messages copied out of the model ---- */
 
+void st_msg_clear(struct st_msg *x)
+{
+	free(x->mem);
+	memset(x, 0, sizeof *x);
+	x->base = "";
+}
+
 void st_msgs_free(struct st_msg *v, size_t n)
 {
 	for (size_t i = 0; v && i < n; i++)
-		free(v[i].kw);
+		free(v[i].mem);
 	free(v);
 }
 
@@ -43,32 +50,49 @@ struct collect_ctx {
 	size_t n, cap;
 };
 
-int st_msg_set_kw(struct st_msg *x, const char *const *names, size_t n)
+int st_msg_set(struct st_msg *x, const char *base, size_t base_len, const char *const *names, size_t n)
 {
-	x->kw = NULL;
-	x->nkw = 0;
-	if (!n)
-		return 0;
-	size_t bytes = 0;
+	size_t bytes = base_len + 1;
 	for (size_t i = 0; i < n; i++)
 		bytes += strlen(names[i]) + 1;
-	/* One block: the pointers, then the strings. */
-	if (!(x->kw = malloc(n * sizeof *x->kw + bytes)))
+	/* One block: the keyword pointers, the base name, the keywords. */
+	char **kw = malloc(n * sizeof *kw + bytes);
+	if (!kw)
 		return err_set(MCRDT_ENOMEM, "out of memory");
-	char *p = (char *)(x->kw + n);
+	char *p = (char *)(kw + n);
+	memcpy(p, base, base_len);
+	p[base_len] = '\0';
+	const char *b = p;
+	p += base_len + 1;
 	for (size_t i = 0; i < n; i++) {
 		size_t len = strlen(names[i]) + 1;
 		memcpy(p, names[i], len);
-		x->kw[i] = p;
+		kw[i] = p;
 		p += len;
 	}
+	free(x->mem);
+	x->mem = kw;
+	x->base = b;
+	x->kw = n ? kw : NULL;
 	x->nkw = n;
 	return 0;
+}
+
+int st_msg_copy(struct st_msg *dst, const struct st_msg *src)
+{
+	*dst = *src;
+	dst->mem = NULL;
+	dst->base = "";
+	dst->kw = NULL;
+	dst->nkw = 0;
+	const char *base = src->base ? src->base : "";
+	return st_msg_set(dst, base, strlen(base), (const char *const *)src->kw, src->nkw);
 }
 
 int st_msg_fill(struct st_msg *x, const struct crdt_msgview *mv)
 {
 	memset(x, 0, sizeof *x);
+	x->base = "";
 	x->uid = mv->uid;
 	x->guid = mv->guid;
 	x->modseq = mv->modseq;
@@ -80,15 +104,12 @@ int st_msg_fill(struct st_msg *x, const struct crdt_msgview *mv)
 		if (!bit && nkw < CRDT_FLAGS_MAX)
 			kw[nkw++] = mv->flags[i];
 	}
-	int rc = st_msg_set_kw(x, kw, nkw);
-	struct store_meta meta;
-	if (rc == 0 && store_meta_decode(mv->meta, mv->meta_len, &meta) == 0) {
-		memcpy(x->base, meta.base, meta.base_len);
-		x->base[meta.base_len] = '\0';
+	struct store_meta meta; /* (zeroed when it does not decode) */
+	if (store_meta_decode(mv->meta, mv->meta_len, &meta) == 0) {
 		x->size = meta.size;
 		x->date = meta.internaldate;
 	}
-	return rc;
+	return st_msg_set(x, meta.base ? meta.base : "", meta.base_len, kw, nkw);
 }
 
 int st_msg_get(mcrdt_store *s, crdt_dot guid, struct st_msg *x, char **mailbox)
@@ -99,7 +120,7 @@ int st_msg_get(mcrdt_store *s, crdt_dot guid, struct st_msg *x, char **mailbox)
 		return rc;
 	struct crdt_msgview mv = { info.uid, guid, 0, info.flags, info.nflags, info.meta, info.meta_len };
 	if ((rc = st_msg_fill(x, &mv)) == 0 && !(*mailbox = strdup(info.mailbox))) {
-		free(x->kw);
+		st_msg_clear(x);
 		rc = err_set(MCRDT_ENOMEM, "out of memory");
 	}
 	crdt_msginfo_free(&info);

@@ -129,27 +129,36 @@ int st_create(mcrdt_store *s, const char *name, crdt_dot *guid);
 /* ---- message files (files.c) ---- */
 
 /* A shown message, copied out of the model (crdt_msgview pointers die at
- * the next change). */
+ * the next change). Its base name and keywords live in one malloc'd block,
+ * mem, that the record owns (st_msg_clear frees it): a record is about 90
+ * bytes, whatever the length of its name. A zeroed record has base NULL
+ * and nothing to free; a cleared or filled one has base "" at least. */
 struct st_msg {
 	uint32_t uid;
+	unsigned sys;             /* IMAP_* system flag bits */
 	crdt_dot guid;
 	uint64_t modseq;
-	unsigned sys;             /* IMAP_* system flag bits */
-	char **kw;                /* keywords (malloc'd, with the array) */
-	size_t nkw;
-	char base[256];
 	uint64_t size;
 	int64_t date;
+	const char *base;         /* "" when the meta does not decode */
+	char **kw;                /* keywords */
+	size_t nkw;
+	void *mem;                /* holds base, kw and its strings */
 };
+void st_msg_clear(struct st_msg *x);
 void st_msgs_free(struct st_msg *v, size_t n);
-/* Copies a message out of the model into *x (x->kw malloc'd). A meta that
- * does not decode leaves base empty. */
+/* Copies a message out of the model into *x (whose old contents are not
+ * freed). A meta that does not decode leaves base "". */
 int st_msg_fill(struct st_msg *x, const struct crdt_msgview *mv);
 /* Live message guid copied out (*mailbox, its view's name, malloc'd):
  * MCRDT_ENOTFOUND when it is not live. */
 int st_msg_get(mcrdt_store *s, crdt_dot guid, struct st_msg *x, char **mailbox);
-/* Sets x's keywords to copies of names (one malloc'd block in x->kw). */
-int st_msg_set_kw(struct st_msg *x, const char *const *names, size_t n);
+/* Gives x the base name base (base_len bytes) and keywords names, copied
+ * into a new block; its old block goes (either may point into it). Out of
+ * memory leaves x as it was. */
+int st_msg_set(struct st_msg *x, const char *base, size_t base_len, const char *const *names, size_t n);
+/* *dst (whose old contents are not freed) a copy of src with its own block. */
+int st_msg_copy(struct st_msg *dst, const struct st_msg *src);
 /* The shown messages of view mbox with UIDs in set (NULL: all), ascending. */
 int st_collect(mcrdt_store *s, crdt_dot mbox, const void *set, struct st_msg **out, size_t *n);
 /* Whether x has keyword kw (IMAP keywords are case-insensitive). */
