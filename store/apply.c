@@ -703,8 +703,10 @@ static int journal_read(mcrdt_store *s, struct plan *p, bool *found)
 			if (oid)
 				memcpy(e->oid.id, oid, sizeof e->oid.id);
 		}
+		/* (out of memory is not damage: the journal stays, for a retry) */
 		if (rc == 0 && r.err)
-			rc = err_set(MCRDT_ECORRUPT, "%s is damaged: %s", path, mcrdt_error_last());
+			rc = r.err == MCRDT_ENOMEM ? r.err
+						   : err_set(MCRDT_ECORRUPT, "%s is damaged: %s", path, mcrdt_error_last());
 	}
 	free(buf);
 	*found = rc == 0;
@@ -1057,6 +1059,8 @@ int st_journal_recover(mcrdt_store *s)
 	struct plan p = { 0 };
 	bool found;
 	int rc = journal_read(s, &p, &found);
+	if (rc || !found)
+		plan_free(&p);
 	if (rc == MCRDT_ECORRUPT) {
 		/* A journal is written whole before its ops are logged: a
 		 * damaged one never had its ops logged. */
