@@ -8,12 +8,14 @@
  *    source's directory, and through a hub the source pushed to first.
  *    Baselines: cp -a of the Maildir folders + sync(1) (the floor) and,
  *    when doveadm is installed, doveadm backup of the same Maildir.
+ *    Then two replicas that each imported a copy of the source's Maildir
+ *    sync for the first time (what they fetch and store).
  * 2. Incremental two-way sync after 100 changes per side (50 appends + 50
  *    flag changes) on two synced replicas of 1,000, 20,000 and N_BIG
  *    messages; and doveadm sync of two Maildirs of 20,000 and of N_BIG
- *    messages after 100 outside flag renames.
- *    Then two replicas that each imported a copy of the source's Maildir
- *    sync for the first time (what they fetch and store).
+ *    messages after 100 outside flag renames. The peak memory of the
+ *    command's first sync of the N_BIG replica into an empty one, against
+ *    opening it ('mcrdt status'), each a process of its own.
  * 3. UID moves per 1,000 delivered messages: three replicas deliver
  *    concurrently and sync through a hub, then all sync until converged.
  *
@@ -40,6 +42,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench/bench.h"
@@ -513,6 +516,69 @@ static double cpu_s(int who)
 }
 
 /* cp -a of the Maildir folders of src into a new directory dst. */
+#ifndef MCRDT_CLI_PATH
+#define MCRDT_CLI_PATH "mcrdt"
+#endif
+
+/* The peak RSS (KiB) of the command line tool this bench was built with,
+ * run on argv (argv[0] its name) with its output dropped, as wait4
+ * reports it; -1 when it fails. A forked child's peak counts the memory
+ * of the process it was forked from, even across exec: this runs in a
+ * fresh process of its own ('bench_sync --peak-rss ARGS', see main). */
+static long peak_rss_here(char **argv)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+		if (fd < 0 || dup2(fd, 1) < 0)
+			_exit(126);
+		execv(MCRDT_CLI_PATH, argv);
+		_exit(127);
+	}
+	int status;
+	struct rusage ru;
+	if (wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return -1;
+	return ru.ru_maxrss;
+}
+
+/* peak_rss_here in a fresh process (this program again); the arguments
+ * after arg0 up to a NULL. */
+static long cli_peak_kb(const char *arg0, ...)
+{
+	char *argv[8] = { "bench_sync", "--peak-rss", "mcrdt" };
+	size_t n = 3;
+	va_list ap;
+	va_start(ap, arg0);
+	for (const char *a = arg0; a && n + 1 < sizeof argv / sizeof *argv; a = va_arg(ap, const char *))
+		argv[n++] = (char *)a;
+	va_end(ap);
+	int fds[2];
+	if (pipe(fds) != 0)
+		fail("pipe: %s", strerror(errno));
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0)
+		fail("fork: %s", strerror(errno));
+	if (pid == 0) {
+		if (dup2(fds[1], 1) < 0)
+			_exit(126);
+		execv("/proc/self/exe", argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	char out[64] = "";
+	ssize_t got = read(fds[0], out, sizeof out - 1);
+	close(fds[0]);
+	int status;
+	long kb = got > 0 ? atol(out) : -1;
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || kb <= 0)
+		fail("mcrdt %s %s failed", argv[3], argv[4]);
+	return kb;
+}
+
 static void copy_maildir(const char *src, const char *dst)
 {
 	char args[8192];
@@ -881,6 +947,28 @@ static void pair_build(struct pair *p, uint32_t n)
 	mcrdt_store_close(b);
 }
 
+/* Memory of a first sync of p's replica a into an empty replica by the
+ * command line tool, against opening a alone ('mcrdt status'); each a
+ * process of its own, durable. */
+static void first_sync_memory(const struct pair *p)
+{
+	char fresh[4200];
+	path_in(fresh, sizeof fresh, "inc%u-fresh", p->n);
+	long open_kb = cli_peak_kb("status", p->a, NULL);
+	cli_peak_kb("init", fresh, NULL);
+	double t0 = now();
+	long sync_kb = cli_peak_kb("sync", fresh, p->a, "--quiet", NULL);
+	double ts = now() - t0;
+	uint64_t n = messages_of(p->sa);
+	if (compare_dirs(p->sa, fresh, "first sync by the command") != n)
+		fail("first sync of %" PRIu64 " by the command: wrong count", n);
+	printf("   memory, the command's first sync of the big replica (%" PRIu64 " messages) into an empty one\n"
+	       "   (durable, %.1f s): peak RSS %.1f MB, against %.1f MB to open the replica alone (mcrdt status):\n"
+	       "   %.0f bytes a message more (RSS counts the pack pages the sync maps to check and read bodies)\n",
+	       n, ts, sync_kb / 1024.0, open_kb / 1024.0, (sync_kb - open_kb) * 1024.0 / (double)n);
+	scrap(fresh);
+}
+
 /* CHANGES appends and CHANGES flag changes on s. */
 static void changes(mcrdt_store *s)
 {
@@ -1095,6 +1183,7 @@ static void section_incremental(uint32_t big)
 	printf("   big/small: %.2fx (target <= 5x)\n", median(pairs[2].t, ROUNDS) / median(pairs[0].t, ROUNDS));
 	print_store_size("big replica a:", pairs[2].a);
 	print_store_size("big replica b:", pairs[2].b);
+	first_sync_memory(&pairs[2]);
 	/* The target's own size (20,000), and the big pair's. */
 	for (int k = 1; k < 3; k++) {
 		if (!g_have_doveadm) {
@@ -1257,6 +1346,11 @@ static void section_moves(void)
 
 int main(int argc, char **argv)
 {
+	if (argc > 2 && strcmp(argv[1], "--peak-rss") == 0) {
+		long kb = peak_rss_here(argv + 2);
+		printf("%ld\n", kb);
+		return kb > 0 ? 0 : 1;
+	}
 	if (argc < 2 || argc > 4)
 		fail("usage: bench_sync DIR [N_FULL [N_BIG]]");
 	long nfull = argc > 2 ? atol(argv[2]) : 10000, nbig = argc > 3 ? atol(argv[3]) : 100000;
