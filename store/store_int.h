@@ -267,7 +267,8 @@ struct st_apply_stats {
 };
 /* Applies peers' ops (inside st_begin): model, log, then the Maildir,
  * through a journal (see apply.c). On an error before the log write the
- * replica is unchanged (the handle reloads). g gives the bodies. */
+ * replica is unchanged (the handle reloads). g gives the bodies. in->ops
+ * is used up (it ends holding what was logged): only freeing is left. */
 int st_apply(mcrdt_store *s, sync_git *g, struct st_incoming *in, struct st_apply_stats *st);
 /* Finishes (or drops) the journal a crashed or failed apply left; 0 when
  * there is none. */
