@@ -918,21 +918,38 @@ static int execute(struct apply *a, const struct plan *p, bool recovering)
 
 /* ---- the whole ---- */
 
-static void apply_free(struct apply *a)
+/* What a plan is made from (what the ops touch, where it was and is,
+ * the indexes): not needed to carry it out. Frees it; again is a no-op. */
+static void tracking_free(struct apply *a)
 {
 	for (size_t i = 0; i < a->nt; i++) {
 		place_free(&a->t[i].before);
 		place_free(&a->t[i].after);
 	}
 	free(a->t);
+	a->t = NULL;
+	a->nt = a->capt = 0;
 	hmap_free(&a->index);
 	hmap_free(&a->bases);
 	free(a->named);
+	a->named = NULL;
+	a->nnamed = a->capnamed = 0;
 	hmap_free(&a->shown);
 	free(a->vshown);
+	a->vshown = NULL;
+	a->nshown = a->capshown = 0;
 	crdt_strv_free(a->indexed, a->nindexed);
+	a->indexed = NULL;
+	a->nindexed = a->capindexed = 0;
 	crdt_strv_free(a->names_before, a->nbefore);
+	a->names_before = NULL;
+	a->nbefore = 0;
 	crdt_oplist_free(&a->local);
+}
+
+static void apply_free(struct apply *a)
+{
+	tracking_free(a);
 	st_kwcache_free(&a->kwc);
 }
 
@@ -1055,7 +1072,11 @@ int st_apply(mcrdt_store *s, sync_git *g, struct st_incoming *in, struct st_appl
 			journal_remove(s);
 		s->stale = true; /* the model holds ops the log does not: reload */
 	} else if (p.n) {
-		/* Logged: from here a failure leaves the journal to finish. */
+		/* Logged: from here a failure leaves the journal to finish. The
+		 * ops and what the plan was made from go first: the bodies read
+		 * ahead take their place. */
+		crdt_oplist_free(logged);
+		tracking_free(&a);
 		if ((rc = execute(&a, &p, false)) == 0)
 			journal_remove(s);
 	}
