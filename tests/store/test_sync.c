@@ -2084,7 +2084,8 @@ END_TEST
  * data sync (n = 1, 2, 3: at the first batch, at the second after the
  * first is in place, or not at all). The next open finishes it: every
  * delivery left gets its own body, though the ones in place before it
- * are skipped.
+ * are skipped; one with a long base name and a keyword gets its name and
+ * flags back from the journal.
  */
 START_TEST(recovery_delivers_the_right_bodies)
 {
@@ -2102,6 +2103,15 @@ START_TEST(recovery_delivers_the_right_bodies)
 				add_plain(f.s[1], name, body);
 			}
 		}
+		char longbase[233], file[300], suffix[64];
+		memset(longbase, 'L', sizeof longbase - 1);
+		longbase[sizeof longbase - 1] = '\0';
+		snprintf(file, sizeof file, ".F0/cur/%s:2,S", longbase);
+		const char *lm = "Subject: long\r\n\r\nlong\r\n";
+		write_file(f.dirs[1], file, lm);
+		struct mcrdt_scan_report rep;
+		OK(mcrdt_store_scan(f.s[1], &rep));
+		set_flags(f.s[1], "F0", uid_of(f.s[1], "F0", lm), MCRDT_FLAGS_ADD, "$Label1");
 		OK(mcrdt_sync(f.s[1], f.hub, NULL, NULL));
 		mcrdt_store_close(f.s[0]);
 		struct mcrdt_open_opts o = MCRDT_OPEN_OPTS_INIT; /* durable: the Maildir is synced */
@@ -2117,6 +2127,10 @@ START_TEST(recovery_delivers_the_right_bodies)
 				ck_assert_msg(count_body(f.s[0], body) == 1, "sync %d failed: F%d m%d is there %zu times",
 					      n, k, i, count_body(f.s[0], body));
 			}
+		ck_assert_uint_eq(count_body(f.s[0], lm), 1);
+		ck_assert_uint_eq(find_base(f.dirs[0], ".F0", longbase, suffix, sizeof suffix), 1);
+		ck_assert_msg(strcmp(suffix, ":2,Sa") == 0, "sync %d failed: the long name has %s", n, suffix);
+		assert_same("after the recovery", f.s[0], f.dirs[0], f.s[1], f.dirs[1]);
 		fx_close(&f);
 	}
 	ck_assert_msg(failed, "no sync failed: nothing was tested");
