@@ -515,7 +515,6 @@ static double cpu_s(int who)
 	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
-/* cp -a of the Maildir folders of src into a new directory dst. */
 #ifndef MCRDT_CLI_PATH
 #define MCRDT_CLI_PATH "mcrdt"
 #endif
@@ -553,7 +552,7 @@ static struct peak peak_here(char **argv)
 	if (pid < 0)
 		return pk;
 	if (pid == 0) {
-		int fd = open("/dev/null", O_WRONLY);
+		int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 		if (fd < 0 || dup2(fd, 1) < 0)
 			_exit(126);
 		execv(MCRDT_CLI_PATH, argv);
@@ -584,7 +583,7 @@ static struct peak cli_peak(const char *arg0, ...)
 		argv[n++] = (char *)a;
 	va_end(ap);
 	int fds[2];
-	if (pipe(fds) != 0)
+	if (pipe2(fds, O_CLOEXEC) != 0)
 		fail("pipe: %s", strerror(errno));
 	fflush(NULL);
 	pid_t pid = fork();
@@ -598,7 +597,9 @@ static struct peak cli_peak(const char *arg0, ...)
 	}
 	close(fds[1]);
 	char out[64] = "";
-	ssize_t got = read(fds[0], out, sizeof out - 1);
+	ssize_t got;
+	while ((got = read(fds[0], out, sizeof out - 1)) < 0 && errno == EINTR)
+		;
 	close(fds[0]);
 	int status;
 	struct peak pk = { -1, 0 };
@@ -609,6 +610,7 @@ static struct peak cli_peak(const char *arg0, ...)
 	return pk;
 }
 
+/* cp -a of the Maildir folders of src into a new directory dst. */
 static void copy_maildir(const char *src, const char *dst)
 {
 	char args[8192];

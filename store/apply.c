@@ -704,9 +704,10 @@ static int journal_read(mcrdt_store *s, struct plan *p, bool *found)
 				memcpy(e->oid.id, oid, sizeof e->oid.id);
 		}
 		/* (out of memory is not damage: the journal stays, for a retry) */
-		if (rc == 0 && r.err)
-			rc = r.err == MCRDT_ENOMEM ? r.err
-						   : err_set(MCRDT_ECORRUPT, "%s is damaged: %s", path, mcrdt_error_last());
+		if (rc == 0 && r.err == MCRDT_ENOMEM)
+			rc = r.err;
+		else if (rc == 0 && r.err)
+			rc = err_set(MCRDT_ECORRUPT, "%s is damaged: %s", path, mcrdt_error_last());
 	}
 	free(buf);
 	*found = rc == 0;
@@ -997,8 +998,8 @@ int st_apply(mcrdt_store *s, sync_git *g, struct st_incoming *in, struct st_appl
 	}
 	/* Receive: from here on the model is ahead of the log until it is
 	 * written; on an error it is reloaded. The ops to log take the place
-	 * of the ops read, less the duplicates (one array, not two: 15 MB at
-	 * 100,000 ops); this replica's own follow them. */
+	 * of the ops read, less the duplicates, where a second array held
+	 * them (15 MB at 100,000 ops); this replica's own follow them. */
 	crdt_oplist *logged = &in->ops;
 	size_t kept = 0;
 	for (size_t i = 0; rc == 0 && i < in->ops.n; i++) {

@@ -134,7 +134,7 @@ static int body_fd(void *ctx, const crdt_op *op, int *fd_out)
 		rc = MCRDT_EIO;
 	if (kw && st_open_body(c->s, mailbox, kw, &x, fd_out, NULL, NULL) != 0)
 		*fd_out = -1; /* the file is gone: the next scan makes that an expunge */
-	free(x.mem);
+	st_msg_clear(&x);
 	free(mailbox);
 	return rc;
 }

@@ -130,8 +130,8 @@ int st_create(mcrdt_store *s, const char *name, crdt_dot *guid);
 
 /* A shown message, copied out of the model (crdt_msgview pointers die at
  * the next change). Its base name and keywords live in one malloc'd block,
- * mem, that the record owns (st_msg_clear frees it): a record is about 90
- * bytes, whatever the length of its name. A zeroed record has base NULL
+ * mem, that the record owns (st_msg_clear frees it): a record is 80 bytes
+ * (x86-64), whatever the length of its name. A zeroed record has base NULL
  * and nothing to free; a cleared or filled one has base "" at least. */
 struct st_msg {
 	uint32_t uid;
