@@ -425,13 +425,17 @@ int sync_log_open(sync_log **out, const char *dir, const struct sync_log_opts *o
 
 /* ---- appending ---- */
 
+/* A batch is encoded and written in pieces of about this many bytes: the
+ * first sync of a big store does not hold its records encoded whole. */
+#define WRITE_PIECE (1u << 20)
+
 /*
- * Writes encoded records (count of them) and waits until they are durable.
- * Group commit: the first waiter syncs for everyone written so far; the
- * others sleep until the durable mark passes their records.
+ * Encodes and writes ops[0..count) at the end of the log, in pieces, all
+ * or none of them; waits until they are durable. Group commit: the first
+ * waiter syncs for everyone written so far; the others sleep until the
+ * durable mark passes their records.
  */
-static int commit(sync_log *log, struct sync_buf *b, const size_t *ends, uint64_t count,
-		  uint64_t *first_out)
+static int commit(sync_log *log, const crdt_op *ops, uint64_t count, uint64_t *first_out)
 {
 	pthread_mutex_lock(&log->lock);
 	int rc = log->broken;
@@ -463,19 +467,37 @@ static int commit(sync_log *log, struct sync_buf *b, const size_t *ends, uint64_
 	}
 	/* Salt the records for the segment they land in. */
 	uint64_t salt = log->segs[log->nsegs - 1].salt;
-	for (uint64_t i = 0; i < count; i++)
-		sync_salt_record(b->p + ends[i], salt);
-	if (write_all(log->fd, b->p, b->len) != 0) {
-		int err = errno;
-		/* Never leave half a record for later records to follow. */
-		if (ftruncate(log->fd, (off_t)log->size) != 0 || lseek(log->fd, (off_t)log->size, SEEK_SET) < 0)
+	struct sync_buf b = { 0 };
+	size_t *ends = NULL, cap = 0;
+	uint64_t wrote = 0;
+	int werr = 0;
+	for (uint64_t i = 0; i < count && !rc;) {
+		size_t k = 0;
+		b.len = 0;
+		for (; i < count && b.len < WRITE_PIECE && !rc; i++, k++)
+			if (!(rc = GROW(ends, cap, k + 1)) && !(rc = sync_encode_record(&b, &ops[i])))
+				ends[k] = b.len;
+		for (size_t r = 0; r < k && !rc; r++)
+			sync_salt_record(b.p + ends[r], salt);
+		if (!rc && write_all(log->fd, b.p, b.len) != 0) {
+			werr = errno;
+			rc = err_sys(werr == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO, "cannot append to the log");
+		}
+		wrote += rc ? 0 : b.len;
+	}
+	sync_buf_free(&b);
+	free(ends);
+	if (rc) {
+		/* Never leave part of a batch (or half a record) for later
+		 * records to follow. */
+		if ((wrote || werr) &&
+		    (ftruncate(log->fd, (off_t)log->size) != 0 || lseek(log->fd, (off_t)log->size, SEEK_SET) < 0))
 			log->broken = MCRDT_EIO;
 		pthread_mutex_unlock(&log->lock);
-		errno = err;
-		return err_sys(err == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO, "cannot append to the log");
+		return rc;
 	}
+	log->size += wrote;
 	uint64_t first = log->next;
-	log->size += b->len;
 	log->next += count;
 	log->segs[log->nsegs - 1].count += count;
 	uint64_t mine = log->next;
@@ -521,19 +543,7 @@ int sync_log_append(sync_log *log, const crdt_op *op, uint64_t *index_out)
 
 int sync_log_append_batch(sync_log *log, const crdt_op *ops, size_t n, uint64_t *first_out)
 {
-	struct sync_buf b = { 0 };
-	size_t one, *ends = n > 1 ? malloc(n * sizeof *ends) : &one;
-	int rc = ends ? 0 : err_set(MCRDT_ENOMEM, "out of memory");
-	for (size_t i = 0; rc == 0 && i < n; i++) {
-		rc = sync_encode_record(&b, &ops[i]);
-		ends[i] = b.len;
-	}
-	if (rc == 0 && n)
-		rc = commit(log, &b, ends, n, first_out);
-	if (ends != &one)
-		free(ends);
-	sync_buf_free(&b);
-	return rc;
+	return n ? commit(log, ops, n, first_out) : 0;
 }
 
 uint64_t sync_log_next(sync_log *log)

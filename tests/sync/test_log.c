@@ -1342,6 +1342,54 @@ START_TEST(batch_is_one_commit)
 }
 END_TEST
 
+/* A batch longer than a piece of writing (1 MiB) is written whole or not
+ * at all: an invalid op at its end leaves the log as it was, and without
+ * it every op reads back, in one commit. */
+START_TEST(a_batch_in_pieces_is_all_or_nothing)
+{
+	char dir[256];
+	make_dir(dir, sizeof dir);
+	crdt_cluster c;
+	make_history(&c, 10);
+	enum { N = 1000 };
+	crdt_op *v = cycle_ops(c.log.ops, c.log.n, N);
+	static char meta[32768];
+	memset(meta, 'm', sizeof meta);
+	size_t with_meta = 0;
+	for (size_t k = 0; k < N; k++)
+		if (v[k].meta) {
+			ck_assert_int_eq(crdt_op_set_meta(&v[k], meta, sizeof meta), 0);
+			with_meta++;
+		}
+	ck_assert_uint_gt(with_meta * sizeof meta, 3u << 20); /* three pieces at least */
+	sync_log *log = open_ok(dir, 0, false, NULL);
+	append_ops(log, v, 0, 5, 1);
+	off_t size = file_size(dir, "0000000000000000.log");
+	crdt_op keep = v[N - 1];
+	crdt_op bad;
+	ck_assert_int_eq(crdt_op_copy(&bad, &keep), 0);
+	bad.id.counter = 0;
+	v[N - 1] = bad;
+	ck_assert_int_eq(sync_log_append_batch(log, v + 5, N - 5, NULL), MCRDT_EINVAL);
+	ck_assert_uint_eq(sync_log_next(log), 5);
+	ck_assert_int_eq(file_size(dir, "0000000000000000.log"), size);
+	crdt_op_free(&bad);
+	v[N - 1] = keep;
+	long before = atomic_load(&n_fdatasync);
+	uint64_t first = 0;
+	ck_assert_int_eq(sync_log_append_batch(log, v + 5, N - 5, &first), 0);
+	ck_assert_int_eq(atomic_load(&n_fdatasync) - before, 1);
+	ck_assert_uint_eq(first, 5);
+	sync_log_close(log);
+	log = open_ok(dir, 0, false, NULL);
+	assert_replay(log, 0, v, N);
+	sync_log_close(log);
+	free_ops(v, N);
+	crdt_cluster_free(&c);
+	remove_dir(dir);
+}
+END_TEST
+
 /* ---- failing disks ---- */
 
 /* The disk fills up in the middle of a record: the append fails with
@@ -1966,6 +2014,7 @@ int main(void)
 	tcase_add_test(tc, newer_op_type_in_a_record);
 	tcase_add_test(tc, refresh_never_cuts_a_whole_record);
 	tcase_add_test(tc, batch_is_one_commit);
+	tcase_add_test(tc, a_batch_in_pieces_is_all_or_nothing);
 	tcase_add_test(tc, disk_full_mid_record);
 	tcase_add_test(tc, fsync_failure_is_sticky);
 	tcase_add_test(tc, crash_loses_no_acknowledged_record);
