@@ -468,17 +468,13 @@ static int commit(sync_log *log, const crdt_op *ops, uint64_t count, uint64_t *f
 	/* Salt the records for the segment they land in. */
 	uint64_t salt = log->segs[log->nsegs - 1].salt;
 	struct sync_buf b = { 0 };
-	size_t *ends = NULL, cap = 0;
 	uint64_t wrote = 0;
 	int werr = 0;
 	for (uint64_t i = 0; i < count && !rc;) {
-		size_t k = 0;
 		b.len = 0;
-		for (; i < count && b.len < WRITE_PIECE && !rc; i++, k++)
-			if (!(rc = GROW(ends, cap, k + 1)) && !(rc = sync_encode_record(&b, &ops[i])))
-				ends[k] = b.len;
-		for (size_t r = 0; r < k && !rc; r++)
-			sync_salt_record(b.p + ends[r], salt);
+		for (; i < count && b.len < WRITE_PIECE && !rc; i++)
+			if (!(rc = sync_encode_record(&b, &ops[i])))
+				sync_salt_record(b.p + b.len, salt);
 		if (!rc && write_all(log->fd, b.p, b.len) != 0) {
 			werr = errno;
 			rc = err_sys(werr == ENOSPC ? MCRDT_ENOSPC : MCRDT_EIO, "cannot append to the log");
@@ -486,7 +482,6 @@ static int commit(sync_log *log, const crdt_op *ops, uint64_t count, uint64_t *f
 		wrote += rc ? 0 : b.len;
 	}
 	sync_buf_free(&b);
-	free(ends);
 	if (rc) {
 		/* Never leave part of a batch (or half a record) for later
 		 * records to follow. */
