@@ -16,23 +16,6 @@
 
 #include "common/error.h"
 
-static inline int grow_array(void **p, size_t *cap, size_t need, size_t size)
-{
-	if (need <= *cap)
-		return 0;
-	size_t ncap = *cap ? *cap : 8;
-	while (ncap < need)
-		ncap *= 2;
-	void *np = realloc(*p, ncap * size);
-	if (!np)
-		return err_set(MCRDT_ENOMEM, "out of memory (%zu records of %zu bytes)", ncap, size);
-	*p = np;
-	*cap = ncap;
-	return 0;
-}
-
-#define GROW(arr, cap, need) grow_array((void **)&(arr), &(cap), (need), sizeof *(arr))
-
 /* RESERVE(arr, cap, need): room for need elements exactly, for a count
  * known in advance (no doubling's spare); 0 or MCRDT_ENOMEM. */
 static inline int reserve_array(void **p, size_t *cap, size_t need, size_t size)
@@ -46,6 +29,18 @@ static inline int reserve_array(void **p, size_t *cap, size_t need, size_t size)
 	*cap = need;
 	return 0;
 }
+
+static inline int grow_array(void **p, size_t *cap, size_t need, size_t size)
+{
+	if (need <= *cap)
+		return 0;
+	size_t ncap = *cap ? *cap : 8;
+	while (ncap < need)
+		ncap *= 2;
+	return reserve_array(p, cap, ncap, size);
+}
+
+#define GROW(arr, cap, need) grow_array((void **)&(arr), &(cap), (need), sizeof *(arr))
 
 #define RESERVE(arr, cap, need) reserve_array((void **)&(arr), &(cap), (need), sizeof *(arr))
 

@@ -454,7 +454,7 @@ int md_scan_state_ready(struct md_scan_state *st)
 	struct vreader r = { st->packed + st->packed_at, st->packed + st->packed_end, 0 };
 	uint64_t n = vread(&r);
 	struct md_listing l = { 0 };
-	int rc = GROW(l.e, l.cap, n ? n : 1);
+	int rc = RESERVE(l.e, l.cap, n ? n : 1);
 	for (uint64_t i = 0; rc == 0 && i < n; i++) {
 		bool in_new = vread(&r) != 0;
 		uint64_t fl = vread(&r);
