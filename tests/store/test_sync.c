@@ -316,10 +316,9 @@ static void assert_same(const char *what, mcrdt_store *a, const char *adir, mcrd
 	free(y);
 }
 
-/* A two-way sync of a with the store in bdir: when it returns, a and b
- * (an open handle on bdir) must be identical, with no further sync. */
-/* A two-way sync of a with b, which must leave them identical; the
- * exchanges it took (each way once per round). */
+/* A two-way sync of a with the store in bdir (b an open handle on it),
+ * which must leave them identical with no further sync; the exchanges it
+ * took (each way once per round). */
 static unsigned sync_direct(mcrdt_store *a, const char *adir, mcrdt_store *b, const char *bdir)
 {
 	struct mcrdt_sync_stats st;
