@@ -312,8 +312,7 @@ static int shown_with_base(struct apply *a, crdt_dot view, const char *folder, s
 	struct place p = { 0 };
 	if (!crdt_dot_eq(cand, o->not) && (rc = capture(s, cand, &p)) == 0 && p.folder && p.m.uid &&
 	    strcmp(p.folder, folder) == 0 && strcmp(p.m.base, o->base) == 0) {
-		o->found = p.m;
-		p.m.mem = NULL;
+		st_msg_move(&o->found, &p.m);
 		o->hit = true;
 	}
 	place_free(&p);
@@ -352,8 +351,7 @@ static int merge_copies(struct apply *a, crdt_dot guid, const struct place *x)
 		struct place other = { 0 };
 		if ((rc = capture(s, a->named[at], &other)) == 0 && other.folder && strcmp(other.folder, x->folder) == 0 &&
 		    strcmp(other.m.base, x->m.base) == 0) {
-			o.found = other.m;
-			other.m.mem = NULL;
+			st_msg_move(&o.found, &other.m);
 			o.hit = true;
 		}
 		place_free(&other);
@@ -441,8 +439,11 @@ static void plan_free(struct plan *p)
 	memset(p, 0, sizeof *p);
 }
 
-static int plan_add(struct plan *p, enum pl_kind kind, const char *from, const char *to, const struct st_msg *was,
-		    const struct st_msg *now, const sync_oid *oid)
+/* Adds a step. was and now (the tracked places' records) are moved into
+ * it, not copied: each is planned once, and a copy doubled the names and
+ * keywords of every message a first sync delivers. */
+static int plan_add(struct plan *p, enum pl_kind kind, const char *from, const char *to, struct st_msg *was,
+		    struct st_msg *now, const sync_oid *oid)
 {
 	int rc = GROW(p->v, p->cap, p->n + 1);
 	if (rc)
@@ -457,13 +458,13 @@ static int plan_add(struct plan *p, enum pl_kind kind, const char *from, const c
 		return err_set(MCRDT_ENOMEM, "out of memory");
 	}
 	if (was)
-		rc = st_msg_copy(&e->was, was);
-	if (rc == 0 && now)
-		rc = st_msg_copy(&e->now, now);
+		st_msg_move(&e->was, was);
+	if (now)
+		st_msg_move(&e->now, now);
 	if (oid)
 		e->oid = *oid;
-	p->n++; /* freed by plan_free even when a copy failed */
-	return rc;
+	p->n++;
+	return 0;
 }
 
 static bool same_flags(const struct st_msg *a, const struct st_msg *b)
@@ -478,7 +479,7 @@ static bool same_flags(const struct st_msg *a, const struct st_msg *b)
 
 struct side {
 	const char *folder;
-	const struct st_msg *m;
+	struct st_msg *m;
 	crdt_dot guid;
 };
 
@@ -534,7 +535,7 @@ static int make_plan(struct apply *a, struct plan *p, char **after, size_t nafte
 	if (!b || !f)
 		rc = err_set(MCRDT_ENOMEM, "out of memory");
 	for (size_t i = 0; rc == 0 && i < a->nt; i++) {
-		const struct tracked *t = &a->t[i];
+		struct tracked *t = &a->t[i];
 		if (t->before.folder && t->before.m.base[0])
 			b[nb++] = (struct side){ t->before.folder, &t->before.m, t->guid };
 		if (t->after.folder && t->after.m.base[0])
@@ -561,10 +562,16 @@ static int make_plan(struct apply *a, struct plan *p, char **after, size_t nafte
 			i++, k++;
 		}
 	}
-	/* A base name that left one folder and arrived in another moved. */
+	/* A base name that left one folder and arrived in another moved: a
+	 * step for each of gone and come at most, room made for them at once
+	 * (a first sync's plan is its size in messages: no doubling's spare). */
+	free(b);
+	free(f);
+	b = f = NULL;
 	if (rc == 0) {
 		qsort(gone, ng, sizeof *gone, cmp_side_base);
 		qsort(come, nc, sizeof *come, cmp_side_base);
+		rc = RESERVE(p->v, p->cap, p->n + ng + nc + a->nbefore);
 	}
 	i = k = 0;
 	while (rc == 0 && (i < ng || k < nc)) {
@@ -1060,6 +1067,7 @@ int st_apply(mcrdt_store *s, sync_git *g, struct st_incoming *in, struct st_appl
 	if (rc == 0)
 		rc = make_plan(&a, &p, after, nafter);
 	crdt_strv_free(after, nafter);
+	tracking_free(&a); /* the plan holds what it needs of it */
 	bool journal = rc == 0 && p.n > 0;
 	if (journal)
 		rc = journal_write(s, &p);
@@ -1074,10 +1082,8 @@ int st_apply(mcrdt_store *s, sync_git *g, struct st_incoming *in, struct st_appl
 		s->stale = true; /* the model holds ops the log does not: reload */
 	} else if (p.n) {
 		/* Logged: from here a failure leaves the journal to finish. The
-		 * ops and what the plan was made from go first: the bodies read
-		 * ahead take their place. */
+		 * ops go first: the bodies read ahead take their place. */
 		crdt_oplist_free(logged);
-		tracking_free(&a);
 		if ((rc = execute(&a, &p, false)) == 0)
 			journal_remove(s);
 	}

@@ -78,15 +78,13 @@ int st_msg_set(struct st_msg *x, const char *base, size_t base_len, const char *
 	return 0;
 }
 
-int st_msg_copy(struct st_msg *dst, const struct st_msg *src)
+void st_msg_move(struct st_msg *dst, struct st_msg *src)
 {
 	*dst = *src;
-	dst->mem = NULL;
-	dst->base = "";
-	dst->kw = NULL;
-	dst->nkw = 0;
-	const char *base = src->base ? src->base : "";
-	return st_msg_set(dst, base, strlen(base), (const char *const *)src->kw, src->nkw);
+	src->mem = NULL;
+	src->base = "";
+	src->kw = NULL;
+	src->nkw = 0;
 }
 
 int st_msg_fill(struct st_msg *x, const struct crdt_msgview *mv)

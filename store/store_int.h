@@ -157,8 +157,9 @@ int st_msg_get(mcrdt_store *s, crdt_dot guid, struct st_msg *x, char **mailbox);
  * into a new block; its old block goes (either may point into it). Out of
  * memory leaves x as it was. */
 int st_msg_set(struct st_msg *x, const char *base, size_t base_len, const char *const *names, size_t n);
-/* *dst (whose old contents are not freed) a copy of src with its own block. */
-int st_msg_copy(struct st_msg *dst, const struct st_msg *src);
+/* Moves src into *dst (whose old contents are not freed): dst takes its
+ * block, and src is left a record without a name (base ""). */
+void st_msg_move(struct st_msg *dst, struct st_msg *src);
 /* The shown messages of view mbox with UIDs in set (NULL: all), ascending. */
 int st_collect(mcrdt_store *s, crdt_dot mbox, const void *set, struct st_msg **out, size_t *n);
 /* Whether x has keyword kw (IMAP keywords are case-insensitive). */
