@@ -81,13 +81,14 @@ static int final_name(char *out, size_t size, const char *base, const char *flag
 	return 0;
 }
 
-/* Moves a file from tmp/ into place and, outside a batch, syncs the directory. */
-static int publish(md *m, struct md_folder *f, const char *tmpname, const char *final, bool to_cur)
+/* Moves file name of directory dir (f's tmp/, or a file moved in) into
+ * place and, outside a batch, syncs the directory. */
+static int publish(md *m, struct md_folder *f, int dir, const char *name, const char *final, bool to_cur)
 {
 	int dst = to_cur ? f->cur : f->new;
-	if (rename_noreplace(f->tmp, tmpname, dst, final) != 0) {
+	if (rename_noreplace(dir, name, dst, final) != 0) {
 		int err = errno;
-		unlinkat(f->tmp, tmpname, 0);
+		unlinkat(dir, name, 0);
 		if (err == EEXIST)
 			return err_set(MCRDT_EEXISTS, "message %s exists in %s", final, f->mailbox);
 		return io_error(err, "cannot move into place:", final);
@@ -105,6 +106,41 @@ static uint64_t pend_key(const char *mailbox, const char *file, bool to_cur)
 	return hmap_key_names(mailbox, file, to_cur);
 }
 
+/* The key of the delivery that moves file name of directory dir in. */
+static uint64_t src_key(int dir, const char *name)
+{
+	return hmap_key_names("", name, 2 + (uint64_t)dir);
+}
+
+/* The directory that holds p's file until the commit. */
+static int pend_dir(const struct md_pending *p)
+{
+	return p->src >= 0 ? p->src : p->f->tmp;
+}
+
+/* Puts m->pend[i]'s keys in the index (over keys there: no allocation). */
+static int pend_index(md *m, size_t i)
+{
+	const struct md_pending *p = &m->pend[i];
+	int rc = hmap_put(&m->pendix, pend_key(p->f->mailbox, p->final, p->to_cur), i);
+	return rc == 0 && p->src >= 0 ? hmap_put(&m->pendix, src_key(p->src, p->tmpname), i) : rc;
+}
+
+static void pend_unindex(md *m, const struct md_pending *p)
+{
+	hmap_del(&m->pendix, pend_key(p->f->mailbox, p->final, p->to_cur));
+	if (p->src >= 0)
+		hmap_del(&m->pendix, src_key(p->src, p->tmpname));
+}
+
+/* The pending delivery that moves file name of directory dir in, or NULL. */
+static struct md_pending *pend_find_src(md *m, int dir, const char *name)
+{
+	const uint64_t *i = hmap_get(&m->pendix, src_key(dir, name));
+	struct md_pending *p = i && *i < m->npend ? &m->pend[*i] : NULL;
+	return p && p->src == dir && strcmp(p->tmpname, name) == 0 ? p : NULL;
+}
+
 /* The pending delivery that becomes file (in new/ when in_new) of
  * mailbox at the commit, or NULL. */
 static struct md_pending *pend_find(md *m, const char *mailbox, const char *file, bool in_new)
@@ -115,24 +151,54 @@ static struct md_pending *pend_find(md *m, const char *mailbox, const char *file
 														     : NULL;
 }
 
-/* Drops p from the batch (the last one takes its place); its file in
- * tmp/ stays for the caller. */
+/* Drops p from the batch (the last one takes its place); its file stays
+ * for the caller. */
 static void pend_drop(md *m, struct md_pending *p)
 {
 	size_t i = (size_t)(p - m->pend), last = m->npend - 1;
-	hmap_del(&m->pendix, pend_key(p->f->mailbox, p->final, p->to_cur));
+	pend_unindex(m, p);
 	free(p->tmpname);
 	free(p->final);
 	if (i != last) {
 		*p = m->pend[last];
-		/* (its key is in the table: an overwrite, no allocation) */
-		hmap_put(&m->pendix, pend_key(p->f->mailbox, p->final, p->to_cur), i);
+		pend_index(m, i); /* (its keys are in the table) */
 	}
 	m->npend--;
 }
 
+/* Adds a delivery of file name (of directory src, or of f's tmp/ when src
+ * is -1) that becomes final at the commit. On an error the file goes. */
+static int pend_add(md *m, struct md_folder *f, int src, const char *name, const char *final, bool to_cur,
+		    char **file_out)
+{
+	int rc = GROW(m->pend, m->cappend, m->npend + 1);
+	if (rc) {
+		unlinkat(src >= 0 ? src : f->tmp, name, 0);
+		return rc;
+	}
+	struct md_pending *p = &m->pend[m->npend];
+	*p = (struct md_pending){ f, src, strdup(name), strdup(final), to_cur };
+	char *out = NULL;
+	if (!p->tmpname || !p->final || (file_out && !(out = strdup(final))))
+		rc = err_set(MCRDT_ENOMEM, "out of memory");
+	else if ((rc = pend_index(m, m->npend)) != 0)
+		pend_unindex(m, p); /* (a key it put before running out) */
+	if (rc) {
+		unlinkat(src >= 0 ? src : f->tmp, name, 0);
+		free(p->tmpname);
+		free(p->final);
+		free(out);
+		return rc;
+	}
+	m->npend++;
+	if (file_out)
+		*file_out = out;
+	return 0;
+}
+
 /* Gives pending delivery p the name final in folder t's cur/ at the
- * commit (its tmp/ file moves along to t's tmp/). */
+ * commit (its tmp/ file moves along to t's tmp/; a file moved in stays
+ * where it is). */
 static int pend_refile(md *m, struct md_pending *p, struct md_folder *t, const char *final, char **file_out)
 {
 	char *name = strdup(final), *out = file_out ? strdup(final) : NULL;
@@ -141,7 +207,7 @@ static int pend_refile(md *m, struct md_pending *p, struct md_folder *t, const c
 		free(out);
 		return err_set(MCRDT_ENOMEM, "out of memory");
 	}
-	if (t != p->f && rename_noreplace(p->f->tmp, p->tmpname, t->tmp, p->tmpname) != 0) {
+	if (t != p->f && p->src < 0 && rename_noreplace(p->f->tmp, p->tmpname, t->tmp, p->tmpname) != 0) {
 		free(name);
 		free(out);
 		return io_error(errno, "cannot move", p->tmpname);
@@ -156,6 +222,36 @@ static int pend_refile(md *m, struct md_pending *p, struct md_folder *t, const c
 	if (file_out)
 		*file_out = out;
 	return 0;
+}
+
+/* A file moved in during a batch stays where it is, checked and dated,
+ * until the commit renames it into place: one rename, where going through
+ * tmp/ took two. */
+static int move_in_later(md *m, struct md_folder *f, const char *mailbox, size_t len,
+			 const struct md_deliver_opts *opts, const char *final, char **file_out)
+{
+	const char *name = opts->src_name;
+	if (pend_find_src(m, opts->src_dir, name))
+		return err_set(MCRDT_ENOTFOUND, "cannot move %s into %s: this batch moves it in already", name, mailbox);
+	struct stat st, root;
+	if (fstatat(opts->src_dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return errno == ENOENT ? err_set(MCRDT_ENOTFOUND, "cannot move %s into %s: gone", name, mailbox)
+				       : io_error(errno, "cannot stat", name);
+	if (fstat(m->rootfd, &root) != 0)
+		return io_error(errno, "cannot stat", m->root);
+	if (st.st_dev != root.st_dev)
+		return io_error(EXDEV, "cannot move in", name);
+	int rc = 0;
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != len)
+		rc = err_set(MCRDT_ECORRUPT, "%s is not a file of %zu bytes", name, len);
+	struct timespec ts[2] = { { opts->mtime, 0 }, { opts->mtime, 0 } };
+	if (rc == 0 && opts->mtime >= 0 && utimensat(opts->src_dir, name, ts, AT_SYMLINK_NOFOLLOW) != 0)
+		rc = io_error(errno, "cannot set the date of", name);
+	if (rc) {
+		unlinkat(opts->src_dir, name, 0);
+		return rc;
+	}
+	return pend_add(m, f, opts->src_dir, name, final, opts->flags != NULL, file_out);
 }
 
 int md_deliver(md *m, const char *mailbox, const void *data, size_t len,
@@ -184,11 +280,13 @@ int md_deliver(md *m, const char *mailbox, const void *data, size_t len,
 	}
 	if ((rc = final_name(final, sizeof final, base, opts->flags)))
 		return rc;
+	if (opts->src_name && !opts->base)
+		return err_set(MCRDT_EINVAL, "a message moved in keeps its base name");
+	if (opts->src_name && m->batch)
+		return move_in_later(m, f, mailbox, len, opts, final, file_out);
 	int fd = -1; /* a write's, or a move-in's outside a batch (for its fsync) */
 	if (opts->src_name) {
 		/* Over a file of that name left in tmp/, as a write would be. */
-		if (!opts->base)
-			return err_set(MCRDT_EINVAL, "a message moved in keeps its base name");
 		if (renameat(opts->src_dir, opts->src_name, f->tmp, base) != 0)
 			return errno == ENOENT ? err_set(MCRDT_ENOTFOUND, "cannot move %s into %s/tmp: gone",
 							 opts->src_name, mailbox)
@@ -226,37 +324,8 @@ int md_deliver(md *m, const char *mailbox, const void *data, size_t len,
 		unlinkat(f->tmp, base, 0);
 		return rc;
 	}
-	if (m->batch) {
-		if ((rc = GROW(m->pend, m->cappend, m->npend + 1))) {
-			unlinkat(f->tmp, base, 0);
-			return rc;
-		}
-		struct md_pending *p = &m->pend[m->npend];
-		p->f = f;
-		p->to_cur = opts->flags != NULL;
-		p->tmpname = strdup(base);
-		p->final = strdup(final);
-		if (!p->tmpname || !p->final) {
-			free(p->tmpname);
-			free(p->final);
-			unlinkat(f->tmp, base, 0);
-			return err_set(MCRDT_ENOMEM, "out of memory");
-		}
-		m->npend++;
-		if ((file_out && !(*file_out = strdup(final))) ||
-		    hmap_put(&m->pendix, pend_key(mailbox, final, p->to_cur), m->npend - 1) != 0) {
-			if (file_out) {
-				free(*file_out);
-				*file_out = NULL;
-			}
-			m->npend--;
-			unlinkat(f->tmp, base, 0);
-			free(p->tmpname);
-			free(p->final);
-			return err_set(MCRDT_ENOMEM, "out of memory");
-		}
-		return 0;
-	}
+	if (m->batch)
+		return pend_add(m, f, -1, base, final, opts->flags != NULL, file_out);
 	/* The name is copied before the message becomes visible: a failure
 	 * after that point would report a delivered message as not delivered. */
 	char *name = file_out ? strdup(final) : NULL;
@@ -264,7 +333,7 @@ int md_deliver(md *m, const char *mailbox, const void *data, size_t len,
 		unlinkat(f->tmp, base, 0);
 		return err_set(MCRDT_ENOMEM, "out of memory");
 	}
-	if ((rc = publish(m, f, base, final, opts->flags != NULL))) {
+	if ((rc = publish(m, f, f->tmp, base, final, opts->flags != NULL))) {
 		free(name);
 		return rc;
 	}
@@ -317,7 +386,7 @@ int md_batch_commit(md *m)
 		rc = io_error(errno, "cannot sync the file system of", m->root);
 	for (; rc == 0 && done < m->npend; done++) {
 		struct md_pending *p = &m->pend[done];
-		rc = publish(m, p->f, p->tmpname, p->final, p->to_cur);
+		rc = publish(m, p->f, pend_dir(p), p->tmpname, p->final, p->to_cur);
 	}
 	if (rc) {
 		/* All or nothing: take back what was already put in place, so a
@@ -329,7 +398,7 @@ int md_batch_commit(md *m)
 					md_own_note(m, p->f->mailbox, p->final, !p->to_cur, true);
 				md_dir_changed(m, p->f, p->to_cur);
 			} else {
-				unlinkat(p->f->tmp, p->tmpname, 0);
+				unlinkat(pend_dir(p), p->tmpname, 0);
 			}
 		}
 	}
@@ -340,7 +409,7 @@ int md_batch_commit(md *m)
 void md_batch_abort(md *m)
 {
 	for (size_t i = 0; i < m->npend; i++)
-		unlinkat(m->pend[i].f->tmp, m->pend[i].tmpname, 0);
+		unlinkat(pend_dir(&m->pend[i]), m->pend[i].tmpname, 0);
 	batch_end(m); /* flag renames and removals already made stay durable */
 }
 
@@ -423,7 +492,7 @@ int md_remove(md *m, const char *mailbox, const char *file, bool in_new)
 	if (unlinkat(in_new ? f->new : f->cur, file, 0) != 0) {
 		struct md_pending *p = errno == ENOENT ? pend_find(m, mailbox, file, in_new) : NULL;
 		if (p) { /* delivered earlier in this batch: it never shows */
-			if (unlinkat(p->f->tmp, p->tmpname, 0) != 0 && errno != ENOENT)
+			if (unlinkat(pend_dir(p), p->tmpname, 0) != 0 && errno != ENOENT)
 				return io_error(errno, "cannot remove", p->tmpname);
 			pend_drop(m, p);
 			return 0;
@@ -444,8 +513,8 @@ int md_open_message(md *m, const char *mailbox, const char *file, bool in_new, i
 		return rc;
 	int fd = openat(in_new ? f->new : f->cur, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	struct md_pending *p = fd < 0 && errno == ENOENT ? pend_find(m, mailbox, file, in_new) : NULL;
-	if (p) /* delivered earlier in this batch: still in tmp/ */
-		fd = openat(p->f->tmp, p->tmpname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (p) /* delivered earlier in this batch: still in tmp/ (or where it was moved in from) */
+		fd = openat(pend_dir(p), p->tmpname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		switch (errno) {
 		case ENOENT: return err_set(MCRDT_ENOTFOUND, "%s vanished from %s", file, mailbox);

@@ -116,11 +116,15 @@ struct md_deliver_opts {
  * With opts->src_name the message is not written but moved: the file
  * src_name of directory src_dir (which must be on the Maildir's file
  * system: MCRDT_EIO with EXDEV otherwise) is renamed into tmp/ and goes
- * on from there like a written one (over a file of its name left in tmp/);
- * MCRDT_EINVAL without opts->base, MCRDT_ENOTFOUND when it is not there,
- * MCRDT_ECORRUPT (and the file removed) when it is not a regular file of
- * len bytes. On an error the file may be
- * gone: the caller keeps the message's bytes elsewhere to try again.
+ * on from there like a written one (over a file of its name left in tmp/).
+ * In a batch it stays in src_dir until the commit renames it into place
+ * (one rename, not two): the caller keeps src_dir open and leaves the file
+ * alone until the batch ends, and a second delivery of that file in the
+ * batch gets MCRDT_ENOTFOUND, as if the first had taken it. MCRDT_EINVAL
+ * without opts->base, MCRDT_ENOTFOUND when it is not there, MCRDT_ECORRUPT
+ * (and the file removed) when it is not a regular file of len bytes. On
+ * an error the file may be gone: the caller keeps the message's bytes
+ * elsewhere to try again.
  */
 int md_deliver(md *md, const char *mailbox, const void *data, size_t len,
 	       const struct md_deliver_opts *opts, char **file_out);

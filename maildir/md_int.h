@@ -21,7 +21,8 @@ struct md_folder {
 
 struct md_pending {     /* a batch delivery waiting for its commit */
 	struct md_folder *f;/* cache slot; pinned while a batch runs */
-	char *tmpname;
+	int src;            /* -1: tmpname is in f->tmp; else the caller's directory */
+	char *tmpname;      /* that holds it (a file moved in: one rename, at the commit) */
 	char *final;
 	bool to_cur;
 };
@@ -72,7 +73,8 @@ struct md {
 	bool batch;
 	struct md_pending *pend;
 	size_t npend, cappend;
-	struct hmap pendix; /* pend_key of a pending delivery -> its index in pend */
+	struct hmap pendix; /* pend_key of a pending delivery, and src_key of one moved
+			     * in, -> its index in pend */
 	struct md_own_box *box;
 	size_t nbox, capbox;
 	size_t nown;    /* notes in all boxes (MD_OWN_MAX at most) */

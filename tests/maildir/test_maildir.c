@@ -1189,6 +1189,67 @@ START_TEST(a_file_moved_in_is_delivered)
 }
 END_TEST
 
+/* In a batch a file moved in stays where it is until the commit, which
+ * renames it into place: nothing in tmp/ before, readable, refiled and
+ * taken once; an abort leaves nothing in the Maildir. */
+START_TEST(a_batch_moves_a_file_in_at_its_commit)
+{
+	char src[400], p[512];
+	snprintf(src, sizeof src, "%.*s/elsewhere", (int)(strlen(root) - 8), root);
+	ck_assert_int_eq(mkdir(src, 0700), 0);
+	int dir = open(src, O_RDONLY | O_DIRECTORY);
+	ck_assert_int_ge(dir, 0);
+	snprintf(p, sizeof p, "%s/blob", src);
+	put_file(p, "Subject: moved\n\nbody\n");
+	ck_assert_int_eq(md_folder_create(m, "Other"), 0);
+	struct md_deliver_opts o = MD_DELIVER_OPTS_INIT;
+	o.base = "1700000000.M1P2Q3.peer,S=21";
+	o.flags = "S";
+	o.mtime = 1000000000;
+	o.src_dir = dir;
+	o.src_name = "blob";
+	ck_assert_int_eq(md_batch_begin(m), 0);
+	char *name = NULL;
+	ck_assert_int_eq(md_deliver(m, "INBOX", NULL, 21, &o, &name), 0);
+	ck_assert_int_eq(access(p, F_OK), 0);
+	ck_assert_int_eq(count_dir("tmp") + count_dir("cur"), 0);
+	int fd = -1;
+	ck_assert_int_eq(md_open_message(m, "INBOX", name, false, &fd, NULL), 0);
+	char buf[64] = { 0 };
+	ck_assert_int_eq(read(fd, buf, sizeof buf), 21);
+	close(fd);
+	ck_assert_str_eq(buf, "Subject: moved\n\nbody\n");
+	/* The same file again (a second message with that body): taken. */
+	o.base = "1700000001.M1P2Q3.peer,S=21";
+	ck_assert_int_eq(md_deliver(m, "INBOX", NULL, 21, &o, NULL), MCRDT_ENOTFOUND);
+	ck_assert_int_eq(access(p, F_OK), 0);
+	/* Moved to another folder before the commit: it goes there. */
+	char *moved = NULL;
+	ck_assert_int_eq(md_move(m, "INBOX", name, false, "Other", "FS", &moved), 0);
+	ck_assert_str_eq(moved, "1700000000.M1P2Q3.peer,S=21:2,FS");
+	ck_assert_int_eq(count_dir(".Other/tmp"), 0);
+	ck_assert_int_eq(md_batch_commit(m), 0);
+	ck_assert_int_ne(access(p, F_OK), 0);
+	ck_assert_int_eq(count_dir(".Other/cur"), 1);
+	ck_assert_int_eq(count_dir("cur") + count_dir("tmp") + count_dir(".Other/tmp"), 0);
+	char q[512];
+	snprintf(q, sizeof q, "%s/.Other/cur/%s", root, moved);
+	struct stat st;
+	ck_assert_int_eq(stat(q, &st), 0);
+	ck_assert_int_eq(st.st_mtime, 1000000000);
+	ck_assert_int_eq(st.st_size, 21);
+	/* Aborted: nothing shows. */
+	put_file(p, "Subject: moved\n\nbody\n");
+	ck_assert_int_eq(md_batch_begin(m), 0);
+	ck_assert_int_eq(md_deliver(m, "INBOX", NULL, 21, &o, NULL), 0);
+	md_batch_abort(m);
+	ck_assert_int_eq(count_dir("cur") + count_dir("new") + count_dir("tmp"), 0);
+	close(dir);
+	free(name);
+	free(moved);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("maildir");
@@ -1223,6 +1284,7 @@ int main(void)
 	tcase_add_test(tc, a_failed_batch_takes_back_what_it_placed);
 	tcase_add_test(tc, a_batch_syncs_each_directory_once);
 	tcase_add_test(tc, a_file_moved_in_is_delivered);
+	tcase_add_test(tc, a_batch_moves_a_file_in_at_its_commit);
 	suite_add_tcase(s, tc);
 	return run_suite(s, CK_FORK_GETENV);
 }

@@ -1895,12 +1895,39 @@ static int entries(const char *dir)
 	return n;
 }
 
+/* Bytes in replica dir's log. */
+static long long log_bytes(const char *dir)
+{
+	char *logdir = tmp_path(dir, "mcrdt/log"), p[4600];
+	DIR *d = opendir(logdir);
+	long long n = 0;
+	struct dirent *e;
+	struct stat st;
+	while (d && (e = readdir(d)) != NULL) {
+		snprintf(p, sizeof p, "%s/%s", logdir, e->d_name);
+		if (e->d_name[0] != '.' && stat(p, &st) == 0)
+			n += st.st_size;
+	}
+	if (d)
+		closedir(d);
+	free(logdir);
+	return n;
+}
+
+/* Whether a sync into replica dir (whose log held log0 bytes) is putting
+ * peers' message files in place: its journal is there and its ops are
+ * logged, or a file it writes shows up in tmp/ (files a fetch unpacked
+ * are moved in at the commit, not through tmp/). */
+static bool delivering(const char *dir, const char *tmpdir, const char *journal, long long log0)
+{
+	return entries(tmpdir) > 0 || (access(journal, F_OK) == 0 && log_bytes(dir) > log0);
+}
+
 /*
  * The deterministic form of killed_sync: `mcrdt sync` is killed the moment
- * it has begun writing peers' message files (a file shows up in tmp/),
- * i.e. after the ops are logged and before the files are in place. The
- * next open must finish the delivery; no message may be lost, on either
- * replica.
+ * it has begun putting peers' message files in place, i.e. after the ops
+ * are logged and before the files are all there. The next open must finish
+ * the delivery; no message may be lost, on either replica.
  */
 START_TEST(killed_during_delivery)
 {
@@ -1910,7 +1937,7 @@ START_TEST(killed_during_delivery)
 	char body[256];
 	int nb = 0;
 	bool caught = false;
-	char *tmpdir = tmp_path(f.dirs[0], "tmp");
+	char *tmpdir = tmp_path(f.dirs[0], "tmp"), *journal = tmp_path(f.dirs[0], "mcrdt/journal");
 	mcrdt_store_close(f.s[0]);
 	f.s[0] = NULL;
 	for (int attempt = 0; attempt < 4 && !caught; attempt++) {
@@ -1919,6 +1946,7 @@ START_TEST(killed_during_delivery)
 			add_plain(f.s[1], "INBOX", body);
 		}
 		OK(mcrdt_sync(f.s[1], f.hub, NULL, NULL));
+		long long log0 = log_bytes(f.dirs[0]);
 		pid_t pid = fork();
 		ck_assert_int_ge(pid, 0);
 		if (pid == 0) {
@@ -1932,7 +1960,7 @@ START_TEST(killed_during_delivery)
 		}
 		int st = 0;
 		for (;;) {
-			if (entries(tmpdir) > 0) {
+			if (delivering(f.dirs[0], tmpdir, journal, log0)) {
 				kill(pid, SIGKILL);
 				break;
 			}
@@ -1960,6 +1988,7 @@ START_TEST(killed_during_delivery)
 		rows_free(rows, n);
 	}
 	free(tmpdir);
+	free(journal);
 	fx_close(&f);
 }
 END_TEST
