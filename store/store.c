@@ -358,9 +358,11 @@ int mcrdt_store_open(mcrdt_store **out, const char *dir, const struct mcrdt_open
 	}
 	if (rc == 0)
 		rc = open_replica(s);
-	if (rc == 0)
-		rc = st_journal_recover(s); /* a sync cut short */
-	if (rc == 0)
+	/* A sync cut short is finished here; one that cannot be yet (a full
+	 * disk) leaves the store open for reads, as on a handle open before:
+	 * each change tries it again first, and fails with its cause. */
+	bool finished = rc == 0 && st_journal_recover(s) == 0;
+	if (rc == 0 && finished)
 		rc = ensure_inbox(s);
 	if (rc == 0 && fresh)
 		rc = st_scan(s, NULL); /* adopt what the Maildir already holds */

@@ -77,6 +77,9 @@ struct mcrdt_open_opts {
  * damaged or newer log or snapshot, with nothing touched (see mcrdt_fsck);
  * MCRDT_ELOCKED when another process holds the lock past the timeout or
  * is repairing the store; MCRDT_EIO; MCRDT_EINVAL for a bad option.
+ * A sync cut short (a crash, a full disk) is finished here. One that
+ * cannot be finished yet does not fail the open: reads work, and every
+ * change tries it again first and fails with its cause until it can.
  */
 MCRDT_EXTERN(int) mcrdt_store_open(mcrdt_store **out, const char *dir, const struct mcrdt_open_opts *opts);
 

@@ -2080,7 +2080,8 @@ int __wrap_syncfs(int fd)
 /*
  * A sync's apply fails after its ops were logged (the Maildir's data sync
  * fails), and the same handle then expunges the message that apply was
- * to deliver. The journal must be carried out before the expunge, not at
+ * to deliver. Until the journal can be carried out, every handle, one
+ * opened since included, reads and refuses changes. The journal must be carried out before the expunge, not at
  * the next open after it: otherwise its file arrives after the expunge,
  * and the next scan imports it as a new message on every replica.
  */
@@ -2100,6 +2101,15 @@ START_TEST(failed_apply_finishes_before_the_next_change)
 	snprintf(set, sizeof set, "%u", uid);
 	ck_assert_int_ne(mcrdt_expunge(mb, set, MCRDT_EXPUNGE_ANY, NULL, NULL), 0);
 	mcrdt_mailbox_close(mb);
+	/* So on a handle opened meanwhile (a server restarted): it opens. */
+	mcrdt_store *later = NULL;
+	OK(mcrdt_store_open(&later, f.dirs[0], NULL));
+	OK(mcrdt_mailbox_status(later, "INBOX", &st));
+	ck_assert_uint_eq(st.messages, 1);
+	mb = sel(later, "INBOX");
+	ck_assert_int_ne(mcrdt_expunge(mb, set, MCRDT_EXPUNGE_ANY, NULL, NULL), 0);
+	mcrdt_mailbox_close(mb);
+	mcrdt_store_close(later);
 	fail_syncfs = 0;
 	expunge_uid(f.s[0], "INBOX", uid);
 	reopen_converged(&f, m, 0, "has the expunged message back");
