@@ -5,7 +5,8 @@
  * The order is the one every careful Maildir writer keeps: create in tmp/
  * with O_EXCL, check every write, make the data durable, rename into new/
  * or cur/ without replacing anything, then make the rename durable by
- * syncing the directory.
+ * syncing the directory. (A complete file moved in by a batch skips tmp/:
+ * the commit makes it durable and renames it from where it is.)
  */
 #define _GNU_SOURCE
 #include "maildir/md_int.h"
@@ -224,6 +225,18 @@ static int pend_refile(md *m, struct md_pending *p, struct md_folder *t, const c
 	return 0;
 }
 
+/* Whether a rename from directory a to directory b can work: one mount
+ * (one file system seen through two bind mounts is not). */
+static bool same_mount(int a, int b)
+{
+	struct statx x, y;
+	if (statx(a, "", AT_EMPTY_PATH, STATX_MNT_ID, &x) == 0 && statx(b, "", AT_EMPTY_PATH, STATX_MNT_ID, &y) == 0 &&
+	    (x.stx_mask & y.stx_mask & STATX_MNT_ID))
+		return x.stx_mnt_id == y.stx_mnt_id;
+	struct stat s, t; /* (a kernel before 5.8) */
+	return fstat(a, &s) == 0 && fstat(b, &t) == 0 && s.st_dev == t.st_dev;
+}
+
 /* A file moved in during a batch stays where it is, checked and dated,
  * until the commit renames it into place: one rename, where going through
  * tmp/ took two. */
@@ -233,13 +246,12 @@ static int move_in_later(md *m, struct md_folder *f, const char *mailbox, size_t
 	const char *name = opts->src_name;
 	if (pend_find_src(m, opts->src_dir, name))
 		return err_set(MCRDT_ENOTFOUND, "cannot move %s into %s: this batch moves it in already", name, mailbox);
-	struct stat st, root;
+	struct stat st;
 	if (fstatat(opts->src_dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 		return errno == ENOENT ? err_set(MCRDT_ENOTFOUND, "cannot move %s into %s: gone", name, mailbox)
 				       : io_error(errno, "cannot stat", name);
-	if (fstat(m->rootfd, &root) != 0)
-		return io_error(errno, "cannot stat", m->root);
-	if (st.st_dev != root.st_dev)
+	/* (Refused now, not at the commit: the caller can write it instead.) */
+	if (!same_mount(opts->src_dir, opts->flags ? f->cur : f->new))
 		return io_error(EXDEV, "cannot move in", name);
 	int rc = 0;
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != len)

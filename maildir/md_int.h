@@ -21,8 +21,9 @@ struct md_folder {
 
 struct md_pending {     /* a batch delivery waiting for its commit */
 	struct md_folder *f;/* cache slot; pinned while a batch runs */
-	int src;            /* -1: tmpname is in f->tmp; else the caller's directory */
-	char *tmpname;      /* that holds it (a file moved in: one rename, at the commit) */
+	int src;            /* where tmpname is: -1 for f->tmp, else (a file moved in)
+			     * the caller's directory, until the commit's rename */
+	char *tmpname;
 	char *final;
 	bool to_cur;
 };

@@ -17,9 +17,10 @@
  *      and removes the journal.
  * Until the log write nothing on disk has changed: an error leaves the
  * replica as it was (the model is reloaded). A crash after it leaves the
- * journal, which the next open or scan carries out (every step can be
- * repeated) before anything reads the Maildir; a journal whose ops never
- * reached the log is dropped.
+ * journal, which the next open or change carries out (every step can be
+ * repeated) before anything else changes the store or scans the Maildir
+ * (reads go on meanwhile); a journal whose ops never reached the log is
+ * dropped.
  */
 #define _GNU_SOURCE
 #include "store/store_int.h"

@@ -364,7 +364,7 @@ int mcrdt_store_open(mcrdt_store **out, const char *dir, const struct mcrdt_open
 	bool finished = rc == 0 && st_journal_recover(s) == 0;
 	if (rc == 0 && finished)
 		rc = ensure_inbox(s);
-	if (rc == 0 && fresh)
+	if (rc == 0 && fresh && finished)
 		rc = st_scan(s, NULL); /* adopt what the Maildir already holds */
 	if (s->md)
 		md_own_settle(s->md, rc == 0);

@@ -2080,10 +2080,11 @@ int __wrap_syncfs(int fd)
 /*
  * A sync's apply fails after its ops were logged (the Maildir's data sync
  * fails), and the same handle then expunges the message that apply was
- * to deliver. Until the journal can be carried out, every handle, one
- * opened since included, reads and refuses changes. The journal must be carried out before the expunge, not at
+ * to deliver. The journal must be carried out before the expunge, not at
  * the next open after it: otherwise its file arrives after the expunge,
- * and the next scan imports it as a new message on every replica.
+ * and the next scan imports it as a new message on every replica. Until
+ * it can be, every handle, one opened since included, reads and refuses
+ * changes.
  */
 START_TEST(failed_apply_finishes_before_the_next_change)
 {
