@@ -225,6 +225,7 @@ struct md_scan_state {
 	int64_t scanned_at;  /* seconds */
 	bool valid;
 	unsigned rescans;    /* folders actually re-read (for tests, benches) */
+	unsigned dirs_read;  /* of their new/ and cur/, those read (the same) */
 	unsigned version;    /* moves whenever last changes (a re-read, a fold) */
 	uint8_t *packed;     /* last, not read in yet (md_scan_state_adopt) */
 	size_t packed_at, packed_end;

@@ -264,6 +264,24 @@ static int sort_listing(struct md_listing *l)
 	return 0;
 }
 
+/* Sorts l and drops the second sighting of each message (cmp_entry puts
+ * the one to keep first). */
+static int finish_listing(struct md_listing *l)
+{
+	int rc = l->n ? sort_listing(l) : 0;
+	size_t k = 0;
+	for (size_t i = 0; rc == 0 && i < l->n; i++) {
+		if (k && cmp_base(&l->e[k - 1], &l->e[i]) == 0) {
+			free(l->e[i].file); /* the same message seen again */
+			continue;
+		}
+		l->e[k++] = l->e[i];
+	}
+	if (rc == 0)
+		l->n = k;
+	return rc;
+}
+
 static int list_folder(md *m, const char *mailbox, bool full, struct md_listing *out)
 {
 	struct md_folder *f;
@@ -301,23 +319,57 @@ static int list_folder(md *m, const char *mailbox, bool full, struct md_listing 
 			break;
 		}
 	}
-	if (rc == 0 && l.n)
-		rc = sort_listing(&l);
+	if (rc == 0)
+		rc = finish_listing(&l);
 	if (rc < 0) {
 		md_listing_free(&l);
 		return rc;
 	}
-	size_t k = 0;
-	for (size_t i = 0; i < l.n; i++) {
-		if (k && cmp_base(&l.e[k - 1], &l.e[i]) == 0) {
-			free(l.e[i].file); /* the same message seen again */
-			continue;
-		}
-		l.e[k++] = l.e[i];
-	}
-	l.n = k;
 	*out = l;
 	return 0;
+}
+
+/*
+ * Into *out, when only one of f's directories moved since st's listing
+ * (nm, cm: their mtimes now), that one read and the other's entries taken
+ * from st: the other stands as listed if its mtime is the one recorded and
+ * its last change came in a second before the listing began (as for the
+ * whole folder in md_scan). A delivery into new/ then costs a read of new/,
+ * not of a cur/ of 100,000 files. 1 (nothing in *out) when both moved, or
+ * anything moved while new/ or cur/ was read: the caller reads both.
+ */
+static int list_moved_dir(struct md_folder *f, const char *mailbox, struct md_scan_state *st, int64_t nm,
+			  int64_t cm, struct md_listing *out)
+{
+	bool new_same = nm == st->new_mtime_ns && nm / 1000000000 < st->scanned_at;
+	bool cur_same = cm == st->cur_mtime_ns && cm / 1000000000 < st->scanned_at;
+	if (!st->valid || new_same == cur_same || md_scan_state_ready(st) != 0)
+		return 1;
+	bool in_new = !new_same; /* the directory to read */
+	struct md_listing l = { 0 };
+	int64_t n1 = 0, c1 = 0;
+	int rc = read_dir(in_new ? f->new : f->cur, in_new, 0, false, mailbox, &l);
+	if (rc == 0 && (rc = dir_mtime(f->new, mailbox, &n1)) == 0 && (rc = dir_mtime(f->cur, mailbox, &c1)) == 0 &&
+	    (n1 != nm || c1 != cm))
+		rc = 1;
+	for (size_t i = 0; rc == 0 && i < st->last.n; i++) {
+		struct md_entry e = st->last.e[i];
+		if (e.in_new == in_new)
+			continue;
+		e.pass = 0; /* (one pass with the directory read) */
+		if (!(e.file = strdup(e.file)))
+			rc = err_set(MCRDT_ENOMEM, "out of memory listing a folder");
+		else if ((rc = push(&l, &e)))
+			free(e.file);
+	}
+	if (rc == 0)
+		rc = finish_listing(&l);
+	if (rc)
+		md_listing_free(&l);
+	else
+		*out = l;
+	st->dirs_read++;
+	return rc;
 }
 
 int md_list(md *m, const char *mailbox, struct md_listing *out)
@@ -673,7 +725,10 @@ int md_scan(md *m, const char *mailbox, struct md_scan_state *st, struct md_chan
 		return 0;
 	int64_t started = scan_clock(f);
 	struct md_listing now;
-	if ((rc = list_folder(m, mailbox, false, &now)))
+	if ((rc = list_moved_dir(f, mailbox, st, nm, cm, &now)) == 1 &&
+	    (rc = list_folder(m, mailbox, false, &now)) == 0)
+		st->dirs_read += 2;
+	if (rc)
 		return rc;
 	int moved = 0;
 	if (out && (moved = md_scan_state_ready(st)) == 0)

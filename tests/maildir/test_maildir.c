@@ -1121,6 +1121,71 @@ START_TEST(a_batch_syncs_each_directory_once)
 }
 END_TEST
 
+/* Only new/ moved since the last scan (an MTA's delivery): new/ is read,
+ * and cur/'s entries come from the listing; only cur/ moved (a reader's
+ * flags): cur/ alone. Both are read when both moved, or when cur/'s
+ * mtime is not before the second the listing began (a later change in
+ * that second might not have moved it). */
+START_TEST(a_scan_reads_only_the_directory_that_moved)
+{
+	char *a = deliver("INBOX", "a", "S"), *b = deliver("INBOX", "b", "S");
+	struct md_scan_state st = { 0 };
+	struct md_changes ch = { 0 };
+	age_dir("new", time(NULL) - 10);
+	age_dir("cur", time(NULL) - 10);
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+	ck_assert_uint_eq(count_kind(&ch, MD_ADDED), 2);
+	md_changes_free(&ch);
+	unsigned reads = st.dirs_read;
+	char p[512], q[512];
+	snprintf(p, sizeof p, "%s/new/1.M1P1.mta", root);
+	put_file(p, "Subject: d\n");
+	age_dir("new", time(NULL) - 5);
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+	ck_assert_uint_eq(st.dirs_read, reads + 1);
+	ck_assert_uint_eq(ch.n, 1);
+	ck_assert_uint_eq(count_kind(&ch, MD_ADDED), 1);
+	ck_assert_uint_eq(st.last.n, 3);
+	md_changes_free(&ch);
+	path_of(p, sizeof p, "cur", b);
+	snprintf(q, sizeof q, "%s/cur/%.*s:2,FS", root, (int)(strchr(b, ':') - b), b);
+	ck_assert_int_eq(rename(p, q), 0);
+	age_dir("cur", time(NULL) - 3);
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+	ck_assert_uint_eq(st.dirs_read, reads + 2);
+	ck_assert_uint_eq(ch.n, 1);
+	ck_assert_uint_eq(count_kind(&ch, MD_FLAGS_CHANGED), 1);
+	ck_assert_uint_eq(st.last.n, 3);
+	md_changes_free(&ch);
+	/* Both moved: both read. */
+	snprintf(p, sizeof p, "%s/new/2.M1P1.mta", root);
+	put_file(p, "Subject: e\n");
+	path_of(p, sizeof p, "cur", a);
+	ck_assert_int_eq(unlink(p), 0);
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+	ck_assert_uint_eq(st.dirs_read, reads + 4);
+	ck_assert_uint_eq(count_kind(&ch, MD_ADDED), 1);
+	ck_assert_uint_eq(count_kind(&ch, MD_VANISHED), 1);
+	md_changes_free(&ch);
+	/* cur/'s mtime not before the listing's second: not vouched for. */
+	age_dir("new", time(NULL) - 20);
+	age_dir("cur", time(NULL) + 100);
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+	ck_assert_uint_eq(ch.n, 0);
+	snprintf(p, sizeof p, "%s/new/3.M1P1.mta", root);
+	put_file(p, "Subject: f\n");
+	reads = st.dirs_read;
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
+	ck_assert_uint_eq(st.dirs_read, reads + 2);
+	ck_assert_uint_eq(count_kind(&ch, MD_ADDED), 1);
+	ck_assert_uint_eq(st.last.n, 4);
+	md_changes_free(&ch);
+	md_scan_state_free(&st);
+	free(a);
+	free(b);
+}
+END_TEST
+
 /* A complete file moved in is delivered as if written: its base name, its
  * flags, its date; one that is not the size given is refused and removed. */
 START_TEST(a_file_moved_in_is_delivered)
@@ -1284,6 +1349,7 @@ int main(void)
 	tcase_add_test(tc, a_failed_batch_takes_back_what_it_placed);
 	tcase_add_test(tc, a_batch_syncs_each_directory_once);
 	tcase_add_test(tc, a_file_moved_in_is_delivered);
+	tcase_add_test(tc, a_scan_reads_only_the_directory_that_moved);
 	tcase_add_test(tc, a_batch_moves_a_file_in_at_its_commit);
 	suite_add_tcase(s, tc);
 	return run_suite(s, CK_FORK_GETENV);
