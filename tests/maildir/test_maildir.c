@@ -1148,7 +1148,7 @@ START_TEST(a_scan_reads_only_the_directory_that_moved)
 	ck_assert_uint_eq(st.last.n, 3);
 	md_changes_free(&ch);
 	path_of(p, sizeof p, "cur", b);
-	snprintf(q, sizeof q, "%s/cur/%.*s:2,FS", root, (int)(strchr(b, ':') - b), b);
+	snprintf(q, sizeof q, "%s/cur/%.*s:2,FS", root, (int)strcspn(b, ":"), b);
 	ck_assert_int_eq(rename(p, q), 0);
 	age_dir("cur", time(NULL) - 3);
 	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
