@@ -222,7 +222,7 @@ void md_changes_free(struct md_changes *c);
 struct md_scan_state {
 	struct md_listing last;
 	int64_t new_mtime_ns, cur_mtime_ns;
-	int64_t scanned_at;  /* seconds */
+	int64_t scanned_at_ns; /* when the listing began (on the mtimes' clock), or 0 */
 	bool valid;
 	unsigned rescans;    /* folders actually re-read (for tests, benches) */
 	unsigned dirs_read;  /* of their new/ and cur/, those read (the same) */
@@ -286,6 +286,12 @@ size_t md_own_mailboxes(md *md, const char **out, size_t max);
  * caller about to keep st for a later handle, or to look a file up in it
  * (after md_scan_state_ready). */
 int md_scan_fold(md *md, const char *mailbox, struct md_scan_state *st);
+/* md_scan_fold, then, when mailbox's watch (armed at the second scan) has
+ * seen nothing but this handle's changes since st's listing, st takes the
+ * directories' mtimes as they are now: the next handle need not read a
+ * folder that only this one changed. For a caller about to keep st for a
+ * later handle. */
+int md_scan_refresh(md *md, const char *mailbox, struct md_scan_state *st);
 /* Takes the entries of st->last marked in drop (one flag per entry) out
  * of the listing: the next scan reads the folder and reports those files
  * again (a file skipped as not yet a message may get its content without

@@ -135,6 +135,10 @@ struct md_watch *md_watch_find(md *md, const char *mailbox);
  * inotify is not to be had: the mtimes decide then). NULL when out of
  * memory. */
 struct md_watch *md_watch_add(md *md, struct md_folder *f, const char *mailbox);
+/* Whether the file system of fd stamps mtimes to the nanosecond from the
+ * local clock (ext4, XFS, Btrfs, tmpfs, F2FS): a change after that clock
+ * moved past a directory's mtime cannot leave the mtime as it was. */
+bool md_fine_mtimes(int fd);
 /* Reads the events queued: each one that no own change explains marks
  * its folder dirty (all of them when the queue overflowed). */
 void md_watch_drain(md *md);

@@ -330,19 +330,35 @@ static int list_folder(md *m, const char *mailbox, bool full, struct md_listing 
 }
 
 /*
+ * Whether a directory whose mtime is t (ns) is still as a listing begun
+ * at `at` (ns, on the clock that stamps t) saw it, so long as t stays:
+ * whether every change since the listing began moved it. Where mtimes are
+ * the local clock's nanoseconds (fine), at past t says so: a change after
+ * the clock moved on gets a later stamp. Elsewhere (whole seconds: ext3,
+ * small ext4 inodes, a server's clock) only a t in a second before at's,
+ * since a change later in t's second might have left it as it was.
+ */
+static bool stands(int64_t t, int64_t at, bool fine)
+{
+	if (at <= 0)
+		return false;
+	return fine && t % 1000000000 ? t < at : t / 1000000000 < at / 1000000000;
+}
+
+/*
  * Into *out, when only one of f's directories moved since st's listing
  * (nm, cm: their mtimes now), that one read and the other's entries taken
- * from st: the other stands as listed if its mtime is the one recorded and
- * its last change came in a second before the listing began (as for the
- * whole folder in md_scan). A delivery into new/ then costs a read of new/,
- * not of a cur/ of 100,000 files. 1 (nothing in *out) when both moved, or
- * anything moved while new/ or cur/ was read: the caller reads both.
+ * from st: the other stands as listed if its mtime is the one recorded (see
+ * stands(), as for the whole folder in md_scan). A delivery into new/ then
+ * costs a read of new/, not of a cur/ of 100,000 files. 1 (nothing in
+ * *out) when both moved, or anything moved while new/ or cur/ was read:
+ * the caller reads both.
  */
 static int list_moved_dir(struct md_folder *f, const char *mailbox, struct md_scan_state *st, int64_t nm,
-			  int64_t cm, struct md_listing *out)
+			  int64_t cm, bool fine, struct md_listing *out)
 {
-	bool new_same = nm == st->new_mtime_ns && nm / 1000000000 < st->scanned_at;
-	bool cur_same = cm == st->cur_mtime_ns && cm / 1000000000 < st->scanned_at;
+	bool new_same = nm == st->new_mtime_ns && stands(nm, st->scanned_at_ns, fine);
+	bool cur_same = cm == st->cur_mtime_ns && stands(cm, st->scanned_at_ns, fine);
 	if (!st->valid || new_same == cur_same || md_scan_state_ready(st) != 0)
 		return 1;
 	bool in_new = !new_same; /* the directory to read */
@@ -657,7 +673,7 @@ void md_scan_unsee(struct md_scan_state *st, const bool *drop)
 	if (w == st->last.n)
 		return;
 	st->last.n = w;
-	st->scanned_at = 0; /* (read again even if the directories did not move) */
+	st->scanned_at_ns = 0; /* (read again even if the directories did not move) */
 	st->version++;
 }
 
@@ -673,24 +689,26 @@ int md_entry_cmp(const struct md_entry *a, const struct md_entry *b)
 }
 
 /*
- * The second a listing of f starts, on the clock that stamps f's mtimes:
- * the local one, or on a shared file system the server's, read off a file
- * made in tmp/ for the purpose under a delivery's unique name (the next
- * scan compares the mtimes with it, and a client clock ahead of the
- * server's would make a change later in the listing's second look older).
- * 0 when that file cannot be made: the next scan reads the folder again.
+ * When a listing of f starts (ns), on the clock that stamps f's mtimes:
+ * the local one as it stamps them (the coarse clock), or on a shared file
+ * system the server's, read off a file made in tmp/ for the purpose under
+ * a delivery's unique name (the next scan compares the mtimes with it, and
+ * a client clock ahead of the server's would make a change later in the
+ * listing's second look older). 0 when that file cannot be made: the next
+ * scan reads the folder again.
  */
 static int64_t scan_clock(struct md_folder *f)
 {
+	struct timespec ts;
 	if (!md_shared_fs(f->cur))
-		return (int64_t)time(NULL);
+		return clock_gettime(CLOCK_REALTIME_COARSE, &ts) == 0 ? (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec : 0;
 	char name[NAME_MAX + 1];
 	struct stat sb;
 	int fd = md_unique_name(name, sizeof name, 0) ? -1
 		 : openat(f->tmp, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return 0;
-	int64_t t = fstat(fd, &sb) == 0 ? (int64_t)sb.st_mtim.tv_sec : 0;
+	int64_t t = fstat(fd, &sb) == 0 ? mtime_ns(&sb) : 0;
 	close(fd);
 	unlinkat(f->tmp, name, 0); /* (a leftover goes with tmp/'s old files) */
 	return t;
@@ -716,16 +734,16 @@ int md_scan(md *m, const char *mailbox, struct md_scan_state *st, struct md_chan
 		return rc;
 	if (w)
 		w->dirty = false; /* what happens from here on shows at the next scan */
-	int64_t newest = (nm > cm ? nm : cm) / 1000000000;
-	/* Unchanged, and the last scan began after the second of the last change
-	 * (a change later in that same second might not have moved the mtime);
-	 * not for a folder whose watch saw something (a file written in place
-	 * moves no mtime). */
-	if (fresh && st->valid && nm == st->new_mtime_ns && cm == st->cur_mtime_ns && newest < st->scanned_at)
+	/* Unchanged since a listing no change since could have escaped (see
+	 * stands()); not for a folder whose watch saw something (a file written
+	 * in place moves no mtime). */
+	bool fine = md_fine_mtimes(f->cur);
+	if (fresh && st->valid && nm == st->new_mtime_ns && cm == st->cur_mtime_ns &&
+	    stands(nm, st->scanned_at_ns, fine) && stands(cm, st->scanned_at_ns, fine))
 		return 0;
 	int64_t started = scan_clock(f);
 	struct md_listing now;
-	if ((rc = list_moved_dir(f, mailbox, st, nm, cm, &now)) == 1 &&
+	if ((rc = list_moved_dir(f, mailbox, st, nm, cm, fine, &now)) == 1 &&
 	    (rc = list_folder(m, mailbox, false, &now)) == 0)
 		st->dirs_read += 2;
 	if (rc)
@@ -744,9 +762,38 @@ int md_scan(md *m, const char *mailbox, struct md_scan_state *st, struct md_chan
 	st->new_mtime_ns = nm;
 	st->cur_mtime_ns = cm;
 	/* A file that moved while we looked: the next scan reads again. */
-	st->scanned_at = moved ? 0 : started;
+	st->scanned_at_ns = moved ? 0 : started;
 	st->valid = true;
 	st->rescans++;
+	st->version++;
+	return 0;
+}
+
+int md_scan_refresh(md *m, const char *mailbox, struct md_scan_state *st)
+{
+	int rc = md_scan_fold(m, mailbox, st);
+	struct md_watch *w = md_watch_find(m, mailbox);
+	struct md_folder *f;
+	int64_t nm = 0, cm = 0;
+	if (rc || !st->valid || !st->scanned_at_ns || !md_watch_armed(w) || w->dirty ||
+	    md_folder_open(m, mailbox, &f) != 0 || dir_mtime(f->new, mailbox, &nm) != 0 ||
+	    dir_mtime(f->cur, mailbox, &cm) != 0)
+		return rc; /* (the listing stays as it was: the next handle compares) */
+	bool fine = md_fine_mtimes(f->cur);
+	if (nm == st->new_mtime_ns && cm == st->cur_mtime_ns && stands(nm, st->scanned_at_ns, fine) &&
+	    stands(cm, st->scanned_at_ns, fine))
+		return 0; /* as good as it gets */
+	/* The mtimes, then the clock, then the events up to that moment: a
+	 * change after it moves an mtime (or, in the mtime's own second or
+	 * stamp, fails stands() for the next handle). */
+	int64_t at = scan_clock(f);
+	md_watch_drain(m);
+	w = md_watch_find(m, mailbox);
+	if (!at || !md_watch_armed(w) || w->dirty)
+		return 0;
+	st->new_mtime_ns = nm;
+	st->cur_mtime_ns = cm;
+	st->scanned_at_ns = at;
 	st->version++;
 	return 0;
 }

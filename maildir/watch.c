@@ -106,6 +106,24 @@ bool md_shared_fs(int fd)
 	return false;
 }
 
+bool md_fine_mtimes(int fd)
+{
+	static const uint32_t types[] = {
+		0xef53,     /* ext2/3/4 (seconds only with small inodes: see stands() in scan.c) */
+		0x58465342, /* XFS */
+		0x9123683e, /* Btrfs */
+		0x01021994, /* tmpfs */
+		0xf2f52010, /* F2FS */
+	};
+	struct statfs sf;
+	if (md_test_shared_fs || fstatfs(fd, &sf) != 0)
+		return false;
+	for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+		if ((uint32_t)sf.f_type == types[i])
+			return true;
+	return false;
+}
+
 struct md_watch *md_watch_add(md *m, struct md_folder *f, const char *mailbox)
 {
 	struct md_watch *w = md_watch_find(m, mailbox);

@@ -64,7 +64,9 @@ const struct md_scan_state *st_scan_state(mcrdt_store *s, const char *mailbox)
 
 /*
  * At close, each folder's last listing, with this handle's own changes
- * folded in, goes to mcrdt/scan-<hash of the mailbox name>; the next
+ * folded in (and the directories' mtimes as they are then, when the
+ * folder's watch saw nothing else happen), goes to
+ * mcrdt/scan-<hash of the mailbox name>; the next
  * handle's first scan of the folder starts from it instead of comparing
  * every file with the model. So a file unchanged since is not looked at
  * again, and a folder whose directories have not changed is not even read.
@@ -79,7 +81,7 @@ const struct md_scan_state *st_scan_state(mcrdt_store *s, const char *mailbox)
  * model anyway. What the listing vouches for is only that the files in it
  * are known to a model that still holds every op it held.
  */
-#define SCAN_MAGIC "mcrdt-scan 2\n"
+#define SCAN_MAGIC "mcrdt-scan 3\n" /* 3: when the listing began, in nanoseconds */
 #define SCAN_FILE_MAX (UINT64_C(1) << 30)
 
 static void scan_file(const char *mailbox, char out[32])
@@ -109,7 +111,7 @@ static void scan_save(mcrdt_store *s, const char *mailbox, const struct md_scan_
 	crdt_vv_free(&vv);
 	vput(&b, (uint64_t)st->new_mtime_ns);
 	vput(&b, (uint64_t)st->cur_mtime_ns);
-	vput(&b, (uint64_t)st->scanned_at);
+	vput(&b, (uint64_t)st->scanned_at_ns);
 	vput_bytes(&b, mailbox, strlen(mailbox));
 	md_listing_pack(&st->last, &b);
 	char name[32];
@@ -155,7 +157,7 @@ static void scan_load(mcrdt_store *s, const char *mailbox, struct md_scan_state 
 		return;
 	st->new_mtime_ns = nm;
 	st->cur_mtime_ns = cm;
-	st->scanned_at = at;
+	st->scanned_at_ns = at;
 	st->valid = true;
 }
 
@@ -192,7 +194,7 @@ void st_scans_save(mcrdt_store *s)
 	}
 	for (size_t i = 0; i < s->nscans; i++) {
 		struct st_scan *e = &s->scans[i];
-		if (e->st.valid && md_scan_fold(s->md, e->mailbox, &e->st) == 0 && e->st.valid &&
+		if (e->st.valid && md_scan_refresh(s->md, e->mailbox, &e->st) == 0 && e->st.valid &&
 		    e->st.version != e->saved)
 			scan_save(s, e->mailbox, &e->st);
 	}

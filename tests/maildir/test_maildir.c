@@ -445,7 +445,7 @@ static bool adopt_copy(const struct md_scan_state *st, struct md_scan_state *st2
 	memset(st2, 0, sizeof *st2);
 	st2->new_mtime_ns = st->new_mtime_ns;
 	st2->cur_mtime_ns = st->cur_mtime_ns;
-	st2->scanned_at = st->scanned_at;
+	st2->scanned_at_ns = st->scanned_at_ns;
 	uint8_t *buf = malloc(len + 3);
 	memcpy(buf, "hdr", 3); /* (the caller's own header before it) */
 	memcpy(buf + 3, bytes, len);
@@ -647,6 +647,84 @@ START_TEST(a_watched_folder_is_read_only_after_news)
 }
 END_TEST
 
+/* The directories' mtimes now, into st's fields' form. */
+static void dir_mtimes(int64_t *nm, int64_t *cm)
+{
+	struct stat a, b;
+	char p[512];
+	snprintf(p, sizeof p, "%s/new", root);
+	ck_assert_int_eq(stat(p, &a), 0);
+	snprintf(p, sizeof p, "%s/cur", root);
+	ck_assert_int_eq(stat(p, &b), 0);
+	*nm = (int64_t)a.st_mtim.tv_sec * 1000000000 + a.st_mtim.tv_nsec;
+	*cm = (int64_t)b.st_mtim.tv_sec * 1000000000 + b.st_mtim.tv_nsec;
+}
+
+/* A watched folder that only this handle changed is vouched for as it is
+ * at the end (md_scan_refresh): the next handle does not read it. Not when
+ * another program changed it meanwhile, nor after: those are read. */
+START_TEST(a_watched_folder_is_vouched_for_at_the_end)
+{
+	char *a = deliver("INBOX", "a", "S");
+	struct md_scan_state st = { 0 };
+	struct md_changes ch = { 0 };
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, NULL), 0);
+	ck_assert_int_eq(md_scan(m, "INBOX", &st, NULL), 0);
+	if (!md_watch_armed(md_watch_find(m, "INBOX"))) {
+		fprintf(stderr, "a_watched_folder_is_vouched_for_at_the_end: skipped (no inotify)\n");
+		md_scan_state_free(&st);
+		free(a);
+		return;
+	}
+	int64_t nm, cm;
+	char *a2 = NULL;
+	ck_assert_int_eq(md_set_flags(m, "INBOX", a, false, "FS", &a2), 0);
+	free(deliver("INBOX", "b", NULL));
+	md_own_settle(m, true);
+	nanosleep(&(struct timespec){ 0, 20000000 }, NULL); /* (the clock past the changes' stamps) */
+	ck_assert_int_eq(md_scan_refresh(m, "INBOX", &st), 0);
+	dir_mtimes(&nm, &cm);
+	ck_assert_int_eq(st.new_mtime_ns, nm);
+	ck_assert_int_eq(st.cur_mtime_ns, cm);
+	ck_assert_uint_eq(st.last.n, 2);
+	/* The next handle. */
+	md *m2;
+	ck_assert_int_eq(md_open(&m2, root, 0), 0);
+	struct md_folder *f;
+	ck_assert_int_eq(md_folder_open(m2, "INBOX", &f), 0);
+	unsigned reads = st.dirs_read;
+	ck_assert_int_eq(md_scan(m2, "INBOX", &st, &ch), 0);
+	ck_assert_uint_eq(ch.n, 0);
+	if (md_fine_mtimes(f->cur))
+		ck_assert_uint_eq(st.dirs_read, reads);
+	md_close(m2);
+	/* Another program's file before the end: not vouched for. */
+	char p[512];
+	snprintf(p, sizeof p, "%s/new/1.M1P1.mta", root);
+	put_file(p, "Subject: d\n");
+	free(deliver("INBOX", "c", NULL));
+	md_own_settle(m, true);
+	nanosleep(&(struct timespec){ 0, 20000000 }, NULL);
+	ck_assert_int_eq(md_scan_refresh(m, "INBOX", &st), 0);
+	ck_assert_int_ne(st.new_mtime_ns, (dir_mtimes(&nm, &cm), nm));
+	ck_assert_int_eq(md_open(&m2, root, 0), 0);
+	ck_assert_int_eq(md_scan(m2, "INBOX", &st, &ch), 0);
+	ck_assert_uint_eq(count_kind(&ch, MD_ADDED), 1); /* (c is in the listing: m's own) */
+	ck_assert_uint_eq(st.last.n, 4);
+	md_changes_free(&ch);
+	/* After the end: read, like any change. */
+	snprintf(p, sizeof p, "%s/new/2.M1P1.mta", root);
+	put_file(p, "Subject: e\n");
+	ck_assert_int_eq(md_scan(m2, "INBOX", &st, &ch), 0);
+	ck_assert_uint_eq(count_kind(&ch, MD_ADDED), 1);
+	md_changes_free(&ch);
+	md_close(m2);
+	md_scan_state_free(&st);
+	free(a);
+	free(a2);
+}
+END_TEST
+
 /* Under inotify, another program's change to a file of ours is news even
  * though its name is one our own notes name: removing a file we delivered,
  * undoing our flag rename, a file coming back under a name we removed. */
@@ -842,7 +920,7 @@ START_TEST(scan_trusts_no_mtime_from_its_own_second)
 	ck_assert_int_eq(rename(from, to), 0);
 	age_dir("new", now);
 	age_dir("cur", now);
-	if (time(NULL) == now || st.scanned_at <= now) {
+	if (time(NULL) == now || st.scanned_at_ns / 1000000000 <= now) {
 		ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
 		ck_assert_uint_eq(count_kind(&ch, MD_FLAGS_CHANGED), 1);
 	}
@@ -1336,6 +1414,7 @@ int main(void)
 	tcase_add_test(tc, scan_leaves_out_settled_own_changes);
 	tcase_add_test(tc, listing_sorts_names_alike);
 	tcase_add_test(tc, a_watched_folder_is_read_only_after_news);
+	tcase_add_test(tc, a_watched_folder_is_vouched_for_at_the_end);
 	tcase_add_test(tc, a_watch_tells_ours_from_a_change_to_it);
 	tcase_add_test(tc, no_watch_on_a_shared_file_system);
 	tcase_add_test(tc, a_folder_made_again_is_read_again);
