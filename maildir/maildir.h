@@ -286,12 +286,10 @@ size_t md_own_mailboxes(md *md, const char **out, size_t max);
  * caller about to keep st for a later handle, or to look a file up in it
  * (after md_scan_state_ready). */
 int md_scan_fold(md *md, const char *mailbox, struct md_scan_state *st);
-/* md_scan_fold, then, when mailbox's watch (armed at the second scan) has
- * seen nothing but this handle's changes since st's listing, st takes the
- * directories' mtimes as they are now: the next handle need not read a
- * folder that only this one changed. For a caller about to keep st for a
- * later handle. */
-int md_scan_refresh(md *md, const char *mailbox, struct md_scan_state *st);
+/* The next scan of mailbox reads its folder, whatever its watch saw: for
+ * a caller that drops the state it scanned into and goes on from an older
+ * one (whose listing lacks what the watch has been vouching for since). */
+void md_scan_forget(md *md, const char *mailbox);
 /* Takes the entries of st->last marked in drop (one flag per entry) out
  * of the listing: the next scan reads the folder and reports those files
  * again (a file skipped as not yet a message may get its content without

@@ -59,6 +59,8 @@ struct md_watch {
 #define MD_WD_PENDING (-1)  /* scanned once: armed at the next scan */
 #define MD_WD_NONE (-2)     /* could not be armed: the mtimes decide */
 	bool dirty;     /* something not ours happened since its last listing */
+	dev_t dev;      /* new/'s and cur/'s, as armed: a folder replaced while */
+	ino_t ino_new, ino_cur; /* out of the folder cache is another one */
 };
 static inline bool md_watch_armed(const struct md_watch *w)
 {

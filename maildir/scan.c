@@ -351,8 +351,8 @@ static bool stands(int64_t t, int64_t at, bool fine)
  * from st: the other stands as listed if its mtime is the one recorded (see
  * stands(), as for the whole folder in md_scan). A delivery into new/ then
  * costs a read of new/, not of a cur/ of 100,000 files. 1 (nothing in
- * *out) when both moved, or anything moved while new/ or cur/ was read:
- * the caller reads both.
+ * *out) when both moved, when a file left the directory read, or when
+ * anything moved while it was read: the caller reads both.
  */
 static int list_moved_dir(struct md_folder *f, const char *mailbox, struct md_scan_state *st, int64_t nm,
 			  int64_t cm, bool fine, struct md_listing *out)
@@ -368,6 +368,20 @@ static int list_moved_dir(struct md_folder *f, const char *mailbox, struct md_sc
 	if (rc == 0 && (rc = dir_mtime(f->new, mailbox, &n1)) == 0 && (rc = dir_mtime(f->cur, mailbox, &c1)) == 0 &&
 	    (n1 != nm || c1 != cm))
 		rc = 1;
+	if (rc == 0)
+		rc = finish_listing(&l);
+	/* A file gone from the directory read may have stood for a message
+	 * the other directory holds too (the listing keeps one of the two): a
+	 * full read tells a move from a removal. */
+	for (size_t i = 0, k = 0; rc == 0 && i < st->last.n; i++) {
+		const struct md_entry *e = &st->last.e[i];
+		if (e->in_new != in_new)
+			continue;
+		while (k < l.n && cmp_base(&l.e[k], e) < 0)
+			k++;
+		if (k == l.n || cmp_base(&l.e[k], e) != 0)
+			rc = 1;
+	}
 	for (size_t i = 0; rc == 0 && i < st->last.n; i++) {
 		struct md_entry e = st->last.e[i];
 		if (e.in_new == in_new)
@@ -661,6 +675,11 @@ int md_scan_fold(md *m, const char *mailbox, struct md_scan_state *st)
 	return fold_own(m, mailbox, st);
 }
 
+void md_scan_forget(md *m, const char *mailbox)
+{
+	md_watch_dirty(m, mailbox);
+}
+
 void md_scan_unsee(struct md_scan_state *st, const bool *drop)
 {
 	size_t w = 0;
@@ -724,6 +743,15 @@ int md_scan(md *m, const char *mailbox, struct md_scan_state *st, struct md_chan
 	if (rc == 0)
 		rc = md_folder_open_live(m, mailbox, &f);
 	struct md_watch *w = md_watch_find(m, mailbox);
+	struct stat sn, sc;
+	if (rc == 0 && md_watch_armed(w) &&
+	    (fstat(f->new, &sn) != 0 || fstat(f->cur, &sc) != 0 || sc.st_dev != w->dev || sn.st_ino != w->ino_new ||
+	     sc.st_ino != w->ino_cur)) {
+		/* Another folder than the one watched (made again while out of
+		 * the folder cache, where open_live could not tell). */
+		md_watch_forget(m, mailbox);
+		w = NULL;
+	}
 	bool fresh = !md_watch_armed(w);
 	if (rc == 0 && st->valid && !fresh && !w->dirty)
 		return 0; /* watched since its last listing, and nothing but ours happened */
@@ -765,35 +793,6 @@ int md_scan(md *m, const char *mailbox, struct md_scan_state *st, struct md_chan
 	st->scanned_at_ns = moved ? 0 : started;
 	st->valid = true;
 	st->rescans++;
-	st->version++;
-	return 0;
-}
-
-int md_scan_refresh(md *m, const char *mailbox, struct md_scan_state *st)
-{
-	int rc = md_scan_fold(m, mailbox, st);
-	struct md_watch *w = md_watch_find(m, mailbox);
-	struct md_folder *f;
-	int64_t nm = 0, cm = 0;
-	if (rc || !st->valid || !st->scanned_at_ns || !md_watch_armed(w) || w->dirty ||
-	    md_folder_open(m, mailbox, &f) != 0 || dir_mtime(f->new, mailbox, &nm) != 0 ||
-	    dir_mtime(f->cur, mailbox, &cm) != 0)
-		return rc; /* (the listing stays as it was: the next handle compares) */
-	bool fine = md_fine_mtimes(f->cur);
-	if (nm == st->new_mtime_ns && cm == st->cur_mtime_ns && stands(nm, st->scanned_at_ns, fine) &&
-	    stands(cm, st->scanned_at_ns, fine))
-		return 0; /* as good as it gets */
-	/* The mtimes, then the clock, then the events up to that moment: a
-	 * change after it moves an mtime (or, in the mtime's own second or
-	 * stamp, fails stands() for the next handle). */
-	int64_t at = scan_clock(f);
-	md_watch_drain(m);
-	w = md_watch_find(m, mailbox);
-	if (!at || !md_watch_armed(w) || w->dirty)
-		return 0;
-	st->new_mtime_ns = nm;
-	st->cur_mtime_ns = cm;
-	st->scanned_at_ns = at;
 	st->version++;
 	return 0;
 }

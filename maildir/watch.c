@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -143,9 +144,13 @@ struct md_watch *md_watch_add(md *m, struct md_folder *f, const char *mailbox)
 	bool shared = md_shared_fs(f->cur);
 	if (!shared && m->ino == -1 && (m->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0)
 		m->ino = -2;
-	if (!shared && m->ino >= 0) {
+	struct stat sn, sc;
+	if (!shared && m->ino >= 0 && fstat(f->new, &sn) == 0 && fstat(f->cur, &sc) == 0) {
 		w->wd_new = add_one(m, f->new);
 		w->wd_cur = add_one(m, f->cur);
+		w->dev = sc.st_dev;
+		w->ino_new = sn.st_ino;
+		w->ino_cur = sc.st_ino;
 	}
 	if (shared || m->ino < 0 || w->wd_new < 0 || w->wd_cur < 0) {
 		/* Shared, no instance or out of watches: this folder goes by

@@ -64,9 +64,7 @@ const struct md_scan_state *st_scan_state(mcrdt_store *s, const char *mailbox)
 
 /*
  * At close, each folder's last listing, with this handle's own changes
- * folded in (and the directories' mtimes as they are then, when the
- * folder's watch saw nothing else happen), goes to
- * mcrdt/scan-<hash of the mailbox name>; the next
+ * folded in, goes to mcrdt/scan-<hash of the mailbox name>; the next
  * handle's first scan of the folder starts from it instead of comparing
  * every file with the model. So a file unchanged since is not looked at
  * again, and a folder whose directories have not changed is not even read.
@@ -194,7 +192,7 @@ void st_scans_save(mcrdt_store *s)
 	}
 	for (size_t i = 0; i < s->nscans; i++) {
 		struct st_scan *e = &s->scans[i];
-		if (e->st.valid && md_scan_refresh(s->md, e->mailbox, &e->st) == 0 && e->st.valid &&
+		if (e->st.valid && md_scan_fold(s->md, e->mailbox, &e->st) == 0 && e->st.valid &&
 		    e->st.version != e->saved)
 			scan_save(s, e->mailbox, &e->st);
 	}
@@ -218,8 +216,12 @@ static struct st_scan *scan_state(mcrdt_store *s, const char *mailbox)
 	return e;
 }
 
+/* Drops mailbox's state: its next scan starts from the listing kept, and
+ * reads the folder even if its watch saw nothing new (what it saw before
+ * is in the state dropped, not in the listing kept). */
 static void scan_forget(mcrdt_store *s, const char *mailbox)
 {
+	md_scan_forget(s->md, mailbox);
 	for (size_t i = 0; i < s->nscans; i++) {
 		if (strcmp(s->scans[i].mailbox, mailbox) != 0)
 			continue;
