@@ -73,6 +73,14 @@ static void put_file(const char *path, const char *text)
 	ck_assert_int_eq(fclose(f), 0);
 }
 
+/* Another program (an MTA) drops file name into INBOX's new/. */
+static void mta_drop(const char *name, const char *text)
+{
+	char p[512];
+	snprintf(p, sizeof p, "%s/new/%s", root, name);
+	put_file(p, text);
+}
+
 static char *deliver(const char *mailbox, const char *text, const char *flags)
 {
 	struct md_deliver_opts o = MD_DELIVER_OPTS_INIT;
@@ -666,9 +674,7 @@ START_TEST(a_dropped_state_is_read_again_under_a_watch)
 	md_listing_pack(&st.last, &bytes);
 	ck_assert(adopt_copy(&st, &old, bytes.p, bytes.len));
 	vbuf_free(&bytes);
-	char p[512];
-	snprintf(p, sizeof p, "%s/new/1.M1P1.mta", root);
-	put_file(p, "Subject: d\n");
+	mta_drop("1.M1P1.mta", "Subject: d\n");
 	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
 	ck_assert_uint_eq(count_kind(&ch, MD_ADDED), 1);
 	md_changes_free(&ch);
@@ -944,9 +950,7 @@ START_TEST(a_listing_stands_once_the_clock_passed_its_mtimes)
 		ck_assert_uint_eq(st.dirs_read, reads);
 	else
 		fprintf(stderr, "a_listing_stands_once_the_clock_passed_its_mtimes: whole-second mtimes here\n");
-	char p[512];
-	snprintf(p, sizeof p, "%s/new/1.M1P1.mta", root);
-	put_file(p, "Subject: d\n");
+	mta_drop("1.M1P1.mta", "Subject: d\n");
 	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
 	ck_assert_uint_eq(count_kind(&ch, MD_ADDED), 1);
 	md_changes_free(&ch);
@@ -1241,8 +1245,7 @@ START_TEST(a_scan_reads_only_the_directory_that_moved)
 	md_changes_free(&ch);
 	unsigned reads = st.dirs_read;
 	char p[512], q[512];
-	snprintf(p, sizeof p, "%s/new/1.M1P1.mta", root);
-	put_file(p, "Subject: d\n");
+	mta_drop("1.M1P1.mta", "Subject: d\n");
 	age_dir("new", time(NULL) - 5);
 	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
 	ck_assert_uint_eq(st.dirs_read, reads + 1);
@@ -1261,8 +1264,7 @@ START_TEST(a_scan_reads_only_the_directory_that_moved)
 	ck_assert_uint_eq(st.last.n, 3);
 	md_changes_free(&ch);
 	/* Both moved: both read. */
-	snprintf(p, sizeof p, "%s/new/2.M1P1.mta", root);
-	put_file(p, "Subject: e\n");
+	mta_drop("2.M1P1.mta", "Subject: e\n");
 	path_of(p, sizeof p, "cur", a);
 	ck_assert_int_eq(unlink(p), 0);
 	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
@@ -1292,8 +1294,7 @@ START_TEST(a_scan_reads_only_the_directory_that_moved)
 	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
 	ck_assert_int_eq(st.cur_mtime_ns, (int64_t)later * 1000000000); /* (recorded) */
 	md_changes_free(&ch);
-	snprintf(p, sizeof p, "%s/new/3.M1P1.mta", root);
-	put_file(p, "Subject: f\n");
+	mta_drop("3.M1P1.mta", "Subject: f\n");
 	reads = st.dirs_read;
 	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
 	ck_assert_uint_eq(st.dirs_read, reads + 2);
