@@ -133,10 +133,11 @@ struct mcrdt_scan_report {
  * handle, taken at the first such scan; before that, without one, or on
  * NFS, SMB, FUSE and other file systems other machines change, whose
  * changes inotify does not report, a changed new/ or cur/ mtime counts as
- * a change). Files the store wrote itself are not looked at again, and a
- * handle starts from the listing the last handle kept (mcrdt/scan-*,
+ * a change, and only the one of the two whose mtime moved is read, when
+ * no file left it). Files the store wrote itself are not looked at again,
+ * and a handle starts from the listing the last handle kept (mcrdt/scan-*,
  * rewritten at close only when it changed), so the cost follows the
- * changes, not the folder's size, beyond one read per changed folder.
+ * changes, not the folder's size, beyond one read per changed directory.
  */
 MCRDT_EXTERN(int) mcrdt_store_scan(mcrdt_store *s, struct mcrdt_scan_report *out);
 
