@@ -604,8 +604,13 @@ t_scan() {
 	ok scan "$D"
 	ok list "$D"
 	same "listing rewritten by commands that changed nothing" "$(stat -c %y "$D"/mcrdt/scan-*)" "$written"
+	# A delivery (a handle that never read the listing in) leaves it as
+	# kept; the next scan finds the file, knows it, and keeps it listed.
 	put g0
-	[ "$(cksum "$D"/mcrdt/scan-*)" != "$kept" ] || bad "a delivery left the kept listing as it was"
+	same "listing rewritten by a delivery" "$(cksum "$D"/mcrdt/scan-*)" "$kept"
+	ok scan "$D" --json
+	js 'd["added"] == 0 and d["flags_changed"] == 0 and d["vanished"] == 0'
+	[ "$(cksum "$D"/mcrdt/scan-*)" != "$kept" ] || bad "the scan after a delivery left the kept listing as it was"
 	# A file dated before 1970, and a folder another program made without
 	# tmp/: imported (the date the earliest there is, tmp/ made), not a
 	# scan that fails for every folder.
