@@ -5,8 +5,8 @@
  * The order is the one every careful Maildir writer keeps: create in tmp/
  * with O_EXCL, check every write, make the data durable, rename into new/
  * or cur/ without replacing anything, then make the rename durable by
- * syncing the directory. (A complete file moved in by a batch skips tmp/:
- * the commit makes it durable and renames it from where it is.)
+ * syncing the directory. (A complete file moved in skips tmp/: it is made
+ * durable and renamed into place from where it is.)
  */
 #define _GNU_SOURCE
 #include "maildir/md_int.h"
@@ -237,33 +237,27 @@ static bool same_mount(int a, int b)
 	return fstat(a, &s) == 0 && fstat(b, &t) == 0 && s.st_dev == t.st_dev;
 }
 
-/* A file moved in during a batch stays where it is, checked and dated,
- * until the commit renames it into place: one rename, where going through
- * tmp/ took two. */
-static int move_in_later(md *m, struct md_folder *f, const char *mailbox, size_t len,
-			 const struct md_deliver_opts *opts, const char *final, char **file_out)
+/* Checks the file a delivery moves in (opts->src_name of opts->src_dir)
+ * where it is: not already taken by this batch, there, on the Maildir's
+ * mount (refused now, not at a commit: the caller can write it instead),
+ * a regular file of len bytes (else removed). */
+static int check_move_in(md *m, struct md_folder *f, const char *mailbox, size_t len,
+			 const struct md_deliver_opts *opts)
 {
 	const char *name = opts->src_name;
-	if (pend_find_src(m, opts->src_dir, name))
+	if (m->batch && pend_find_src(m, opts->src_dir, name))
 		return err_set(MCRDT_ENOTFOUND, "cannot move %s into %s: this batch moves it in already", name, mailbox);
 	struct stat st;
 	if (fstatat(opts->src_dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 		return errno == ENOENT ? err_set(MCRDT_ENOTFOUND, "cannot move %s into %s: gone", name, mailbox)
 				       : io_error(errno, "cannot stat", name);
-	/* (Refused now, not at the commit: the caller can write it instead.) */
 	if (!same_mount(opts->src_dir, opts->flags ? f->cur : f->new))
 		return io_error(EXDEV, "cannot move in", name);
-	int rc = 0;
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != len)
-		rc = err_set(MCRDT_ECORRUPT, "%s is not a file of %zu bytes", name, len);
-	struct timespec ts[2] = { { opts->mtime, 0 }, { opts->mtime, 0 } };
-	if (rc == 0 && opts->mtime >= 0 && utimensat(opts->src_dir, name, ts, AT_SYMLINK_NOFOLLOW) != 0)
-		rc = io_error(errno, "cannot set the date of", name);
-	if (rc) {
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != len) {
 		unlinkat(opts->src_dir, name, 0);
-		return rc;
+		return err_set(MCRDT_ECORRUPT, "%s is not a file of %zu bytes", name, len);
 	}
-	return pend_add(m, f, opts->src_dir, name, final, opts->flags != NULL, file_out);
+	return 0;
 }
 
 int md_deliver(md *m, const char *mailbox, const void *data, size_t len,
@@ -294,24 +288,17 @@ int md_deliver(md *m, const char *mailbox, const void *data, size_t len,
 		return rc;
 	if (opts->src_name && !opts->base)
 		return err_set(MCRDT_EINVAL, "a message moved in keeps its base name");
-	if (opts->src_name && m->batch)
-		return move_in_later(m, f, mailbox, len, opts, final, file_out);
-	int fd = -1; /* a write's, or a move-in's outside a batch (for its fsync) */
+	/* The file, complete before it is put in place: one written in tmp/,
+	 * or one moved in, which is renamed into place from where it is. */
+	int dir = f->tmp, fd = -1; /* fd: for its fsync, outside a batch */
+	const char *file = base;
 	if (opts->src_name) {
-		/* Over a file of that name left in tmp/, as a write would be. */
-		if (renameat(opts->src_dir, opts->src_name, f->tmp, base) != 0)
-			return errno == ENOENT ? err_set(MCRDT_ENOTFOUND, "cannot move %s into %s/tmp: gone",
-							 opts->src_name, mailbox)
-					       : io_error(errno, "cannot move into tmp/:", base);
-		/* Checked (and dated, below) by name: in a batch, its syncfs
-		 * makes the file durable, and no descriptor is needed. */
-		struct stat st;
-		if (fstatat(f->tmp, base, &st, AT_SYMLINK_NOFOLLOW) != 0)
-			rc = io_error(errno, "cannot stat", base);
-		else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != len)
-			rc = err_set(MCRDT_ECORRUPT, "%s is not a file of %zu bytes", opts->src_name, len);
-		else if (!m->batch && (fd = openat(f->tmp, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-			rc = io_error(errno, "cannot open in tmp/:", base);
+		dir = opts->src_dir;
+		file = opts->src_name;
+		if ((rc = check_move_in(m, f, mailbox, len, opts)))
+			return rc;
+		if (!m->batch && (fd = openat(dir, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+			rc = io_error(errno, "cannot open", file);
 	} else {
 		fd = openat(f->tmp, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0 && errno == EEXIST && opts->base && unlinkat(f->tmp, base, 0) == 0)
@@ -325,27 +312,28 @@ int md_deliver(md *m, const char *mailbox, const void *data, size_t len,
 	}
 	if (rc == 0 && opts->mtime >= 0) {
 		struct timespec ts[2] = { { opts->mtime, 0 }, { opts->mtime, 0 } };
-		if (utimensat(f->tmp, base, ts, AT_SYMLINK_NOFOLLOW) != 0)
-			rc = io_error(errno, "cannot set the date of", base);
+		if (utimensat(dir, file, ts, AT_SYMLINK_NOFOLLOW) != 0)
+			rc = io_error(errno, "cannot set the date of", file);
 	}
+	/* (in a batch, its syncfs makes the data durable) */
 	if (rc == 0 && !m->batch && fsync(fd) != 0)
-		rc = io_error(errno, "cannot fsync", base);
+		rc = io_error(errno, "cannot fsync", file);
 	if (fd >= 0 && close(fd) != 0 && rc == 0)
-		rc = io_error(errno, "cannot close", base);
+		rc = io_error(errno, "cannot close", file);
 	if (rc) {
-		unlinkat(f->tmp, base, 0);
+		unlinkat(dir, file, 0);
 		return rc;
 	}
 	if (m->batch)
-		return pend_add(m, f, -1, base, final, opts->flags != NULL, file_out);
+		return pend_add(m, f, opts->src_name ? dir : -1, file, final, opts->flags != NULL, file_out);
 	/* The name is copied before the message becomes visible: a failure
 	 * after that point would report a delivered message as not delivered. */
 	char *name = file_out ? strdup(final) : NULL;
 	if (file_out && !name) {
-		unlinkat(f->tmp, base, 0);
+		unlinkat(dir, file, 0);
 		return err_set(MCRDT_ENOMEM, "out of memory");
 	}
-	if ((rc = publish(m, f, f->tmp, base, final, opts->flags != NULL))) {
+	if ((rc = publish(m, f, dir, file, final, opts->flags != NULL))) {
 		free(name);
 		return rc;
 	}

@@ -114,13 +114,13 @@ struct md_deliver_opts {
  * In a batch the message becomes visible at md_batch_commit.
  * MCRDT_EEXISTS if the name is taken; MCRDT_ENOSPC when the disk is full.
  * With opts->src_name the message is not written but moved: the file
- * src_name of directory src_dir (which must be on the Maildir's file
- * system: MCRDT_EIO with EXDEV otherwise) is renamed into tmp/ and goes
- * on from there like a written one (over a file of its name left in tmp/).
- * In a batch it stays in src_dir until the commit renames it into place
- * (one rename, not two): the caller keeps src_dir open and leaves the file
- * alone until the batch ends, and a second delivery of that file in the
- * batch gets MCRDT_ENOTFOUND, as if the first had taken it. MCRDT_EINVAL
+ * src_name of directory src_dir (which must be on the Maildir's mount:
+ * MCRDT_EIO with EXDEV otherwise) is checked, dated, made durable and
+ * renamed into place from where it is, without passing through tmp/. In a
+ * batch it stays in src_dir until the commit renames it: the caller keeps
+ * src_dir open and leaves the file alone until the batch ends, and a
+ * second delivery of that file in the batch gets MCRDT_ENOTFOUND, as if
+ * the first had taken it. MCRDT_EINVAL
  * without opts->base, MCRDT_ENOTFOUND when it is not there, MCRDT_ECORRUPT
  * (and the file removed) when it is not a regular file of len bytes. On
  * an error the file may be gone: the caller keeps the message's bytes
