@@ -392,6 +392,17 @@ static size_t count_kind(const struct md_changes *c, enum md_change_kind k)
 	return n;
 }
 
+/* An MTA drops file name into new/: the next scan (into st) reports it,
+ * added. */
+static void dropped_file_is_found(struct md_scan_state *st, const char *name)
+{
+	struct md_changes ch = { 0 };
+	mta_drop(name, "Subject: d\n");
+	ck_assert_int_eq(md_scan(m, "INBOX", st, &ch), 0);
+	ck_assert_uint_eq(count_kind(&ch, MD_ADDED), 1);
+	md_changes_free(&ch);
+}
+
 /* Other programs' changes: a (in new/) marked with flags, b (in cur/)
  * deleted, a new file dropped into new/ (11 bytes). */
 static void outside_changes(const char *a, const char *b, const char *flags)
@@ -655,6 +666,19 @@ START_TEST(a_watched_folder_is_read_only_after_news)
 }
 END_TEST
 
+/* Scans mailbox twice into st, which arms its watch: false (st freed,
+ * the test named skipped) where inotify is not to be had. */
+static bool scanned_under_watch(const char *mailbox, struct md_scan_state *st, const char *test)
+{
+	ck_assert_int_eq(md_scan(m, mailbox, st, NULL), 0);
+	ck_assert_int_eq(md_scan(m, mailbox, st, NULL), 0);
+	if (md_watch_armed(md_watch_find(m, mailbox)))
+		return true;
+	fprintf(stderr, "%s: skipped (no inotify)\n", test);
+	md_scan_state_free(st);
+	return false;
+}
+
 /* A caller that drops the state a watched scan filled in and goes on from
  * an older one (its commit failed) gets the changes again after
  * md_scan_forget: the watch saw them, the older listing does not have them. */
@@ -663,21 +687,13 @@ START_TEST(a_dropped_state_is_read_again_under_a_watch)
 	free(deliver("INBOX", "a", "S"));
 	struct md_scan_state st = { 0 }, old;
 	struct md_changes ch = { 0 };
-	ck_assert_int_eq(md_scan(m, "INBOX", &st, NULL), 0);
-	ck_assert_int_eq(md_scan(m, "INBOX", &st, NULL), 0);
-	if (!md_watch_armed(md_watch_find(m, "INBOX"))) {
-		fprintf(stderr, "a_dropped_state_is_read_again_under_a_watch: skipped (no inotify)\n");
-		md_scan_state_free(&st);
+	if (!scanned_under_watch("INBOX", &st, "a_dropped_state_is_read_again_under_a_watch"))
 		return;
-	}
 	struct vbuf bytes = { 0 };
 	md_listing_pack(&st.last, &bytes);
 	ck_assert(adopt_copy(&st, &old, bytes.p, bytes.len));
 	vbuf_free(&bytes);
-	mta_drop("1.M1P1.mta", "Subject: d\n");
-	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
-	ck_assert_uint_eq(count_kind(&ch, MD_ADDED), 1);
-	md_changes_free(&ch);
+	dropped_file_is_found(&st, "1.M1P1.mta");
 	md_scan_state_free(&st);
 	md_scan_forget(m, "INBOX");
 	ck_assert_int_eq(md_scan(m, "INBOX", &old, &ch), 0);
@@ -696,13 +712,8 @@ START_TEST(a_watched_folder_replaced_out_of_the_cache_is_read)
 	free(deliver("Work", "a", "S"));
 	struct md_scan_state st = { 0 };
 	struct md_changes ch = { 0 };
-	ck_assert_int_eq(md_scan(m, "Work", &st, NULL), 0);
-	ck_assert_int_eq(md_scan(m, "Work", &st, NULL), 0);
-	if (!md_watch_armed(md_watch_find(m, "Work"))) {
-		fprintf(stderr, "a_watched_folder_replaced_out_of_the_cache_is_read: skipped (no inotify)\n");
-		md_scan_state_free(&st);
+	if (!scanned_under_watch("Work", &st, "a_watched_folder_replaced_out_of_the_cache_is_read"))
 		return;
-	}
 	for (int i = 0; i < MD_FOLDER_CACHE; i++) {
 		char name[16];
 		struct md_folder *f;
@@ -950,10 +961,7 @@ START_TEST(a_listing_stands_once_the_clock_passed_its_mtimes)
 		ck_assert_uint_eq(st.dirs_read, reads);
 	else
 		fprintf(stderr, "a_listing_stands_once_the_clock_passed_its_mtimes: whole-second mtimes here\n");
-	mta_drop("1.M1P1.mta", "Subject: d\n");
-	ck_assert_int_eq(md_scan(m, "INBOX", &st, &ch), 0);
-	ck_assert_uint_eq(count_kind(&ch, MD_ADDED), 1);
-	md_changes_free(&ch);
+	dropped_file_is_found(&st, "1.M1P1.mta");
 	md_scan_state_free(&st);
 }
 END_TEST
@@ -1306,23 +1314,35 @@ START_TEST(a_scan_reads_only_the_directory_that_moved)
 }
 END_TEST
 
-/* A complete file moved in is delivered as if written: its base name, its
- * flags, its date; one that is not the size given is refused and removed. */
-START_TEST(a_file_moved_in_is_delivered)
+/* A message of 21 bytes, complete, as the file blob (path into p) of a
+ * directory beside the Maildir, and *o to move it in as a peer's message
+ * with \Seen and a date. Returns the directory's fd. */
+static int blob_elsewhere(char *p, size_t size, struct md_deliver_opts *o)
 {
-	char src[400], p[512];
+	char src[400];
 	snprintf(src, sizeof src, "%.*s/elsewhere", (int)(strlen(root) - 8), root);
 	ck_assert_int_eq(mkdir(src, 0700), 0);
 	int dir = open(src, O_RDONLY | O_DIRECTORY);
 	ck_assert_int_ge(dir, 0);
-	snprintf(p, sizeof p, "%s/blob", src);
+	snprintf(p, size, "%s/blob", src);
 	put_file(p, "Subject: moved\n\nbody\n");
-	struct md_deliver_opts o = MD_DELIVER_OPTS_INIT;
-	o.base = "1700000000.M1P2Q3.peer,S=21";
-	o.flags = "S";
-	o.mtime = 1000000000;
-	o.src_dir = dir;
-	o.src_name = "blob";
+	*o = (struct md_deliver_opts)MD_DELIVER_OPTS_INIT;
+	o->base = "1700000000.M1P2Q3.peer,S=21";
+	o->flags = "S";
+	o->mtime = 1000000000;
+	o->src_dir = dir;
+	o->src_name = "blob";
+	return dir;
+}
+
+/* A complete file moved in is delivered as if written: its base name, its
+ * flags, its date; one that is not the size given is refused and removed. */
+START_TEST(a_file_moved_in_is_delivered)
+{
+	char blob[512], p[512];
+	struct md_deliver_opts o;
+	int dir = blob_elsewhere(blob, sizeof blob, &o);
+	snprintf(p, sizeof p, "%s", blob);
 	ck_assert_int_eq(md_batch_begin(m), 0);
 	char *name = NULL;
 	ck_assert_int_eq(md_deliver(m, "INBOX", NULL, 21, &o, &name), 0);
@@ -1341,7 +1361,7 @@ START_TEST(a_file_moved_in_is_delivered)
 	fclose(f);
 	ck_assert_str_eq(buf, "Subject: moved\n\nbody\n");
 	/* Not the size its message has: refused, nothing left anywhere. */
-	snprintf(p, sizeof p, "%s/blob", src);
+	snprintf(p, sizeof p, "%s", blob);
 	put_file(p, "short");
 	o.base = "1700000001.M1P2Q3.peer,S=21";
 	ck_assert_int_eq(md_deliver(m, "INBOX", NULL, 21, &o, NULL), MCRDT_ECORRUPT);
@@ -1379,20 +1399,10 @@ END_TEST
  * taken once; an abort leaves nothing in the Maildir. */
 START_TEST(a_batch_moves_a_file_in_at_its_commit)
 {
-	char src[400], p[512];
-	snprintf(src, sizeof src, "%.*s/elsewhere", (int)(strlen(root) - 8), root);
-	ck_assert_int_eq(mkdir(src, 0700), 0);
-	int dir = open(src, O_RDONLY | O_DIRECTORY);
-	ck_assert_int_ge(dir, 0);
-	snprintf(p, sizeof p, "%s/blob", src);
-	put_file(p, "Subject: moved\n\nbody\n");
+	char p[512];
+	struct md_deliver_opts o;
+	int dir = blob_elsewhere(p, sizeof p, &o);
 	ck_assert_int_eq(md_folder_create(m, "Other"), 0);
-	struct md_deliver_opts o = MD_DELIVER_OPTS_INIT;
-	o.base = "1700000000.M1P2Q3.peer,S=21";
-	o.flags = "S";
-	o.mtime = 1000000000;
-	o.src_dir = dir;
-	o.src_name = "blob";
 	ck_assert_int_eq(md_batch_begin(m), 0);
 	char *name = NULL;
 	ck_assert_int_eq(md_deliver(m, "INBOX", NULL, 21, &o, &name), 0);
